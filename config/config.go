@@ -1,0 +1,285 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v10"
+
+	"github.com/mailhook/mailhook/route"
+)
+
+// Prefix starts every variable's name.
+const Prefix = "MAILHOOK_"
+
+// Config is the whole configuration. The env tag names the variable (after
+// Prefix), envDefault its default, help its one-line description; a field
+// tagged secret:"true" is redacted when printed.
+type Config struct {
+	SMTPAddr   string `env:"SMTP_ADDR" envDefault:":2525" help:"SMTP listen address"`
+	HTTPAddr   string `env:"HTTP_ADDR" envDefault:":8080" help:"health, metrics and admin API listen address"`
+	Hostname   string `env:"HOSTNAME" help:"name in the SMTP banner, EHLO reply and Received header (default: the OS hostname)"`
+	Recipients string `env:"RECIPIENTS" help:"comma-separated accepted recipients: user@example.com, *@example.com, *@*.example.com; empty accepts any (warned at start)"`
+
+	WebhookURL    string   `env:"WEBHOOK_URL" help:"default webhook endpoint for every accepted recipient; empty: events are stored and can be replayed later"`
+	WebhookSecret []string `env:"WEBHOOK_SECRET" envSeparator:"," secret:"true" help:"whsec_… signing secret(s), comma-separated for rotation (each signs)"`
+	Routes        string   `env:"ROUTES" help:"per-recipient endpoints: pattern=url pairs separated by ';', first match wins, before the default"`
+
+	Store       string `env:"STORE" envDefault:"file://./data" help:"where mail and delivery state live: file:///path or s3://bucket/optional/prefix"`
+	S3Endpoint  string `env:"S3_ENDPOINT" help:"S3-compatible endpoint URL (MinIO, R2, versitygw, …); empty: AWS"`
+	S3Region    string `env:"S3_REGION" envDefault:"us-east-1" help:"S3 region"`
+	S3PathStyle bool   `env:"S3_PATH_STYLE" envDefault:"false" help:"use path-style S3 addressing"`
+	TLSCertFile string `env:"TLS_CERT_FILE" help:"PEM certificate chain; with TLS_KEY_FILE enables STARTTLS"`
+	TLSKeyFile  string `env:"TLS_KEY_FILE" help:"PEM private key for TLS_CERT_FILE"`
+	AdminToken  string `env:"ADMIN_TOKEN" secret:"true" help:"bearer token for the admin API; empty: admin API off"`
+	BareNewline string `env:"BARE_NEWLINE" envDefault:"normalize" help:"bare CR or LF in DATA: normalize (store as CRLF) or reject (550 5.5.2)"`
+	LogLevel    string `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	LogFormat   string `env:"LOG_FORMAT" envDefault:"auto" help:"json, text, or auto (text on a terminal, JSON otherwise)"`
+
+	MaxMessageBytes  int64 `env:"MAX_MESSAGE_BYTES" envDefault:"26214400" help:"largest message accepted; larger ones get 552 5.3.4"`
+	MaxRecipients    int   `env:"MAX_RECIPIENTS" envDefault:"100" help:"recipients per message; more get 452 4.5.3"`
+	MaxSessions      int   `env:"MAX_SESSIONS" envDefault:"1000" help:"concurrent SMTP sessions; more get 421 4.7.0"`
+	MaxSessionsPerIP int   `env:"MAX_SESSIONS_PER_IP" envDefault:"20" help:"concurrent SMTP sessions from one client IP; more get 421 4.7.0"`
+
+	CommandTimeout time.Duration `env:"SMTP_COMMAND_TIMEOUT" envDefault:"5m" help:"idle time allowed while waiting for an SMTP command"`
+	DataTimeout    time.Duration `env:"SMTP_DATA_TIMEOUT" envDefault:"5m" help:"idle time allowed between reads of message data"`
+	SessionTimeout time.Duration `env:"SMTP_SESSION_TIMEOUT" envDefault:"30m" help:"longest an SMTP session may last"`
+
+	RetryInitial     time.Duration `env:"RETRY_INITIAL" envDefault:"10s" help:"first retry delay (exponential backoff with jitter)"`
+	RetryMaxInterval time.Duration `env:"RETRY_MAX_INTERVAL" envDefault:"1h" help:"longest delay between two attempts"`
+	RetryMaxElapsed  time.Duration `env:"RETRY_MAX_ELAPSED" envDefault:"72h" help:"how long a delivery is retried before it becomes a dead letter"`
+
+	DeliveryTimeout            time.Duration `env:"DELIVERY_TIMEOUT" envDefault:"30s" help:"time allowed for one webhook attempt"`
+	DeliveryConcurrency        int           `env:"DELIVERY_CONCURRENCY" envDefault:"16" help:"webhook attempts in flight at once"`
+	DeliveryEndpointConcurrent int           `env:"DELIVERY_ENDPOINT_CONCURRENCY" envDefault:"8" help:"webhook attempts in flight at once to one endpoint"`
+
+	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE" envDefault:"25s" help:"on SIGTERM, time to finish SMTP transactions and webhook attempts in flight"`
+}
+
+// Load reads the configuration through lookup (os.LookupEnv in production),
+// fills defaults and validates it. The error, if any, is an *Error naming
+// every bad variable.
+func Load(lookup func(string) (string, bool)) (*Config, error) {
+	envs := map[string]string{}
+	for _, f := range Fields() {
+		if v, ok := lookup(f.Var); ok {
+			envs[f.Var] = v
+		}
+	}
+	var c Config
+	var bad Error
+	err := env.ParseWithOptions(&c, env.Options{Environment: envs, Prefix: Prefix})
+	var agg env.AggregateError
+	if errors.As(err, &agg) {
+		for _, e := range agg.Errors {
+			bad.add(explainParseError(e, envs))
+		}
+	} else if err != nil {
+		return nil, err // a programming error in the struct tags
+	}
+	if c.Hostname == "" {
+		c.Hostname, _ = os.Hostname()
+		if c.Hostname == "" {
+			c.Hostname = "localhost"
+		}
+	}
+	c.validate(&bad)
+	if len(bad.Problems) > 0 {
+		return &c, &bad
+	}
+	return &c, nil
+}
+
+// Error lists every configuration problem, one per variable.
+type Error struct{ Problems []string }
+
+func (e *Error) add(p string) { e.Problems = append(e.Problems, p) }
+
+func (e *Error) Error() string {
+	return "bad configuration:\n  " + strings.Join(e.Problems, "\n  ")
+}
+
+func explainParseError(err error, envs map[string]string) string {
+	var pe env.ParseError
+	if errors.As(err, &pe) {
+		name := varOf(pe.Name)
+		cause := pe.Err
+		var ne interface{ Unwrap() error }
+		if errors.As(cause, &ne) && ne.Unwrap() != nil {
+			cause = ne.Unwrap()
+		}
+		return fmt.Sprintf("%s=%q: not a valid %s (%v)", name, envs[name], kindOf(pe.Type), cause)
+	}
+	return err.Error()
+}
+
+func kindOf(t reflect.Type) string {
+	switch {
+	case t == reflect.TypeOf(time.Duration(0)):
+		return "duration like 30s, 5m or 1h"
+	case t.Kind() == reflect.Bool:
+		return "boolean (true or false)"
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64:
+		return "whole number"
+	}
+	return t.String()
+}
+
+func varOf(field string) string {
+	for _, f := range Fields() {
+		if f.field == field {
+			return f.Var
+		}
+	}
+	return field
+}
+
+func (c *Config) validate(bad *Error) {
+	if _, err := route.ParsePatterns(c.Recipients); err != nil {
+		bad.add(Prefix + "RECIPIENTS: " + oneLine(err))
+	}
+	if c.WebhookURL != "" {
+		if err := route.ValidEndpoint(c.WebhookURL); err != nil {
+			bad.add(Prefix + "WEBHOOK_URL: " + err.Error())
+		}
+	}
+	if _, err := route.ParseRules(c.Routes); err != nil {
+		bad.add(Prefix + "ROUTES: " + oneLine(err))
+	}
+	for i, s := range c.WebhookSecret {
+		if err := checkSecret(s); err != nil {
+			bad.add(fmt.Sprintf("%sWEBHOOK_SECRET: secret #%d: %v", Prefix, i+1, err))
+		}
+	}
+	if _, err := ParseStore(c.Store); err != nil {
+		bad.add(Prefix + "STORE: " + err.Error())
+	}
+	if c.S3Endpoint != "" {
+		if u, err := url.Parse(c.S3Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad.add(fmt.Sprintf("%sS3_ENDPOINT=%q: want an http:// or https:// URL", Prefix, c.S3Endpoint))
+		}
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		bad.add(Prefix + "TLS_CERT_FILE and " + Prefix + "TLS_KEY_FILE: set both or neither")
+	}
+	for _, f := range []struct{ name, path string }{{"TLS_CERT_FILE", c.TLSCertFile}, {"TLS_KEY_FILE", c.TLSKeyFile}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			bad.add(fmt.Sprintf("%s%s=%q: cannot read it: %v", Prefix, f.name, f.path, errors.Unwrap(err)))
+		}
+	}
+	oneOf := func(name, v string, allowed ...string) {
+		for _, a := range allowed {
+			if v == a {
+				return
+			}
+		}
+		bad.add(fmt.Sprintf("%s%s=%q: want one of %s", Prefix, name, v, strings.Join(allowed, ", ")))
+	}
+	oneOf("BARE_NEWLINE", c.BareNewline, "normalize", "reject")
+	oneOf("LOG_LEVEL", strings.ToLower(c.LogLevel), "debug", "info", "warn", "error")
+	oneOf("LOG_FORMAT", c.LogFormat, "auto", "json", "text")
+	addrCheck := func(name, v string) {
+		if _, _, err := splitHostPort(v); err != nil {
+			bad.add(fmt.Sprintf("%s%s=%q: want host:port or :port", Prefix, name, v))
+		}
+	}
+	addrCheck("SMTP_ADDR", c.SMTPAddr)
+	addrCheck("HTTP_ADDR", c.HTTPAddr)
+	positive := func(name string, v int64) {
+		if v <= 0 {
+			bad.add(fmt.Sprintf("%s%s=%d: must be greater than 0", Prefix, name, v))
+		}
+	}
+	positive("MAX_MESSAGE_BYTES", c.MaxMessageBytes)
+	positive("MAX_RECIPIENTS", int64(c.MaxRecipients))
+	positive("MAX_SESSIONS", int64(c.MaxSessions))
+	positive("MAX_SESSIONS_PER_IP", int64(c.MaxSessionsPerIP))
+	positive("DELIVERY_CONCURRENCY", int64(c.DeliveryConcurrency))
+	positive("DELIVERY_ENDPOINT_CONCURRENCY", int64(c.DeliveryEndpointConcurrent))
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"SMTP_COMMAND_TIMEOUT", c.CommandTimeout}, {"SMTP_DATA_TIMEOUT", c.DataTimeout},
+		{"SMTP_SESSION_TIMEOUT", c.SessionTimeout}, {"RETRY_INITIAL", c.RetryInitial},
+		{"RETRY_MAX_INTERVAL", c.RetryMaxInterval}, {"RETRY_MAX_ELAPSED", c.RetryMaxElapsed},
+		{"DELIVERY_TIMEOUT", c.DeliveryTimeout},
+	} {
+		positive(d.name, int64(d.v))
+	}
+	if c.ShutdownGrace < 0 {
+		bad.add(fmt.Sprintf("%sSHUTDOWN_GRACE=%s: must not be negative", Prefix, c.ShutdownGrace))
+	}
+	if c.RetryMaxInterval > 0 && c.RetryInitial > c.RetryMaxInterval {
+		bad.add(fmt.Sprintf("%sRETRY_INITIAL=%s: larger than %sRETRY_MAX_INTERVAL=%s", Prefix, c.RetryInitial, Prefix, c.RetryMaxInterval))
+	}
+}
+
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+
+func splitHostPort(v string) (string, string, error) {
+	i := strings.LastIndexByte(v, ':')
+	if i < 0 {
+		return "", "", errors.New("no port")
+	}
+	port := v[i+1:]
+	if port == "" {
+		return "", "", errors.New("no port")
+	}
+	for _, r := range port {
+		if r < '0' || r > '9' {
+			return "", "", errors.New("bad port")
+		}
+	}
+	return v[:i], port, nil
+}
+
+// checkSecret validates a whsec_ secret without printing it.
+func checkSecret(s string) error {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return errors.New("empty")
+	}
+	return secretDecodes(s)
+}
+
+// StoreURL is a parsed MAILHOOK_STORE.
+type StoreURL struct {
+	Scheme string // "file" or "s3"
+	Path   string // file: the directory
+	Bucket string // s3
+	Prefix string // s3: key prefix without leading or trailing slash
+}
+
+// ParseStore parses file:///abs, file://./rel, file:rel or s3://bucket/prefix.
+func ParseStore(s string) (StoreURL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return StoreURL{}, fmt.Errorf("%q: %v", s, err)
+	}
+	switch u.Scheme {
+	case "file":
+		p := u.Host + u.Path // file://./data has Host "." and Path "/data"
+		if u.Opaque != "" {
+			p = u.Opaque
+		}
+		if p == "" {
+			return StoreURL{}, fmt.Errorf("%q: no directory; want file:///path or file://./relative", s)
+		}
+		return StoreURL{Scheme: "file", Path: p}, nil
+	case "s3":
+		if u.Host == "" {
+			return StoreURL{}, fmt.Errorf("%q: no bucket; want s3://bucket/optional/prefix", s)
+		}
+		return StoreURL{Scheme: "s3", Bucket: u.Host, Prefix: strings.Trim(u.Path, "/")}, nil
+	}
+	return StoreURL{}, fmt.Errorf("%q: want file:///path or s3://bucket/prefix", s)
+}

@@ -1,0 +1,148 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func lookupMap(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(lookupMap(nil))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.SMTPAddr != ":2525" || c.HTTPAddr != ":8080" || c.Store != "file://./data" ||
+		c.MaxMessageBytes != 26214400 || c.MaxRecipients != 100 || c.S3Region != "us-east-1" ||
+		c.RetryInitial != 10*time.Second || c.RetryMaxInterval != time.Hour || c.RetryMaxElapsed != 72*time.Hour ||
+		c.BareNewline != "normalize" {
+		t.Errorf("defaults wrong: %+v", c)
+	}
+	if c.Hostname == "" {
+		t.Error("Hostname default is empty")
+	}
+}
+
+func TestEveryBadVariableIsNamed(t *testing.T) {
+	_, err := Load(lookupMap(map[string]string{
+		"MAILHOOK_MAX_RECIPIENTS":    "lots",
+		"MAILHOOK_RETRY_INITIAL":     "soon",
+		"MAILHOOK_S3_PATH_STYLE":     "maybe",
+		"MAILHOOK_RECIPIENTS":        "ok@example.com,not-an-address",
+		"MAILHOOK_WEBHOOK_URL":       "ftp://x/",
+		"MAILHOOK_WEBHOOK_SECRET":    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,whsec_!!!",
+		"MAILHOOK_ROUTES":            "a@b.com",
+		"MAILHOOK_STORE":             "gopher://x",
+		"MAILHOOK_TLS_CERT_FILE":     "/nonexistent/cert.pem",
+		"MAILHOOK_BARE_NEWLINE":      "ignore",
+		"MAILHOOK_SMTP_ADDR":         "25",
+		"MAILHOOK_MAX_MESSAGE_BYTES": "0",
+	}))
+	var ce *Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("Load error = %v, want *Error", err)
+	}
+	for _, v := range []string{"MAX_RECIPIENTS", "RETRY_INITIAL", "S3_PATH_STYLE", "RECIPIENTS:", "WEBHOOK_URL",
+		"WEBHOOK_SECRET: secret #2", "ROUTES", "STORE", "TLS_CERT_FILE", "TLS_KEY_FILE", "BARE_NEWLINE", "SMTP_ADDR", "MAX_MESSAGE_BYTES"} {
+		if !strings.Contains(err.Error(), "MAILHOOK_"+v) {
+			t.Errorf("error does not name MAILHOOK_%s:\n%v", v, err)
+		}
+	}
+	if strings.Contains(err.Error(), "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw") {
+		t.Error("error text leaks a secret")
+	}
+}
+
+func TestParseStore(t *testing.T) {
+	tests := []struct {
+		in   string
+		want StoreURL
+	}{
+		{"file://./data", StoreURL{Scheme: "file", Path: "./data"}},
+		{"file:///var/lib/mailhook", StoreURL{Scheme: "file", Path: "/var/lib/mailhook"}},
+		{"file:data", StoreURL{Scheme: "file", Path: "data"}},
+		{"s3://bucket", StoreURL{Scheme: "s3", Bucket: "bucket"}},
+		{"s3://bucket/a/b/", StoreURL{Scheme: "s3", Bucket: "bucket", Prefix: "a/b"}},
+	}
+	for _, tc := range tests {
+		got, err := ParseStore(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("ParseStore(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "s3://", "file://", "http://x/y", "::"} {
+		if _, err := ParseStore(bad); err == nil {
+			t.Errorf("ParseStore(%q) accepted", bad)
+		}
+	}
+}
+
+func TestEffectiveRedactsSecrets(t *testing.T) {
+	c, err := Load(lookupMap(map[string]string{
+		"MAILHOOK_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+		"MAILHOOK_ADMIN_TOKEN":    "hunter2",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := c.WriteEffective(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.Contains(out, "hunter2") || strings.Contains(out, "MfKQ9r8G") {
+		t.Errorf("secrets printed:\n%s", out)
+	}
+	for _, want := range []string{"MAILHOOK_ADMIN_TOKEN=<redacted>", "MAILHOOK_SMTP_ADDR=:2525", "MAILHOOK_RETRY_MAX_ELAPSED=72h0m0s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("effective config lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// The SPEC's variables must all exist; the help table must list every field.
+func TestSpecVariablesExist(t *testing.T) {
+	known := map[string]bool{}
+	for _, f := range Fields() {
+		known[f.Var] = true
+		if f.Help == "" {
+			t.Errorf("%s has no help text", f.Var)
+		}
+	}
+	for _, v := range []string{"SMTP_ADDR", "HTTP_ADDR", "HOSTNAME", "RECIPIENTS", "WEBHOOK_URL", "WEBHOOK_SECRET",
+		"ROUTES", "STORE", "S3_ENDPOINT", "S3_REGION", "S3_PATH_STYLE", "MAX_MESSAGE_BYTES", "MAX_RECIPIENTS",
+		"RETRY_INITIAL", "RETRY_MAX_INTERVAL", "RETRY_MAX_ELAPSED", "TLS_CERT_FILE", "TLS_KEY_FILE", "ADMIN_TOKEN"} {
+		if !known[Prefix+v] {
+			t.Errorf("SPEC variable %s%s missing", Prefix, v)
+		}
+	}
+	var b bytes.Buffer
+	if err := WriteHelp(&b); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(b.String(), "\n| `MAILHOOK_"); n != len(Fields()) {
+		t.Errorf("help table has %d rows, want %d", n, len(Fields()))
+	}
+}
+
+// The README's configuration table is generated from the struct; this test
+// fails when they drift (regenerate with: go run ./cmd/mailhook config --help-env).
+func TestReadmeTableInSync(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatalf("read README: %v", err)
+	}
+	var b bytes.Buffer
+	if err := WriteHelp(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(readme, b.Bytes()) {
+		t.Errorf("README.md's configuration table differs from `mailhook config --help-env`; paste its output into README.md")
+	}
+}

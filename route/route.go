@@ -1,0 +1,236 @@
+package route
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Pattern matches recipient addresses. The forms are:
+//
+//	user@example.com    that address, and user+anything@example.com
+//	*@example.com       every address at example.com (not its subdomains)
+//	*@*.example.com     every address at any subdomain of example.com
+//	*                   every address
+//
+// Matching is case-insensitive (RFC 5321 §2.4 lets the receiving domain
+// decide; every mail service users know treats local parts that way too).
+type Pattern struct {
+	local  string // "" = any
+	domain string // exact domain, lower case
+	suffix bool   // domain is a suffix: ".example.com"
+	any    bool
+}
+
+// ParsePattern parses one pattern.
+func ParsePattern(s string) (Pattern, error) {
+	s = strings.TrimSpace(s)
+	if s == "*" || s == "*@*" {
+		return Pattern{any: true}, nil
+	}
+	at := strings.LastIndexByte(s, '@')
+	if at <= 0 || at == len(s)-1 {
+		return Pattern{}, fmt.Errorf("pattern %q: want user@domain, *@domain or *@*.domain", s)
+	}
+	local, domain := strings.ToLower(s[:at]), normDomain(s[at+1:])
+	if strings.ContainsAny(local, " \t<>") || strings.ContainsAny(domain, " \t<>@") || domain == "" {
+		return Pattern{}, fmt.Errorf("pattern %q: not an address", s)
+	}
+	p := Pattern{local: local}
+	if local == "*" {
+		p.local = ""
+	} else if strings.Contains(local, "*") {
+		return Pattern{}, fmt.Errorf("pattern %q: a wildcard stands only for the whole local part", s)
+	}
+	switch {
+	case strings.HasPrefix(domain, "*."):
+		p.suffix, p.domain = true, domain[1:]
+		if strings.Contains(p.domain[1:], "*") || len(p.domain) < 2 {
+			return Pattern{}, fmt.Errorf("pattern %q: bad domain wildcard", s)
+		}
+	case strings.Contains(domain, "*"):
+		return Pattern{}, fmt.Errorf("pattern %q: a domain wildcard is written *@*.example.com", s)
+	default:
+		p.domain = domain
+	}
+	return p, nil
+}
+
+func normDomain(d string) string {
+	d = strings.ToLower(strings.TrimSpace(d))
+	return strings.TrimSuffix(d, ".")
+}
+
+// Match reports whether addr (no angle brackets) matches the pattern.
+func (p Pattern) Match(addr string) bool {
+	if p.any {
+		return true
+	}
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return false // "postmaster" without a domain has no match but "*"
+	}
+	domain := normDomain(addr[at+1:])
+	if p.suffix {
+		if !strings.HasSuffix(domain, p.domain) {
+			return false
+		}
+	} else if domain != p.domain {
+		return false
+	}
+	if p.local == "" {
+		return true
+	}
+	local := strings.ToLower(addr[:at])
+	if local == p.local {
+		return true
+	}
+	// Subaddressing: user+tag matches user, unless the pattern names a tag.
+	if plus := strings.IndexByte(local, '+'); plus > 0 && !strings.Contains(p.local, "+") {
+		return local[:plus] == p.local
+	}
+	return false
+}
+
+// String returns the pattern in its canonical written form.
+func (p Pattern) String() string {
+	if p.any {
+		return "*"
+	}
+	local := p.local
+	if local == "" {
+		local = "*"
+	}
+	if p.suffix {
+		return local + "@*" + p.domain
+	}
+	return local + "@" + p.domain
+}
+
+// ParsePatterns parses a comma-separated list; blanks are skipped. It reports
+// every bad pattern, not just the first.
+func ParsePatterns(list string) ([]Pattern, error) {
+	var ps []Pattern
+	var errs []error
+	for _, s := range strings.Split(list, ",") {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		p, err := ParsePattern(s)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ps = append(ps, p)
+	}
+	return ps, errors.Join(errs...)
+}
+
+// Policy is the recipient policy: an address is accepted if it matches any
+// pattern, or always when there are none.
+type Policy struct{ patterns []Pattern }
+
+// NewPolicy returns a policy over patterns; none means accept everything.
+func NewPolicy(patterns []Pattern) *Policy { return &Policy{patterns: patterns} }
+
+// AcceptsAll reports whether the policy accepts any address.
+func (p *Policy) AcceptsAll() bool { return len(p.patterns) == 0 }
+
+// Allow reports whether mail for addr is accepted.
+func (p *Policy) Allow(addr string) bool {
+	if len(p.patterns) == 0 {
+		return true
+	}
+	for _, pat := range p.patterns {
+		if pat.Match(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// Rule sends the recipients matching Pattern to Endpoint.
+type Rule struct {
+	Pattern  Pattern
+	Endpoint string
+}
+
+// Table maps recipients to webhook endpoints: the first matching rule wins,
+// then the default endpoint ("" when none is configured).
+type Table struct {
+	rules    []Rule
+	fallback string
+}
+
+// NewTable returns a routing table.
+func NewTable(rules []Rule, fallback string) *Table {
+	return &Table{rules: rules, fallback: fallback}
+}
+
+// Route returns the endpoint for rcpt, or "" when none applies.
+func (t *Table) Route(rcpt string) string {
+	for _, r := range t.rules {
+		if r.Pattern.Match(rcpt) {
+			return r.Endpoint
+		}
+	}
+	return t.fallback
+}
+
+// Endpoints lists every distinct endpoint the table can return.
+func (t *Table) Endpoints() []string {
+	var out []string
+	seen := map[string]bool{"": true}
+	for _, r := range append(t.rules, Rule{Endpoint: t.fallback}) {
+		if !seen[r.Endpoint] {
+			seen[r.Endpoint] = true
+			out = append(out, r.Endpoint)
+		}
+	}
+	return out
+}
+
+// ParseRules parses MAILHOOK_ROUTES: "pattern=url" pairs separated by ";".
+// It reports every bad pair.
+func ParseRules(s string) ([]Rule, error) {
+	var rules []Rule
+	var errs []error
+	for _, pair := range strings.Split(s, ";") {
+		if strings.TrimSpace(pair) == "" {
+			continue
+		}
+		pat, u, ok := strings.Cut(pair, "=")
+		if !ok {
+			errs = append(errs, fmt.Errorf("route %q: want pattern=url", strings.TrimSpace(pair)))
+			continue
+		}
+		p, err := ParsePattern(pat)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("route %q: %w", strings.TrimSpace(pair), err))
+			continue
+		}
+		u = strings.TrimSpace(u)
+		if err := ValidEndpoint(u); err != nil {
+			errs = append(errs, fmt.Errorf("route %q: %w", strings.TrimSpace(pair), err))
+			continue
+		}
+		rules = append(rules, Rule{Pattern: p, Endpoint: u})
+	}
+	return rules, errors.Join(errs...)
+}
+
+// ValidEndpoint checks that u is an absolute http or https URL with a host.
+func ValidEndpoint(u string) error {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return fmt.Errorf("endpoint %q: %v", u, err)
+	}
+	if pu.Scheme != "http" && pu.Scheme != "https" || pu.Host == "" {
+		return fmt.Errorf("endpoint %q: want an http:// or https:// URL with a host", u)
+	}
+	if pu.Fragment != "" {
+		return fmt.Errorf("endpoint %q: a fragment is never sent; remove it", u)
+	}
+	return nil
+}

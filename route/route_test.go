@@ -1,0 +1,149 @@
+package route
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestPatternMatch(t *testing.T) {
+	tests := []struct {
+		pattern string
+		addr    string
+		want    bool
+	}{
+		{"user@example.com", "user@example.com", true},
+		{"user@example.com", "USER@Example.COM", true},
+		{"User@Example.com", "user@example.com", true},
+		{"user@example.com", "user+tag@example.com", true},
+		{"user@example.com", "user+@example.com", true},
+		{"user@example.com", "user@example.com.", true},
+		{"user@example.com", "other@example.com", false},
+		{"user@example.com", "user@sub.example.com", false},
+		{"user@example.com", "users@example.com", false},
+		{"user@example.com", "+user@example.com", false},
+		{"user+sales@example.com", "user+sales@example.com", true},
+		{"user+sales@example.com", "user@example.com", false},
+		{"user+sales@example.com", "user+other@example.com", false},
+		{"*@example.com", "anyone@example.com", true},
+		{"*@example.com", "anyone@EXAMPLE.com", true},
+		{"*@example.com", "anyone@sub.example.com", false},
+		{"*@example.com", "anyone@badexample.com", false},
+		{"*@*.example.com", "a@sub.example.com", true},
+		{"*@*.example.com", "a@deep.sub.example.com", true},
+		{"*@*.example.com", "a@example.com", false},
+		{"*@*.example.com", "a@badexample.com", false},
+		{"*", "whoever@wherever", true},
+		{"*@*", "whoever@wherever", true},
+		{"user@example.com", "postmaster", false},
+		{"user@example.com", "", false},
+	}
+	for _, tc := range tests {
+		p, err := ParsePattern(tc.pattern)
+		if err != nil {
+			t.Fatalf("ParsePattern(%q): %v", tc.pattern, err)
+		}
+		if got := p.Match(tc.addr); got != tc.want {
+			t.Errorf("%q.Match(%q) = %v, want %v", tc.pattern, tc.addr, got, tc.want)
+		}
+	}
+}
+
+func TestParsePatternErrors(t *testing.T) {
+	for _, s := range []string{"", "example.com", "@example.com", "user@", "us*er@example.com", "*@ex*ample.com", "a b@example.com", "*@*."} {
+		if _, err := ParsePattern(s); err == nil {
+			t.Errorf("ParsePattern(%q) accepted a bad pattern", s)
+		}
+	}
+}
+
+func TestParsePatternsReportsEvery(t *testing.T) {
+	ps, err := ParsePatterns(" a@x.com, bad, *@y.org ,, also-bad ")
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, want := range []string{`"bad"`, `"also-bad"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+	if len(ps) != 2 || ps[0].String() != "a@x.com" || ps[1].String() != "*@y.org" {
+		t.Errorf("good patterns = %v", ps)
+	}
+}
+
+func TestPolicy(t *testing.T) {
+	open := NewPolicy(nil)
+	if !open.AcceptsAll() || !open.Allow("x@y") {
+		t.Error("empty policy must accept all")
+	}
+	ps, err := ParsePatterns("sales@a.com,*@b.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPolicy(ps)
+	for addr, want := range map[string]bool{
+		"sales@a.com": true, "sales+q4@A.com": true, "other@a.com": false,
+		"x@b.com": true, "x@c.com": false,
+	} {
+		if got := p.Allow(addr); got != want {
+			t.Errorf("Allow(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func TestTable(t *testing.T) {
+	rules, err := ParseRules("support@a.com=https://h.example/support; *@a.com=https://h.example/a?x=1;")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab := NewTable(rules, "https://h.example/default")
+	for rcpt, want := range map[string]string{
+		"support@a.com":     "https://h.example/support",
+		"support+x@a.com":   "https://h.example/support",
+		"sales@a.com":       "https://h.example/a?x=1",
+		"someone@other.com": "https://h.example/default",
+	} {
+		if got := tab.Route(rcpt); got != want {
+			t.Errorf("Route(%q) = %q, want %q", rcpt, got, want)
+		}
+	}
+	if got := NewTable(rules, "").Route("x@none.com"); got != "" {
+		t.Errorf("no default: Route = %q, want empty", got)
+	}
+	if eps := tab.Endpoints(); len(eps) != 3 {
+		t.Errorf("Endpoints = %v", eps)
+	}
+}
+
+func TestParseRulesErrors(t *testing.T) {
+	_, err := ParseRules("a@b.com; x@y.com=ftp://h/; z@y.com=https://h/ok; bad=https://h/")
+	if err == nil {
+		t.Fatal("want errors")
+	}
+	for _, want := range []string{"want pattern=url", "ftp://h/", `"bad"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+}
+
+func FuzzPattern(f *testing.F) {
+	for _, s := range []string{"user@example.com", "*@*.example.com", "*", "a+b@c", "@", "*@*."} {
+		f.Add(s, "user+tag@sub.example.com")
+	}
+	f.Fuzz(func(t *testing.T, pattern, addr string) {
+		p, err := ParsePattern(pattern)
+		if err != nil {
+			return
+		}
+		got := p.Match(addr)
+		// The canonical form must parse to a pattern that decides the same.
+		q, err := ParsePattern(p.String())
+		if err != nil {
+			t.Fatalf("canonical form %q of %q does not parse: %v", p.String(), pattern, err)
+		}
+		if q.Match(addr) != got {
+			t.Fatalf("%q and its canonical form %q disagree on %q", pattern, p.String(), addr)
+		}
+	})
+}

@@ -1,0 +1,93 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"strings"
+	"time"
+)
+
+// Errors every backend translates its own failures into, so that callers
+// never import a backend's SDK. Test with errors.Is.
+var (
+	// ErrNotFound: no object has that key.
+	ErrNotFound = errors.New("store: not found")
+	// ErrPrecondition: a conditional write lost (IfNoneMatch on an existing
+	// key, or IfMatch on a key whose ETag has changed or that is gone).
+	ErrPrecondition = errors.New("store: precondition failed")
+	// ErrUnavailable: the store could not be reached or refused service;
+	// the operation may succeed if retried later.
+	ErrUnavailable = errors.New("store: unavailable")
+	// ErrInvalidKey: the key is not a valid object key (see ValidKey).
+	ErrInvalidKey = errors.New("store: invalid key")
+)
+
+// Object describes a stored object.
+type Object struct {
+	Key     string
+	Size    int64
+	ETag    string // opaque; changes on every successful Put of the key
+	ModTime time.Time
+}
+
+// PutOptions qualify a Put.
+type PutOptions struct {
+	// IfNoneMatch makes the Put create the object only if the key does not
+	// exist yet; otherwise it fails with ErrPrecondition.
+	IfNoneMatch bool
+	// IfMatch, when set, makes the Put replace the object only if its
+	// current ETag equals IfMatch; otherwise it fails with ErrPrecondition.
+	IfMatch string
+	// ContentType is recorded where the backend can keep it.
+	ContentType string
+	// Size is the body's length when known in advance, or -1 (0 is taken
+	// as an empty body only when the reader is also empty).
+	Size int64
+}
+
+// Store is the object storage every stage shares. Keys are slash-separated
+// relative paths (see ValidKey). Implementations are safe for concurrent use
+// by many goroutines and, for backends that say so, many processes.
+type Store interface {
+	// Put reads body to EOF and stores it under key, atomically: readers see
+	// the old object or the new one, never a part. When Put returns nil the
+	// object is durable (fsync'd, or acknowledged by the server). If body
+	// returns an error, Put stores nothing and returns an error that wraps it.
+	Put(ctx context.Context, key string, body io.Reader, opts PutOptions) (Object, error)
+	// Get opens the object for reading. The caller closes it.
+	Get(ctx context.Context, key string) (io.ReadCloser, Object, error)
+	// Stat describes the object without reading it.
+	Stat(ctx context.Context, key string) (Object, error)
+	// Delete removes the object. Deleting a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+	// List yields the objects whose keys start with prefix, in lexical key
+	// order. Iteration stops at the first error, which is yielded.
+	List(ctx context.Context, prefix string) iter.Seq2[Object, error]
+	// Ping checks that the store is reachable and usable (for /readyz).
+	Ping(ctx context.Context) error
+	// String names the store for logs, without secrets.
+	String() string
+}
+
+// ValidKey reports nil if key can name an object on every backend: 1 to
+// 1024 bytes, slash-separated segments that are neither empty, ".", ".."
+// nor start with ".tmp", and no control characters or backslashes.
+func ValidKey(key string) error {
+	if key == "" || len(key) > 1024 {
+		return fmt.Errorf("%w: length %d", ErrInvalidKey, len(key))
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "" || seg == "." || seg == ".." || strings.HasPrefix(seg, ".tmp") {
+			return fmt.Errorf("%w: %q", ErrInvalidKey, key)
+		}
+	}
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return fmt.Errorf("%w: %q", ErrInvalidKey, key)
+		}
+	}
+	return nil
+}
