@@ -1,0 +1,350 @@
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mailhook/mailhook/queue"
+	"github.com/mailhook/mailhook/store"
+)
+
+// maxDrainBytes bounds how much of a response body is read (and thrown
+// away) so that the connection can be reused.
+const maxDrainBytes = 64 << 10
+
+// verdict is what an attempt's result means for the delivery.
+type verdict int
+
+const (
+	verdictRetry verdict = iota
+	verdictDelivered
+	verdictFailed
+)
+
+func (v verdict) String() string {
+	switch v {
+	case verdictDelivered:
+		return "delivered"
+	case verdictFailed:
+		return "failed"
+	}
+	return "retry"
+}
+
+// classify maps a receiver's answer to a verdict: 2xx delivered; 408, 429
+// and 5xx retried; any other status (3xx, 4xx) failed; no response
+// (status 0) retried.
+func classify(status int) verdict {
+	switch {
+	case status == 0:
+		return verdictRetry
+	case status >= 200 && status < 300:
+		return verdictDelivered
+	case status == http.StatusRequestTimeout, status == http.StatusTooManyRequests, status >= 500 && status < 600:
+		return verdictRetry
+	}
+	return verdictFailed
+}
+
+// parseRetryAfter reads a Retry-After value (RFC 9110 §10.2.3: delay in
+// seconds or an HTTP-date) as a delay from now, capped at limit.
+func parseRetryAfter(v string, now time.Time, limit time.Duration) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		if secs > int64(limit/time.Second) {
+			return limit, true
+		}
+		return time.Duration(secs) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(t.Sub(now), 0), limit), true
+	}
+	return 0, false
+}
+
+// result is what one HTTP attempt gave.
+type result struct {
+	status     int
+	err        error // transport error, or why no request was sent
+	permanent  bool  // err cannot be fixed by retrying
+	latency    time.Duration
+	response   string
+	retryAfter time.Duration // 0 = none
+}
+
+// process makes one attempt at the delivery of it, records its outcome and
+// reschedules or forgets it.
+func (d *Dispatcher) process(ctx context.Context, it *item) {
+	d.mu.Lock()
+	endpoint := it.endpoint
+	rec := it.rec
+	if it.again != nil && it.again.Replays > it.replays {
+		rec = it.again
+	}
+	it.rec, it.again = nil, nil
+	d.mu.Unlock()
+	if ctx.Err() != nil {
+		d.done1(it, endpoint, true, it.at)
+		return
+	}
+	// Store calls get their own timeout each, detached from ctx so that
+	// an attempt cut short by a shutdown is still recorded.
+	pctx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), persistTimeout)
+	}
+
+	if rec == nil {
+		lctx, cancel := pctx()
+		var err error
+		rec, err = d.q.Load(lctx, it.id)
+		cancel()
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			d.done1(it, endpoint, false, time.Time{})
+			return
+		case err != nil:
+			d.log.LogAttrs(ctx, slog.LevelWarn, "loading delivery failed", slog.String("id", it.id), slog.String("error", err.Error()))
+			d.done1(it, endpoint, true, d.cfg.Now().Add(d.cfg.RescanInterval))
+			return
+		case rec.State != queue.StatePending || rec.Endpoint == "":
+			d.done1(it, endpoint, false, time.Time{})
+			return
+		}
+	}
+	d.mu.Lock()
+	it.replays = rec.Replays
+	d.mu.Unlock()
+	now := d.cfg.Now()
+	if rec.NextAttemptAt.After(now) {
+		// The store says later (another process recorded an attempt).
+		d.setEndpoint(it, rec.Endpoint)
+		d.done1(it, endpoint, true, rec.NextAttemptAt)
+		return
+	}
+
+	// Persist the attempt before making it: if the process dies during
+	// it, the delivery is not due again before intent.
+	n := len(rec.Attempts) + 1
+	delay := d.policy.Delay(n, d.cfg.Rand())
+	start := now
+	intent := start.Add(d.cfg.AttemptTimeout + delay)
+	bctx, cancel := pctx()
+	err := d.q.BeginAttempt(bctx, rec, start, intent)
+	cancel()
+	if err != nil {
+		d.storeTrouble(ctx, it, endpoint, "begin attempt", err, start.Add(delay))
+		return
+	}
+
+	res := d.attempt(ctx, rec)
+	end := d.cfg.Now()
+	a := queue.Attempt{
+		At:        start.UTC(),
+		Endpoint:  rec.Endpoint,
+		Status:    res.status,
+		LatencyMS: res.latency.Milliseconds(),
+		Response:  res.response,
+	}
+	if res.err != nil {
+		a.Error = res.err.Error()
+	}
+	if res.status != 0 {
+		d.attempts[classOf(res.status)].Add(1)
+	} else {
+		d.attempts[classError].Add(1)
+	}
+
+	v := classify(res.status)
+	if res.err != nil && res.status == 0 && res.permanent {
+		v = verdictFailed
+	}
+	var next time.Time
+	reason := a.Summary()
+	if v == verdictRetry {
+		next = end.Add(delay)
+		if res.retryAfter > 0 && end.Add(res.retryAfter).After(next) {
+			next = end.Add(res.retryAfter)
+		}
+		if next.Sub(rec.RetryWindowStart()) > d.cfg.RetryMaxElapsed {
+			v = verdictFailed
+			reason = fmt.Sprintf("retry window of %s exhausted; last: %s", d.cfg.RetryMaxElapsed, a.Summary())
+		}
+	}
+
+	rctx, cancel := pctx()
+	switch v {
+	case verdictDelivered:
+		err = d.q.MarkDelivered(rctx, rec, a)
+	case verdictFailed:
+		err = d.q.MarkFailed(rctx, rec, a, reason)
+	default:
+		err = d.q.RecordAttempt(rctx, rec, a, next)
+	}
+	cancel()
+	d.logAttempt(ctx, rec, n, res, v, next)
+	if err != nil {
+		// The store holds the intent written above: the delivery is due
+		// again at intent at the latest, here or in another process.
+		d.storeTrouble(ctx, it, endpoint, "record attempt", err, intent)
+		return
+	}
+	switch v {
+	case verdictDelivered:
+		d.done1(it, endpoint, false, time.Time{})
+		d.delivered.Add(1)
+	case verdictFailed:
+		d.done1(it, endpoint, false, time.Time{})
+		d.failed.Add(1)
+	default:
+		d.mu.Lock()
+		it.rec = rec // the record is current: no need to read it again
+		it.endpoint = rec.Endpoint
+		d.mu.Unlock()
+		d.done1(it, endpoint, true, next)
+	}
+}
+
+func (d *Dispatcher) setEndpoint(it *item, endpoint string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	it.endpoint = endpoint
+}
+
+// storeTrouble handles a failed store update: a lost race means another
+// writer changed the record, so forget it (a rescan reads it again); other
+// errors retry later without caching the record.
+func (d *Dispatcher) storeTrouble(ctx context.Context, it *item, endpoint, op string, err error, retry time.Time) {
+	if errors.Is(err, store.ErrPrecondition) || errors.Is(err, store.ErrNotFound) {
+		d.log.LogAttrs(ctx, slog.LevelDebug, "delivery changed by another writer", slog.String("id", it.id), slog.String("op", op))
+		d.done1(it, endpoint, false, time.Time{})
+		return
+	}
+	d.log.LogAttrs(ctx, slog.LevelError, "storing delivery state failed", slog.String("id", it.id), slog.String("op", op), slog.String("error", err.Error()))
+	d.done1(it, endpoint, true, retry)
+}
+
+// attempt renders, signs and POSTs rec once.
+func (d *Dispatcher) attempt(ctx context.Context, rec *queue.Delivery) (res result) {
+	u, err := url.Parse(rec.Endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return result{err: errors.New("invalid endpoint URL"), permanent: true}
+	}
+	body, err := d.safeRender(ctx, rec)
+	if err != nil {
+		return result{err: err, permanent: errors.Is(err, ErrPermanent) || errors.Is(err, store.ErrNotFound)}
+	}
+
+	actx, cancel := context.WithTimeout(ctx, d.cfg.AttemptTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, rec.Endpoint, bytes.NewReader(body))
+	if err != nil {
+		return result{err: errors.New("invalid endpoint URL"), permanent: true}
+	}
+	ts := d.cfg.Now()
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", d.cfg.UserAgent)
+	// Standard Webhooks header names, lower case as the specification
+	// writes them (HTTP header names are case-insensitive).
+	req.Header["webhook-id"] = []string{rec.EventID}
+	req.Header["webhook-timestamp"] = []string{strconv.FormatInt(ts.Unix(), 10)}
+	if d.signer != nil {
+		req.Header["webhook-signature"] = []string{d.signer.Sign(rec.EventID, ts, body)}
+	}
+
+	t0 := time.Now()
+	resp, err := d.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return result{err: transportError(err, actx, d.cfg.AttemptTimeout), latency: time.Since(t0)}
+	}
+	defer resp.Body.Close()
+	var head [queue.MaxResponseBytes]byte
+	k, _ := io.ReadFull(resp.Body, head[:])
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes-int64(k)))
+	res = result{
+		status:   resp.StatusCode,
+		latency:  time.Since(t0),
+		response: strings.ToValidUTF8(string(head[:k]), string(utf8.RuneError)),
+	}
+	if classify(resp.StatusCode) == verdictRetry {
+		res.retryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), d.cfg.Now(), d.cfg.RetryMaxInterval)
+	}
+	return res
+}
+
+// safeRender calls the renderer, turning a panic (a parser bug on hostile
+// input) into a permanent error: the delivery becomes a dead letter that
+// can be replayed once the bug is fixed, and the process stays up.
+func (d *Dispatcher) safeRender(ctx context.Context, rec *queue.Delivery) (body []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			d.log.LogAttrs(ctx, slog.LevelError, "render panicked", slog.String("id", rec.ID), slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+			body, err = nil, fmt.Errorf("%w: render panicked", ErrPermanent)
+		}
+	}()
+	return d.render(ctx, rec)
+}
+
+// transportError describes err without the request URL, which may carry a
+// secret in its query.
+func transportError(err error, actx context.Context, timeout time.Duration) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(actx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("timeout after %s", timeout)
+	}
+	if errors.Is(err, context.Canceled) {
+		return errors.New("cancelled: dispatcher stopping")
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if ue.Timeout() {
+			return fmt.Errorf("timeout after %s", timeout)
+		}
+		return ue.Err
+	}
+	return err
+}
+
+// logAttempt writes the one line per attempt: ids, endpoint host, status,
+// latency, outcome, next attempt. Never bodies, secrets or full URLs.
+func (d *Dispatcher) logAttempt(ctx context.Context, rec *queue.Delivery, n int, res result, v verdict, next time.Time) {
+	attrs := []slog.Attr{
+		slog.String("id", rec.ID),
+		slog.String("event_id", rec.EventID),
+		slog.String("endpoint_host", endpointHost(rec.Endpoint)),
+		slog.Int("attempt", n),
+		slog.Int("status", res.status),
+		slog.Int64("latency_ms", res.latency.Milliseconds()),
+		slog.String("outcome", v.String()),
+	}
+	if res.err != nil {
+		attrs = append(attrs, slog.String("error", res.err.Error()))
+	}
+	if v == verdictRetry {
+		attrs = append(attrs, slog.Time("next_attempt", next))
+	}
+	d.log.LogAttrs(ctx, slog.LevelInfo, "delivery attempt", attrs...)
+}
+
+func endpointHost(endpoint string) string {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return "invalid"
+	}
+	return u.Host
+}

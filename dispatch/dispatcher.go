@@ -1,0 +1,387 @@
+package dispatch
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"iter"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mailhook/mailhook/queue"
+	"github.com/mailhook/mailhook/store"
+)
+
+// Queue is what the dispatcher needs from the delivery queue
+// (*queue.Queue). Updates are conditional: an error wrapping
+// store.ErrPrecondition means someone else changed the record.
+type Queue interface {
+	PendingIDs(ctx context.Context) iter.Seq2[string, error]
+	Load(ctx context.Context, recID string) (*queue.Delivery, error)
+	BeginAttempt(ctx context.Context, d *queue.Delivery, at, retryAt time.Time) error
+	RecordAttempt(ctx context.Context, d *queue.Delivery, a queue.Attempt, next time.Time) error
+	MarkDelivered(ctx context.Context, d *queue.Delivery, a queue.Attempt) error
+	MarkFailed(ctx context.Context, d *queue.Delivery, a queue.Attempt, reason string) error
+}
+
+var _ Queue = (*queue.Queue)(nil)
+
+// Signer signs a webhook body (*signing.Signer does). It returns the
+// webhook-signature header value.
+type Signer interface {
+	Sign(id string, ts time.Time, body []byte) string
+}
+
+// persistTimeout bounds one store write of an attempt's outcome. Such
+// writes are detached from cancellation, so that an attempt cut short by a
+// shutdown is still recorded.
+const persistTimeout = 15 * time.Second
+
+// rescanTimeout bounds one rescan of the pending records.
+const rescanTimeout = 5 * time.Minute
+
+// Dispatcher schedules and sends deliveries. Create it with New, start it
+// with Run, feed it with Enqueue; it is safe for concurrent use.
+type Dispatcher struct {
+	cfg    Config
+	policy RetryPolicy
+	q      Queue
+	render Renderer
+	signer Signer
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	sched    schedule
+	known    map[string]*item   // every delivery scheduled, parked or in flight
+	parked   map[string][]*item // due, waiting for a free slot at their endpoint
+	busy     map[string]int     // attempts in flight per endpoint
+	inflight int
+	state    runState
+	cancel   context.CancelFunc // cancels the running Run's attempts
+
+	wake     chan struct{} // cap 1: something changed, look again
+	stopping chan struct{} // closed by Shutdown
+	stopOnce sync.Once
+	done     chan struct{} // closed when Run returns
+
+	delivered, failed atomic.Uint64
+	attempts          [numClasses]atomic.Uint64
+}
+
+type runState int
+
+const (
+	idle runState = iota
+	running
+	finished
+)
+
+// New returns a Dispatcher. render builds the bodies (see NewRenderer);
+// signer may be nil to send unsigned; logger may be nil to discard.
+func New(cfg Config, q Queue, render Renderer, signer Signer, logger *slog.Logger) *Dispatcher {
+	cfg = cfg.withDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Dispatcher{
+		cfg:      cfg,
+		policy:   cfg.Policy(),
+		q:        q,
+		render:   render,
+		signer:   signer,
+		log:      logger,
+		known:    make(map[string]*item),
+		parked:   make(map[string][]*item),
+		busy:     make(map[string]int),
+		wake:     make(chan struct{}, 1),
+		stopping: make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+}
+
+// Enqueue schedules a pending delivery that was just made durable (wire it
+// to queue.Options.OnEnqueue). It never blocks on I/O. Deliveries already
+// known, not pending or without an endpoint are ignored (a known one
+// replayed meanwhile is picked up). The dispatcher takes ownership of rec.
+func (d *Dispatcher) Enqueue(rec *queue.Delivery) {
+	if rec == nil || rec.State != queue.StatePending || rec.Endpoint == "" {
+		return
+	}
+	d.add(&item{id: rec.ID, endpoint: rec.Endpoint, at: rec.NextAttemptAt, receivedAt: rec.ReceivedAt, rec: rec})
+}
+
+// add schedules it unless its delivery is already known. A known one
+// handed to Enqueue (it.rec set) is remembered as its newest version.
+func (d *Dispatcher) add(it *item) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if cur, ok := d.known[it.id]; ok {
+		if it.rec != nil {
+			cur.again = it.rec
+		}
+		return false
+	}
+	d.known[it.id] = it
+	heap.Push(&d.sched, it)
+	d.poke()
+	return true
+}
+
+// poke wakes the scheduling loop.
+func (d *Dispatcher) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Dispatcher) isKnown(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.known[id]
+	return ok
+}
+
+// Run sends deliveries until ctx is cancelled or Shutdown is called. It
+// first lists the pending records in the store (resuming the work of a
+// process that stopped, each at its NextAttemptAt), then takes new ones
+// from Enqueue at once and from a rescan every RescanInterval.
+//
+// When ctx is cancelled, attempts in flight are cancelled (and recorded as
+// failed attempts to be retried); Run returns once they are recorded.
+// Deliveries not done stay pending in the store. Run may be called once.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	d.mu.Lock()
+	if d.state != idle {
+		d.mu.Unlock()
+		return errors.New("dispatch: Run called twice")
+	}
+	d.state = running
+	ctx, cancel := context.WithCancel(ctx)
+	d.cancel = cancel
+	d.mu.Unlock()
+	defer func() {
+		cancel()
+		d.mu.Lock()
+		d.state = finished
+		d.mu.Unlock()
+		close(d.done)
+	}()
+
+	jobs := make(chan *item)
+	var wg sync.WaitGroup
+	for range d.cfg.Concurrency {
+		wg.Go(func() {
+			for it := range jobs {
+				d.process(ctx, it)
+			}
+		})
+	}
+	scanCtx, stopScan := context.WithCancel(ctx)
+	var scanWG sync.WaitGroup
+	scanWG.Go(func() { d.rescanLoop(scanCtx) })
+
+	d.loop(ctx, jobs)
+	stopScan()
+	close(jobs)
+	wg.Wait()
+	scanWG.Wait()
+	return nil
+}
+
+// Shutdown stops Run gracefully: no new attempts start, attempts in flight
+// may finish until ctx is done, then they are cancelled. It returns when
+// Run has returned, with ctx's error if the grace ran out.
+func (d *Dispatcher) Shutdown(ctx context.Context) error {
+	d.stopOnce.Do(func() { close(d.stopping) })
+	d.mu.Lock()
+	st := d.state
+	d.mu.Unlock()
+	if st == idle {
+		return nil
+	}
+	select {
+	case <-d.done:
+		return nil
+	case <-ctx.Done():
+		d.mu.Lock()
+		d.cancel()
+		d.mu.Unlock()
+		<-d.done
+		return ctx.Err()
+	}
+}
+
+// loop hands due deliveries to the workers until ctx is done or Shutdown.
+func (d *Dispatcher) loop(ctx context.Context, jobs chan<- *item) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	var ready *item
+	for {
+		var out chan<- *item
+		if ready == nil {
+			var wait time.Duration
+			ready, wait = d.take()
+			if ready == nil && wait >= 0 {
+				// Look again at least every RescanInterval, whatever the
+				// wall clock did meanwhile.
+				timer.Reset(min(wait, d.cfg.RescanInterval))
+			}
+		}
+		if ready != nil {
+			out = jobs
+		}
+		select {
+		case out <- ready:
+			ready = nil
+		case <-timer.C:
+		case <-d.wake:
+		case <-d.stopping:
+			d.release(ready)
+			return
+		case <-ctx.Done():
+			d.release(ready)
+			return
+		}
+		timer.Stop()
+	}
+}
+
+// take pops the earliest due delivery whose endpoint has a free slot and
+// reserves the slot. Due deliveries of saturated endpoints are parked.
+// With nothing due it returns how long until the next one (-1: none).
+func (d *Dispatcher) take() (*item, time.Duration) {
+	now := d.cfg.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for d.sched.Len() > 0 {
+		it := d.sched[0]
+		if wait := it.at.Sub(now); wait > 0 {
+			return nil, wait
+		}
+		heap.Pop(&d.sched)
+		if d.busy[it.endpoint] >= d.cfg.PerEndpointConcurrency {
+			d.parked[it.endpoint] = append(d.parked[it.endpoint], it)
+			continue
+		}
+		d.busy[it.endpoint]++
+		d.inflight++
+		return it, 0
+	}
+	return nil, -1
+}
+
+// release gives back the slot of a taken item that will not be attempted
+// now and puts it back in the schedule.
+func (d *Dispatcher) release(it *item) {
+	if it != nil {
+		d.done1(it, it.endpoint, true, it.at)
+	}
+}
+
+// done1 ends an attempt of it on endpoint: frees the slot (unparking the
+// next delivery waiting for it), then reschedules it at next if keep, or
+// forgets it.
+func (d *Dispatcher) done1(it *item, endpoint string, keep bool, next time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.busy[endpoint]--
+	if d.busy[endpoint] <= 0 {
+		delete(d.busy, endpoint)
+	}
+	d.inflight--
+	if p := d.parked[endpoint]; len(p) > 0 {
+		heap.Push(&d.sched, p[0])
+		p[0] = nil
+		if len(p) == 1 {
+			delete(d.parked, endpoint)
+		} else {
+			d.parked[endpoint] = p[1:]
+		}
+	}
+	if it.again != nil && it.again.Replays <= it.replays {
+		it.again = nil
+	}
+	switch {
+	case it.again != nil && !keep:
+		// Finished, but a newer version was enqueued meanwhile (a replay).
+		it.rec, it.again = it.again, nil
+		it.endpoint, it.at = it.rec.Endpoint, it.rec.NextAttemptAt
+		heap.Push(&d.sched, it)
+	case keep:
+		if it.again != nil {
+			// Two versions in memory: trust neither, read the store.
+			it.rec, it.again = nil, nil
+		}
+		it.at = next
+		heap.Push(&d.sched, it)
+	default:
+		delete(d.known, it.id)
+	}
+	d.poke()
+}
+
+// rescanLoop lists the pending records now and every RescanInterval.
+func (d *Dispatcher) rescanLoop(ctx context.Context) {
+	t := time.NewTicker(d.cfg.RescanInterval)
+	defer t.Stop()
+	for {
+		d.rescan(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.stopping:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// rescan schedules the pending records this dispatcher does not know yet.
+// It reads only those; the others cost nothing but the listing.
+func (d *Dispatcher) rescan(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, rescanTimeout)
+	defer cancel()
+	var found, added int
+	for id, err := range d.q.PendingIDs(ctx) {
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.LogAttrs(ctx, slog.LevelWarn, "rescan: listing pending deliveries failed", slog.String("error", err.Error()))
+			}
+			return
+		}
+		found++
+		if d.isKnown(id) {
+			continue
+		}
+		rec, err := d.q.Load(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			d.log.LogAttrs(ctx, slog.LevelWarn, "rescan: loading delivery failed", slog.String("id", id), slog.String("error", err.Error()))
+			continue
+		}
+		if rec.State != queue.StatePending {
+			continue
+		}
+		if rec.Endpoint == "" {
+			d.log.LogAttrs(ctx, slog.LevelWarn, "rescan: pending delivery has no endpoint", slog.String("id", id))
+			continue
+		}
+		// Keep only the schedule in memory; the record is read again
+		// before its attempt.
+		if d.add(&item{id: id, endpoint: rec.Endpoint, at: rec.NextAttemptAt, receivedAt: rec.ReceivedAt}) {
+			added++
+		}
+	}
+	if added > 0 {
+		d.log.LogAttrs(ctx, slog.LevelInfo, "rescan: scheduled pending deliveries", slog.Int("listed", found), slog.Int("added", added))
+	}
+}

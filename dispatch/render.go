@@ -1,0 +1,97 @@
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/mailhook/mailhook/event"
+	"github.com/mailhook/mailhook/parse"
+	"github.com/mailhook/mailhook/queue"
+)
+
+// Renderer builds the webhook body of a delivery. It must return the same
+// bytes on every call for the same delivery, so that every attempt carries
+// the same event. An error wrapping ErrPermanent fails the delivery at once;
+// any other error is retried like a transport error.
+type Renderer func(ctx context.Context, d *queue.Delivery) ([]byte, error)
+
+// ErrPermanent marks render errors that retrying cannot fix.
+var ErrPermanent = errors.New("permanent")
+
+// ErrRawMismatch: the raw message read back does not match the size or
+// SHA-256 recorded when it was accepted. It wraps ErrPermanent.
+var ErrRawMismatch = fmt.Errorf("%w: raw message does not match its recorded size or sha256", ErrPermanent)
+
+// RawOpener opens a delivery's raw message (*queue.Queue does).
+type RawOpener interface {
+	OpenRaw(ctx context.Context, d *queue.Delivery) (io.ReadCloser, error)
+}
+
+// parseFunc is the signature of parse.Parse (replaced in tests).
+type parseFunc func(r io.Reader, opts parse.Options) (*event.Data, error)
+
+// NewRenderer returns the default Renderer: it opens the raw message,
+// parses it with parse.Parse, fills the id, reception time, envelope and raw
+// location, and encodes an event.Event whose Timestamp is the reception
+// time, so the body is byte-identical on every attempt and replay. The raw
+// message is checked against its recorded size and SHA-256 on the way.
+func NewRenderer(raw RawOpener, opts parse.Options) Renderer {
+	return newRenderer(raw, parse.Parse, opts)
+}
+
+func newRenderer(raw RawOpener, parseFn parseFunc, opts parse.Options) Renderer {
+	return func(ctx context.Context, d *queue.Delivery) ([]byte, error) {
+		rc, err := raw.OpenRaw(ctx, d)
+		if err != nil {
+			return nil, fmt.Errorf("render %s: %w", d.ID, err)
+		}
+		defer rc.Close()
+		h := sha256.New()
+		cr := &countingReader{r: io.TeeReader(rc, h)}
+		data, err := parseFn(cr, opts)
+		if err != nil {
+			return nil, fmt.Errorf("render %s: parse: %w", d.ID, err)
+		}
+		// Parse may stop early; the check needs every byte.
+		if _, err := io.Copy(io.Discard, cr); err != nil {
+			return nil, fmt.Errorf("render %s: read raw: %w", d.ID, err)
+		}
+		if cr.n != d.Raw.Size || (d.Raw.SHA256 != "" && hex.EncodeToString(h.Sum(nil)) != d.Raw.SHA256) {
+			return nil, fmt.Errorf("render %s: %w", d.ID, ErrRawMismatch)
+		}
+		data.ID = d.EventID
+		data.ReceivedAt = d.ReceivedAt
+		data.Envelope = d.Envelope
+		data.Raw = d.Raw
+		ev := event.Event{
+			Type:      event.Type,
+			Version:   event.SchemaVersion,
+			Timestamp: d.ReceivedAt,
+			Data:      *data,
+		}
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(ev); err != nil {
+			return nil, fmt.Errorf("render %s: encode: %w", d.ID, err)
+		}
+		return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}

@@ -1,0 +1,59 @@
+package dispatch
+
+import (
+	"container/heap"
+	"time"
+
+	"github.com/mailhook/mailhook/queue"
+)
+
+// item is one pending delivery known to the dispatcher. Only its
+// scheduling facts are kept in memory; the record itself is cached only
+// until its first attempt and read from the store again before each retry.
+type item struct {
+	id         string
+	endpoint   string
+	at         time.Time // not before
+	receivedAt time.Time
+	rec        *queue.Delivery // cached record, nil = load before the attempt
+	// replays is the Replays count of the version last attempted.
+	replays int
+	// again is a version handed to Enqueue while the item was known. It
+	// is used only if it is a later replay than the version attempted
+	// (replayed while its failing attempt was being recorded); an
+	// Enqueue that lost a race with a rescan is ignored.
+	again *queue.Delivery
+	index int // in the heap, -1 when not in it
+}
+
+// schedule is a min-heap of items by (at, id).
+type schedule []*item
+
+func (s schedule) Len() int { return len(s) }
+func (s schedule) Less(i, j int) bool {
+	if !s[i].at.Equal(s[j].at) {
+		return s[i].at.Before(s[j].at)
+	}
+	return s[i].id < s[j].id
+}
+func (s schedule) Swap(i, j int) {
+	s[i], s[j] = s[j], s[i]
+	s[i].index = i
+	s[j].index = j
+}
+func (s *schedule) Push(x any) {
+	it := x.(*item)
+	it.index = len(*s)
+	*s = append(*s, it)
+}
+func (s *schedule) Pop() any {
+	old := *s
+	n := len(old)
+	it := old[n-1]
+	old[n-1] = nil
+	it.index = -1
+	*s = old[:n-1]
+	return it
+}
+
+var _ heap.Interface = (*schedule)(nil)

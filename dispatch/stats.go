@@ -1,0 +1,80 @@
+package dispatch
+
+import "time"
+
+// Status classes of attempts, for Stats.
+const (
+	class2xx = iota
+	class3xx
+	class4xx
+	class5xx
+	classError // no response: transport error, timeout, render failure
+	numClasses
+)
+
+func classOf(status int) int {
+	switch {
+	case status >= 200 && status < 300:
+		return class2xx
+	case status >= 300 && status < 400:
+		return class3xx
+	case status >= 400 && status < 500:
+		return class4xx
+	case status >= 500 && status < 600:
+		return class5xx
+	}
+	return classError
+}
+
+// Stats is a snapshot of the dispatcher's counters, for metrics. Counters
+// count since New; gauges describe this process's view of the queue.
+type Stats struct {
+	// Pending is the number of deliveries this dispatcher has scheduled,
+	// waiting or in flight (gauge).
+	Pending int
+	// InFlight is the number of attempts being made (gauge).
+	InFlight int
+	// Delivered and Failed count deliveries finished by this process.
+	Delivered uint64
+	Failed    uint64
+	// Attempts counts attempts by the class of their answer.
+	Attempts AttemptCounts
+	// OldestPendingAge is how long ago the oldest pending delivery's
+	// message was received; 0 when nothing is pending (gauge).
+	OldestPendingAge time.Duration
+}
+
+// AttemptCounts counts attempts by answer class; Error is no answer.
+type AttemptCounts struct {
+	Status2xx, Status3xx, Status4xx, Status5xx, Error uint64
+}
+
+// Stats returns a snapshot of the counters.
+func (d *Dispatcher) Stats() Stats {
+	now := d.cfg.Now()
+	s := Stats{
+		Delivered: d.delivered.Load(),
+		Failed:    d.failed.Load(),
+		Attempts: AttemptCounts{
+			Status2xx: d.attempts[class2xx].Load(),
+			Status3xx: d.attempts[class3xx].Load(),
+			Status4xx: d.attempts[class4xx].Load(),
+			Status5xx: d.attempts[class5xx].Load(),
+			Error:     d.attempts[classError].Load(),
+		},
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s.Pending = len(d.known)
+	s.InFlight = d.inflight
+	var oldest time.Time
+	for _, it := range d.known {
+		if oldest.IsZero() || it.receivedAt.Before(oldest) {
+			oldest = it.receivedAt
+		}
+	}
+	if !oldest.IsZero() {
+		s.OldestPendingAge = max(now.Sub(oldest), 0)
+	}
+	return s
+}

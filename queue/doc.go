@@ -1,0 +1,86 @@
+// Package queue keeps mailhook's durable delivery state in a store.Store:
+// the raw message of every accepted email and one delivery record per
+// (message, webhook endpoint).
+//
+// It owns the key layout, the record schema and the state transitions of a
+// delivery (pending → delivered | failed, failed → pending by replay). It
+// never speaks HTTP, never parses MIME, never decides when to retry (package
+// dispatch does), and keeps no state of its own outside the store, so any
+// number of processes may share one store.
+//
+// # Key layout
+//
+// Keys are relative to the store root (an S3 bucket prefix or a directory)
+// and are shared by every backend and every replica:
+//
+//	raw/<msgid>.eml                    the message as received, byte for byte
+//	deliveries/pending/<recid>.json    deliveries still to be sent
+//	deliveries/delivered/<recid>.json  deliveries a receiver answered 2xx
+//	deliveries/failed/<recid>.json     dead letters: given up, or no endpoint
+//	deliveries/leases/<recid>          reserved: a replica's claim on a pending
+//	                                   delivery (created with IfNoneMatch);
+//	                                   not written yet
+//
+// <msgid> is an event.NewID id: 26 characters, ULID layout, sorting by time,
+// so listings come out oldest first. <recid> is "<msgid>-<n>", n = 1, 2, …
+// numbering the message's endpoints in the order their first recipient was
+// given at RCPT. A record lives under exactly one state prefix at a time,
+// except for the short window of a transition described below.
+//
+// # Delivery record (JSON, schema version 1)
+//
+//	{
+//	  "version": 1,                        record schema version
+//	  "id": "<recid>",
+//	  "event_id": "<msgid>",               the webhook-id, the same on every
+//	                                       attempt and every replay
+//	  "endpoint": "https://…",             "" = no endpoint configured
+//	  "envelope": {…},                     event.Envelope; rcpt_to holds only
+//	                                       the recipients routed to endpoint
+//	  "received_at": "RFC 3339",
+//	  "raw": {"key": "raw/<msgid>.eml", "size": 123, "sha256": "<hex>"},
+//	  "state": "pending" | "delivered" | "failed",
+//	  "created_at": "RFC 3339",
+//	  "next_attempt_at": "RFC 3339",       pending only: not before this
+//	  "replayed_at": "RFC 3339",           last replay, if any: the retry
+//	                                       window restarts here
+//	  "replays": 0,
+//	  "attempts": [{
+//	    "at": "RFC 3339",                  when the attempt started
+//	    "endpoint": "https://…",
+//	    "status": 503,                     HTTP status, 0 = no response
+//	    "error": "…",                      transport error or short reason
+//	    "latency_ms": 12,
+//	    "response": "…",                   first 1 KiB of the response body
+//	    "unfinished": true                 written before the request went
+//	                                       out; still set = no result was
+//	                                       recorded (the process stopped)
+//	  }],
+//	  "last_error": "…"
+//	}
+//
+// Readers ignore fields they do not know; writers keep "version" at 1 as
+// long as the change is additive.
+//
+// # Transitions and crashes
+//
+// Every write is a single atomic, durable Put. Pending records are updated
+// with IfMatch on the ETag that was read, so a writer that lost a race gets
+// store.ErrPrecondition and must reload instead of overwriting.
+//
+//   - Accept writes raw/<msgid>.eml first, then the records (IfNoneMatch).
+//     A record never points to a raw object that is not durable yet.
+//   - Before each HTTP attempt the dispatcher persists an "unfinished"
+//     attempt together with a NextAttemptAt after the attempt's timeout and
+//     backoff (BeginAttempt). A crash during the attempt therefore leaves a
+//     record that is not due yet: no tight loop, even for a message that
+//     crashes the process.
+//   - MarkDelivered and MarkFailed write the record under its new state
+//     prefix, then delete the pending one. After a crash between the two,
+//     the pending record still ends in its unfinished attempt; on load such
+//     a record is compared with its delivered/failed twin, and when the twin
+//     holds the outcome of that attempt the pending record is deleted
+//     instead of being sent again.
+//   - Replay writes the pending record (IfNoneMatch), then deletes the
+//     failed one. Repeating a replay that was interrupted finishes it.
+package queue

@@ -1,0 +1,553 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"iter"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/mailhook/mailhook/event"
+	"github.com/mailhook/mailhook/store"
+)
+
+// Router chooses the webhook endpoint of a recipient.
+type Router interface {
+	// Route returns the endpoint URL for rcpt, "" when none is configured.
+	Route(rcpt string) (endpoint string)
+}
+
+// RouterFunc adapts a function to Router.
+type RouterFunc func(rcpt string) string
+
+// Route calls f.
+func (f RouterFunc) Route(rcpt string) string { return f(rcpt) }
+
+// Options configure a Queue.
+type Options struct {
+	// Store holds everything. Required.
+	Store store.Store
+	// Router maps recipients to endpoints; nil routes nothing (every
+	// delivery is recorded as failed with ErrNoEndpoint).
+	Router Router
+	// Logger gets one summary line per accepted message. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+	// OnEnqueue, if set, is called with each pending delivery once it is
+	// durable (by Accept and Replay), typically dispatch.(*Dispatcher).Enqueue.
+	// It must not block.
+	OnEnqueue func(*Delivery)
+}
+
+// Queue reads and writes delivery state in a store. It is safe for
+// concurrent use; it keeps no state outside the store.
+type Queue struct {
+	store     store.Store
+	router    Router
+	log       *slog.Logger
+	now       func() time.Time
+	onEnqueue func(*Delivery)
+}
+
+// cleanupTimeout bounds best-effort deletes done after a failure, when the
+// caller's context may already be cancelled.
+const cleanupTimeout = 10 * time.Second
+
+// New returns a Queue on opts.Store.
+func New(opts Options) *Queue {
+	q := &Queue{
+		store:     opts.Store,
+		router:    opts.Router,
+		log:       opts.Logger,
+		now:       opts.Now,
+		onEnqueue: opts.OnEnqueue,
+	}
+	if q.router == nil {
+		q.router = RouterFunc(func(string) string { return "" })
+	}
+	if q.log == nil {
+		q.log = slog.New(slog.DiscardHandler)
+	}
+	if q.now == nil {
+		q.now = time.Now
+	}
+	return q
+}
+
+// Accept makes a message durable: it streams body to raw/<id>.eml,
+// computing its size and SHA-256 on the way, then writes one delivery
+// record per endpoint its recipients route to, and only then calls
+// OnEnqueue for the pending ones. It returns nil only when all of that is
+// durable.
+//
+// Recipients without an endpoint get one record written straight to the
+// failed state with LastError ErrNoEndpoint, to be replayed later.
+//
+// If reading body fails, Accept stores nothing that would be delivered and
+// returns an error wrapping the read error. If a later write fails, it
+// deletes what it wrote, best effort, and returns the error.
+func (q *Queue) Accept(ctx context.Context, id string, receivedAt time.Time, env event.Envelope, body io.Reader) error {
+	if !event.ValidID(id) {
+		return fmt.Errorf("queue: accept: invalid message id %q", id)
+	}
+	if len(env.RcptTo) == 0 {
+		return fmt.Errorf("queue: accept %s: no recipients", id)
+	}
+
+	raw, err := q.putRaw(ctx, id, body)
+	if err != nil {
+		return err
+	}
+
+	now := q.now().UTC()
+	groups := q.group(env.RcptTo)
+	written := make([]string, 0, len(groups))
+	pending := make([]*Delivery, 0, len(groups))
+	unrouted := 0
+	for i, g := range groups {
+		e := env
+		e.RcptTo = g.rcpts
+		d := &Delivery{
+			Version:    RecordVersion,
+			ID:         RecordID(id, i+1),
+			EventID:    id,
+			Endpoint:   g.endpoint,
+			Envelope:   e,
+			ReceivedAt: receivedAt.UTC(),
+			Raw:        raw,
+			State:      StatePending,
+			CreatedAt:  now,
+			Attempts:   []Attempt{},
+		}
+		if g.endpoint == "" {
+			d.State = StateFailed
+			d.LastError = ErrNoEndpoint.Error()
+			unrouted += len(g.rcpts)
+		} else {
+			d.NextAttemptAt = now
+		}
+		key := RecordKey(d.State, d.ID)
+		if err := q.put(ctx, key, d, store.PutOptions{IfNoneMatch: true}); err != nil {
+			// key too: the write may have happened with its answer lost.
+			q.cleanup(ctx, append(written, key, raw.Key))
+			return fmt.Errorf("queue: accept %s: %w", id, err)
+		}
+		written = append(written, key)
+		if d.State == StatePending {
+			pending = append(pending, d)
+		}
+	}
+
+	q.log.LogAttrs(ctx, slog.LevelInfo, "message stored",
+		slog.String("id", id),
+		slog.Int("rcpts", len(env.RcptTo)),
+		slog.Int("endpoints", len(pending)),
+		slog.Int("unrouted_rcpts", unrouted),
+		slog.Int64("size", raw.Size))
+
+	if q.onEnqueue != nil {
+		for _, d := range pending {
+			q.onEnqueue(d)
+		}
+	}
+	return nil
+}
+
+// putRaw streams body into raw/<id>.eml.
+func (q *Queue) putRaw(ctx context.Context, id string, body io.Reader) (event.Raw, error) {
+	key := RawKey(id)
+	hr := &hashingReader{r: body, h: sha256.New()}
+	_, err := q.store.Put(ctx, key, hr, store.PutOptions{IfNoneMatch: true, ContentType: "message/rfc822", Size: -1})
+	if hr.err != nil {
+		// The store must not have kept anything, but make sure: a raw
+		// object without records is garbage, not a delivery, yet it must
+		// not survive to be mistaken for one.
+		q.cleanup(ctx, []string{key})
+		return event.Raw{}, fmt.Errorf("queue: reading message %s: %w", id, hr.err)
+	}
+	if err != nil {
+		return event.Raw{}, fmt.Errorf("queue: store %s: %w", key, err)
+	}
+	return event.Raw{Key: key, Size: hr.n, SHA256: hex.EncodeToString(hr.h.Sum(nil))}, nil
+}
+
+// hashingReader counts and hashes what passes through, and remembers the
+// first error other than io.EOF.
+type hashingReader struct {
+	r   io.Reader
+	h   hash.Hash
+	n   int64
+	err error
+}
+
+func (r *hashingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.h.Write(p[:n])
+	r.n += int64(n)
+	if err != nil && err != io.EOF && r.err == nil {
+		r.err = err
+	}
+	return n, err
+}
+
+type group struct {
+	endpoint string
+	rcpts    []string
+}
+
+// group splits rcpts by endpoint, in the order each endpoint is first seen.
+func (q *Queue) group(rcpts []string) []group {
+	var gs []group
+	idx := make(map[string]int)
+	for _, r := range rcpts {
+		ep := q.router.Route(r)
+		i, ok := idx[ep]
+		if !ok {
+			i = len(gs)
+			idx[ep] = i
+			gs = append(gs, group{endpoint: ep})
+		}
+		gs[i].rcpts = append(gs[i].rcpts, r)
+	}
+	return gs
+}
+
+// cleanup deletes keys, best effort, even if ctx is already cancelled.
+func (q *Queue) cleanup(ctx context.Context, keys []string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	for _, k := range keys {
+		if err := q.store.Delete(ctx, k); err != nil {
+			q.log.LogAttrs(ctx, slog.LevelWarn, "cleanup failed", slog.String("key", k), slog.String("error", err.Error()))
+		}
+	}
+}
+
+// put encodes d and writes it to key; on success it records the new ETag.
+func (q *Queue) put(ctx context.Context, key string, d *Delivery, opts store.PutOptions) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	opts.ContentType = "application/json"
+	opts.Size = int64(len(b))
+	obj, err := q.store.Put(ctx, key, bytes.NewReader(b), opts)
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	d.etag = obj.ETag
+	return nil
+}
+
+// get reads the record at key. Errors wrap store.ErrNotFound when it is
+// missing.
+func (q *Queue) get(ctx context.Context, key string) (*Delivery, error) {
+	rc, obj, err := q.store.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	defer rc.Close()
+	var d Delivery
+	if err := json.NewDecoder(rc).Decode(&d); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", key, err)
+	}
+	d.etag = obj.ETag
+	return &d, nil
+}
+
+// Load returns the delivery record recID in whatever state it is. A
+// pending record left behind by a crash after its outcome was recorded is
+// cleaned up, and the recorded outcome returned. Errors wrap
+// store.ErrNotFound when there is no such record.
+func (q *Queue) Load(ctx context.Context, recID string) (*Delivery, error) {
+	if !ValidRecordID(recID) {
+		return nil, fmt.Errorf("queue: load: invalid record id %q: %w", recID, store.ErrNotFound)
+	}
+	d, err := q.loadPending(ctx, recID)
+	if err == nil {
+		return d, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("queue: load %s: %w", recID, err)
+	}
+	// Failed first: a replayed delivery may briefly exist as both.
+	for _, s := range []State{StateFailed, StateDelivered} {
+		d, err := q.get(ctx, RecordKey(s, recID))
+		if err == nil {
+			return d, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("queue: load %s: %w", recID, err)
+		}
+	}
+	return nil, fmt.Errorf("queue: load %s: %w", recID, store.ErrNotFound)
+}
+
+// loadPending reads deliveries/pending/<recID>.json and settles a record
+// whose outcome was recorded but which a crash left behind.
+func (q *Queue) loadPending(ctx context.Context, recID string) (*Delivery, error) {
+	d, err := q.get(ctx, RecordKey(StatePending, recID))
+	if err != nil {
+		return nil, err
+	}
+	if d.State != StatePending {
+		// Not written by this version, but unambiguous: finish the move.
+		if err := q.put(ctx, RecordKey(d.State, recID), d, store.PutOptions{IfNoneMatch: true}); err != nil && !errors.Is(err, store.ErrPrecondition) {
+			return nil, err
+		}
+		if err := q.store.Delete(ctx, RecordKey(StatePending, recID)); err != nil {
+			return nil, err
+		}
+		return q.Load(ctx, recID)
+	}
+	if !d.lastUnfinished() {
+		return d, nil
+	}
+	// The process stopped during an attempt, or after recording its
+	// outcome and before deleting this record. A twin that holds as many
+	// attempts holds that outcome.
+	for _, s := range []State{StateDelivered, StateFailed} {
+		twin, err := q.get(ctx, RecordKey(s, recID))
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if twin.EventID == d.EventID && len(twin.Attempts) >= len(d.Attempts) {
+			if err := q.store.Delete(ctx, RecordKey(StatePending, recID)); err != nil {
+				return nil, err
+			}
+			return twin, nil
+		}
+	}
+	return d, nil
+}
+
+// records yields the records listed under prefix; load reads one by id.
+func (q *Queue) records(ctx context.Context, prefix string, load func(context.Context, string) (*Delivery, error), want State) iter.Seq2[*Delivery, error] {
+	return func(yield func(*Delivery, error) bool) {
+		for id, err := range q.ids(ctx, prefix) {
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			d, err := load(ctx, id)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // moved on since it was listed
+			}
+			if err != nil {
+				err = fmt.Errorf("queue: load %s: %w", id, err)
+			} else if d.State != want {
+				continue
+			}
+			if !yield(d, err) {
+				return
+			}
+		}
+	}
+}
+
+// ids yields the record ids listed under prefix, oldest first.
+func (q *Queue) ids(ctx context.Context, prefix string) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		for obj, err := range q.store.List(ctx, prefix) {
+			if err != nil {
+				yield("", fmt.Errorf("queue: list %s: %w", prefix, err))
+				return
+			}
+			id, ok := strings.CutSuffix(strings.TrimPrefix(obj.Key, prefix), recordExt)
+			if !ok || !ValidRecordID(id) {
+				continue // not ours (a temporary file, a stray object)
+			}
+			if !yield(id, nil) {
+				return
+			}
+		}
+	}
+}
+
+// PendingIDs yields the ids of the pending records, oldest message first,
+// without reading them: one listing, no per-record reads.
+func (q *Queue) PendingIDs(ctx context.Context) iter.Seq2[string, error] {
+	return q.ids(ctx, PendingPrefix)
+}
+
+// Pending yields the pending deliveries, oldest message first. Records
+// whose outcome was already recorded are cleaned up and skipped. A read
+// error is yielded and iteration goes on; a listing error ends it.
+func (q *Queue) Pending(ctx context.Context) iter.Seq2[*Delivery, error] {
+	return q.records(ctx, PendingPrefix, q.loadPending, StatePending)
+}
+
+// Failed yields the failed deliveries (dead letters), oldest message first.
+func (q *Queue) Failed(ctx context.Context) iter.Seq2[*Delivery, error] {
+	return q.records(ctx, FailedPrefix, func(ctx context.Context, id string) (*Delivery, error) {
+		return q.get(ctx, RecordKey(StateFailed, id))
+	}, StateFailed)
+}
+
+// BeginAttempt persists, before an attempt is made, an unfinished attempt
+// started at at and NextAttemptAt = retryAt, so that if the process stops
+// during the attempt the delivery is not retried before retryAt. d must be
+// pending; the update is conditional on d being the current version
+// (errors wrap store.ErrPrecondition otherwise: reload it).
+func (q *Queue) BeginAttempt(ctx context.Context, d *Delivery, at, retryAt time.Time) error {
+	nd := d.clone()
+	nd.Attempts = append(nd.Attempts, Attempt{At: at.UTC(), Endpoint: d.Endpoint, Error: errUnfinished, Unfinished: true})
+	nd.NextAttemptAt = retryAt.UTC()
+	return q.update(ctx, d, nd)
+}
+
+// RecordAttempt persists the result a of an attempt that will be retried
+// at next (it replaces the unfinished attempt BeginAttempt wrote). Like
+// BeginAttempt it is conditional on d being the current version.
+func (q *Queue) RecordAttempt(ctx context.Context, d *Delivery, a Attempt, next time.Time) error {
+	nd := d.clone()
+	nd.settle(a)
+	nd.NextAttemptAt = next.UTC()
+	nd.LastError = a.Summary()
+	return q.update(ctx, d, nd)
+}
+
+func (q *Queue) update(ctx context.Context, d, nd *Delivery) error {
+	if d.State != StatePending {
+		return fmt.Errorf("queue: update %s: state is %s, not pending", d.ID, d.State)
+	}
+	if err := q.put(ctx, RecordKey(StatePending, d.ID), nd, store.PutOptions{IfMatch: d.etag}); err != nil {
+		return fmt.Errorf("queue: update %s: %w", d.ID, err)
+	}
+	*d = *nd
+	return nil
+}
+
+// MarkDelivered records a, the successful attempt, and moves d to
+// delivered. It is idempotent: repeating it after a crash is harmless.
+func (q *Queue) MarkDelivered(ctx context.Context, d *Delivery, a Attempt) error {
+	nd := d.clone()
+	nd.settle(a)
+	nd.State = StateDelivered
+	nd.NextAttemptAt = time.Time{}
+	nd.LastError = ""
+	return q.finish(ctx, d, nd)
+}
+
+// MarkFailed records a (a zero Attempt records none) and moves d to the
+// failed state with LastError reason. It is idempotent like MarkDelivered.
+func (q *Queue) MarkFailed(ctx context.Context, d *Delivery, a Attempt, reason string) error {
+	nd := d.clone()
+	nd.settle(a)
+	nd.State = StateFailed
+	nd.NextAttemptAt = time.Time{}
+	nd.LastError = reason
+	return q.finish(ctx, d, nd)
+}
+
+// finish writes nd under its state's prefix, then removes the pending
+// record (and a failed record a replay may have left behind).
+func (q *Queue) finish(ctx context.Context, d, nd *Delivery) error {
+	if err := q.put(ctx, RecordKey(nd.State, nd.ID), nd, store.PutOptions{}); err != nil {
+		return fmt.Errorf("queue: mark %s %s: %w", nd.ID, nd.State, err)
+	}
+	if err := q.store.Delete(ctx, RecordKey(StatePending, nd.ID)); err != nil {
+		return fmt.Errorf("queue: mark %s %s: %w", nd.ID, nd.State, err)
+	}
+	if nd.State == StateDelivered && nd.Replays > 0 {
+		if err := q.store.Delete(ctx, RecordKey(StateFailed, nd.ID)); err != nil {
+			return fmt.Errorf("queue: mark %s %s: %w", nd.ID, nd.State, err)
+		}
+	}
+	*d = *nd
+	return nil
+}
+
+// OpenRaw opens the raw message of d. The caller closes it.
+func (q *Queue) OpenRaw(ctx context.Context, d *Delivery) (io.ReadCloser, error) {
+	rc, _, err := q.store.Get(ctx, d.Raw.Key)
+	if err != nil {
+		return nil, fmt.Errorf("queue: open raw %s: %w", d.Raw.Key, err)
+	}
+	return rc, nil
+}
+
+// Replay puts the failed delivery recID back on the queue: pending, due
+// now, its attempt log kept, the same EventID (webhook-id), and a fresh
+// retry window. A non-empty endpoint replaces the delivery's endpoint. A
+// delivery recorded without an endpoint and replayed without one is routed
+// again with the current Router (errors wrap ErrNoEndpoint if that still
+// gives none). Errors wrap store.ErrNotFound when recID is not failed.
+// Repeating a replay that was interrupted by a crash finishes it.
+func (q *Queue) Replay(ctx context.Context, recID string, endpoint string) error {
+	if !ValidRecordID(recID) {
+		return fmt.Errorf("queue: replay: invalid record id %q: %w", recID, store.ErrNotFound)
+	}
+	failedKey := RecordKey(StateFailed, recID)
+	d, err := q.get(ctx, failedKey)
+	if err != nil {
+		return fmt.Errorf("queue: replay %s: %w", recID, err)
+	}
+	if endpoint == "" {
+		endpoint = d.Endpoint
+	}
+	if endpoint == "" {
+		endpoint, err = q.reroute(d.Envelope.RcptTo)
+		if err != nil {
+			return fmt.Errorf("queue: replay %s: %w", recID, err)
+		}
+	}
+	now := q.now().UTC()
+	nd := d.clone()
+	nd.State = StatePending
+	nd.Endpoint = endpoint
+	nd.NextAttemptAt = now
+	nd.ReplayedAt = now
+	nd.Replays++
+	for try := 0; ; try++ {
+		err = q.put(ctx, RecordKey(StatePending, recID), nd, store.PutOptions{IfNoneMatch: true})
+		if !errors.Is(err, store.ErrPrecondition) || try > 0 {
+			break
+		}
+		// A pending record exists: either an interrupted replay (finish
+		// it) or an interrupted MarkFailed (loading settles it; try again).
+		cur, lerr := q.loadPending(ctx, recID)
+		if lerr != nil && !errors.Is(lerr, store.ErrNotFound) {
+			return fmt.Errorf("queue: replay %s: %w", recID, lerr)
+		}
+		if lerr == nil && cur.State == StatePending {
+			nd, err = cur, nil
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("queue: replay %s: %w", recID, err)
+	}
+	if err := q.store.Delete(ctx, failedKey); err != nil {
+		return fmt.Errorf("queue: replay %s: %w", recID, err)
+	}
+	q.log.LogAttrs(ctx, slog.LevelInfo, "delivery replayed", slog.String("id", recID), slog.Int("replays", nd.Replays))
+	if q.onEnqueue != nil {
+		q.onEnqueue(nd)
+	}
+	return nil
+}
+
+// reroute finds the one endpoint the recipients route to now.
+func (q *Queue) reroute(rcpts []string) (string, error) {
+	gs := q.group(rcpts)
+	switch {
+	case len(gs) == 1 && gs[0].endpoint != "":
+		return gs[0].endpoint, nil
+	case len(gs) > 1:
+		return "", fmt.Errorf("%w: recipients now route to %d endpoints, give one explicitly", ErrNoEndpoint, len(gs))
+	}
+	return "", ErrNoEndpoint
+}

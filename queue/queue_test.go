@@ -1,0 +1,597 @@
+package queue_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/mailhook/mailhook/event"
+	"github.com/mailhook/mailhook/queue"
+	"github.com/mailhook/mailhook/store"
+	"github.com/mailhook/mailhook/store/fs"
+)
+
+var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+
+// backends runs fn against each store.Store backend the queue is tested on.
+func backends(t *testing.T, fn func(t *testing.T, s store.Store)) {
+	t.Helper()
+	t.Run("mem", func(t *testing.T) { fn(t, newMemStore()) })
+	t.Run("fs", func(t *testing.T) {
+		s, err := fs.New(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fn(t, s)
+	})
+}
+
+// routes maps recipients to endpoints; unknown recipients get "".
+type routes map[string]string
+
+func (r routes) Route(rcpt string) string { return r[rcpt] }
+
+type fixture struct {
+	s        store.Store
+	q        *queue.Queue
+	enqueued []*queue.Delivery
+	now      time.Time
+}
+
+func newFixture(t *testing.T, s store.Store, r queue.Router) *fixture {
+	t.Helper()
+	f := &fixture{s: s, now: t0}
+	f.q = queue.New(queue.Options{
+		Store:     s,
+		Router:    r,
+		Now:       func() time.Time { return f.now },
+		OnEnqueue: func(d *queue.Delivery) { f.enqueued = append(f.enqueued, d) },
+	})
+	return f
+}
+
+func (f *fixture) accept(t *testing.T, rcpts ...string) string {
+	t.Helper()
+	id := event.NewID(f.now)
+	env := event.Envelope{MailFrom: "a@example.org", RcptTo: rcpts, Helo: "mx.example.org"}
+	if err := f.q.Accept(t.Context(), id, f.now, env, strings.NewReader("Subject: hi\r\n\r\nbody\r\n")); err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	return id
+}
+
+func keys(t *testing.T, s store.Store, prefix string) []string {
+	t.Helper()
+	var ks []string
+	for o, err := range s.List(t.Context(), prefix) {
+		if err != nil {
+			t.Fatalf("List(%q): %v", prefix, err)
+		}
+		ks = append(ks, o.Key)
+	}
+	return ks
+}
+
+func readRecord(t *testing.T, s store.Store, key string) map[string]any {
+	t.Helper()
+	rc, _, err := s.Get(t.Context(), key)
+	if err != nil {
+		t.Fatalf("Get(%s): %v", key, err)
+	}
+	defer rc.Close()
+	var m map[string]any
+	if err := json.NewDecoder(rc).Decode(&m); err != nil {
+		t.Fatalf("decode %s: %v", key, err)
+	}
+	return m
+}
+
+func TestAcceptStoresRawAndRecords(t *testing.T) {
+	backends(t, func(t *testing.T, s store.Store) {
+		f := newFixture(t, s, routes{"a@x": "http://one", "b@x": "http://two", "c@x": "http://one"})
+		raw := []byte("Received: by mailhook\r\nSubject: \xff binary\r\n\r\n\x00\r\n.dot\r\n")
+		id := event.NewID(t0)
+		env := event.Envelope{MailFrom: "s@y", RcptTo: []string{"a@x", "b@x", "c@x"}, Helo: "h", RemoteAddr: "192.0.2.1:25"}
+		if err := f.q.Accept(t.Context(), id, t0, env, iotest.HalfReader(bytes.NewReader(raw))); err != nil {
+			t.Fatal(err)
+		}
+		rc, _, err := s.Get(t.Context(), "raw/"+id+".eml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		if !bytes.Equal(got, raw) {
+			t.Errorf("raw = %q, want %q", got, raw)
+		}
+		if want := []string{
+			"deliveries/pending/" + id + "-1.json",
+			"deliveries/pending/" + id + "-2.json",
+		}; !slices.Equal(keys(t, s, "deliveries/"), want) {
+			t.Errorf("records = %q, want %q", keys(t, s, "deliveries/"), want)
+		}
+		sum := sha256.Sum256(raw)
+		wantRaw := event.Raw{Key: "raw/" + id + ".eml", Size: int64(len(raw)), SHA256: hex.EncodeToString(sum[:])}
+		if len(f.enqueued) != 2 {
+			t.Fatalf("OnEnqueue called %d times, want 2", len(f.enqueued))
+		}
+		for i, want := range []struct {
+			endpoint string
+			rcpts    []string
+		}{{"http://one", []string{"a@x", "c@x"}}, {"http://two", []string{"b@x"}}} {
+			d, err := f.q.Load(t.Context(), queue.RecordID(id, i+1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.EventID != id || d.Endpoint != want.endpoint || !slices.Equal(d.Envelope.RcptTo, want.rcpts) ||
+				d.State != queue.StatePending || d.Raw != wantRaw || !d.ReceivedAt.Equal(t0) || !d.NextAttemptAt.Equal(t0) ||
+				d.Envelope.Helo != "h" || d.Envelope.RemoteAddr != "192.0.2.1:25" || d.Version != 1 {
+				t.Errorf("record %d = %+v", i+1, d)
+			}
+			if e := f.enqueued[i]; e.ID != d.ID || e.Endpoint != d.Endpoint {
+				t.Errorf("enqueued %d = %s %s, want %s %s", i, e.ID, e.Endpoint, d.ID, d.Endpoint)
+			}
+		}
+		// The JSON schema documented in doc.go.
+		m := readRecord(t, s, "deliveries/pending/"+id+"-1.json")
+		for _, k := range []string{"version", "id", "event_id", "endpoint", "envelope", "received_at", "raw", "state", "created_at", "next_attempt_at", "attempts"} {
+			if _, ok := m[k]; !ok {
+				t.Errorf("record JSON lacks %q: %v", k, m)
+			}
+		}
+	})
+}
+
+func TestAcceptRouting(t *testing.T) {
+	r := routes{"a@x": "http://one", "b@x": "http://two", "c@x": "http://one"}
+	tests := []struct {
+		name      string
+		rcpts     []string
+		endpoints []string // per record, in order; "" = failed, no endpoint
+		rcptsOf   [][]string
+	}{
+		{"one", []string{"a@x"}, []string{"http://one"}, [][]string{{"a@x"}}},
+		{"grouped", []string{"a@x", "c@x"}, []string{"http://one"}, [][]string{{"a@x", "c@x"}}},
+		{"first seen order", []string{"b@x", "a@x", "c@x"}, []string{"http://two", "http://one"}, [][]string{{"b@x"}, {"a@x", "c@x"}}},
+		{"unrouted", []string{"z@x", "y@x"}, []string{""}, [][]string{{"z@x", "y@x"}}},
+		{"mixed", []string{"z@x", "a@x"}, []string{"", "http://one"}, [][]string{{"z@x"}, {"a@x"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newMemStore()
+			f := newFixture(t, s, r)
+			id := f.accept(t, tt.rcpts...)
+			var pending int
+			for i, ep := range tt.endpoints {
+				recID := queue.RecordID(id, i+1)
+				d, err := f.q.Load(t.Context(), recID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Endpoint != ep || !slices.Equal(d.Envelope.RcptTo, tt.rcptsOf[i]) {
+					t.Errorf("record %d: endpoint %q rcpts %q, want %q %q", i+1, d.Endpoint, d.Envelope.RcptTo, ep, tt.rcptsOf[i])
+				}
+				wantState, wantKey := queue.StatePending, "deliveries/pending/"+recID+".json"
+				if ep == "" {
+					wantState, wantKey = queue.StateFailed, "deliveries/failed/"+recID+".json"
+				} else {
+					pending++
+				}
+				if d.State != wantState {
+					t.Errorf("record %d: state %s, want %s", i+1, d.State, wantState)
+				}
+				if ep == "" && d.LastError != "no webhook endpoint configured" {
+					t.Errorf("record %d: LastError %q", i+1, d.LastError)
+				}
+				if _, err := s.Stat(t.Context(), wantKey); err != nil {
+					t.Errorf("record %d: %v", i+1, err)
+				}
+			}
+			if n := len(keys(t, s, "deliveries/")); n != len(tt.endpoints) {
+				t.Errorf("%d records, want %d", n, len(tt.endpoints))
+			}
+			if len(f.enqueued) != pending {
+				t.Errorf("OnEnqueue called %d times, want %d (pending only)", len(f.enqueued), pending)
+			}
+		})
+	}
+}
+
+var errBody = errors.New("connection dropped")
+
+func TestAcceptFailures(t *testing.T) {
+	tests := []struct {
+		name    string
+		body    io.Reader
+		fail    func(op, key string) error
+		wantErr error
+	}{
+		{"body fails at once", iotest.ErrReader(errBody), nil, errBody},
+		{"body fails midway", io.MultiReader(strings.NewReader(strings.Repeat("x", 100000)), iotest.ErrReader(errBody)), nil, errBody},
+		{"raw put fails", strings.NewReader("x"), func(op, key string) error {
+			if op == "put" && strings.HasPrefix(key, "raw/") {
+				return store.ErrUnavailable
+			}
+			return nil
+		}, store.ErrUnavailable},
+		{"second record fails", strings.NewReader("x"), func(op, key string) error {
+			if op == "put" && strings.HasSuffix(key, "-2.json") {
+				return store.ErrUnavailable
+			}
+			return nil
+		}, store.ErrUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newMemStore()
+			s.Fail = tt.fail
+			f := newFixture(t, s, routes{"a@x": "http://one", "b@x": "http://two"})
+			env := event.Envelope{RcptTo: []string{"a@x", "b@x"}}
+			err := f.q.Accept(t.Context(), event.NewID(t0), t0, env, tt.body)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Accept = %v, want %v", err, tt.wantErr)
+			}
+			s.Fail = nil
+			if ks := s.keys(); len(ks) != 0 {
+				t.Errorf("left behind %q, want nothing", ks)
+			}
+			if len(f.enqueued) != 0 {
+				t.Errorf("OnEnqueue called %d times", len(f.enqueued))
+			}
+		})
+	}
+	// The real backend too, for the body failure.
+	s, err := fs.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, s, routes{"a@x": "http://one"})
+	body := io.MultiReader(strings.NewReader(strings.Repeat("x", 1<<20)), iotest.ErrReader(errBody))
+	if err := f.q.Accept(t.Context(), event.NewID(t0), t0, event.Envelope{RcptTo: []string{"a@x"}}, body); !errors.Is(err, errBody) {
+		t.Fatalf("fs: Accept = %v, want %v", err, errBody)
+	}
+	if ks := keys(t, s, ""); len(ks) != 0 {
+		t.Errorf("fs: left behind %q", ks)
+	}
+}
+
+func TestAcceptRejectsBadInput(t *testing.T) {
+	f := newFixture(t, newMemStore(), routes{})
+	if err := f.q.Accept(t.Context(), "../etc/passwd", t0, event.Envelope{RcptTo: []string{"a@x"}}, strings.NewReader("x")); err == nil {
+		t.Error("Accept with a bad id succeeded")
+	}
+	if err := f.q.Accept(t.Context(), event.NewID(t0), t0, event.Envelope{}, strings.NewReader("x")); err == nil {
+		t.Error("Accept without recipients succeeded")
+	}
+}
+
+func TestAttemptLifecycle(t *testing.T) {
+	backends(t, func(t *testing.T, s store.Store) {
+		ctx := t.Context()
+		f := newFixture(t, s, routes{"a@x": "http://one"})
+		id := f.accept(t, "a@x")
+		d := f.enqueued[0]
+
+		// Attempt 1: 503, retried.
+		if err := f.q.BeginAttempt(ctx, d, t0, t0.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		a1 := queue.Attempt{At: t0, Endpoint: d.Endpoint, Status: 503, LatencyMS: 3, Response: "busy"}
+		if err := f.q.RecordAttempt(ctx, d, a1, t0.Add(10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.q.Load(ctx, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Attempts) != 1 || got.Attempts[0] != a1 || !got.NextAttemptAt.Equal(t0.Add(10*time.Second)) || got.LastError != "HTTP 503" {
+			t.Errorf("after RecordAttempt: %+v", got)
+		}
+
+		// A stale copy loses the race.
+		stale := got
+		if err := f.q.BeginAttempt(ctx, d, t0.Add(10*time.Second), t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.q.BeginAttempt(ctx, stale, t0.Add(10*time.Second), t0.Add(time.Hour)); !errors.Is(err, store.ErrPrecondition) {
+			t.Errorf("BeginAttempt on a stale record = %v, want ErrPrecondition", err)
+		}
+		if len(stale.Attempts) != 1 {
+			t.Errorf("failed update changed the record in memory: %+v", stale.Attempts)
+		}
+
+		// Attempt 2: 200.
+		a2 := queue.Attempt{At: t0.Add(10 * time.Second), Endpoint: d.Endpoint, Status: 200}
+		if err := f.q.MarkDelivered(ctx, d, a2); err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"deliveries/delivered/" + id + "-1.json"}; !slices.Equal(keys(t, s, "deliveries/"), want) {
+			t.Errorf("keys = %q, want %q", keys(t, s, "deliveries/"), want)
+		}
+		got, err = f.q.Load(ctx, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != queue.StateDelivered || len(got.Attempts) != 2 || got.Attempts[1] != a2 || !got.NextAttemptAt.IsZero() {
+			t.Errorf("delivered record = %+v", got)
+		}
+		// Repeating it (a crash before the caller learnt it worked) is fine.
+		if err := f.q.MarkDelivered(ctx, d, a2); err != nil {
+			t.Errorf("MarkDelivered again: %v", err)
+		}
+		if n := len(keys(t, s, "deliveries/")); n != 1 {
+			t.Errorf("%d records after repeat, want 1", n)
+		}
+	})
+}
+
+// crash plays a MarkDelivered/MarkFailed cut short between its two writes:
+// the terminal twin is written, the pending record stays.
+func TestCrashBetweenFinishSteps(t *testing.T) {
+	for _, final := range []queue.State{queue.StateDelivered, queue.StateFailed} {
+		t.Run(string(final), func(t *testing.T) {
+			backends(t, func(t *testing.T, s store.Store) {
+				ctx := t.Context()
+				f := newFixture(t, s, routes{"a@x": "http://one"})
+				f.accept(t, "a@x")
+				d := f.enqueued[0]
+				if err := f.q.BeginAttempt(ctx, d, t0, t0.Add(time.Minute)); err != nil {
+					t.Fatal(err)
+				}
+				// Mark on a separate queue whose store loses the delete.
+				crashing := &crashStore{Store: s}
+				cq := queue.New(queue.Options{Store: crashing, Now: func() time.Time { return t0 }})
+				a := queue.Attempt{At: t0, Status: 200}
+				var err error
+				if final == queue.StateDelivered {
+					err = cq.MarkDelivered(ctx, d, a)
+				} else {
+					a.Status = 400
+					err = cq.MarkFailed(ctx, d, a, "HTTP 400")
+				}
+				if err == nil {
+					t.Fatal("the crashing store did not crash")
+				}
+				if n := len(keys(t, s, "deliveries/pending/")); n != 1 {
+					t.Fatalf("%d pending records, want the one left behind", n)
+				}
+				// A fresh process lists nothing to send and cleans up.
+				var listed []*queue.Delivery
+				for d, err := range f.q.Pending(ctx) {
+					if err != nil {
+						t.Fatal(err)
+					}
+					listed = append(listed, d)
+				}
+				if len(listed) != 0 {
+					t.Errorf("Pending yielded %d records, want 0", len(listed))
+				}
+				if n := len(keys(t, s, "deliveries/pending/")); n != 0 {
+					t.Errorf("%d pending records left, want 0", n)
+				}
+				got, err := f.q.Load(ctx, d.ID)
+				if err != nil || got.State != final || len(got.Attempts) != 1 || got.Attempts[0].Unfinished {
+					t.Errorf("Load = %+v, %v; want %s with 1 finished attempt", got, err, final)
+				}
+			})
+		})
+	}
+}
+
+func TestInterruptedAttemptStaysPending(t *testing.T) {
+	backends(t, func(t *testing.T, s store.Store) {
+		ctx := t.Context()
+		f := newFixture(t, s, routes{"a@x": "http://one"})
+		f.accept(t, "a@x")
+		d := f.enqueued[0]
+		retryAt := t0.Add(45 * time.Second)
+		if err := f.q.BeginAttempt(ctx, d, t0, retryAt); err != nil {
+			t.Fatal(err)
+		}
+		// kill -9 here. A fresh queue:
+		fresh := queue.New(queue.Options{Store: s})
+		var listed []*queue.Delivery
+		for d, err := range fresh.Pending(ctx) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			listed = append(listed, d)
+		}
+		if len(listed) != 1 {
+			t.Fatalf("Pending yielded %d, want 1", len(listed))
+		}
+		got := listed[0]
+		if !got.NextAttemptAt.Equal(retryAt) || len(got.Attempts) != 1 || !got.Attempts[0].Unfinished || got.Attempts[0].Error == "" {
+			t.Errorf("interrupted record = %+v", got)
+		}
+		// The next attempt's result settles a new attempt; the interrupted
+		// one stays in the log.
+		if err := fresh.BeginAttempt(ctx, got, retryAt, retryAt.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := fresh.MarkDelivered(ctx, got, queue.Attempt{At: retryAt, Status: 204}); err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Attempts) != 2 || !got.Attempts[0].Unfinished || got.Attempts[1].Unfinished || got.Attempts[1].Status != 204 {
+			t.Errorf("attempts = %+v", got.Attempts)
+		}
+	})
+}
+
+// crashStore loses every Delete, returning an error as a crash would.
+type crashStore struct{ store.Store }
+
+func (c *crashStore) Delete(ctx context.Context, key string) error {
+	return errors.New("crash")
+}
+
+func TestReplay(t *testing.T) {
+	backends(t, func(t *testing.T, s store.Store) {
+		ctx := t.Context()
+		f := newFixture(t, s, routes{"a@x": "http://one"})
+		id := f.accept(t, "a@x")
+		d := f.enqueued[0]
+		if err := f.q.BeginAttempt(ctx, d, t0, t0.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.q.MarkFailed(ctx, d, queue.Attempt{At: t0, Status: 410}, "HTTP 410"); err != nil {
+			t.Fatal(err)
+		}
+		var failed []string
+		for d, err := range f.q.Failed(ctx) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			failed = append(failed, d.ID)
+		}
+		if !slices.Equal(failed, []string{d.ID}) {
+			t.Fatalf("Failed = %q", failed)
+		}
+
+		f.now = t0.Add(5 * 24 * time.Hour)
+		f.enqueued = nil
+		if err := f.q.Replay(ctx, d.ID, "http://other"); err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"deliveries/pending/" + d.ID + ".json"}; !slices.Equal(keys(t, s, "deliveries/"), want) {
+			t.Errorf("keys = %q, want %q", keys(t, s, "deliveries/"), want)
+		}
+		got, err := f.q.Load(ctx, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != queue.StatePending || got.EventID != id || got.Endpoint != "http://other" || len(got.Attempts) != 1 ||
+			!got.NextAttemptAt.Equal(f.now) || !got.ReplayedAt.Equal(f.now) || got.Replays != 1 || !got.RetryWindowStart().Equal(f.now) {
+			t.Errorf("replayed = %+v", got)
+		}
+		if len(f.enqueued) != 1 || f.enqueued[0].ID != d.ID {
+			t.Errorf("OnEnqueue = %v", f.enqueued)
+		}
+		if err := f.q.Replay(ctx, d.ID, ""); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Replay of a pending delivery = %v, want ErrNotFound", err)
+		}
+		if err := f.q.Replay(ctx, "nope", ""); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Replay of a bad id = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+func TestReplayInterrupted(t *testing.T) {
+	ctx := t.Context()
+	s := newMemStore()
+	f := newFixture(t, s, routes{"a@x": "http://one"})
+	f.accept(t, "a@x")
+	d := f.enqueued[0]
+	if err := f.q.BeginAttempt(ctx, d, t0, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.q.MarkFailed(ctx, d, queue.Attempt{At: t0, Status: 404}, "HTTP 404"); err != nil {
+		t.Fatal(err)
+	}
+	// Replay crashes after writing the pending record.
+	s.Fail = func(op, key string) error {
+		if op == "delete" {
+			return errors.New("crash")
+		}
+		return nil
+	}
+	if err := f.q.Replay(ctx, d.ID, ""); err == nil {
+		t.Fatal("Replay succeeded through the crash")
+	}
+	s.Fail = nil
+	// Repeating it finishes it.
+	if err := f.q.Replay(ctx, d.ID, ""); err != nil {
+		t.Fatalf("Replay again: %v", err)
+	}
+	if want := []string{"deliveries/pending/" + d.ID + ".json"}; !slices.Equal(keys(t, s, "deliveries/"), want) {
+		t.Errorf("keys = %q, want %q", keys(t, s, "deliveries/"), want)
+	}
+
+	// A stale failed twin (replay crashed, never repeated) does not make
+	// an interrupted attempt of the replayed delivery look finished, and
+	// goes away when the delivery is delivered.
+	p, err := f.q.Load(ctx, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.q.BeginAttempt(ctx, p, t0, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	putRecordCopy(t, s, "deliveries/failed/"+d.ID+".json", "deliveries/pending/"+d.ID+".json", func(m map[string]any) {
+		m["state"] = "failed"
+		m["attempts"] = m["attempts"].([]any)[:1]
+	})
+	got, err := f.q.Load(ctx, d.ID)
+	if err != nil || got.State != queue.StatePending {
+		t.Fatalf("Load = %+v, %v; want still pending", got, err)
+	}
+	if err := f.q.MarkDelivered(ctx, got, queue.Attempt{At: t0, Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"deliveries/delivered/" + d.ID + ".json"}; !slices.Equal(keys(t, s, "deliveries/"), want) {
+		t.Errorf("keys = %q, want %q", keys(t, s, "deliveries/"), want)
+	}
+}
+
+// putRecordCopy writes at dst the record at src, changed by edit.
+func putRecordCopy(t *testing.T, s store.Store, dst, src string, edit func(map[string]any)) {
+	t.Helper()
+	m := readRecord(t, s, src)
+	edit(m)
+	b, _ := json.Marshal(m)
+	if _, err := s.Put(t.Context(), dst, bytes.NewReader(b), store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReplayReroutes(t *testing.T) {
+	ctx := t.Context()
+	r := routes{}
+	f := newFixture(t, newMemStore(), r)
+	id := f.accept(t, "a@x", "b@x")
+	recID := queue.RecordID(id, 1)
+	if err := f.q.Replay(ctx, recID, ""); !errors.Is(err, queue.ErrNoEndpoint) {
+		t.Errorf("Replay with no endpoint anywhere = %v, want ErrNoEndpoint", err)
+	}
+	r["a@x"], r["b@x"] = "http://now", "http://now"
+	if err := f.q.Replay(ctx, recID, ""); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.q.Load(ctx, recID)
+	if err != nil || got.Endpoint != "http://now" || got.State != queue.StatePending || got.EventID != id {
+		t.Errorf("Load = %+v, %v", got, err)
+	}
+}
+
+func TestValidRecordID(t *testing.T) {
+	id := event.NewID(t0)
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{id + "-1", true},
+		{id + "-12", true},
+		{id, false},
+		{id + "-", false},
+		{id + "-0", false},
+		{id + "-01", false},
+		{id + "-1x", false},
+		{id + "-99999", false},
+		{"../x-1", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := queue.ValidRecordID(tt.in); got != tt.want {
+			t.Errorf("ValidRecordID(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}

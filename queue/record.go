@@ -1,0 +1,173 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mailhook/mailhook/event"
+)
+
+// RecordVersion is the schema version written in every delivery record.
+const RecordVersion = 1
+
+// State is where a delivery stands.
+type State string
+
+// The states of a delivery. A record is stored under the key prefix of its
+// state.
+const (
+	StatePending   State = "pending"
+	StateDelivered State = "delivered"
+	StateFailed    State = "failed"
+)
+
+// Key prefixes and layout (see the package documentation).
+const (
+	RawPrefix       = "raw/"
+	DeliveriesRoot  = "deliveries/"
+	PendingPrefix   = DeliveriesRoot + "pending/"
+	DeliveredPrefix = DeliveriesRoot + "delivered/"
+	FailedPrefix    = DeliveriesRoot + "failed/"
+	// LeasePrefix is reserved for per-delivery leases between replicas
+	// (deliveries/leases/<recid>, created with IfNoneMatch). Nothing writes
+	// it yet.
+	LeasePrefix = DeliveriesRoot + "leases/"
+
+	recordExt = ".json"
+	rawExt    = ".eml"
+)
+
+// ErrNoEndpoint is the LastError of a delivery whose recipients had no
+// webhook endpoint when the message was accepted.
+var ErrNoEndpoint = errors.New("no webhook endpoint configured")
+
+// errUnfinished is the Error of an attempt persisted before it was made.
+const errUnfinished = "no result recorded"
+
+// RawKey is the store key of a message's raw object.
+func RawKey(msgID string) string { return RawPrefix + msgID + rawExt }
+
+// RecordKey is the store key of a delivery record in the given state.
+func RecordKey(s State, recID string) string {
+	return DeliveriesRoot + string(s) + "/" + recID + recordExt
+}
+
+// LeaseKey is the store key reserved for a lease on a pending delivery.
+func LeaseKey(recID string) string { return LeasePrefix + recID }
+
+// RecordID is the id of the n-th (1-based) delivery record of a message.
+func RecordID(msgID string, n int) string { return msgID + "-" + strconv.Itoa(n) }
+
+// ValidRecordID reports whether s has the shape of a RecordID. Use it before
+// an id from outside (a command line, a URL) goes into a store key.
+func ValidRecordID(s string) bool {
+	msg, n, ok := strings.Cut(s, "-")
+	if !ok || !event.ValidID(msg) || n == "" || len(n) > 4 || n[0] == '0' {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		if n[i] < '0' || n[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// Attempt is one try at delivering, as recorded in the delivery log.
+type Attempt struct {
+	// At is when the attempt started.
+	At time.Time `json:"at"`
+	// Endpoint is where it was sent (it changes when a replay overrides it).
+	Endpoint string `json:"endpoint,omitempty"`
+	// Status is the receiver's HTTP status, 0 if there was no response.
+	Status int `json:"status,omitempty"`
+	// Error is the transport error or a short reason, "" on a response.
+	Error     string `json:"error,omitempty"`
+	LatencyMS int64  `json:"latency_ms"`
+	// Response holds the first 1 KiB of the response body.
+	Response string `json:"response,omitempty"`
+	// Unfinished marks an attempt persisted before the request went out
+	// whose result was never recorded (yet).
+	Unfinished bool `json:"unfinished,omitempty"`
+}
+
+// MaxResponseBytes bounds Attempt.Response.
+const MaxResponseBytes = 1024
+
+// Summary is a short description of the attempt's result for LastError.
+func (a Attempt) Summary() string {
+	switch {
+	case a.Error != "" && a.Status != 0:
+		return fmt.Sprintf("HTTP %d: %s", a.Status, a.Error)
+	case a.Error != "":
+		return a.Error
+	case a.Status != 0:
+		return fmt.Sprintf("HTTP %d", a.Status)
+	}
+	return ""
+}
+
+// Delivery is one delivery record: one message to one endpoint. It is a
+// value read from the store; the Queue methods that change it update it in
+// place only after the store has accepted the change. A Delivery is not safe
+// for concurrent use.
+type Delivery struct {
+	Version  int    `json:"version"`
+	ID       string `json:"id"`
+	EventID  string `json:"event_id"`
+	Endpoint string `json:"endpoint"`
+	// Envelope is the message's envelope with RcptTo narrowed to the
+	// recipients routed to Endpoint.
+	Envelope      event.Envelope `json:"envelope"`
+	ReceivedAt    time.Time      `json:"received_at"`
+	Raw           event.Raw      `json:"raw"`
+	State         State          `json:"state"`
+	CreatedAt     time.Time      `json:"created_at"`
+	NextAttemptAt time.Time      `json:"next_attempt_at,omitzero"`
+	ReplayedAt    time.Time      `json:"replayed_at,omitzero"`
+	Replays       int            `json:"replays,omitempty"`
+	Attempts      []Attempt      `json:"attempts"`
+	LastError     string         `json:"last_error,omitempty"`
+
+	etag string // store ETag of the version read or written last, for IfMatch
+}
+
+// RetryWindowStart is when the delivery's retry window began: the last
+// replay, or the time the message was received.
+func (d *Delivery) RetryWindowStart() time.Time {
+	if !d.ReplayedAt.IsZero() {
+		return d.ReplayedAt
+	}
+	return d.ReceivedAt
+}
+
+// clone returns a copy that shares nothing mutable with d.
+func (d *Delivery) clone() *Delivery {
+	c := *d
+	c.Attempts = slices.Clone(d.Attempts)
+	c.Envelope.RcptTo = slices.Clone(d.Envelope.RcptTo)
+	return &c
+}
+
+// lastUnfinished reports whether the last attempt is an unfinished one.
+func (d *Delivery) lastUnfinished() bool {
+	return len(d.Attempts) > 0 && d.Attempts[len(d.Attempts)-1].Unfinished
+}
+
+// settle records a as the result of the unfinished attempt, or as a new
+// attempt when there is none. A zero a records nothing.
+func (d *Delivery) settle(a Attempt) {
+	if a.At.IsZero() {
+		return
+	}
+	a.Unfinished = false
+	if d.lastUnfinished() {
+		d.Attempts[len(d.Attempts)-1] = a
+		return
+	}
+	d.Attempts = append(d.Attempts, a)
+}
