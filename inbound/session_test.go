@@ -1,0 +1,572 @@
+package inbound
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+var ehlo = step{send: "EHLO client.test", code: 250, enh: "-"}
+
+func TestScripts(t *testing.T) {
+	ts := startServer(t, Config{MaxMessageBytes: 1000, MaxRecipients: 3, MaxBadCommands: 50}, policy{deny: []string{"nobody@example.com"}})
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"happy path", []step{
+			ehlo,
+			{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
+			{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+			{send: "DATA", code: 354, enh: "-"},
+			{send: "Subject: hi\r\n\r\nhello\r\n.", code: 250, enh: "2.0.0", text: "Ok: queued as "},
+			{send: "QUIT", code: 221, enh: "2.0.0"},
+			{closed: true},
+		}},
+		{"HELO", []step{
+			{send: "HELO client.test", code: 250, enh: "-"},
+			{send: "MAIL FROM:<>", code: 250, enh: "2.1.0"},
+			{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+			{send: "DATA", code: 354, enh: "-"},
+			{send: "x\r\n.", code: 250, enh: "2.0.0"},
+		}},
+		{"params after HELO", []step{
+			{send: "HELO client.test", code: 250, enh: "-"},
+			{send: "MAIL FROM:<a@b.c> SIZE=10", code: 555, enh: "5.5.4"},
+		}},
+		{"EHLO lists extensions", []step{
+			{send: "EHLO x", code: 250, enh: "-", text: "PIPELINING\nSIZE 1000\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nCHUNKING"},
+		}},
+		{"EHLO without argument", []step{{send: "EHLO", code: 501, enh: "5.5.4"}}},
+		{"EHLO with control character", []step{{send: "EHLO a\x01b", code: 501, enh: "5.5.4"}}},
+		{"lower-case verbs and space after colon", []step{
+			{send: "ehlo x", code: 250, enh: "-"},
+			{send: "mail from: <a@example.org>", code: 250, enh: "2.1.0"},
+			{send: "rcpt to: <b@example.com>", code: 250, enh: "2.1.5"},
+			{send: "data", code: 354, enh: "-"},
+			{send: ".", code: 250, enh: "2.0.0"},
+		}},
+		{"NOOP VRFY HELP RSET", []step{
+			{send: "NOOP", code: 250, enh: "2.0.0"},
+			{send: "NOOP anything", code: 250, enh: "2.0.0"},
+			{send: "VRFY someone", code: 252, enh: "2.5.0"},
+			{send: "VRFY", code: 501, enh: "5.5.4"},
+			{send: "HELP", code: 214, enh: "2.0.0", text: "EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT"},
+			{send: "RSET", code: 250, enh: "2.0.0"},
+			{send: "RSET x", code: 501, enh: "5.5.4"},
+			{send: "EXPN list", code: 502, enh: "5.5.1"},
+			{send: "QUIT", code: 221, enh: "2.0.0"},
+		}},
+		{"sequence errors", []step{
+			{send: "MAIL FROM:<a@b.c>", code: 503, enh: "5.5.1"},
+			{send: "RCPT TO:<a@b.c>", code: 503, enh: "5.5.1"},
+			{send: "DATA", code: 503, enh: "5.5.1"},
+			ehlo,
+			{send: "RCPT TO:<a@b.c>", code: 503, enh: "5.5.1"},
+			{send: "DATA", code: 503, enh: "5.5.1"},
+			{send: "MAIL FROM:<a@b.c>", code: 250, enh: "2.1.0"},
+			{send: "MAIL FROM:<a@b.c>", code: 503, enh: "5.5.1"},
+			{send: "DATA", code: 503, enh: "5.5.1"},
+			{send: "RSET", code: 250, enh: "2.0.0"},
+			{send: "RCPT TO:<a@b.c>", code: 503, enh: "5.5.1"},
+			{send: "STARTTLS", code: 502, enh: "5.5.1"},
+		}},
+		{"syntax errors", []step{
+			ehlo,
+			{send: "MAIL a@b.c", code: 501, enh: "5.5.4"},
+			{send: "MAIL FROM:a@b.c", code: 501, enh: "5.5.4"},
+			{send: "MAIL FROM:<a@b.c", code: 501, enh: "5.1.7"},
+			{send: "MAIL FROM:<a b@c>", code: 501, enh: "5.1.7"},
+			{send: "MAIL FROM:<a@b..c>", code: 501, enh: "5.1.7"},
+			{send: "MAIL FROM:<a@b.c> SIZE=abc", code: 501, enh: "5.5.4"},
+			{send: "MAIL FROM:<a@b.c> BODY=9BIT", code: 501, enh: "5.5.4"},
+			{send: "MAIL FROM:<a@b.c> SMTPUTF8=yes", code: 501, enh: "5.5.4"},
+			{send: "MAIL FROM:<a@b.c> SIZE=1 SIZE=2", code: 501, enh: "5.5.4"},
+			{send: "MAIL FROM:<a@b.c> FOO=bar", code: 555, enh: "5.5.4"},
+			{send: "MAIL FROM:<a@b.c> =x", code: 501, enh: "5.5.4"},
+			{send: "MAIL FROM:<a@b.c>junk", code: 501, enh: "5.5.4"},
+			{send: "MAIL FROM:<a@b.c> AUTH=<>", code: 250, enh: "2.1.0"},
+			{send: "RCPT b@example.com", code: 501, enh: "5.5.4"},
+			{send: "RCPT TO:<>", code: 501, enh: "5.1.3"},
+			{send: "RCPT TO:<b@example.com> NOTIFY=NEVER", code: 555, enh: "5.5.4"},
+			{send: "RCPT TO:<\"unterminated@example.com>", code: 501, enh: "5.1.3"},
+			{send: "DATA now", code: 501, enh: "5.5.4"},
+		}},
+		{"path forms", []step{
+			ehlo,
+			{send: "MAIL FROM:<@relay.example,@other.example:a@example.org> BODY=8BITMIME SIZE=100", code: 250, enh: "2.1.0"},
+			{send: `RCPT TO:<"john doe"@example.com>`, code: 250, enh: "2.1.5"},
+			{send: "RCPT TO:<user@[192.0.2.1]>", code: 250, enh: "2.1.5"},
+			{send: "RCPT TO:<Postmaster>", code: 250, enh: "2.1.5"},
+		}},
+		{"path too long", []step{
+			ehlo,
+			{send: "MAIL FROM:<" + strings.Repeat("a", 65) + "@example.org>", code: 501, enh: "5.1.7"},
+			{send: "MAIL FROM:<a@" + strings.Repeat("b", 250) + ".org>", code: 501, enh: "5.1.7"},
+			{send: "MAIL FROM:<a@b.org>", code: 250, enh: "2.1.0"},
+			{send: "RCPT TO:<" + strings.Repeat("a", 64) + "@" + strings.Repeat("b.", 95) + "org>", code: 501, enh: "5.1.3"},
+		}},
+		{"non-ASCII without SMTPUTF8", []step{
+			ehlo,
+			{send: "MAIL FROM:<jöran@example.org>", code: 553, enh: "5.6.7"},
+			{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
+			{send: "RCPT TO:<用户@例子.广告>", code: 553, enh: "5.6.7"},
+			{send: "RSET", code: 250, enh: "2.0.0"},
+			{send: "MAIL FROM:<jöran@example.org> SMTPUTF8", code: 250, enh: "2.1.0"},
+			{send: "RCPT TO:<用户@例子.广告>", code: 250, enh: "2.1.5"},
+			{send: "RCPT TO:<bad\xff@example.com>", code: 501, enh: "5.1.3"},
+		}},
+		{"unknown command", []step{
+			{send: "FOO bar", code: 500, enh: "5.5.2"},
+			{send: "\r\n", raw: true, code: 500, enh: "5.5.2"},
+			{send: "M@IL", code: 500, enh: "5.5.2"},
+		}},
+		{"line too long", []step{
+			{send: "NOOP " + strings.Repeat("x", 507), code: 500, enh: "5.5.2", text: "Line too long"},
+			{send: "NOOP " + strings.Repeat("x", 505), code: 250, enh: "2.0.0"}, // 512 with CRLF
+			{send: "NOOP " + strings.Repeat("x", 60000), code: 500, enh: "5.5.2"},
+			{send: "NOOP", code: 250, enh: "2.0.0"},
+			ehlo,
+			// MAIL may be longer (RFC 1870, 6152, 6531 extensions).
+			// 530 octets: past 512 but within MAIL's allowance, so parsed.
+			{send: "MAIL FROM:<a@b.c> " + strings.Repeat("x", 510), code: 555, enh: "5.5.4"},
+			{send: "MAIL FROM:<a@b.c> " + strings.Repeat("x", 545), code: 500, enh: "5.5.2"},
+		}},
+		{"bare LF command terminator", []step{
+			{send: "EHLO x\nNOOP\n", raw: true, code: 250, enh: "-"},
+			{code: 250, enh: "2.0.0"},
+		}},
+		{"unknown recipient and dedup", []step{
+			ehlo,
+			{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
+			{send: "RCPT TO:<nobody@example.com>", code: 550, enh: "5.1.1"},
+			{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+			{send: "RCPT TO:<b@EXAMPLE.com>", code: 250, enh: "2.1.5"},
+			{send: "RCPT TO:<c@example.com>", code: 250, enh: "2.1.5"},
+			{send: "RCPT TO:<d@example.com>", code: 250, enh: "2.1.5"},
+			{send: "RCPT TO:<e@example.com>", code: 452, enh: "4.5.3"},
+			{send: "RCPT TO:<c@example.com>", code: 250, enh: "2.1.5"}, // duplicate, not counted
+		}},
+		{"SIZE too large at MAIL", []step{
+			ehlo,
+			{send: "MAIL FROM:<a@example.org> SIZE=1001", code: 552, enh: "5.3.4"},
+			{send: "MAIL FROM:<a@example.org> SIZE=99999999999999999999999", code: 552, enh: "5.3.4"},
+			{send: "MAIL FROM:<a@example.org> SIZE=1000", code: 250, enh: "2.1.0"},
+		}},
+		{"DATA too large, session usable after", []step{
+			ehlo,
+			{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
+			{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+			{send: "DATA", code: 354, enh: "-"},
+			{send: strings.Repeat("0123456789012345678901234567890123456789\r\n", 100) + ".", code: 552, enh: "5.3.4"},
+			{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
+			{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+			{send: "DATA", code: 354, enh: "-"},
+			{send: "small\r\n.", code: 250, enh: "2.0.0"},
+		}},
+		{"BODY=BINARYMIME needs BDAT", []step{
+			ehlo,
+			{send: "MAIL FROM:<a@example.org> BODY=BINARYMIME", code: 250, enh: "2.1.0"},
+			{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+			{send: "DATA", code: 503, enh: "5.5.1"},
+			{send: "BDAT 3 LAST", raw: false},
+			{send: "a\x00b", raw: true, code: 250, enh: "2.0.0"},
+		}},
+		{"pipelined transaction in one write", []step{
+			ehlo,
+			{send: "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<nobody@example.com>\r\nRCPT TO:<c@example.com>\r\nDATA\r\n", raw: true, code: 250, enh: "2.1.0"},
+			{code: 250, enh: "2.1.5"},
+			{code: 550, enh: "5.1.1"},
+			{code: 250, enh: "2.1.5"},
+			{code: 354, enh: "-"},
+			{send: "pipelined\r\n.\r\nNOOP\r\nQUIT\r\n", raw: true, code: 250, enh: "2.0.0"},
+			{code: 250, enh: "2.0.0"},
+			{code: 221, enh: "2.0.0"},
+		}},
+		{"BDAT", []step{
+			ehlo,
+			{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
+			{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+			{send: "BDAT 5\r\nhello", raw: true, code: 250, enh: "2.0.0", text: "5 octets"},
+			{send: "NOOP", code: 250, enh: "2.0.0"},
+			{send: "DATA", code: 503, enh: "5.5.1"},
+			{send: "BDAT 7 LAST\r\n world\n", raw: true, code: 250, enh: "2.0.0", text: "queued as"},
+			{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
+			{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+			{send: "BDAT 0 LAST", code: 250, enh: "2.0.0", text: "queued as"},
+		}},
+		{"BDAT pipelined with RSET", []step{
+			ehlo,
+			{send: "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.com>\r\nBDAT 3\r\nabcRSET\r\nBDAT 2 LAST\r\nxy", raw: true, code: 250, enh: "2.1.0"},
+			{code: 250, enh: "2.1.5"},
+			{code: 250, enh: "2.0.0", text: "3 octets"},
+			{code: 250, enh: "2.0.0"},               // RSET
+			{code: 503, enh: "5.5.1"},               // BDAT without transaction, chunk skipped
+			{send: "NOOP", code: 250, enh: "2.0.0"}, // still in sync
+		}},
+		{"BDAT errors", []step{
+			{send: "BDAT 4\r\nQUIT", raw: true, code: 503, enh: "5.5.1"},
+			ehlo,
+			{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
+			{send: "BDAT 4 LAST\r\nQUIT", raw: true, code: 503, enh: "5.5.1"}, // no RCPT yet
+			{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+			{send: "BDAT 1001 LAST\r\n" + strings.Repeat("x", 1001), raw: true, code: 552, enh: "5.3.4"},
+			{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
+			{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+			{send: "BDAT 600\r\n" + strings.Repeat("x", 600), raw: true, code: 250, enh: "2.0.0"},
+			{send: "BDAT 600 LAST\r\n" + strings.Repeat("x", 600), raw: true, code: 552, enh: "5.3.4"},
+			{send: "NOOP", code: 250, enh: "2.0.0"},
+			{send: "BDAT x", code: 501, enh: "5.5.4"},
+			{closed: true},
+		}},
+		{"endless line closes", []step{
+			{send: "NOOP " + strings.Repeat("x", 100000), code: 500, enh: "5.5.2"},
+			{closed: true},
+		}},
+		{"HTTP request", []step{
+			{send: "GET / HTTP/1.1", code: 221, enh: "2.7.0"},
+			{closed: true},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			runScript(t, ts.addr, tc.steps)
+		})
+	}
+}
+
+func TestEnvelopeAndReceived(t *testing.T) {
+	fixed := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	ts := startServer(t, Config{Now: func() time.Time { return fixed }}, nil)
+	runScript(t, ts.addr, []step{
+		{send: "EHLO evil\rBcc: x", code: 501, enh: "5.5.4"},
+		{send: "EHLO client (evil) x", code: 250, enh: "-"},
+		{send: "MAIL FROM:<@hop.example:a@example.org> SMTPUTF8 BODY=8BITMIME", code: 250, enh: "2.1.0"},
+		{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+		{send: "DATA", code: 354, enh: "-"},
+		{send: "Subject: x\r\n\r\nbody\r\n.", code: 250, enh: "2.0.0"},
+		{send: "MAIL FROM:<>", code: 250, enh: "2.1.0"},
+		{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+		{send: "RCPT TO:<c@example.com>", code: 250, enh: "2.1.5"},
+		{send: "DATA", code: 354, enh: "-"},
+		{send: "x\r\n.", code: 250, enh: "2.0.0"},
+	})
+	msgs := ts.acc.messages()
+	if len(msgs) != 2 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	m := msgs[0].msg
+	if m.Envelope.MailFrom != "a@example.org" || strings.Join(m.Envelope.RcptTo, ",") != "b@example.com" ||
+		m.Envelope.Helo != "client (evil) x" || !m.Envelope.SMTPUTF8 || m.Envelope.Body != "8BITMIME" || m.Envelope.TLS != nil {
+		t.Errorf("envelope %+v", m.Envelope)
+	}
+	if host, _, err := net.SplitHostPort(m.Envelope.RemoteAddr); err != nil || host != "127.0.0.1" {
+		t.Errorf("remote addr %q", m.Envelope.RemoteAddr)
+	}
+	if !m.ReceivedAt.Equal(fixed) || len(m.ID) != 26 {
+		t.Errorf("id %q received %v", m.ID, m.ReceivedAt)
+	}
+	wantHdr := "Received: from client??evil??x (unknown [127.0.0.1])\r\n\tby mx.test (mailhook) with UTF8SMTP id " + m.ID +
+		"\r\n\tfor <b@example.com>;\r\n\tSat, 28 Nov 2026 12:00:00 +0000\r\n"
+	if got := string(msgs[0].body); got != wantHdr+"Subject: x\r\n\r\nbody\r\n" {
+		t.Errorf("body\n%q\nwant\n%q", got, wantHdr+"Subject: x\r\n\r\nbody\r\n")
+	}
+	m2 := msgs[1]
+	if m2.msg.Envelope.MailFrom != "" || len(m2.msg.Envelope.RcptTo) != 2 {
+		t.Errorf("envelope 2 %+v", m2.msg.Envelope)
+	}
+	if h := string(m2.body); strings.Contains(h, "for <") || !strings.Contains(h, "with ESMTP id "+m2.msg.ID+";\r\n\t") {
+		t.Errorf("header 2 %q", h)
+	}
+	if string(dataOf(t, m2)) != "x\r\n" {
+		t.Errorf("data 2 %q", dataOf(t, m2))
+	}
+	for _, l := range strings.Split(string(msgs[0].body), "\r\n") {
+		if len(l) > 998 {
+			t.Errorf("line longer than 998: %q", l)
+		}
+	}
+}
+
+func TestBDATBody(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	runScript(t, ts.addr, []step{
+		ehlo,
+		{send: "MAIL FROM:<a@example.org> BODY=BINARYMIME", code: 250, enh: "2.1.0"},
+		{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+		{send: "BDAT 6\r\n.\r\n\r\n\n", raw: true, code: 250, enh: "2.0.0"},
+		{send: "BDAT 3\r\nx\ry", raw: true, code: 250, enh: "2.0.0"},
+		{send: "BDAT 0 LAST", code: 250, enh: "2.0.0"},
+	})
+	msgs := ts.acc.messages()
+	if len(msgs) != 1 || string(dataOf(t, msgs[0])) != ".\r\n\r\n\nx\ry" || msgs[0].msg.Envelope.Body != "BINARYMIME" {
+		t.Fatalf("got %d messages: %+v", len(msgs), msgs)
+	}
+}
+
+func TestStorageFailure(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	ts.acc.fail = errors.New("disk on fire at /var/secret")
+	conn, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	if _, err := readReply(r); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nDATA\r\n")
+	for range 4 {
+		if _, err := readReply(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fmt.Fprintf(conn, "hello\r\n.\r\n")
+	rep, err := readReply(r)
+	if err != nil || rep.code != 451 || rep.enh != "4.3.0" {
+		t.Fatalf("got %v %v", rep, err)
+	}
+	if strings.Contains(rep.lines[0], "fire") {
+		t.Fatalf("internal error text leaked: %v", rep)
+	}
+	i := strings.Index(rep.lines[0], "(ref ")
+	if i < 0 {
+		t.Fatalf("no ref in %v", rep)
+	}
+	ref := strings.TrimSuffix(rep.lines[0][i+5:], ")")
+	logs := ts.logs.String()
+	if !strings.Contains(logs, "ref="+ref) || !strings.Contains(logs, "disk on fire") || !strings.Contains(logs, "level=ERROR") {
+		t.Fatalf("log lacks ref %s and cause:\n%s", ref, logs)
+	}
+	// The session goes on.
+	playSteps(t, conn, r, []step{{send: "NOOP", code: 250, enh: "2.0.0"}})
+}
+
+type replierErr struct{}
+
+func (replierErr) Error() string { return "refused by route" }
+func (replierErr) SMTPReply() (int, string, string) {
+	return 550, "5.7.1", "Rejected by application\r\nInjected: yes"
+}
+
+func TestAcceptorReplies(t *testing.T) {
+	tests := []struct {
+		name      string
+		fail      error
+		failNow   error
+		code      int
+		enh, text string
+	}{
+		{"replier", fmt.Errorf("wrapped: %w", replierErr{}), nil, 550, "5.7.1", "Rejected by application  Injected: yes"},
+		{"sentinel too large", fmt.Errorf("store: %w", ErrMessageTooLarge), nil, 552, "5.3.4", ""},
+		{"fails without reading", nil, errors.New("store down"), 451, "4.3.0", "ref "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := startServer(t, Config{}, nil)
+			ts.acc.fail, ts.acc.failNow = tc.fail, tc.failNow
+			runScript(t, ts.addr, []step{
+				ehlo,
+				{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
+				{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+				{send: "DATA", code: 354, enh: "-"},
+				{send: strings.Repeat("line of text\r\n", 5000) + ".", code: tc.code, enh: tc.enh, text: tc.text},
+				{send: "NOOP", code: 250, enh: "2.0.0"},
+			})
+		})
+	}
+}
+
+func TestAcceptorContractViolation(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	lazy := AcceptorFunc(func(_ context.Context, m *Message) error { return nil }) // never reads
+	ts.srv.acc = lazy
+	runScript(t, ts.addr, []step{
+		ehlo,
+		{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
+		{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+		{send: "DATA", code: 354, enh: "-"},
+		{send: "x\r\n.", code: 451, enh: "4.3.0"},
+		{send: "NOOP", code: 250, enh: "2.0.0"},
+	})
+}
+
+func TestTooManyBadCommands(t *testing.T) {
+	ts := startServer(t, Config{MaxBadCommands: 3}, nil)
+	runScript(t, ts.addr, []step{
+		{send: "FOO", code: 500, enh: "5.5.2"},
+		{send: "NOOP", code: 250, enh: "2.0.0"}, // resets the count
+		{send: "FOO", code: 500, enh: "5.5.2"},
+		{send: "BAR", code: 500, enh: "5.5.2"},
+		{send: "MAIL FROM:<a@b.c>", code: 503, enh: "5.5.1"},
+		{code: 421, enh: "4.7.0"},
+		{closed: true},
+	})
+}
+
+func TestTimeouts(t *testing.T) {
+	t.Run("command", func(t *testing.T) {
+		ts := startServer(t, Config{CommandTimeout: 200 * time.Millisecond}, nil)
+		runScript(t, ts.addr, []step{
+			ehlo,
+			{code: 421, enh: "4.4.2"},
+			{closed: true},
+		})
+	})
+	t.Run("data", func(t *testing.T) {
+		ts := startServer(t, Config{DataTimeout: 200 * time.Millisecond}, nil)
+		runScript(t, ts.addr, []step{
+			ehlo,
+			{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
+			{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+			{send: "DATA", code: 354, enh: "-"},
+			{send: "partial line", code: 451, enh: "4.4.2"},
+			{closed: true},
+		})
+		if n := len(ts.acc.messages()); n != 0 {
+			t.Fatalf("%d messages accepted", n)
+		}
+	})
+	t.Run("session cap (slowloris)", func(t *testing.T) {
+		ts := startServer(t, Config{SessionTimeout: 300 * time.Millisecond}, nil)
+		conn, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		r := bufio.NewReader(conn)
+		if _, err := readReply(r); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		go func() {
+			for range 100 {
+				if _, err := conn.Write([]byte("N")); err != nil {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+		rep, err := readReply(r)
+		if err != nil || rep.code != 421 || rep.enh != "4.4.2" {
+			t.Fatalf("got %v %v", rep, err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("session lasted %v", d)
+		}
+	})
+}
+
+func TestConnectionCaps(t *testing.T) {
+	ts := startServer(t, Config{MaxSessions: 3, MaxSessionsPerIP: 2}, nil)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 2 {
+		c, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if rep, err := readReply(bufio.NewReader(c)); err != nil || rep.code != 220 {
+			t.Fatalf("banner %v %v", rep, err)
+		}
+	}
+	// Third from the same IP: refused at once, before sending anything.
+	runScriptRefused := func(addr string) {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		r := bufio.NewReader(c)
+		rep, err := readReply(r)
+		if err != nil || rep.code != 421 || rep.enh != "4.7.0" {
+			t.Fatalf("got %v %v", rep, err)
+		}
+		if _, err := r.ReadByte(); err == nil {
+			t.Fatal("connection not closed")
+		}
+	}
+	runScriptRefused(ts.addr)
+	// A different source address (127.0.0.2) still gets in, up to MaxSessions.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	c, err := d.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Skipf("cannot bind 127.0.0.2: %v", err)
+	}
+	conns = append(conns, c)
+	if rep, err := readReply(bufio.NewReader(c)); err != nil || rep.code != 220 {
+		t.Fatalf("banner %v %v", rep, err)
+	}
+	c2, err := d.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if rep, err := readReply(bufio.NewReader(c2)); err != nil || rep.code != 421 || rep.enh != "4.7.0" {
+		t.Fatalf("over MaxSessions: %v %v", rep, err)
+	}
+	// Closing one frees its slot.
+	conns[0].Close()
+	waitFor(t, "slot freed", func() bool {
+		ts.srv.mu.Lock()
+		defer ts.srv.mu.Unlock()
+		return len(ts.srv.sessions) == 2
+	})
+	runScript(t, ts.addr, []step{{send: "NOOP", code: 250, enh: "2.0.0"}})
+}
+
+func TestPanicRecovered(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	ts.allowPanic = true
+	ts.acc.panicMsg = "boom"
+	ts.acc.started = make(chan struct{}, 1)
+	// A second session, open before and after the panic.
+	other, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	or := bufio.NewReader(other)
+	if _, err := readReply(or); err != nil {
+		t.Fatal(err)
+	}
+	playSteps(t, other, or, []step{ehlo, {send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"}})
+
+	runScript(t, ts.addr, []step{
+		ehlo,
+		{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
+		{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+		{send: "DATA", code: 354, enh: "-"},
+		{send: "x\r\n.", code: 421, enh: "4.3.0", text: "ref "},
+		{closed: true},
+	})
+	<-ts.acc.started
+	if ts.srv.PanicsRecovered() != 1 {
+		t.Fatalf("panics = %d", ts.srv.PanicsRecovered())
+	}
+	if logs := ts.logs.String(); !strings.Contains(logs, "panic in session") || !strings.Contains(logs, "goroutine") {
+		t.Fatalf("panic not logged with stack:\n%s", logs)
+	}
+	ts.acc.mu.Lock()
+	ts.acc.panicMsg = ""
+	ts.acc.mu.Unlock()
+	playSteps(t, other, or, []step{
+		{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+		{send: "DATA", code: 354, enh: "-"},
+		{send: "x\r\n.", code: 250, enh: "2.0.0"},
+	})
+	<-ts.acc.started
+}

@@ -1,0 +1,131 @@
+package inbound
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// selfSigned returns a certificate for "mx.test" and its PEM files.
+func selfSigned(t *testing.T, dir string) (tls.Certificate, string, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "mx.test"},
+		DNSNames:     []string{"mx.test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if dir != "" {
+		if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cert, certFile, keyFile
+}
+
+func TestSTARTTLS(t *testing.T) {
+	cert, _, _ := selfSigned(t, "")
+	ts := startServer(t, Config{TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}, RequireTLS: true}, nil)
+	conn, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	playScript(t, conn, []step{
+		{send: "EHLO x", code: 250, enh: "-", text: "STARTTLS"},
+		{send: "MAIL FROM:<a@example.org>", code: 530, enh: "5.7.0"},
+		{send: "STARTTLS now", code: 501, enh: "5.5.4"},
+		// CVE-2011-0411: the MAIL pipelined after STARTTLS in clear text
+		// must be dropped, not run inside the TLS session.
+		{send: "STARTTLS\r\nMAIL FROM:<injected@evil.example>\r\n", raw: true, code: 220, enh: "2.0.0"},
+	})
+	tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true, ServerName: "mx.test"})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(tc)
+	playSteps(t, tc, r, []step{
+		// State was reset: no EHLO, no transaction.
+		{send: "RCPT TO:<b@example.com>", code: 503, enh: "5.5.1"},
+		{send: "EHLO x", code: 250, enh: "-"},
+		{send: "RCPT TO:<b@example.com>", code: 503, enh: "5.5.1"},
+		{send: "STARTTLS", code: 503, enh: "5.5.1"},
+		{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
+		{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+		{send: "DATA", code: 354, enh: "-"},
+		{send: "secret\r\n.", code: 250, enh: "2.0.0"},
+	})
+	msgs := ts.acc.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	env := msgs[0].msg.Envelope
+	if env.TLS == nil || env.TLS.Version != "TLS 1.3" || env.TLS.Cipher == "" || env.TLS.ServerName != "mx.test" {
+		t.Fatalf("tls %+v", env.TLS)
+	}
+	if !strings.Contains(string(msgs[0].body), "with ESMTPS id") {
+		t.Fatalf("header %q", msgs[0].body)
+	}
+	// And the EHLO after TLS no longer offers STARTTLS.
+	rep := func() smtpReply {
+		_, _ = tc.Write([]byte("EHLO x\r\n"))
+		rep, err := readReply(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}()
+	if strings.Contains(strings.Join(rep.lines, " "), "STARTTLS") {
+		t.Fatalf("STARTTLS offered after TLS: %v", rep)
+	}
+}
+
+func TestSTARTTLSHandshakeFailure(t *testing.T) {
+	cert, _, _ := selfSigned(t, "")
+	ts := startServer(t, Config{TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}, nil)
+	runScript(t, ts.addr, []step{
+		ehlo,
+		{send: "STARTTLS", code: 220, enh: "2.0.0"},
+		{send: "this is not a TLS client hello"},
+		{closed: true},
+	})
+	runScript(t, ts.addr, []step{{send: "NOOP", code: 250, enh: "2.0.0"}})
+}
