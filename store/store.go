@@ -29,7 +29,7 @@ var (
 type Object struct {
 	Key     string
 	Size    int64
-	ETag    string // opaque; changes on every successful Put of the key
+	ETag    string // opaque; changes whenever a Put stores different content (S3's is the MD5, so an identical rewrite may keep it)
 	ModTime time.Time
 }
 

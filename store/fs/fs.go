@@ -1,0 +1,643 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	iofs "io/fs"
+	"iter"
+	"math/rand/v2"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mailhook/mailhook/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+const (
+	tmpDir      = ".tmp"       // under the root: temporary files and locks
+	lockDir     = ".tmp/locks" // under the root: lock files
+	tmpAge      = time.Hour    // New removes temporary files older than this
+	fileMode    = 0o640        // objects (before umask)
+	dirMode     = 0o750        // directories (before umask)
+	copyBuf     = 64 << 10     // Put's copy buffer
+	maxDirCache = 1 << 14      // directories remembered as durable before the cache is reset
+)
+
+// Store keeps objects as files under a root directory. Create it with New;
+// it is safe for concurrent use by many goroutines and processes.
+type Store struct {
+	root string // absolute, cleaned
+
+	locks lockSet
+
+	// dirs caches the directories (relative, slash-separated) known to
+	// exist with durable entries up to the root; ndirs counts them.
+	dirs  sync.Map // string -> struct{}
+	ndirs atomic.Int64
+
+	// syncers groups directory fsyncs: relative dir -> *dirSyncer.
+	syncers  sync.Map
+	nsyncers atomic.Int64
+
+	// lastStamp is the last modification time (Unix ns) Put stamped.
+	lastStamp atomic.Int64
+
+	// Test hooks.
+	syncDirFn func(dir string) error // fsyncs a directory (absolute path)
+	linkFn    func(oldname, newname string) error
+	now       func() time.Time
+}
+
+// New opens the store rooted at root, creating the directory (and its
+// parents) if missing. It fails if root is not a writable directory on a
+// filesystem that keeps nanosecond modification times. It removes
+// temporary files that a crashed process left behind over an hour ago.
+func New(root string) (*Store, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("fs: root %s: %w", root, err)
+	}
+	s := &Store{root: abs, syncDirFn: syncDir, linkFn: os.Link, now: time.Now}
+	s.locks.dir = filepath.Join(abs, filepath.FromSlash(lockDir))
+	if err := s.init(); err != nil {
+		return nil, fmt.Errorf("fs: open %s: %w", abs, classify(err))
+	}
+	return s, nil
+}
+
+func (s *Store) init() error {
+	if err := mkdirAllDurable(s.root); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(s.root); err != nil {
+		return err
+	} else if !fi.IsDir() {
+		return fmt.Errorf("not a directory")
+	}
+	for _, d := range []string{tmpDir, lockDir} {
+		if err := os.Mkdir(filepath.Join(s.root, filepath.FromSlash(d)), dirMode); err != nil && !errors.Is(err, iofs.ErrExist) {
+			return err
+		}
+	}
+	if err := s.checkTimestamps(); err != nil {
+		return err
+	}
+	return s.cleanTemp()
+}
+
+// mkdirAllDurable creates dir and missing parents, fsyncing the parent of
+// each directory it creates.
+func mkdirAllDurable(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirAllDurable(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, dirMode); err != nil {
+		if errors.Is(err, iofs.ErrExist) {
+			return nil
+		}
+		return err
+	}
+	return syncDir(parent)
+}
+
+// checkTimestamps makes sure the filesystem keeps the nanosecond
+// modification times ETags are made of, and that root is writable.
+func (s *Store) checkTimestamps() error {
+	f, name, err := s.createTemp("ping-")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	defer os.Remove(name)
+	// A recent time, so that a New running concurrently in another
+	// process does not take the probe for a crash leftover.
+	want := time.Unix(s.now().Unix(), 123_456_789)
+	if err := os.Chtimes(name, want, want); err != nil {
+		return err
+	}
+	fi, err := os.Stat(name)
+	if err != nil {
+		return err
+	}
+	if !fi.ModTime().Equal(want) {
+		return fmt.Errorf("the filesystem does not keep nanosecond modification times (set %s, read %s), which ETags need",
+			want.Format(time.RFC3339Nano), fi.ModTime().Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// cleanTemp removes temporary files older than tmpAge: leftovers of a
+// crash. Younger ones may belong to a live process sharing the root.
+func (s *Store) cleanTemp() error {
+	dir := filepath.Join(s.root, tmpDir)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	cutoff := s.now().Add(-tmpAge)
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !(strings.HasPrefix(e.Name(), "put-") || strings.HasPrefix(e.Name(), "ping-")) {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || fi.ModTime().After(cutoff) {
+			continue
+		}
+		// Best effort: a leftover we cannot remove harms nobody.
+		_ = os.Remove(filepath.Join(dir, e.Name()))
+	}
+	return nil
+}
+
+// Close releases the lock files. The Store must not be used afterwards.
+func (s *Store) Close() error { return s.locks.close() }
+
+// String names the store for logs.
+func (s *Store) String() string { return "file://" + filepath.ToSlash(s.root) }
+
+// Root returns the absolute root directory.
+func (s *Store) Root() string { return s.root }
+
+// path returns the file path of a valid key.
+func (s *Store) path(key string) string { return filepath.Join(s.root, filepath.FromSlash(key)) }
+
+// Put stores body under key atomically and durably; see store.Store.
+func (s *Store) Put(ctx context.Context, key string, body io.Reader, opts store.PutOptions) (store.Object, error) {
+	if err := store.ValidKey(key); err != nil {
+		return store.Object{}, fmt.Errorf("fs: put: %w", err)
+	}
+	if opts.IfNoneMatch && opts.IfMatch != "" {
+		return store.Object{}, fmt.Errorf("fs: put %s: IfNoneMatch and IfMatch together", key)
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Object{}, fmt.Errorf("fs: put %s: %w", key, err)
+	}
+	dir := path.Dir(key)
+	if err := s.ensureDir(dir); err != nil {
+		return store.Object{}, s.putErr(key, err)
+	}
+
+	f, tmp, err := s.createTemp("put-")
+	if err != nil {
+		return store.Object{}, s.putErr(key, err)
+	}
+	committed := false
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+		if !committed {
+			os.Remove(tmp)
+		}
+	}()
+	obj, err := s.writeTemp(ctx, f, tmp, key, body, opts.Size)
+	if err != nil {
+		return store.Object{}, err
+	}
+	err = f.Close()
+	f = nil
+	if err != nil {
+		return store.Object{}, s.putErr(key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Object{}, fmt.Errorf("fs: put %s: %w", key, err)
+	}
+
+	// Move the file into place, re-creating the directory once if someone
+	// removed it since it was cached.
+	for attempt := 0; ; attempt++ {
+		err = s.commit(ctx, tmp, key, opts)
+		if attempt > 0 || !errors.Is(err, syscall.ENOENT) {
+			break
+		}
+		s.forgetDir(dir)
+		if err := s.ensureDir(dir); err != nil {
+			return store.Object{}, s.putErr(key, err)
+		}
+	}
+	switch {
+	case errors.Is(err, store.ErrPrecondition):
+		return store.Object{}, fmt.Errorf("fs: put %s: %w", key, err)
+	case err != nil:
+		return store.Object{}, s.putErr(key, err)
+	}
+	committed = true
+	if opts.IfNoneMatch {
+		// The object is linked in; the temporary name is not needed. If
+		// this fails the leftover is cleaned up by a later New.
+		os.Remove(tmp)
+	}
+	if err := s.syncDirGrouped(dir); err != nil {
+		// The object is in place but may not survive a crash: report
+		// failure so that the caller does not acknowledge it.
+		return store.Object{}, s.putErr(key, err)
+	}
+	return obj, nil
+}
+
+// writeTemp copies body into the temporary file f, stamps and fsyncs it and
+// returns the object it will become.
+func (s *Store) writeTemp(ctx context.Context, f *os.File, tmp, key string, body io.Reader, size int64) (store.Object, error) {
+	bufp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bufp)
+	buf := *bufp
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return store.Object{}, fmt.Errorf("fs: put %s: %w", key, err)
+		}
+		m, rerr := body.Read(buf)
+		if m > 0 {
+			if _, err := f.Write(buf[:m]); err != nil {
+				return store.Object{}, s.putErr(key, err)
+			}
+			n += int64(m)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return store.Object{}, fmt.Errorf("fs: put %s: reading body: %w", key, rerr)
+		}
+	}
+	if size > 0 && n != size {
+		return store.Object{}, fmt.Errorf("fs: put %s: body has %d bytes, Size says %d", key, n, size)
+	}
+	// Stamp a nanosecond mtime of our own: the kernel's timestamps are
+	// coarse (a clock tick), too coarse to tell two files apart.
+	t := s.stamp()
+	if err := os.Chtimes(tmp, t, t); err != nil {
+		return store.Object{}, s.putErr(key, err)
+	}
+	if err := f.Sync(); err != nil {
+		return store.Object{}, s.putErr(key, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return store.Object{}, s.putErr(key, err)
+	}
+	return object(key, fi), nil
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBuf); return &b }}
+
+// stamp returns a modification time from the clock, strictly after every
+// stamp this Store handed out before.
+func (s *Store) stamp() time.Time {
+	for {
+		last := s.lastStamp.Load()
+		t := s.now().UnixNano()
+		if t <= last {
+			t = last + 1
+		}
+		if s.lastStamp.CompareAndSwap(last, t) {
+			return time.Unix(0, t)
+		}
+	}
+}
+
+// commit moves the finished temporary file tmp to key according to opts.
+// Errors are unwrapped syscall errors or ErrPrecondition.
+func (s *Store) commit(ctx context.Context, tmp, key string, opts store.PutOptions) error {
+	dst := s.path(key)
+	if opts.IfNoneMatch {
+		// link(2) fails with EEXIST if dst exists, atomically, in every
+		// process: no lock needed.
+		err := unwrapSyscall(s.linkFn(tmp, dst))
+		switch {
+		case err == nil:
+			return nil
+		case err == syscall.EEXIST:
+			if fi, serr := os.Lstat(dst); serr == nil && fi.IsDir() {
+				return syscall.EISDIR
+			}
+			return store.ErrPrecondition
+		case !noHardLinks(err):
+			return err
+		}
+		// No hard links on this filesystem: check and rename under the
+		// lock instead.
+	}
+	unlock, err := s.locks.lock(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if opts.IfNoneMatch {
+		fi, err := os.Lstat(dst)
+		switch {
+		case err == nil && fi.IsDir():
+			return syscall.EISDIR
+		case err == nil:
+			return store.ErrPrecondition
+		case !errors.Is(err, iofs.ErrNotExist):
+			return unwrapSyscall(err)
+		}
+	}
+	if opts.IfMatch != "" {
+		fi, err := os.Lstat(dst)
+		switch {
+		case errors.Is(err, iofs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+			return store.ErrPrecondition
+		case err != nil:
+			return unwrapSyscall(err)
+		case !fi.Mode().IsRegular() || etag(fi) != opts.IfMatch:
+			return store.ErrPrecondition
+		}
+	}
+	return unwrapSyscall(os.Rename(tmp, dst))
+}
+
+// noHardLinks reports whether a link(2) error means that the filesystem
+// does not support hard links.
+func noHardLinks(err error) bool {
+	return err == syscall.EPERM || err == syscall.ENOTSUP || err == syscall.EOPNOTSUPP || err == syscall.ENOSYS
+}
+
+// unwrapSyscall turns *os.LinkError and *os.PathError into their errno, so
+// that callers can test errors.Is(err, syscall.ENOENT) and wrap the errno
+// with their own context. Other errors pass through.
+func unwrapSyscall(err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	return err
+}
+
+// ensureDir makes sure the directory dir (relative, slash-separated; "."
+// is the root) exists and that its entry, and its parents', is durable.
+func (s *Store) ensureDir(dir string) error {
+	if dir == "." {
+		return nil
+	}
+	if _, ok := s.dirs.Load(dir); ok {
+		return nil
+	}
+	// Find the deepest ancestor already known to be durable.
+	known := "."
+	for d := path.Dir(dir); d != "."; d = path.Dir(d) {
+		if _, ok := s.dirs.Load(d); ok {
+			known = d
+			break
+		}
+	}
+	var missing []string // from known (exclusive) down to dir
+	for d := dir; d != known; d = path.Dir(d) {
+		missing = append(missing, d)
+	}
+	slices.Reverse(missing)
+	for _, d := range missing {
+		err := os.Mkdir(s.path(d), dirMode)
+		if err != nil && !errors.Is(err, iofs.ErrExist) {
+			return unwrapSyscall(err)
+		}
+		if errors.Is(err, iofs.ErrExist) {
+			if fi, err := os.Stat(s.path(d)); err != nil {
+				return unwrapSyscall(err)
+			} else if !fi.IsDir() {
+				return syscall.ENOTDIR
+			}
+		}
+		// Even if another goroutine or process created d, it may not have
+		// fsynced the parent yet; do it ourselves, once per process.
+		if err := s.syncDirFn(s.path(path.Dir(d))); err != nil {
+			return err
+		}
+	}
+	if s.ndirs.Add(int64(len(missing))) > maxDirCache {
+		s.dirs.Clear()
+		s.ndirs.Store(0)
+	}
+	for _, d := range missing {
+		s.dirs.Store(d, struct{}{})
+	}
+	return nil
+}
+
+// forgetDir drops dir and its descendants' ancestor chain from the cache.
+func (s *Store) forgetDir(dir string) {
+	for d := dir; d != "."; d = path.Dir(d) {
+		s.dirs.Delete(d)
+	}
+}
+
+// createTemp creates a new empty file in <root>/.tmp named prefix+random.
+func (s *Store) createTemp(prefix string) (*os.File, string, error) {
+	for range 100 {
+		name := filepath.Join(s.root, tmpDir, prefix+strconv.FormatUint(rand.Uint64(), 36))
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
+		if errors.Is(err, iofs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return nil, "", unwrapSyscall(err)
+		}
+		return f, name, nil
+	}
+	return nil, "", errors.New("cannot find a free temporary file name")
+}
+
+// Get opens the object for reading; the reader is the *os.File itself.
+func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, store.Object, error) {
+	if err := store.ValidKey(key); err != nil {
+		return nil, store.Object{}, fmt.Errorf("fs: get: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, store.Object{}, fmt.Errorf("fs: get %s: %w", key, err)
+	}
+	// Symbolic links are not objects (List skips them too).
+	f, err := os.OpenFile(s.path(key), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, store.Object{}, fmt.Errorf("fs: get %s: %w", key, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, store.Object{}, s.readErr("get", key, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, store.Object{}, s.readErr("get", key, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, store.Object{}, fmt.Errorf("fs: get %s: %w", key, store.ErrNotFound)
+	}
+	return f, object(key, fi), nil
+}
+
+// Stat describes the object.
+func (s *Store) Stat(ctx context.Context, key string) (store.Object, error) {
+	if err := store.ValidKey(key); err != nil {
+		return store.Object{}, fmt.Errorf("fs: stat: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Object{}, fmt.Errorf("fs: stat %s: %w", key, err)
+	}
+	fi, err := os.Lstat(s.path(key))
+	if err != nil {
+		return store.Object{}, s.readErr("stat", key, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return store.Object{}, fmt.Errorf("fs: stat %s: %w", key, store.ErrNotFound)
+	}
+	return object(key, fi), nil
+}
+
+// Delete removes the object durably. A missing key is not an error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := store.ValidKey(key); err != nil {
+		return fmt.Errorf("fs: delete: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("fs: delete %s: %w", key, err)
+	}
+	unlock, err := s.locks.lock(ctx, key)
+	if err != nil {
+		return s.opErr("delete", key, err)
+	}
+	// syscall.Unlink, not os.Remove: never remove a directory.
+	err = syscall.Unlink(s.path(key))
+	unlock()
+	switch {
+	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.EISDIR):
+		return nil
+	case err != nil:
+		return s.opErr("delete", key, err)
+	}
+	if err := s.syncDirGrouped(path.Dir(key)); err != nil {
+		return s.opErr("delete", key, err)
+	}
+	return nil
+}
+
+// List yields the objects under prefix in lexical key order, walking one
+// directory at a time.
+func (s *Store) List(ctx context.Context, prefix string) iter.Seq2[store.Object, error] {
+	return func(yield func(store.Object, error) bool) {
+		if err := ctx.Err(); err != nil {
+			yield(store.Object{}, fmt.Errorf("fs: list %s: %w", prefix, err))
+			return
+		}
+		dir, rest := "", prefix
+		if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+			dir, rest = prefix[:i+1], prefix[i+1:]
+			if store.ValidKey(prefix[:i]) != nil {
+				return // no valid key lies under an invalid directory
+			}
+		}
+		s.walk(ctx, prefix, dir, rest, yield)
+	}
+}
+
+// walk yields the objects in directory dir (relative, "" or ending in "/")
+// whose names start with namePrefix, descending into subdirectories. It
+// returns false when iteration must stop.
+func (s *Store) walk(ctx context.Context, prefix, dir, namePrefix string, yield func(store.Object, error) bool) bool {
+	f, err := os.OpenFile(filepath.Join(s.root, filepath.FromSlash(dir)), os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if errors.Is(err, iofs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return true
+	}
+	if err != nil {
+		return yield(store.Object{}, s.opErr("list", prefix, err))
+	}
+	entries, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		return yield(store.Object{}, s.opErr("list", prefix, err))
+	}
+	entries = slices.DeleteFunc(entries, func(e os.DirEntry) bool {
+		name := e.Name()
+		return !strings.HasPrefix(name, namePrefix) || !(e.IsDir() || e.Type().IsRegular()) ||
+			strings.ContainsRune(name, '/') || store.ValidKey(name) != nil
+	})
+	// Keys under directory "d" all start with "d/", so a directory sorts
+	// as its name plus "/": "d-x" < "d/..." < "d0".
+	sortName := func(e os.DirEntry) string {
+		if e.IsDir() {
+			return e.Name() + "/"
+		}
+		return e.Name()
+	}
+	slices.SortFunc(entries, func(a, b os.DirEntry) int { return strings.Compare(sortName(a), sortName(b)) })
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return yield(store.Object{}, fmt.Errorf("fs: list %s: %w", prefix, err))
+		}
+		key := dir + e.Name()
+		if e.IsDir() {
+			if !s.walk(ctx, prefix, key+"/", "", yield) {
+				return false
+			}
+			continue
+		}
+		fi, err := e.Info()
+		if errors.Is(err, iofs.ErrNotExist) {
+			continue // deleted while listing
+		}
+		if err != nil {
+			return yield(store.Object{}, s.opErr("list", prefix, err))
+		}
+		if !yield(object(key, fi), nil) {
+			return false
+		}
+	}
+	return true
+}
+
+// Ping checks that the root is writable by creating and removing a file.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("fs: ping: %w", err)
+	}
+	f, name, err := s.createTemp("ping-")
+	if err == nil {
+		_, werr := f.Write([]byte("ping\n"))
+		err = errors.Join(werr, f.Close(), os.Remove(name))
+	}
+	if err != nil {
+		// Whatever the cause, the store is not usable: not ready.
+		if err = classify(err); !errors.Is(err, store.ErrUnavailable) {
+			err = fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		}
+		return fmt.Errorf("fs: ping %s: %w", s.root, err)
+	}
+	return nil
+}
+
+// object describes the file fi as the object key.
+func object(key string, fi os.FileInfo) store.Object {
+	return store.Object{Key: key, Size: fi.Size(), ETag: etag(fi), ModTime: fi.ModTime()}
+}
+
+// etag is "<inode>-<size>-<mtime ns>" in hex; see the package comment.
+func etag(fi os.FileInfo) string {
+	var ino uint64
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		ino = uint64(st.Ino)
+	}
+	b := make([]byte, 0, 48)
+	b = strconv.AppendUint(b, ino, 16)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, uint64(fi.Size()), 16)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, uint64(fi.ModTime().UnixNano()), 16)
+	return string(b)
+}
