@@ -1,0 +1,420 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/smtp"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/mailhook/mailhook/event"
+)
+
+// stripFirstHeader removes the corpus file's own Received header (the
+// server prepends its own), with its continuation lines.
+func stripFirstHeader(raw []byte) []byte {
+	i := 0
+	for {
+		j := bytes.IndexByte(raw[i:], '\n')
+		if j < 0 {
+			return nil
+		}
+		i += j + 1
+		if i >= len(raw) || (raw[i] != ' ' && raw[i] != '\t') {
+			return raw[i:]
+		}
+	}
+}
+
+// sendGoSMTP sends with github.com/emersion/go-smtp's client and returns the
+// id named in the 250 reply.
+func sendGoSMTP(addr, from string, to []string, msg []byte) (string, error) {
+	c, err := gosmtp.Dial(addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	if err := c.Hello("client.test"); err != nil {
+		return "", err
+	}
+	if err := c.Mail(from, nil); err != nil {
+		return "", err
+	}
+	for _, rc := range to {
+		if err := c.Rcpt(rc, nil); err != nil {
+			return "", err
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		return "", err
+	}
+	if _, err := w.Write(msg); err != nil {
+		return "", err
+	}
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		return "", err
+	}
+	_ = c.Quit()
+	return queuedID(resp.StatusText)
+}
+
+var queuedRE = regexp.MustCompile(`queued as ([0-9A-Z]{26})`)
+
+func queuedID(text string) (string, error) {
+	m := queuedRE.FindStringSubmatch(text)
+	if m == nil {
+		return "", fmt.Errorf("250 reply %q names no id", text)
+	}
+	return m[1], nil
+}
+
+// normalized returns the parts of data that depend only on the message, as
+// indented JSON: what the golden files hold.
+func normalized(t *testing.T, d event.Data) string {
+	t.Helper()
+	d.ID, d.ReceivedAt, d.Envelope, d.Raw = "", time.Time{}, event.Envelope{}, event.Raw{}
+	if len(d.Headers) > 0 && d.Headers[0].Name == "Received" {
+		d.Headers[0].Value = "(trace)"
+	}
+	b, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestEndToEndCorpus(t *testing.T) {
+	files, err := filepath.Glob("../../parse/testdata/*.eml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no corpus: %v", err)
+	}
+	rcv := newReceiver(t, nil)
+	data := t.TempDir()
+	srv := startServer(t, data, map[string]string{
+		"MAILHOOK_WEBHOOK_URL":    rcv.URL(),
+		"MAILHOOK_WEBHOOK_SECRET": testSecret,
+		"MAILHOOK_RECIPIENTS":     "*@example.com",
+	})
+	type sent struct {
+		name, rcpt string
+		body       []byte
+		id         string
+	}
+	var all []sent
+	for i, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := strings.TrimSuffix(filepath.Base(f), ".eml")
+		s := sent{name: name, rcpt: fmt.Sprintf("corpus-%d@example.com", i), body: stripFirstHeader(raw)}
+		if i%2 == 0 {
+			// Go's net/smtp: the id is not visible to the caller.
+			if err := smtp.SendMail(srv.smtpAddr, nil, "sender@example.org", []string{s.rcpt}, s.body); err != nil {
+				t.Fatalf("%s: net/smtp: %v", name, err)
+			}
+		} else {
+			if s.id, err = sendGoSMTP(srv.smtpAddr, "sender@example.org", []string{s.rcpt}, s.body); err != nil {
+				t.Fatalf("%s: go-smtp: %v", name, err)
+			}
+		}
+		all = append(all, s)
+	}
+	got := rcv.waitFor(60*time.Second, "every corpus message", func(d []delivery) bool { return len(d) >= len(all) })
+	byRcpt := map[string]delivery{}
+	for _, d := range got {
+		if len(d.Event.Data.Envelope.RcptTo) != 1 {
+			t.Fatalf("rcpt_to = %v", d.Event.Data.Envelope.RcptTo)
+		}
+		byRcpt[d.Event.Data.Envelope.RcptTo[0]] = d
+	}
+	for _, s := range all {
+		t.Run(s.name, func(t *testing.T) {
+			d, ok := byRcpt[s.rcpt]
+			if !ok {
+				t.Fatal("no webhook")
+			}
+			ev := d.Event
+			if ev.Type != "email.received" || ev.Data.ID == "" || header(d, "webhook-id") != ev.Data.ID {
+				t.Errorf("type %q, id %q, webhook-id %q", ev.Type, ev.Data.ID, header(d, "webhook-id"))
+			}
+			if s.id != "" && s.id != ev.Data.ID {
+				t.Errorf("250 named %s, event id is %s", s.id, ev.Data.ID)
+			}
+			env := ev.Data.Envelope
+			if env.MailFrom != "sender@example.org" || env.Helo == "" || !strings.HasPrefix(env.RemoteAddr, "127.0.0.1:") || env.TLS != nil {
+				t.Errorf("envelope = %+v", env)
+			}
+			if ev.Data.ReceivedAt.IsZero() || time.Since(ev.Data.ReceivedAt) > 5*time.Minute {
+				t.Errorf("received_at = %v", ev.Data.ReceivedAt)
+			}
+			// The stored object is our Received header, then the bytes sent.
+			stored, err := os.ReadFile(filepath.Join(srv.dataDir, filepath.FromSlash(ev.Data.Raw.Key)))
+			if err != nil {
+				t.Fatalf("raw object %q: %v", ev.Data.Raw.Key, err)
+			}
+			if !bytes.HasPrefix(stored, []byte("Received: from ")) || !bytes.HasSuffix(stored, s.body) {
+				t.Errorf("stored object is not Received + the message sent (%d bytes stored, %d sent)", len(stored), len(s.body))
+			}
+			sum := sha256.Sum256(stored)
+			if ev.Data.Raw.SHA256 != hex.EncodeToString(sum[:]) || ev.Data.Raw.Size != int64(len(stored)) {
+				t.Errorf("raw = %+v, object has %d bytes", ev.Data.Raw, len(stored))
+			}
+			if len(ev.Data.Headers) == 0 || ev.Data.Headers[0].Name != "Received" ||
+				!strings.Contains(ev.Data.Headers[0].Value, "by mx.test") || !strings.Contains(ev.Data.Headers[0].Value, ev.Data.ID) {
+				t.Errorf("first header = %+v, want mailhook's Received naming the id", ev.Data.Headers[:1])
+			}
+			golden, err := os.ReadFile(filepath.Join("../../parse/testdata", s.name+".golden.json"))
+			if err != nil {
+				t.Fatalf("golden: %v", err)
+			}
+			var want event.Data
+			if err := json.Unmarshal(golden, &want); err != nil {
+				t.Fatalf("golden: %v", err)
+			}
+			if g, w := normalized(t, ev.Data), normalized(t, want); g != w {
+				t.Errorf("event data differs from %s.golden.json:\n--- got\n%s\n--- want\n%s", s.name, g, w)
+			}
+		})
+	}
+	srv.stop()
+}
+
+// A receiver that answers 503, 503, then 200 sees three attempts with one
+// webhook-id and one body, each freshly timestamped and signed.
+func TestRetryKeepsWebhookID(t *testing.T) {
+	var mu sync.Mutex
+	var seen []delivery
+	rcv := newReceiver(t, func(n int, d delivery) int {
+		mu.Lock()
+		seen = append(seen, d)
+		mu.Unlock()
+		if n <= 2 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	srv := startServer(t, t.TempDir(), map[string]string{
+		"MAILHOOK_WEBHOOK_URL":        rcv.URL(),
+		"MAILHOOK_WEBHOOK_SECRET":     testSecret,
+		"MAILHOOK_RETRY_INITIAL":      "100ms",
+		"MAILHOOK_RETRY_MAX_INTERVAL": "300ms",
+	})
+	id, err := sendGoSMTP(srv.smtpAddr, "a@example.org", []string{"b@example.com"}, []byte("Subject: retry\r\n\r\nhello\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv.waitFor(30*time.Second, "the third attempt", func(d []delivery) bool { return len(d) == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 3 {
+		t.Fatalf("%d attempts, want 3", len(seen))
+	}
+	for i, d := range seen {
+		if got := header(d, "webhook-id"); got != id {
+			t.Errorf("attempt %d: webhook-id %q, want %q", i+1, got, id)
+		}
+		if !bytes.Equal(d.Body, seen[0].Body) {
+			t.Errorf("attempt %d: body differs from the first attempt's", i+1)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := rcv.requests(); n != 3 {
+		t.Errorf("%d requests after success, want 3", n)
+	}
+	srv.stop()
+}
+
+// kill -9 while messages are being accepted and the receiver is down; after
+// a restart every message that got 250 is delivered.
+func TestCrashLosesNothingAcknowledged(t *testing.T) {
+	rcv := newReceiver(t, func(int, delivery) int { return http.StatusServiceUnavailable })
+	data := t.TempDir()
+	env := map[string]string{
+		"MAILHOOK_WEBHOOK_URL":        rcv.URL(),
+		"MAILHOOK_WEBHOOK_SECRET":     testSecret,
+		"MAILHOOK_RETRY_INITIAL":      "100ms",
+		"MAILHOOK_RETRY_MAX_INTERVAL": "500ms",
+		"MAILHOOK_LOG_LEVEL":          "info",
+	}
+	srv := startServer(t, data, env)
+
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				body := fmt.Sprintf("Subject: crash %d-%d\r\nMessage-ID: <%d.%d@crash.test>\r\n\r\n%s\r\n", w, i, w, i, strings.Repeat("x", 2000))
+				id, err := sendGoSMTP(srv.smtpAddr, "a@example.org", []string{"b@example.com"}, []byte(body))
+				if err != nil {
+					continue // refused or cut off by the kill: not acknowledged
+				}
+				mu.Lock()
+				acked[id] = true
+				mu.Unlock()
+			}
+		}(w)
+	}
+	// Let a few hundred messages through, then crash mid-stream.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 200 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	srv.kill9()
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	total := len(acked)
+	mu.Unlock()
+	if total == 0 {
+		t.Fatal("no message was acknowledged before the kill")
+	}
+
+	rcv.setStatus(func(int, delivery) int { return http.StatusOK })
+	start := time.Now()
+	srv2 := startServer(t, data, env)
+	got := rcv.waitFor(120*time.Second, "every acknowledged message", func(d []delivery) bool {
+		seen := map[string]bool{}
+		for _, x := range d {
+			seen[x.Event.Data.ID] = true
+		}
+		for id := range acked {
+			if !seen[id] {
+				return false
+			}
+		}
+		return true
+	})
+	ids := map[string]int{}
+	for _, d := range got {
+		ids[d.Event.Data.ID]++
+	}
+	t.Logf("acknowledged %d before kill -9; after restart delivered %d distinct (%d requests) in %v; lost 0",
+		total, len(ids), len(got), time.Since(start).Round(time.Millisecond))
+	srv2.stop()
+}
+
+func TestBadConfigurationExits2(t *testing.T) {
+	cmd := exec.Command(binPath, "serve")
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"),
+		"MAILHOOK_MAX_RECIPIENTS=many",
+		"MAILHOOK_WEBHOOK_URL=not a url",
+		"MAILHOOK_STORE=ftp://x",
+	}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit = %v, want status 2\n%s", err, out)
+	}
+	for _, v := range []string{"MAILHOOK_MAX_RECIPIENTS", "MAILHOOK_WEBHOOK_URL", "MAILHOOK_STORE"} {
+		if !strings.Contains(string(out), v) {
+			t.Errorf("output does not name %s:\n%s", v, out)
+		}
+	}
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	out, err := exec.Command(binPath, "version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "mailhook ") {
+		t.Errorf("version: %v %q", err, out)
+	}
+	err = exec.Command(binPath, "frobnicate").Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Errorf("unknown command: exit %v, want 2", err)
+	}
+}
+
+// A receiver that answers 400 gets one attempt and the delivery becomes a
+// dead letter; `mailhook replay --failed`, run beside the live server,
+// delivers it with the same webhook-id.
+func TestDeadLetterAndReplay(t *testing.T) {
+	var mu sync.Mutex
+	var ids []string
+	rcv := newReceiver(t, func(n int, d delivery) int {
+		mu.Lock()
+		ids = append(ids, header(d, "webhook-id"))
+		mu.Unlock()
+		if n == 1 {
+			return http.StatusBadRequest
+		}
+		return http.StatusOK
+	})
+	data := t.TempDir()
+	env := map[string]string{
+		"MAILHOOK_WEBHOOK_URL":         rcv.URL(),
+		"MAILHOOK_WEBHOOK_SECRET":      testSecret,
+		"MAILHOOK_QUEUE_SCAN_INTERVAL": "200ms",
+	}
+	srv := startServer(t, data, env)
+	id, err := sendGoSMTP(srv.smtpAddr, "a@example.org", []string{"b@example.com"}, []byte("Subject: dead letter\r\n\r\nhello\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failedKey := filepath.Join(data, "deliveries", "failed", id+"-1.json")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(failedKey); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no dead letter at %s", failedKey)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	rec, err := os.ReadFile(failedKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(rec, []byte(`"status": 400`)) && !bytes.Contains(rec, []byte(`"status":400`)) {
+		t.Errorf("dead letter lacks the attempt log with status 400:\n%s", rec)
+	}
+	if n := rcv.requests(); n != 1 {
+		t.Fatalf("%d attempts for a 400, want 1", n)
+	}
+
+	replay := exec.Command(binPath, "replay", "--failed")
+	replay.Env = []string{"PATH=" + os.Getenv("PATH"), "MAILHOOK_STORE=file://" + data, "MAILHOOK_WEBHOOK_URL=" + rcv.URL()}
+	out, err := replay.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "replayed 1 deliveries") {
+		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	rcv.waitFor(20*time.Second, "the replayed delivery", func(d []delivery) bool { return len(d) == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ids) != 2 || ids[0] != id || ids[1] != id {
+		t.Errorf("webhook-ids = %v, want [%s %s]", ids, id, id)
+	}
+	srv.stop()
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/mailhook/mailhook/event"
+	"github.com/mailhook/mailhook/queue"
+	"github.com/mailhook/mailhook/route"
+)
+
+// replay puts failed deliveries back to pending. It talks only to the store,
+// so it works while servers run: they pick the deliveries up at their next
+// rescan of the pending queue.
+func replay(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) error {
+	fl := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	all := fl.Bool("failed", false, "replay every failed delivery")
+	id := fl.String("id", "", "replay the failed deliveries of this event id (or one delivery record id, EVENTID-N)")
+	since := fl.String("since", "", "replay failed deliveries of mail received since this duration ago (24h) or RFC 3339 time")
+	endpoint := fl.String("endpoint", "", "send to this URL instead of the recorded endpoint")
+	dryRun := fl.Bool("dry-run", false, "list what would be replayed, change nothing")
+	rate := fl.Float64("rate", 50, "at most this many deliveries re-queued per second (0: no limit)")
+	if err := fl.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fl.NArg() > 0 {
+		return usagef("replay: unexpected argument %q", fl.Arg(0))
+	}
+	if !*all && *id == "" && *since == "" {
+		return usagef("replay: say what to replay: --failed, --id EVENT_ID or --since DURATION_OR_RFC3339")
+	}
+	if *id != "" && !event.ValidID(*id) && !queue.ValidRecordID(*id) {
+		return usagef("replay: --id %q is not an event id", *id)
+	}
+	var from time.Time
+	if *since != "" {
+		var err error
+		if from, err = parseSince(*since, time.Now()); err != nil {
+			return usageError{err}
+		}
+	}
+	if *endpoint != "" {
+		if err := route.ValidEndpoint(*endpoint); err != nil {
+			return usagef("replay: --endpoint: %v", err)
+		}
+	}
+	cfg, err := loadConfig(lookup)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	rules, _ := route.ParseRules(cfg.Routes)
+	q := queue.New(queue.Options{Store: st, Router: route.NewTable(rules, cfg.WebhookURL), Logger: newLogger(cfg, io.Discard)})
+
+	var pace <-chan time.Time
+	if *rate > 0 && !*dryRun {
+		t := time.NewTicker(time.Duration(float64(time.Second) / *rate))
+		defer t.Stop()
+		pace = t.C
+	}
+	var n, failed int
+	for d, err := range q.Failed(ctx) {
+		if err != nil {
+			return fmt.Errorf("replay: listing failed deliveries: %w", err)
+		}
+		if *id != "" && d.EventID != *id && d.ID != *id {
+			continue
+		}
+		if !from.IsZero() && d.ReceivedAt.Before(from) {
+			continue
+		}
+		to := d.Endpoint
+		if *endpoint != "" {
+			to = *endpoint
+		}
+		if *dryRun {
+			fmt.Fprintf(stdout, "would replay %s event %s to %s (last error: %s)\n", d.ID, d.EventID, orNone(to), d.LastError)
+			n++
+			continue
+		}
+		if pace != nil {
+			select {
+			case <-pace:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if err := q.Replay(ctx, d.ID, *endpoint); err != nil {
+			fmt.Fprintf(stderr, "mailhook: replay %s: %v\n", d.ID, err)
+			failed++
+			continue
+		}
+		fmt.Fprintf(stdout, "replayed %s event %s to %s\n", d.ID, d.EventID, orNone(to))
+		n++
+	}
+	verb := "replayed"
+	if *dryRun {
+		verb = "would replay"
+	}
+	fmt.Fprintf(stdout, "%s %d deliveries\n", verb, n)
+	if failed > 0 {
+		return fmt.Errorf("%d deliveries could not be replayed", failed)
+	}
+	if n == 0 && *id != "" {
+		return fmt.Errorf("replay: no failed delivery with id %s", *id)
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(the current route)"
+	}
+	return s
+}
+
+// parseSince reads "24h", "90m", "7d" or an RFC 3339 time.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		if d, err := time.ParseDuration(days + "h"); err == nil && d >= 0 {
+			return now.Add(-24 * d), nil
+		}
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, errors.New("replay: --since wants a duration (24h, 90m, 7d) or an RFC 3339 time (2026-11-28T12:00:00Z)")
+}

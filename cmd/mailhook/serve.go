@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/mailhook/mailhook/config"
+	"github.com/mailhook/mailhook/dispatch"
+	"github.com/mailhook/mailhook/httpapi"
+	"github.com/mailhook/mailhook/inbound"
+	"github.com/mailhook/mailhook/parse"
+	"github.com/mailhook/mailhook/queue"
+	"github.com/mailhook/mailhook/route"
+	"github.com/mailhook/mailhook/signing"
+	"github.com/mailhook/mailhook/store"
+	"github.com/mailhook/mailhook/store/fs"
+)
+
+// app is the composed process: the one place concrete types meet.
+type app struct {
+	cfg   *config.Config
+	log   *slog.Logger
+	store store.Store
+	queue *queue.Queue
+	disp  *dispatch.Dispatcher
+	smtp  *inbound.Server
+	http  *http.Server
+	api   *httpapi.Handler
+}
+
+// compose wires every stage from the configuration.
+func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	patterns, _ := route.ParsePatterns(cfg.Recipients) // validated by config
+	policy := route.NewPolicy(patterns)
+	if policy.AcceptsAll() {
+		log.Warn("MAILHOOK_RECIPIENTS is empty: accepting mail for any recipient")
+	}
+	rules, _ := route.ParseRules(cfg.Routes)
+	table := route.NewTable(rules, cfg.WebhookURL)
+	if len(table.Endpoints()) == 0 {
+		log.Warn("no webhook endpoint configured: events are stored only; send them later with mailhook replay --failed --endpoint URL")
+	}
+	var signer dispatch.Signer
+	if len(cfg.WebhookSecret) > 0 {
+		s, err := signing.NewSigner(cfg.WebhookSecret...)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("MAILHOOK_WEBHOOK_SECRET: %w", err)}
+		}
+		signer = s
+	} else {
+		log.Warn("MAILHOOK_WEBHOOK_SECRET is empty: webhooks are not signed")
+	}
+
+	a := &app{cfg: cfg, log: log, store: st}
+	a.queue = queue.New(queue.Options{
+		Store:     st,
+		Router:    table,
+		Logger:    log,
+		OnEnqueue: func(d *queue.Delivery) { a.disp.Enqueue(d) },
+	})
+	a.disp = dispatch.New(dispatch.Config{
+		RetryInitial:           cfg.RetryInitial,
+		RetryMaxInterval:       cfg.RetryMaxInterval,
+		RetryMaxElapsed:        cfg.RetryMaxElapsed,
+		AttemptTimeout:         cfg.DeliveryTimeout,
+		Concurrency:            cfg.DeliveryConcurrency,
+		PerEndpointConcurrency: cfg.DeliveryEndpointConcurrent,
+		RescanInterval:         cfg.QueueScanInterval,
+		UserAgent:              "mailhook/" + version,
+	}, a.queue, dispatch.NewRenderer(a.queue, parse.Options{}), signer, log)
+
+	var tlsConfig *tls.Config
+	if cfg.TLSCertFile != "" {
+		reloader, err := inbound.NewCertReloader(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("MAILHOOK_TLS_CERT_FILE/MAILHOOK_TLS_KEY_FILE: %w", err)}
+		}
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: reloader.GetCertificate}
+	}
+	a.smtp = inbound.NewServer(inbound.Config{
+		Hostname:         cfg.Hostname,
+		MaxMessageBytes:  cfg.MaxMessageBytes,
+		MaxRecipients:    cfg.MaxRecipients,
+		BareNewline:      cfg.BareNewline,
+		CommandTimeout:   cfg.CommandTimeout,
+		DataTimeout:      cfg.DataTimeout,
+		SessionTimeout:   cfg.SessionTimeout,
+		MaxSessions:      cfg.MaxSessions,
+		MaxSessionsPerIP: cfg.MaxSessionsPerIP,
+		TLSConfig:        tlsConfig,
+		Logger:           log,
+	}, inbound.AcceptorFunc(func(ctx context.Context, m *inbound.Message) error {
+		return a.queue.Accept(ctx, m.ID, m.ReceivedAt, m.Envelope, m.Body)
+	}), policy)
+
+	a.api = httpapi.New(map[string]httpapi.Checker{"store": st.Ping}, log)
+	a.http = &http.Server{Handler: a.api, ReadHeaderTimeout: 10 * time.Second}
+	return a, nil
+}
+
+// openStore opens MAILHOOK_STORE and checks it is usable.
+func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	u, err := config.ParseStore(cfg.Store)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("MAILHOOK_STORE: %w", err)}
+	}
+	switch u.Scheme {
+	case "file":
+		st, err := fs.New(u.Path)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("MAILHOOK_STORE=%q: %w", cfg.Store, err)}
+		}
+		return st, nil
+	}
+	return openS3(ctx, cfg, u)
+}
+
+// serve runs until ctx is cancelled (SIGTERM/SIGINT), then shuts down in
+// two phases within MAILHOOK_SHUTDOWN_GRACE.
+func serve(ctx context.Context, lookup func(string) (string, bool), stderr io.Writer, unhook func()) error {
+	cfg, err := loadConfig(lookup)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	a, err := compose(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	smtpLn, err := net.Listen("tcp", cfg.SMTPAddr)
+	if err != nil {
+		return usageError{fmt.Errorf("MAILHOOK_SMTP_ADDR=%q: %w", cfg.SMTPAddr, err)}
+	}
+	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		smtpLn.Close()
+		return usageError{fmt.Errorf("MAILHOOK_HTTP_ADDR=%q: %w", cfg.HTTPAddr, err)}
+	}
+	log.Info("listening", "smtp", smtpLn.Addr().String(), "http", httpLn.Addr().String(),
+		"store", a.store.String(), "version", version, "hostname", cfg.Hostname)
+
+	dispCtx, cancelDisp := context.WithCancel(context.Background())
+	defer cancelDisp()
+	errc := make(chan error, 3)
+	go func() { errc <- ignoreClosed(a.smtp.Serve(smtpLn), inbound.ErrServerClosed) }()
+	go func() { errc <- ignoreClosed(a.http.Serve(httpLn), http.ErrServerClosed) }()
+	dispDone := make(chan error, 1)
+	go func() { dispDone <- a.disp.Run(dispCtx) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "grace", cfg.ShutdownGrace)
+	case runErr = <-errc:
+		log.Error("server failed; shutting down", "err", runErr)
+	case runErr = <-dispDone:
+		log.Error("dispatcher stopped; shutting down", "err", runErr)
+		dispDone <- nil
+	}
+	unhook() // a second signal now kills the process at once; nothing acknowledged is lost
+
+	// Phase one: refuse new work, finish what is in flight.
+	a.api.Drain()
+	graceCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	if err := a.smtp.Shutdown(graceCtx); err != nil {
+		log.Warn("SMTP sessions cut off at the end of the grace period", "err", err)
+	}
+	if err := a.disp.Shutdown(graceCtx); err != nil {
+		log.Warn("webhook attempts cut off at the end of the grace period; they stay pending", "err", err)
+	}
+	// Phase two: stop everything else.
+	cancelDisp()
+	<-dispDone
+	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), time.Second)
+	defer cancelHTTP()
+	_ = a.http.Shutdown(httpCtx)
+	if c, ok := a.store.(io.Closer); ok {
+		_ = c.Close()
+	}
+	log.Info("stopped")
+	return runErr
+}
+
+func ignoreClosed(err, closed error) error {
+	if errors.Is(err, closed) {
+		return nil
+	}
+	return err
+}
