@@ -418,3 +418,5 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	}
 	srv.stop()
 }
+
+type gosmtpError = gosmtp.SMTPError

@@ -3,11 +3,54 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/mailhook/mailhook/config"
 	"github.com/mailhook/mailhook/store"
+	s3store "github.com/mailhook/mailhook/store/s3"
 )
 
+// openS3 opens an S3-compatible bucket and proves, before anything is
+// accepted, that it exists, that the credentials may read, write and delete
+// there, and that the server enforces conditional writes (replicas rely on
+// them). Every failure names the variable to fix and exits 2.
 func openS3(ctx context.Context, cfg *config.Config, u config.StoreURL) (store.Store, error) {
-	return nil, usageError{errors.New("MAILHOOK_STORE: s3:// stores are not supported by this build yet")}
+	st, err := s3store.New(ctx, s3store.Config{
+		Bucket:    u.Bucket,
+		Prefix:    u.Prefix,
+		Endpoint:  cfg.S3Endpoint,
+		Region:    cfg.S3Region,
+		PathStyle: cfg.S3PathStyle,
+	})
+	if err != nil {
+		return nil, usageError{fmt.Errorf("MAILHOOK_STORE=%q: %w", cfg.Store, err)}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err = st.Check(ctx)
+	if err == nil {
+		err = st.CheckConditionalWrites(ctx)
+	}
+	if err == nil {
+		return st, nil
+	}
+	endpoint := cfg.S3Endpoint
+	if endpoint == "" {
+		endpoint = "AWS"
+	}
+	var hint string
+	switch {
+	case errors.Is(err, s3store.ErrNoBucket):
+		hint = fmt.Sprintf("bucket %q does not exist at %s: create it, or fix MAILHOOK_STORE / MAILHOOK_S3_ENDPOINT", u.Bucket, endpoint)
+	case errors.Is(err, s3store.ErrAccess):
+		hint = "access denied: check the AWS credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, profile or role) and the bucket policy"
+	case errors.Is(err, s3store.ErrWrongRegion):
+		hint = "wrong region: set MAILHOOK_S3_REGION to the bucket's region"
+	case errors.Is(err, s3store.ErrNoConditionalWrites):
+		hint = "this S3 server does not enforce If-None-Match/If-Match on PutObject, which mailhook needs; upgrade it or use another server"
+	default:
+		hint = fmt.Sprintf("cannot reach %s: check MAILHOOK_S3_ENDPOINT (and MAILHOOK_S3_PATH_STYLE)", endpoint)
+	}
+	return nil, usageError{fmt.Errorf("MAILHOOK_STORE=%q: %s: %w", cfg.Store, hint, err)}
 }

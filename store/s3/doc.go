@@ -16,13 +16,14 @@
 //     If-Match: <etag> on PutObject and CompleteMultipartUpload. The check
 //     and the write are one atomic step on the server; there is no
 //     read-then-write emulation. Servers without that support answer
-//     501 and Put returns errors.ErrUnsupported.
+//     501 and Put returns errors.ErrUnsupported; CheckConditionalWrites
+//     proves at start-up that the server enforces them (some ignore them).
 //   - ETags are the server's, quoted, and the same from Put, Get, Stat and
 //     List.
 //   - Errors are translated at the edge into store.ErrNotFound,
 //     store.ErrPrecondition, store.ErrUnavailable (network, 5xx,
-//     throttling, timeouts), ErrNoBucket and ErrAccess (both also match
-//     store.ErrUnavailable), so no SDK or smithy type ever reaches a
+//     throttling, timeouts), ErrNoBucket, ErrAccess and ErrWrongRegion
+//     (all three also match store.ErrUnavailable), so no SDK or smithy type ever reaches a
 //     caller. Context errors from the caller's context stay context
 //     errors.
 //   - Every request gets its own timeout when the caller's context has no

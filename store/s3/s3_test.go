@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -536,5 +538,41 @@ func TestString(t *testing.T) {
 		if got := s.String(); got != tt.want {
 			t.Errorf("String() = %q, want %q", got, tt.want)
 		}
+	}
+}
+
+func TestCheckConditionalWrites(t *testing.T) {
+	srv := s3test.Start(t)
+	useServer(t, srv)
+	s := newStore(t, srv, func(c *Config) { c.Prefix = "p" })
+	if err := s.CheckConditionalWrites(t.Context()); err != nil {
+		t.Fatalf("versitygw: %v", err)
+	}
+	for obj, err := range s.List(t.Context(), "") {
+		t.Errorf("probe left %+v, %v", obj, err)
+	}
+
+	// A server that ignores the headers, and one that refuses them.
+	for name, conditional := range map[string]int{"ignores": http.StatusOK, "501": http.StatusNotImplemented} {
+		fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			if r.Method == http.MethodPut && (r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != "") && conditional != http.StatusOK {
+				w.WriteHeader(conditional)
+				fmt.Fprint(w, `<Error><Code>NotImplemented</Code><Message>nope</Message></Error>`)
+				return
+			}
+			w.Header().Set("ETag", `"d41d8cd98f00b204e9800998ecf8427e"`)
+			if r.Method == http.MethodDelete {
+				w.WriteHeader(http.StatusNoContent)
+			}
+		}))
+		t.Cleanup(fake.Close)
+		s := newStore(t, srv, func(c *Config) { c.Endpoint = fake.URL; c.MaxAttempts = 1 })
+		err := s.CheckConditionalWrites(t.Context())
+		if !errors.Is(err, ErrNoConditionalWrites) || errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("server that %s: %v, want ErrNoConditionalWrites only", name, err)
+		}
+		assertNoSDKErrors(t, err)
+		t.Logf("%s: %v", name, err)
 	}
 }

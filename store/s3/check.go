@@ -1,0 +1,73 @@
+package s3
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/mailhook/mailhook/store"
+)
+
+// ErrNoConditionalWrites: the server ignores If-None-Match or If-Match on
+// PutObject, so replicas sharing the bucket could overwrite each other's
+// state. It is a configuration problem, not an outage.
+var ErrNoConditionalWrites = errors.New("s3: the server does not honour conditional writes (If-None-Match, If-Match)")
+
+// CheckConditionalWrites proves that the server enforces conditional
+// writes, and that the credentials may write and delete, by writing a small
+// probe object below the prefix ("_mailhook_check/<random>") and deleting
+// it. It returns nil, an error wrapping ErrNoConditionalWrites (the server
+// accepted a write it should have refused, or answered 501), or another
+// Check-style error (ErrAccess, store.ErrUnavailable, …).
+func (s *Store) CheckConditionalWrites(ctx context.Context) (err error) {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	key := "_mailhook_check/" + hex.EncodeToString(b)
+	body := func() *strings.Reader { return strings.NewReader("mailhook conditional write check\n") }
+	fail := func(what string) error {
+		return fmt.Errorf("s3: check %s: %w: %s", s, ErrNoConditionalWrites, what)
+	}
+	defer func() {
+		if derr := s.Delete(context.WithoutCancel(ctx), key); derr != nil && err == nil {
+			err = fmt.Errorf("s3: check %s: delete probe: %w", s, derr)
+		}
+	}()
+
+	first, err := s.Put(ctx, key, body(), store.PutOptions{IfNoneMatch: true})
+	if err != nil {
+		return conditionalErr(s, "create", err)
+	}
+	switch _, err := s.Put(ctx, key, body(), store.PutOptions{IfNoneMatch: true}); {
+	case err == nil:
+		return fail("If-None-Match: * replaced an existing object")
+	case !errors.Is(err, store.ErrPrecondition):
+		return conditionalErr(s, "second create", err)
+	}
+	switch _, err := s.Put(ctx, key, body(), store.PutOptions{IfMatch: `"00000000000000000000000000000000"`}); {
+	case err == nil:
+		return fail("If-Match with a wrong ETag replaced the object")
+	case !errors.Is(err, store.ErrPrecondition):
+		return conditionalErr(s, "stale replace", err)
+	}
+	switch _, err := s.Put(ctx, key+"-missing", body(), store.PutOptions{IfMatch: first.ETag}); {
+	case err == nil:
+		_ = s.Delete(context.WithoutCancel(ctx), key+"-missing")
+		return fail("If-Match on a missing key created it (MinIO before the fix of minio/minio#21526 does this)")
+	case !errors.Is(err, store.ErrPrecondition):
+		return conditionalErr(s, "replace of a missing key", err)
+	}
+	if _, err := s.Put(ctx, key, body(), store.PutOptions{IfMatch: first.ETag}); err != nil {
+		return conditionalErr(s, "replace", err)
+	}
+	return nil
+}
+
+func conditionalErr(s *Store, step string, err error) error {
+	if errors.Is(err, errors.ErrUnsupported) {
+		return fmt.Errorf("s3: check %s: %w: %s: %w", s, ErrNoConditionalWrites, step, err)
+	}
+	return fmt.Errorf("s3: check %s: conditional write probe, %s: %w", s, step, err)
+}
