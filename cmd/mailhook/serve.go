@@ -105,6 +105,12 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 	}), policy)
 
 	a.api = httpapi.New(map[string]httpapi.Checker{"store": st.Ping}, log)
+	// The admin API answers 404 to everything when MAILHOOK_ADMIN_TOKEN is empty.
+	a.api.Handle("/v1/", httpapi.NewAdmin(cfg.AdminToken, adminBackend{
+		Queue:  a.queue,
+		store:  st,
+		render: dispatch.NewRenderer(a.queue, parse.Options{}),
+	}, log))
 	a.http = &http.Server{Handler: a.api, ReadHeaderTimeout: 10 * time.Second}
 	return a, nil
 }

@@ -1,0 +1,320 @@
+package parse
+
+import (
+	"bytes"
+	"net/mail"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/jhillyerd/enmime/v2"
+
+	"github.com/mailhook/mailhook/event"
+)
+
+// field is one header field as written: name and unfolded value, not yet
+// RFC 2047-decoded.
+type field struct {
+	name  string
+	value string
+}
+
+// headerBlock is the top-level header of a message.
+type headerBlock struct {
+	fields    []field
+	bodyStart int // offset of the first body byte in the raw message
+}
+
+// splitHeader splits the header block at the start of raw into fields, in
+// order, names as written. It follows enmime's reading of a header so both
+// agree on where the body starts: the block ends at the first empty line
+// (or at the end of raw); a line starting with SP or HTAB continues the
+// previous field (RFC 5322 §2.2.3: unfolding removes the CRLF only); a line
+// without a colon is taken as a continuation that forgot its indent; lines
+// with a malformed name are dropped with a warning.
+func splitHeader(raw []byte, w *warnings, label string) headerBlock {
+	if label != "" {
+		label += ": "
+	}
+	var hb headerBlock
+	var values [][]byte // built apart: += on strings is quadratic on long folds
+	pos := 0
+	for pos < len(raw) {
+		end := bytes.IndexByte(raw[pos:], '\n')
+		next := len(raw)
+		if end >= 0 {
+			next = pos + end + 1
+		}
+		line := raw[pos:next]
+		pos = next
+		line = bytes.TrimSuffix(line, []byte("\n"))
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			break
+		}
+		last := len(hb.fields) - 1
+		switch colon := bytes.IndexByte(line, ':'); {
+		case line[0] == ' ' || line[0] == '\t' || line[0] == '\r':
+			if last < 0 {
+				w.addf("%sheader line %s ignored: continuation without a field", label, quoteBytes(line))
+				continue
+			}
+			values[last] = append(values[last], line...)
+		case colon == 0:
+			w.addf("%sheader line %s ignored: empty field name", label, quoteBytes(line))
+		case colon < 0:
+			if last < 0 {
+				w.addf("%sheader line %s ignored: no field name", label, quoteBytes(line))
+				continue
+			}
+			w.addf("%sheader line %s is not indented: taken as a continuation of %s", label, quoteBytes(line), hb.fields[last].name)
+			values[last] = append(append(values[last], ' '), line...)
+		default:
+			// RFC 5322 §4.5.4 (obsolete syntax): WSP may precede the colon.
+			name := bytes.TrimRight(line[:colon], " \t")
+			if !validFieldName(name) {
+				w.addf("%sheader line %s ignored: invalid field name", label, quoteBytes(line))
+				continue
+			}
+			hb.fields = append(hb.fields, field{name: string(name)})
+			values = append(values, line[colon+1:len(line):len(line)])
+		}
+	}
+	for i := range hb.fields {
+		hb.fields[i].value = string(values[i])
+	}
+	hb.bodyStart = pos
+	return hb
+}
+
+// mimeFields are the fields enmime reads from an entity header.
+var mimeFields = []string{"Content-Type", "Content-Transfer-Encoding", "Content-Disposition", "Content-ID"}
+
+// Bounds on what enmime is given to parse in headers: its media type
+// parser runs several passes of RFC 2047 decoding and repairs over each
+// Content-Type and Content-Disposition, at about 0.5 µs a byte.
+const (
+	maxMIMEFieldBytes = 16 << 10
+	mimeHeaderBudget  = 1 << 20 // all entities of a message together
+)
+
+// mimeHeader rebuilds the header enmime gets for an entity: the first of
+// each field in mimeFields, unfolded, made UTF-8 like top-level fields,
+// each at most maxMIMEFieldBytes long. enmime reads nothing else, so the
+// rest of the header cannot cost it anything.
+func mimeHeader(fields []field, w *warnings, label string) []byte {
+	var b bytes.Buffer
+	for _, name := range mimeFields {
+		for _, f := range fields {
+			if !strings.EqualFold(f.name, name) {
+				continue
+			}
+			value := strings.TrimSpace(strings.ReplaceAll(f.value, "\r", " "))
+			if len(value) > maxMIMEFieldBytes {
+				w.addf("%s: %s header ignored: %d bytes, more than %d", label, f.name, len(value), maxMIMEFieldBytes)
+				break
+			}
+			if v, was8bit := from8bit(value); was8bit {
+				if label != "message" { // top-level fields are reported by newHeaderReader
+					w.addf("%s: %s header is neither ASCII nor UTF-8: read as windows-1252", label, f.name)
+				}
+				value = v
+			}
+			b.WriteString(name + ": " + value + "\r\n")
+			break
+		}
+	}
+	b.WriteString("\r\n")
+	return b.Bytes()
+}
+
+// validFieldName reports whether name is an RFC 5322 §2.2 field name:
+// printable US-ASCII except colon. enmime additionally tolerates inner SP.
+func validFieldName(name []byte) bool {
+	if len(name) == 0 {
+		return false
+	}
+	for _, c := range name {
+		if c != ' ' && (c < 33 || c > 126) {
+			return false
+		}
+	}
+	return true
+}
+
+// headerReader decodes the top-level fields and answers lookups by name.
+type headerReader struct {
+	fields  []field // values decoded to UTF-8 (8-bit and encoded words)
+	raw     []string
+	dec     *wordDecoder
+	w       *warnings
+	byLower map[string][]int
+
+	addrBudget int // bytes of address lists still to be parsed
+}
+
+// Caps on header work. Real messages have tens of fields (a few hundred
+// with long Received chains) and address lists of kilobytes; without caps
+// a 25 MB header costs seconds and yields an event of millions of fields.
+const (
+	maxHeaderFields = 10000
+	// addressBudget is the total length of address-list field values
+	// parsed (net/mail with its fallbacks runs at about 0.5 µs a byte).
+	addressBudget = 1 << 20
+)
+
+func newHeaderReader(hb headerBlock, dec *wordDecoder, w *warnings) *headerReader {
+	hr := &headerReader{dec: dec, w: w, byLower: make(map[string][]int), addrBudget: addressBudget}
+	fields := hb.fields
+	if len(fields) > maxHeaderFields {
+		w.addf("%d header fields: only the first %d are listed and used", len(fields), maxHeaderFields)
+		fields = fields[:maxHeaderFields]
+	}
+	for i, f := range fields {
+		value := strings.TrimSpace(strings.ReplaceAll(f.value, "\r", " ")) // stray CR from a bare-CR line end
+		value, was8bit := from8bit(value)
+		if was8bit {
+			w.addf("header %s is neither ASCII nor UTF-8: read as windows-1252", f.name)
+		}
+		decoded, problems := dec.decode(value)
+		for _, p := range problems {
+			w.addf("header %s: %s", f.name, p)
+		}
+		hr.fields = append(hr.fields, field{name: f.name, value: decoded})
+		hr.raw = append(hr.raw, value)
+		key := strings.ToLower(f.name)
+		hr.byLower[key] = append(hr.byLower[key], i)
+	}
+	return hr
+}
+
+// headers returns every field, in order, as event headers. Never nil.
+func (hr *headerReader) headers() []event.Header {
+	out := make([]event.Header, 0, len(hr.fields))
+	for _, f := range hr.fields {
+		out = append(out, event.Header{Name: f.name, Value: f.value})
+	}
+	return out
+}
+
+// first returns the decoded value of the first field called name, warning
+// when RFC 5322 §3.6 allows at most one and there are more.
+func (hr *headerReader) first(name string) string {
+	idx := hr.byLower[strings.ToLower(name)]
+	if len(idx) == 0 {
+		return ""
+	}
+	if len(idx) > 1 {
+		hr.w.addf("%d %s header fields, RFC 5322 allows one: using the first", len(idx), name)
+	}
+	return hr.fields[idx[0]].value
+}
+
+// addresses parses every field called name as an address list. All fields
+// are used: a duplicated To or From is malformed, but dropping addresses
+// would hide what the message claims. Never nil.
+func (hr *headerReader) addresses(name string) []event.Address {
+	out := []event.Address{}
+	idx := hr.byLower[strings.ToLower(name)]
+	if len(idx) > 1 {
+		hr.w.addf("%d %s header fields, RFC 5322 allows one: addresses from all are listed", len(idx), name)
+	}
+	for _, i := range idx {
+		out = append(out, hr.parseAddressList(name, hr.raw[i])...)
+	}
+	return out
+}
+
+// parseAddressList parses one address-list field value (RFC 5322 §3.4),
+// decoding display names. It tries net/mail, then enmime's more tolerant
+// parser (missing commas), then falls back to picking out addr-specs.
+func (hr *headerReader) parseAddressList(name, value string) []event.Address {
+	if strings.TrimSpace(value) == "" {
+		return nil
+	}
+	if len(value) > hr.addrBudget {
+		hr.w.addf("header %s: address list not parsed: address fields longer than %d bytes in all", name, addressBudget)
+		return nil
+	}
+	hr.addrBudget -= len(value)
+	p := mail.AddressParser{WordDecoder: &hr.dec.dec}
+	list, err := p.ParseList(value)
+	if err != nil {
+		if alt, altErr := enmime.ParseAddressList(value); altErr == nil {
+			list, err = alt, nil
+		}
+	}
+	if err != nil {
+		found := addrSpecRE.FindAllString(value, -1)
+		hr.w.addf("header %s: address list not parseable (%v): %d address(es) recovered without names", name, err, len(found))
+		out := make([]event.Address, 0, len(found))
+		for _, a := range found {
+			out = append(out, event.Address{Address: a})
+		}
+		return out
+	}
+	out := make([]event.Address, 0, len(list))
+	for _, a := range list {
+		// Encoded words inside quoted strings are forbidden (RFC 2047 §5)
+		// but common; net/mail leaves them alone, so decode them here.
+		dn, problems := hr.dec.decode(a.Name)
+		for _, p := range problems {
+			hr.w.addf("header %s: %s", name, p)
+		}
+		out = append(out, event.Address{Name: validUTF8(dn), Address: validUTF8(a.Address)})
+	}
+	return out
+}
+
+// addrSpecRE finds things shaped like addr-specs in an unparseable list.
+var addrSpecRE = regexp.MustCompile(`[^\s<>(),;:"\[\]]+@[^\s<>(),;:"\[\]]+`)
+
+// msgIDs returns the msg-id values (RFC 5322 §3.6.4) in s without their
+// angle brackets. Text outside brackets (comments, phrases from obsolete
+// syntax) is ignored; a value with no brackets at all is split on
+// whitespace, as some mailers write bare ids. Never nil.
+func msgIDs(s string) []string {
+	ids := []string{}
+	rest := s
+	for {
+		open := strings.IndexByte(rest, '<')
+		if open < 0 {
+			break
+		}
+		closing := strings.IndexByte(rest[open+1:], '>')
+		if closing < 0 {
+			// Unterminated: take the rest as an id.
+			if id := strings.TrimSpace(rest[open+1:]); id != "" {
+				ids = append(ids, id)
+			}
+			return ids
+		}
+		if id := strings.TrimSpace(rest[open+1 : open+1+closing]); id != "" {
+			ids = append(ids, id)
+		}
+		rest = rest[open+1+closing+1:]
+	}
+	if len(ids) == 0 && !strings.Contains(s, "<") {
+		ids = append(ids, strings.Fields(s)...)
+	}
+	return ids
+}
+
+// firstMsgID is msgIDs(s)[0], or "".
+func firstMsgID(s string) string {
+	if ids := msgIDs(s); len(ids) > 0 {
+		return ids[0]
+	}
+	return ""
+}
+
+// quote quotes s for a warning, cut to a readable length.
+func quote(s string) string {
+	const max = 80
+	if len(s) > max {
+		s = validUTF8(s[:max]) + "…"
+	}
+	return strconv.Quote(s)
+}
+
+func quoteBytes(b []byte) string { return quote(string(b)) }

@@ -1,0 +1,238 @@
+package parse
+
+import (
+	"bufio"
+	"bytes"
+	"strconv"
+	"strings"
+
+	"github.com/jhillyerd/enmime/v2"
+	"github.com/jhillyerd/enmime/v2/mediatype"
+)
+
+// node is one MIME entity located by split: offsets into the raw message,
+// nothing decoded.
+type node struct {
+	id        string // "1", "1.2", …; "" for the root
+	header    []byte // the header enmime gets (see mimeHeader)
+	start     int    // first byte of its header
+	bodyStart int    // first byte of its body
+	end       int    // just past its content (RFC 2046 §5.1.1: the line break before a delimiter belongs to the delimiter)
+	mtype     string // media type, lower case, "" when none or unparseable
+	cte       string // Content-Transfer-Encoding, lower case
+	boundary  string // multipart boundary, set only for entities split as multipart
+	children  []*node
+	tooDeep   bool // a multipart nested deeper than the limit: not split, not parsed
+}
+
+// tree is the MIME structure of a message as located by split.
+type tree struct {
+	root  *node
+	parts int // entities below the root
+	depth int // deepest multipart nesting, a multipart root being 1
+}
+
+// split locates the MIME entities of raw in one pass over its lines,
+// following RFC 2046 §5.1.1: within a multipart, a line that starts with
+// "--" boundary followed by white space or the line end is a delimiter,
+// one that starts with "--" boundary "--" closes it; the line break before
+// either belongs to it; text before the first delimiter (preamble) and
+// after the close (epilogue) is ignored. A line is tested against the open
+// multiparts from the outermost in, so a nested part can never swallow its
+// parent's delimiter, and a missing close delimiter ends at the parent's
+// next delimiter or at the end of the message.
+//
+// Work is one pass over the bytes plus, for lines starting with "--", one
+// comparison per open level; multiparts deeper than maxDepth are kept as
+// opaque entities (not split), and scanning stops at the delimiter that
+// would start part maxParts+1, or the first after the MIME headers handed
+// to enmime reach mimeHeaderBudget.
+func split(raw []byte, hb headerBlock, maxDepth, maxParts int, w *warnings) tree {
+	root := &node{start: 0, bodyStart: hb.bodyStart, end: len(raw)}
+	t := tree{root: root}
+	budget := mimeHeaderBudget
+	root.header = mimeHeader(hb.fields, w, "message")
+	budget -= len(root.header)
+	root.mtype, root.cte, root.boundary = classify(root.header, w, "message")
+	if root.boundary == "" {
+		return t
+	}
+	t.depth = 1
+
+	stack := []*node{root}
+	var (
+		cur      *node // the part whose header or content is being read
+		inHeader bool
+	)
+	// endHeader ends cur's header at hdrEnd with its body at body and
+	// opens it as a multipart when it is one.
+	endHeader := func(hdrEnd, body int) {
+		inHeader = false
+		cur.bodyStart = body
+		label := "part " + cur.id
+		cur.header = mimeHeader(splitHeader(raw[cur.start:hdrEnd], w, label).fields, w, label)
+		budget -= len(cur.header)
+		cur.mtype, cur.cte, cur.boundary = classify(cur.header, w, label)
+		if cur.boundary == "" {
+			return
+		}
+		if len(stack)+1 > maxDepth {
+			cur.boundary, cur.tooDeep = "", true
+			return
+		}
+		stack = append(stack, cur)
+		t.depth = max(t.depth, len(stack))
+		cur = nil
+	}
+	// endOpen ends cur and the multiparts nested deeper than level keep at
+	// offset end.
+	endOpen := func(keep int, end int) {
+		if cur != nil {
+			cur.end = max(end, cur.bodyStart)
+			cur = nil
+		}
+		for _, n := range stack[keep:] {
+			n.end = max(end, n.bodyStart)
+		}
+	}
+
+	pos := hb.bodyStart
+	for pos < len(raw) && len(stack) > 0 {
+		next := len(raw)
+		if i := bytes.IndexByte(raw[pos:], '\n'); i >= 0 {
+			next = pos + i + 1
+		}
+		line := raw[pos:next]
+		level, closing := -1, false
+		if bytes.HasPrefix(line, []byte("--")) {
+			level, closing = matchDelimiter(stack, line)
+		}
+		if level < 0 {
+			if inHeader && (string(line) == "\n" || string(line) == "\r\n") {
+				endHeader(pos, next)
+			}
+			pos = next
+			continue
+		}
+
+		if inHeader {
+			endHeader(pos, pos)
+		}
+		contentEnd := pos
+		if contentEnd > 0 && raw[contentEnd-1] == '\n' {
+			contentEnd--
+			if contentEnd > 0 && raw[contentEnd-1] == '\r' {
+				contentEnd--
+			}
+		}
+		endOpen(level+1, contentEnd)
+		warnUnclosed(stack[level+1:], w)
+		parent := stack[level]
+		stack = stack[:level+1]
+		if closing {
+			stack = stack[:level]
+			pos = next
+			continue
+		}
+		if t.parts+1 > maxParts || budget < 0 {
+			if budget < 0 {
+				w.addf("MIME part headers over %d bytes in all: parts from byte %d on (%d bytes) not parsed", mimeHeaderBudget, pos, len(raw)-pos)
+			} else {
+				w.addf("MIME structure has more than %d parts: parts from byte %d on (%d bytes) not parsed", maxParts, pos, len(raw)-pos)
+			}
+			for _, n := range stack {
+				n.end = max(contentEnd, n.bodyStart)
+			}
+			return t
+		}
+		t.parts++
+		cur = &node{id: childID(parent, len(parent.children)+1), start: next, bodyStart: next, end: len(raw)}
+		parent.children = append(parent.children, cur)
+		inHeader = true
+		pos = next
+	}
+	if inHeader {
+		endHeader(len(raw), len(raw))
+	}
+	endOpen(0, len(raw))
+	warnUnclosed(stack, w)
+	return t
+}
+
+// warnUnclosed warns about multiparts ended by an outer delimiter or the
+// end of the message. One without any part gets its own warning later.
+func warnUnclosed(open []*node, w *warnings) {
+	for _, n := range open {
+		if len(n.children) > 0 {
+			w.addf("%s: %s boundary %q not closed", n.label(), n.mtype, n.boundary)
+		}
+	}
+}
+
+// matchDelimiter returns the outermost open level whose delimiter line is
+// line, and whether it is the close delimiter; -1 when none.
+func matchDelimiter(stack []*node, line []byte) (int, bool) {
+	for i, n := range stack {
+		b := n.boundary
+		if len(line) < 2+len(b) || string(line[2:2+len(b)]) != b {
+			continue
+		}
+		rest := line[2+len(b):]
+		if bytes.HasPrefix(rest, []byte("--")) {
+			return i, true
+		}
+		if len(rest) == 0 || rest[0] == ' ' || rest[0] == '\t' || rest[0] == '\r' || rest[0] == '\n' {
+			return i, false
+		}
+	}
+	return -1, false
+}
+
+// classify reads an entity's MIME header the way enmime.ReadParts does and
+// returns its media type, its transfer encoding and, when enmime would
+// parse it as a multipart (a multipart/* type with a boundary parameter),
+// the boundary. Using enmime's own header reader and media type parser
+// here guarantees that every entity handed to enmime as a leaf is parsed by
+// it as a single part.
+func classify(header []byte, w *warnings, label string) (mtype, cte, boundary string) {
+	h, err := enmime.ReadHeader(bufio.NewReader(bytes.NewReader(header)), discardErrors{})
+	if err != nil {
+		return "", "", ""
+	}
+	cte = strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding")))
+	ctype := h.Get("Content-Type")
+	if ctype == "" {
+		return "", cte, ""
+	}
+	mtype, params, _, err := mediatype.Parse(ctype)
+	if err != nil || !strings.HasPrefix(mtype, "multipart/") {
+		return mtype, cte, ""
+	}
+	if params["boundary"] == "" {
+		w.addf("%s: %s without a boundary parameter: body kept undecoded as text", label, mtype)
+		return mtype, cte, ""
+	}
+	return mtype, cte, params["boundary"]
+}
+
+func childID(parent *node, n int) string {
+	if parent.id == "" {
+		return strconv.Itoa(n)
+	}
+	return parent.id + "." + strconv.Itoa(n)
+}
+
+// label names the entity in warnings.
+func (n *node) label() string {
+	if n.id == "" {
+		return "message"
+	}
+	return "part " + n.id
+}
+
+// discardErrors is an enmime.ErrorCollector for classify; the same header
+// problems are reported when enmime parses the entity.
+type discardErrors struct{}
+
+func (discardErrors) AddError(string, string, ...any)   {}
+func (discardErrors) AddWarning(string, string, ...any) {}
