@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -30,21 +31,25 @@ type Config struct {
 	WebhookSecret []string `env:"WEBHOOK_SECRET" envSeparator:"," secret:"true" help:"whsec_… signing secret(s), comma-separated for rotation (each signs)"`
 	Routes        string   `env:"ROUTES" help:"per-recipient endpoints: pattern=url pairs separated by ';', first match wins, before the default"`
 
-	Store       string `env:"STORE" envDefault:"file://./data" help:"where mail and delivery state live: file:///path or s3://bucket/optional/prefix"`
-	S3Endpoint  string `env:"S3_ENDPOINT" help:"S3-compatible endpoint URL (MinIO, R2, versitygw, …); empty: AWS"`
-	S3Region    string `env:"S3_REGION" envDefault:"us-east-1" help:"S3 region"`
-	S3PathStyle bool   `env:"S3_PATH_STYLE" envDefault:"false" help:"use path-style S3 addressing"`
-	TLSCertFile string `env:"TLS_CERT_FILE" help:"PEM certificate chain; with TLS_KEY_FILE enables STARTTLS"`
-	TLSKeyFile  string `env:"TLS_KEY_FILE" help:"PEM private key for TLS_CERT_FILE"`
-	AdminToken  string `env:"ADMIN_TOKEN" secret:"true" help:"bearer token for the admin API; empty: admin API off"`
-	BareNewline string `env:"BARE_NEWLINE" envDefault:"normalize" help:"bare CR or LF in DATA: normalize (store as CRLF) or reject (550 5.5.2)"`
-	LogLevel    string `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
-	LogFormat   string `env:"LOG_FORMAT" envDefault:"auto" help:"json, text, or auto (text on a terminal, JSON otherwise)"`
+	Store              string        `env:"STORE" envDefault:"file://./data" help:"where mail and delivery state live: file:///path or s3://bucket/optional/prefix"`
+	S3Endpoint         string        `env:"S3_ENDPOINT" help:"S3-compatible endpoint URL (MinIO, R2, versitygw, …); empty: AWS"`
+	S3Region           string        `env:"S3_REGION" envDefault:"us-east-1" help:"S3 region"`
+	S3PathStyle        bool          `env:"S3_PATH_STYLE" envDefault:"false" help:"use path-style S3 addressing"`
+	TLSCertFile        string        `env:"TLS_CERT_FILE" help:"PEM certificate chain; with TLS_KEY_FILE enables STARTTLS"`
+	TLSKeyFile         string        `env:"TLS_KEY_FILE" help:"PEM private key for TLS_CERT_FILE"`
+	AdminToken         string        `env:"ADMIN_TOKEN" secret:"true" help:"bearer token for the admin API; empty: admin API off"`
+	TLSRequired        bool          `env:"TLS_REQUIRED" envDefault:"false" help:"refuse MAIL with 530 5.7.0 until the client has used STARTTLS (needs TLS_CERT_FILE)"`
+	ProxyProtocol      string        `env:"PROXY_PROTOCOL" help:"comma-separated CIDRs of trusted load balancers that must send a PROXY protocol v1/v2 header (other peers are refused); empty: off"`
+	ProxyHeaderTimeout time.Duration `env:"PROXY_HEADER_TIMEOUT" envDefault:"5s" help:"time allowed for a PROXY protocol header"`
+	MaxLineLength      int           `env:"MAX_LINE_LENGTH" envDefault:"0" help:"longest text line accepted in DATA, in octets (RFC 5321 says 1000; 0 = no limit, lines count toward the size only)"`
+	BareNewline        string        `env:"BARE_NEWLINE" envDefault:"normalize" help:"bare CR or LF in DATA: normalize (store as CRLF) or reject (550 5.5.2)"`
+	LogLevel           string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	LogFormat          string        `env:"LOG_FORMAT" envDefault:"auto" help:"json, text, or auto (text on a terminal, JSON otherwise)"`
 
 	MaxMessageBytes  int64 `env:"MAX_MESSAGE_BYTES" envDefault:"26214400" help:"largest message accepted; larger ones get 552 5.3.4"`
 	MaxRecipients    int   `env:"MAX_RECIPIENTS" envDefault:"100" help:"recipients per message; more get 452 4.5.3"`
 	MaxSessions      int   `env:"MAX_SESSIONS" envDefault:"1000" help:"concurrent SMTP sessions; more get 421 4.7.0"`
-	MaxSessionsPerIP int   `env:"MAX_SESSIONS_PER_IP" envDefault:"20" help:"concurrent SMTP sessions from one client IP; more get 421 4.7.0"`
+	MaxSessionsPerIP int   `env:"MAX_SESSIONS_PER_IP" envDefault:"20" help:"concurrent SMTP sessions from one client IP (the real client behind PROXY protocol); more get 421 4.7.0"`
 
 	CommandTimeout time.Duration `env:"SMTP_COMMAND_TIMEOUT" envDefault:"5m" help:"idle time allowed while waiting for an SMTP command"`
 	DataTimeout    time.Duration `env:"SMTP_DATA_TIMEOUT" envDefault:"5m" help:"idle time allowed between reads of message data"`
@@ -165,6 +170,15 @@ func (c *Config) validate(bad *Error) {
 			bad.add(fmt.Sprintf("%sS3_ENDPOINT=%q: want an http:// or https:// URL", Prefix, c.S3Endpoint))
 		}
 	}
+	if _, err := ParseNetworks(c.ProxyProtocol); err != nil {
+		bad.add(Prefix + "PROXY_PROTOCOL: " + err.Error())
+	}
+	if c.TLSRequired && c.TLSCertFile == "" {
+		bad.add(Prefix + "TLS_REQUIRED=true: needs " + Prefix + "TLS_CERT_FILE and " + Prefix + "TLS_KEY_FILE")
+	}
+	if c.MaxLineLength < 0 {
+		bad.add(fmt.Sprintf("%sMAX_LINE_LENGTH=%d: must not be negative", Prefix, c.MaxLineLength))
+	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		bad.add(Prefix + "TLS_CERT_FILE and " + Prefix + "TLS_KEY_FILE: set both or neither")
 	}
@@ -213,6 +227,7 @@ func (c *Config) validate(bad *Error) {
 		{"SMTP_SESSION_TIMEOUT", c.SessionTimeout}, {"RETRY_INITIAL", c.RetryInitial},
 		{"RETRY_MAX_INTERVAL", c.RetryMaxInterval}, {"RETRY_MAX_ELAPSED", c.RetryMaxElapsed},
 		{"DELIVERY_TIMEOUT", c.DeliveryTimeout}, {"QUEUE_SCAN_INTERVAL", c.QueueScanInterval},
+		{"PROXY_HEADER_TIMEOUT", c.ProxyHeaderTimeout},
 	} {
 		positive(d.name, int64(d.v))
 	}
@@ -250,6 +265,29 @@ func checkSecret(s string) error {
 		return errors.New("empty")
 	}
 	return secretDecodes(s)
+}
+
+// ParseNetworks parses a comma-separated list of CIDRs (a bare address is
+// taken as a single host), reporting every bad item.
+func ParseNetworks(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	var errs []error
+	for _, item := range strings.Split(list, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(item); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		if a, err := netip.ParseAddr(item); err == nil {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%q is not a CIDR like 10.0.0.0/8 or an IP address", item))
+	}
+	return out, errors.Join(errs...)
 }
 
 // StoreURL is a parsed MAILHOOK_STORE.

@@ -146,3 +146,22 @@ func TestReadmeTableInSync(t *testing.T) {
 		t.Errorf("README.md's configuration table differs from `mailhook config --help-env`; paste its output into README.md")
 	}
 }
+
+func TestProxyAndTLSRequired(t *testing.T) {
+	_, err := Load(lookupMap(map[string]string{
+		"MAILHOOK_PROXY_PROTOCOL": "10.0.0.0/8, 10.0.0.0/33,nonsense",
+		"MAILHOOK_TLS_REQUIRED":   "true",
+	}))
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, want := range []string{`MAILHOOK_PROXY_PROTOCOL: "10.0.0.0/33"`, `"nonsense"`, "MAILHOOK_TLS_REQUIRED=true"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	nets, err := ParseNetworks("10.1.2.3/8, 192.0.2.7, fd00::/8")
+	if err != nil || len(nets) != 3 || nets[0].String() != "10.0.0.0/8" || nets[1].String() != "192.0.2.7/32" {
+		t.Errorf("ParseNetworks = %v, %v", nets, err)
+	}
+}

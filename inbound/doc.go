@@ -6,7 +6,8 @@
 // HELP, QUIT, STARTTLS), the ESMTP extensions it advertises (PIPELINING,
 // SIZE, 8BITMIME, ENHANCEDSTATUSCODES, SMTPUTF8, CHUNKING, BINARYMIME,
 // STARTTLS), envelope parsing, recipient checks through RecipientPolicy,
-// connection and time limits, two-phase shutdown, and the data stream:
+// connection and time limits, two-phase shutdown, the PROXY protocol (v1
+// and v2) behind trusted load balancers (proxy.go), and the data stream:
 // dot-unstuffing, the end-of-data marker (only <CRLF>.<CRLF>, so SMTP
 // smuggling cannot split one DATA into two messages), bare-newline policy
 // and the size limit, all while streaming. Each message goes to the next

@@ -55,6 +55,7 @@ var (
 	replyStartTLS    = reply{220, "2.0.0", "Ready to start TLS"} // RFC 3207 §4
 	replyStartData   = reply{354, "", "End data with <CR><LF>.<CR><LF>"}
 	replyHTTPRefused = reply{221, "2.7.0", "This is an SMTP server, not HTTP; goodbye"}
+	replyTLSRefused  = reply{221, "2.7.0", "This port speaks plaintext SMTP, use STARTTLS; goodbye"}
 
 	// Sequence errors: RFC 5321 §4.2.4 / §4.3.2, RFC 3463 X.5.1.
 	replyNeedHelo        = reply{503, "5.5.1", "Send HELO/EHLO first"}
@@ -104,4 +105,10 @@ var (
 	replyShuttingDown    = reply{421, "4.3.2", "Service shutting down, try again later"}
 	replyInternalError   = reply{421, "4.3.0", "Internal error, closing connection (ref %s)"}
 	replyTLSRequired     = reply{530, "5.7.0", "Must issue a STARTTLS command first"} // RFC 3207 §4
+
+	// With PROXY protocol on, for a peer that is not a trusted proxy. RFC
+	// 5321 §3.1 lets a server refuse a connection at the greeting; 421
+	// rather than 554 because the likely cause is a route or configuration
+	// change, and the sender should retry.
+	replyProxyUntrusted = reply{421, "4.7.0", "Not accepting connections from this address, try again later"}
 )

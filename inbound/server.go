@@ -31,7 +31,7 @@ const (
 	DefaultMaxBadCommands = 10
 
 	readBufferSize  = 32 << 10
-	writeBufferSize = 4 << 10
+	writeBufferSize = 1 << 10 // replies are short; pipelined ones are batched per KiB
 	// greetingWriteTimeout bounds the 421 written to refused connections
 	// and the last reply before closing.
 	greetingWriteTimeout = 2 * time.Second
@@ -77,11 +77,22 @@ type Config struct {
 	// RequireTLS makes MAIL fail with 530 5.7.0 until STARTTLS is done
 	// (RFC 3207 §4). Only meaningful with TLSConfig.
 	RequireTLS bool
+	// ProxyProtocol lists the networks of trusted proxies that send a
+	// PROXY protocol (v1 or v2) header first; empty means off. When set,
+	// connections from these networks must send the header and all other
+	// connections are refused (see proxy.go).
+	ProxyProtocol []netip.Prefix
+	// ProxyHeaderTimeout bounds the wait for the whole PROXY header.
+	// Default 5s.
+	ProxyHeaderTimeout time.Duration
 	// Logger receives the logs; default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock for ids, ReceivedAt and the Received date; default
 	// time.Now. Network deadlines always use the real clock.
 	Now func() time.Time
+	// Observer is told about sessions, commands and messages (metrics);
+	// nil means nobody.
+	Observer Observer
 }
 
 func (c Config) withDefaults() Config {
@@ -118,11 +129,17 @@ func (c Config) withDefaults() Config {
 	if c.MaxBadCommands <= 0 {
 		c.MaxBadCommands = DefaultMaxBadCommands
 	}
+	if c.ProxyHeaderTimeout <= 0 {
+		c.ProxyHeaderTimeout = DefaultProxyHeaderTimeout
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 	return c
 }
@@ -228,19 +245,26 @@ func isTemporary(err error) bool {
 // admit enforces the connection caps before any session goroutine exists.
 func (s *Server) admit(conn net.Conn) {
 	ip := remoteIP(conn)
+	if s.refuseUntrusted(conn, ip) {
+		return
+	}
 	s.mu.Lock()
 	// Checked under mu so that Shutdown, which sets the flag and then
 	// counts sessions under mu, never misses one.
 	if s.shuttingDown.Load() {
 		s.mu.Unlock()
 		refuse(conn, replyShuttingDown)
+		s.cfg.Observer.SessionRefused(RefusedShuttingDown)
 		return
 	}
-	if len(s.sessions) >= s.cfg.MaxSessions || s.perIP[ip] >= s.cfg.MaxSessionsPerIP {
+	// Behind a PROXY protocol proxy the per-IP cap waits for the client's
+	// address (proxyHandshake).
+	if len(s.sessions) >= s.cfg.MaxSessions || !s.proxyOn() && s.perIP[ip] >= s.cfg.MaxSessionsPerIP {
 		total, fromIP := len(s.sessions), s.perIP[ip]
 		s.mu.Unlock()
 		s.log.Debug("smtp: connection refused: over cap", "remote_ip", ip.String(), "sessions", total, "sessions_ip", fromIP)
 		refuse(conn, replyTooManySessions)
+		s.cfg.Observer.SessionRefused(RefusedOverCap)
 		return
 	}
 	sess := newSession(s, conn, ip)

@@ -39,6 +39,8 @@ type session struct {
 	log        *slog.Logger
 	r          *bufio.Reader
 	w          *bufio.Writer
+	small      *bufio.Reader // the command buffer, while r is a pooled data buffer
+	pending    []byte        // input carried over between buffers, read first (buffers.go)
 	deadline   time.Time     // absolute end of the session (real clock)
 	timeout    time.Duration // per-read timeout now in force
 	closing    bool          // the next write is the last one
@@ -48,6 +50,8 @@ type session struct {
 	tls   *event.TLS
 	tx    *transaction
 	bad   int // failed commands in a row
+
+	obsCmd cmdState // the command awaiting its reply, for Config.Observer
 
 	// noTx mirrors tx == nil for Shutdown, which must not interrupt a
 	// transaction; kicked is set by Shutdown when it interrupts the wait
@@ -79,7 +83,7 @@ func newSession(srv *Server, conn net.Conn, ip netip.Addr) *session {
 	}
 	s.log = srv.log.With("remote_ip", ip.String())
 	s.noTx.Store(true)
-	s.r = bufio.NewReaderSize(sessionReader{s}, readBufferSize)
+	s.r = bufio.NewReaderSize(sessionReader{s}, cmdReadBufferSize)
 	s.w = bufio.NewWriterSize(sessionWriter{s}, writeBufferSize)
 	return s
 }
@@ -91,6 +95,9 @@ type sessionReader struct{ s *session }
 
 func (r sessionReader) Read(p []byte) (int, error) {
 	s := r.s
+	if len(s.pending) > 0 {
+		return s.readPending(p), nil
+	}
 	if s.w.Buffered() > 0 {
 		if err := s.w.Flush(); err != nil {
 			return 0, err
@@ -145,6 +152,7 @@ func (s *session) setTx(tx *transaction) {
 func (s *session) reply(r reply) {
 	var buf [256]byte
 	_, _ = s.w.Write(r.appendTo(buf[:0]))
+	s.observeReply(r.code)
 	switch r.code {
 	// Failed commands count toward MaxBadCommands; anything positive
 	// resets the count.
@@ -182,9 +190,16 @@ func (s *session) serve() {
 		}
 	}()
 	s.log.Debug("smtp: session start")
+	s.srv.cfg.Observer.SessionStarted()
+	defer s.srv.cfg.Observer.SessionEnded()
+	if s.srv.proxyOn() && !s.proxyHandshake() {
+		return
+	}
 	// RFC 5321 §4.2, RFC 2034 §3: the greeting carries no enhanced code.
 	s.reply(reply{220, "", s.srv.cfg.Hostname + " ESMTP mailhook"})
-	for s.command() {
+	if s.firstOctet() {
+		for s.command() {
+		}
 	}
 	s.log.Debug("smtp: session end")
 }
@@ -261,6 +276,7 @@ func (s *session) nextCommand() (cmd command, ok bool) {
 		return cmd, s.readFailed(err)
 	}
 	cmd, valid := parseCommand(line)
+	s.startCommand(cmd.verb)
 	switch {
 	case size > maxMailLine, size > maxCommandLine && cmd.verb != "MAIL":
 		// RFC 5321 §4.5.3.1.4 / §4.5.3.1.10: "500 Line too long".
@@ -385,6 +401,7 @@ func (s *session) hello(cmd command, esmtp bool) {
 		}
 		_, _ = s.w.WriteString("250" + sep + l + "\r\n")
 	}
+	s.observeReply(250)
 	s.bad = 0
 }
 
@@ -550,6 +567,7 @@ func (s *session) data(cmd command) bool {
 		return false
 	}
 	s.timeout = s.srv.cfg.DataTimeout
+	s.growReader()
 	d := newDataReader(s.r, s.srv.reject, s.srv.cfg.MaxMessageBytes, s.srv.cfg.MaxLineLength)
 	return s.deliver(dataTransfer{d})
 }
@@ -580,9 +598,11 @@ func (s *session) bdat(cmd command) bool {
 		}
 		s.setTx(nil)
 		s.reply(replyTooLarge)
+		s.srv.cfg.Observer.Message(ResultRejected, ReasonTooLarge, a.size)
 		return true
 	}
 	s.timeout = s.srv.cfg.DataTimeout
+	s.growReader()
 	b := &bdatReader{s: s, remaining: a.size, chunk: a.size, last: a.last, max: s.srv.cfg.MaxMessageBytes, n: a.size}
 	return s.deliver(b)
 }
@@ -670,6 +690,7 @@ func (b *bodyReader) WriteTo(w io.Writer) (int64, error) {
 // when the session must end.
 func (s *session) deliver(t transfer) bool {
 	defer func() { s.timeout = s.srv.cfg.CommandTimeout }()
+	defer s.shrinkReader()
 	tx := s.tx
 	start := time.Now()
 	now := s.srv.cfg.Now()
@@ -762,6 +783,7 @@ func (s *session) deliver(t transfer) bool {
 		attrs = append(attrs, slog.String("aborted", aborted.Error()))
 	}
 	s.log.LogAttrs(context.Background(), level, "smtp: transaction", attrs...)
+	s.observeMessage(aborted, violated, err, r.code, t.size())
 	if !cont {
 		if r.code != 0 {
 			s.closeWith(r)
@@ -856,6 +878,7 @@ func (s *session) startTLS(cmd command) bool {
 		return false
 	}
 	s.r.Reset(sessionReader{s})
+	s.pending = nil // CVE-2011-0411 too (always empty here: shrinkReader keeps less than a fill)
 	tc := tls.Server(s.rawConn, s.srv.cfg.TLSConfig)
 	_ = s.rawConn.SetDeadline(s.readDeadline())
 	if err := tc.Handshake(); err != nil {

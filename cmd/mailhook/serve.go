@@ -15,6 +15,7 @@ import (
 	"github.com/mailhook/mailhook/dispatch"
 	"github.com/mailhook/mailhook/httpapi"
 	"github.com/mailhook/mailhook/inbound"
+	"github.com/mailhook/mailhook/metrics"
 	"github.com/mailhook/mailhook/parse"
 	"github.com/mailhook/mailhook/queue"
 	"github.com/mailhook/mailhook/route"
@@ -41,6 +42,9 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 	if err != nil {
 		return nil, err
 	}
+	// The store is timed by a decorator that keeps io.Closer for shutdown.
+	mx := metrics.New(version)
+	st = metrics.InstrumentStore(st, mx)
 	patterns, _ := route.ParsePatterns(cfg.Recipients) // validated by config
 	policy := route.NewPolicy(patterns)
 	if policy.AcceptsAll() {
@@ -77,6 +81,7 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		Concurrency:            cfg.DeliveryConcurrency,
 		PerEndpointConcurrency: cfg.DeliveryEndpointConcurrent,
 		RescanInterval:         cfg.QueueScanInterval,
+		OnAttempt:              mx.DeliveryAttempt,
 		UserAgent:              "mailhook/" + version,
 	}, a.queue, dispatch.NewRenderer(a.queue, parse.Options{}), signer, log)
 
@@ -88,23 +93,34 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		}
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: reloader.GetCertificate}
 	}
+	proxyNets, _ := config.ParseNetworks(cfg.ProxyProtocol) // validated by config
+	if len(proxyNets) > 0 {
+		log.Info("PROXY protocol required from trusted networks; other peers are refused", "networks", cfg.ProxyProtocol)
+	}
 	a.smtp = inbound.NewServer(inbound.Config{
-		Hostname:         cfg.Hostname,
-		MaxMessageBytes:  cfg.MaxMessageBytes,
-		MaxRecipients:    cfg.MaxRecipients,
-		BareNewline:      cfg.BareNewline,
-		CommandTimeout:   cfg.CommandTimeout,
-		DataTimeout:      cfg.DataTimeout,
-		SessionTimeout:   cfg.SessionTimeout,
-		MaxSessions:      cfg.MaxSessions,
-		MaxSessionsPerIP: cfg.MaxSessionsPerIP,
-		TLSConfig:        tlsConfig,
-		Logger:           log,
+		Hostname:           cfg.Hostname,
+		MaxMessageBytes:    cfg.MaxMessageBytes,
+		MaxRecipients:      cfg.MaxRecipients,
+		BareNewline:        cfg.BareNewline,
+		CommandTimeout:     cfg.CommandTimeout,
+		DataTimeout:        cfg.DataTimeout,
+		SessionTimeout:     cfg.SessionTimeout,
+		MaxSessions:        cfg.MaxSessions,
+		MaxSessionsPerIP:   cfg.MaxSessionsPerIP,
+		TLSConfig:          tlsConfig,
+		RequireTLS:         cfg.TLSRequired,
+		ProxyProtocol:      proxyNets,
+		ProxyHeaderTimeout: cfg.ProxyHeaderTimeout,
+		MaxLineLength:      cfg.MaxLineLength,
+		Observer:           mx.SMTPObserver(),
+		Logger:             log,
 	}, inbound.AcceptorFunc(func(ctx context.Context, m *inbound.Message) error {
 		return a.queue.Accept(ctx, m.ID, m.ReceivedAt, m.Envelope, m.Body)
 	}), policy)
 
+	mx.WatchDispatcher(a.disp)
 	a.api = httpapi.New(map[string]httpapi.Checker{"store": st.Ping}, log)
+	a.api.Handle("GET /metrics", mx.Handler())
 	// The admin API answers 404 to everything when MAILHOOK_ADMIN_TOKEN is empty.
 	a.api.Handle("/v1/", httpapi.NewAdmin(cfg.AdminToken, adminBackend{
 		Queue:  a.queue,

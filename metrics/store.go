@@ -1,0 +1,154 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"io"
+	"iter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mailhook/mailhook/store"
+)
+
+// Store operations, the op label.
+const (
+	opPut = iota
+	opGet
+	opStat
+	opDelete
+	opList
+	opPing
+	numOps
+)
+
+var opNames = [numOps]string{"put", "get", "stat", "delete", "list", "ping"}
+
+// Results, the result label. Not found and a lost conditional write are
+// part of normal operation, not store trouble, so they are told apart from
+// error.
+const (
+	resOK = iota
+	resNotFound
+	resPrecondition
+	resError
+	numResults
+)
+
+var resultNames = [numResults]string{"ok", "not_found", "precondition", "error"}
+
+func resultOf(err error) int {
+	switch {
+	case err == nil:
+		return resOK
+	case errors.Is(err, store.ErrNotFound):
+		return resNotFound
+	case errors.Is(err, store.ErrPrecondition):
+		return resPrecondition
+	}
+	return resError
+}
+
+// InstrumentStore returns s timed by mailhook_store_operation_duration_seconds.
+// It returns whatever s returns, unchanged, and its String is s's. When s
+// is an io.Closer, so is the result (Close is forwarded, not timed).
+func InstrumentStore(s store.Store, m *Metrics) store.Store {
+	is := &instrumentedStore{inner: s, vec: m.storeDuration}
+	for op := range numOps {
+		// The ok series exist from the start; the others when first seen.
+		is.ok[op] = m.storeDuration.WithLabelValues(opNames[op], resultNames[resOK])
+	}
+	if c, ok := s.(io.Closer); ok {
+		return closingStore{is, c}
+	}
+	return is
+}
+
+type instrumentedStore struct {
+	inner store.Store
+	vec   *prometheus.HistogramVec
+	ok    [numOps]prometheus.Observer
+}
+
+type closingStore struct {
+	*instrumentedStore
+	c io.Closer
+}
+
+func (s closingStore) Close() error { return s.c.Close() }
+
+func (s *instrumentedStore) observe(op int, start time.Time, err error) {
+	s.observeDuration(op, time.Since(start), err)
+}
+
+func (s *instrumentedStore) observeDuration(op int, d time.Duration, err error) {
+	res := resultOf(err)
+	o := s.ok[op]
+	if res != resOK {
+		o = s.vec.WithLabelValues(opNames[op], resultNames[res])
+	}
+	o.Observe(d.Seconds())
+}
+
+func (s *instrumentedStore) Put(ctx context.Context, key string, body io.Reader, opts store.PutOptions) (store.Object, error) {
+	start := time.Now()
+	obj, err := s.inner.Put(ctx, key, body, opts)
+	s.observe(opPut, start, err)
+	return obj, err
+}
+
+func (s *instrumentedStore) Get(ctx context.Context, key string) (io.ReadCloser, store.Object, error) {
+	start := time.Now()
+	rc, obj, err := s.inner.Get(ctx, key)
+	s.observe(opGet, start, err)
+	return rc, obj, err
+}
+
+func (s *instrumentedStore) Stat(ctx context.Context, key string) (store.Object, error) {
+	start := time.Now()
+	obj, err := s.inner.Stat(ctx, key)
+	s.observe(opStat, start, err)
+	return obj, err
+}
+
+func (s *instrumentedStore) Delete(ctx context.Context, key string) error {
+	start := time.Now()
+	err := s.inner.Delete(ctx, key)
+	s.observe(opDelete, start, err)
+	return err
+}
+
+// List times the whole iteration, leaving out the time spent in the
+// caller's loop body. An iteration the caller stops early counts as ok; an
+// iteration that is never started is not observed.
+func (s *instrumentedStore) List(ctx context.Context, prefix string) iter.Seq2[store.Object, error] {
+	seq := s.inner.List(ctx, prefix)
+	return func(yield func(store.Object, error) bool) {
+		var (
+			elapsed time.Duration
+			failed  error
+		)
+		t := time.Now()
+		seq(func(obj store.Object, err error) bool {
+			elapsed += time.Since(t)
+			if err != nil && failed == nil {
+				failed = err
+			}
+			more := yield(obj, err)
+			t = time.Now()
+			return more
+		})
+		elapsed += time.Since(t)
+		s.observeDuration(opList, elapsed, failed)
+	}
+}
+
+func (s *instrumentedStore) Ping(ctx context.Context) error {
+	start := time.Now()
+	err := s.inner.Ping(ctx)
+	s.observe(opPing, start, err)
+	return err
+}
+
+func (s *instrumentedStore) String() string { return s.inner.String() }
