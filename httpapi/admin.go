@@ -379,7 +379,7 @@ func (a *admin) replayMatching(w http.ResponseWriter, r *http.Request) {
 	var from time.Time
 	if req.Since != "" {
 		var err error
-		if from, err = parseSince(req.Since, a.now()); err != nil {
+		if from, err = queue.ParseSince(req.Since, a.now()); err != nil {
 			writeError(w, http.StatusBadRequest, "since: "+err.Error())
 			return
 		}
@@ -546,19 +546,3 @@ func validEndpoint(w http.ResponseWriter, endpoint string) bool {
 	return true
 }
 
-// parseSince reads "24h", "90m", "7d" or an RFC 3339 time, like
-// `mailhook replay --since`.
-func parseSince(s string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		if d, err := time.ParseDuration(days + "h"); err == nil && d >= 0 {
-			return now.Add(-24 * d), nil
-		}
-	}
-	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
-		return now.Add(-d), nil
-	}
-	return time.Time{}, errors.New("want a duration (24h, 90m, 7d) or an RFC 3339 time (2026-11-28T12:00:00Z)")
-}

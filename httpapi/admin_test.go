@@ -714,7 +714,7 @@ func TestParseSince(t *testing.T) {
 		{in: "d", bad: true},
 		{in: "2026-11-01", bad: true},
 	} {
-		got, err := parseSince(tt.in, now)
+		got, err := queue.ParseSince(tt.in, now)
 		if tt.bad != (err != nil) || !tt.bad && !got.Equal(tt.want) {
 			t.Errorf("parseSince(%q) = %v, %v", tt.in, got, err)
 		}

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/mailhook/mailhook/event"
@@ -41,8 +39,8 @@ func replay(ctx context.Context, args []string, lookup func(string) (string, boo
 	var from time.Time
 	if *since != "" {
 		var err error
-		if from, err = parseSince(*since, time.Now()); err != nil {
-			return usageError{err}
+		if from, err = queue.ParseSince(*since, time.Now()); err != nil {
+			return usagef("replay: --since: %v", err)
 		}
 	}
 	if *endpoint != "" {
@@ -121,20 +119,4 @@ func orNone(s string) string {
 		return "(the current route)"
 	}
 	return s
-}
-
-// parseSince reads "24h", "90m", "7d" or an RFC 3339 time.
-func parseSince(s string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		if d, err := time.ParseDuration(days + "h"); err == nil && d >= 0 {
-			return now.Add(-24 * d), nil
-		}
-	}
-	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
-		return now.Add(-d), nil
-	}
-	return time.Time{}, errors.New("replay: --since wants a duration (24h, 90m, 7d) or an RFC 3339 time (2026-11-28T12:00:00Z)")
 }
