@@ -62,6 +62,7 @@ type Config struct {
 	DeliveryTimeout            time.Duration `env:"DELIVERY_TIMEOUT" envDefault:"30s" help:"time allowed for one webhook attempt"`
 	DeliveryConcurrency        int           `env:"DELIVERY_CONCURRENCY" envDefault:"16" help:"webhook attempts in flight at once"`
 	DeliveryEndpointConcurrent int           `env:"DELIVERY_ENDPOINT_CONCURRENCY" envDefault:"8" help:"webhook attempts in flight at once to one endpoint"`
+	LeaseTTL                   time.Duration `env:"LEASE_TTL" envDefault:"15s" help:"how long a replica's claim on a delivery lasts unrenewed (renewed every third of it while an attempt runs); a dead replica's deliveries are taken over by the others after about this long"`
 	QueueScanInterval          time.Duration `env:"QUEUE_SCAN_INTERVAL" envDefault:"30s" help:"how often the pending queue is re-read from the store, picking up replays and deliveries other processes left"`
 
 	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE" envDefault:"25s" help:"on SIGTERM, time to finish SMTP transactions and webhook attempts in flight"`
@@ -227,7 +228,7 @@ func (c *Config) validate(bad *Error) {
 		{"SMTP_SESSION_TIMEOUT", c.SessionTimeout}, {"RETRY_INITIAL", c.RetryInitial},
 		{"RETRY_MAX_INTERVAL", c.RetryMaxInterval}, {"RETRY_MAX_ELAPSED", c.RetryMaxElapsed},
 		{"DELIVERY_TIMEOUT", c.DeliveryTimeout}, {"QUEUE_SCAN_INTERVAL", c.QueueScanInterval},
-		{"PROXY_HEADER_TIMEOUT", c.ProxyHeaderTimeout},
+		{"PROXY_HEADER_TIMEOUT", c.ProxyHeaderTimeout}, {"LEASE_TTL", c.LeaseTTL},
 	} {
 		positive(d.name, int64(d.v))
 	}

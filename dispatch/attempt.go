@@ -89,8 +89,8 @@ type result struct {
 	retryAfter time.Duration // 0 = none
 }
 
-// process makes one attempt at the delivery of it, records its outcome and
-// reschedules or forgets it.
+// process makes one attempt at the delivery of it, under its lease,
+// records its outcome and reschedules or forgets it.
 func (d *Dispatcher) process(ctx context.Context, it *item) {
 	d.mu.Lock()
 	endpoint := it.endpoint
@@ -104,56 +104,78 @@ func (d *Dispatcher) process(ctx context.Context, it *item) {
 		d.done1(it, endpoint, true, it.at)
 		return
 	}
-	// Store calls get their own timeout each, detached from ctx so that
-	// an attempt cut short by a shutdown is still recorded.
-	pctx := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(context.WithoutCancel(ctx), persistTimeout)
-	}
 
 	if rec == nil {
-		lctx, cancel := pctx()
-		var err error
-		rec, err = d.q.Load(lctx, it.id)
-		cancel()
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			d.done1(it, endpoint, false, time.Time{})
-			return
-		case err != nil:
-			d.log.LogAttrs(ctx, slog.LevelWarn, "loading delivery failed", slog.String("id", it.id), slog.String("error", err.Error()))
-			d.done1(it, endpoint, true, d.cfg.Now().Add(d.cfg.RescanInterval))
-			return
-		case rec.State != queue.StatePending || rec.Endpoint == "":
-			d.done1(it, endpoint, false, time.Time{})
+		var ok bool
+		if rec, ok = d.load(ctx, it, endpoint); !ok {
 			return
 		}
 	}
-	d.mu.Lock()
-	it.replays = rec.Replays
-	d.mu.Unlock()
-	now := d.cfg.Now()
-	if rec.NextAttemptAt.After(now) {
+	if rec.NextAttemptAt.After(d.cfg.Now()) {
 		// The store says later (another process recorded an attempt).
 		d.setEndpoint(it, rec.Endpoint)
 		d.done1(it, endpoint, true, rec.NextAttemptAt)
 		return
 	}
 
+	// Only the holder of the lease attempts (see lease.go).
+	lease, prev, claimed, later := d.claim(ctx, it, d.cfg.Now().Add(d.policy.Delay(len(rec.Attempts)+1, d.cfg.Rand())))
+	if lease == nil {
+		d.done1(it, endpoint, true, later)
+		return
+	}
+	if prev != nil {
+		d.takeovers.Add(1)
+		d.logTakeover(ctx, "lease taken over", prev)
+	}
+	actx, cancelAttempt := context.WithCancelCause(ctx)
+	defer cancelAttempt(nil)
+	k := d.keep(lease, claimed, cancelAttempt)
+
 	// Persist the attempt before making it: if the process dies during
-	// it, the delivery is not due again before intent.
-	n := len(rec.Attempts) + 1
-	delay := d.policy.Delay(n, d.cfg.Rand())
-	start := now
-	intent := start.Add(d.cfg.AttemptTimeout + delay)
-	bctx, cancel := pctx()
-	err := d.q.BeginAttempt(bctx, rec, start, intent)
-	cancel()
-	if err != nil {
+	// it, the delivery is not due again before intent, the next retry of
+	// the backoff, and no replica takes it up before the lease has
+	// expired. (While the attempt runs, the lease, renewed, keeps the
+	// others off, however long it takes.)
+	var n int
+	var delay time.Duration
+	var start, intent time.Time
+	for try := 0; ; try++ {
+		d.mu.Lock()
+		it.replays = rec.Replays
+		d.mu.Unlock()
+		start = d.cfg.Now()
+		if rec.NextAttemptAt.After(start) {
+			d.letGo(ctx, k, lease)
+			d.setEndpoint(it, rec.Endpoint)
+			d.done1(it, endpoint, true, rec.NextAttemptAt)
+			return
+		}
+		n = len(rec.Attempts) + 1
+		delay = d.policy.Delay(n, d.cfg.Rand())
+		intent = start.Add(delay)
+		bctx, cancel := d.persistCtx(ctx)
+		err := d.q.BeginAttempt(bctx, rec, start, intent)
+		cancel()
+		if err == nil {
+			break
+		}
+		if try == 0 && errors.Is(err, store.ErrPrecondition) {
+			// What we read is stale; with the lease held, the current
+			// version cannot change under us: read it and look again.
+			var ok bool
+			if rec, ok = d.load(ctx, it, endpoint); !ok {
+				d.letGo(ctx, k, lease)
+				return
+			}
+			continue
+		}
+		d.letGo(ctx, k, lease)
 		d.storeTrouble(ctx, it, endpoint, "begin attempt", err, start.Add(delay))
 		return
 	}
 
-	res := d.attempt(ctx, rec)
+	res := d.attempt(actx, rec)
 	end := d.cfg.Now()
 	a := queue.Attempt{
 		At:        start.UTC(),
@@ -175,6 +197,15 @@ func (d *Dispatcher) process(ctx context.Context, it *item) {
 	if res.err != nil && res.status == 0 && res.permanent {
 		v = verdictFailed
 	}
+	if v != verdictDelivered && k.isLost() {
+		// Another replica may own the delivery now: leave the record
+		// and the lease to it. Look again once a lease could expire.
+		k.stop()
+		res.err = errLeaseLost
+		d.logAttempt(ctx, rec, n, res, verdictRetry, intent)
+		d.done1(it, endpoint, true, end.Add(d.cfg.LeaseTTL))
+		return
+	}
 	var next time.Time
 	reason := a.Summary()
 	if v == verdictRetry {
@@ -188,7 +219,8 @@ func (d *Dispatcher) process(ctx context.Context, it *item) {
 		}
 	}
 
-	rctx, cancel := pctx()
+	rctx, cancel := d.persistCtx(ctx)
+	var err error
 	switch v {
 	case verdictDelivered:
 		err = d.q.MarkDelivered(rctx, rec, a)
@@ -198,6 +230,7 @@ func (d *Dispatcher) process(ctx context.Context, it *item) {
 		err = d.q.RecordAttempt(rctx, rec, a, next)
 	}
 	cancel()
+	d.letGo(ctx, k, lease)
 	d.logAttempt(ctx, rec, n, res, v, next)
 	if err != nil {
 		// The store holds the intent written above: the delivery is due
@@ -219,6 +252,34 @@ func (d *Dispatcher) process(ctx context.Context, it *item) {
 		d.mu.Unlock()
 		d.done1(it, endpoint, true, next)
 	}
+}
+
+// persistCtx returns the context of one store call: its own timeout,
+// detached from ctx so that an attempt cut short by a shutdown is still
+// recorded.
+func (d *Dispatcher) persistCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), persistTimeout)
+}
+
+// load reads the record of it. When there is nothing to attempt it
+// reschedules or forgets it and reports false.
+func (d *Dispatcher) load(ctx context.Context, it *item, endpoint string) (*queue.Delivery, bool) {
+	lctx, cancel := d.persistCtx(ctx)
+	rec, err := d.q.Load(lctx, it.id)
+	cancel()
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		d.done1(it, endpoint, false, time.Time{})
+		return nil, false
+	case err != nil:
+		d.log.LogAttrs(ctx, slog.LevelWarn, "loading delivery failed", slog.String("id", it.id), slog.String("error", err.Error()))
+		d.done1(it, endpoint, true, d.cfg.Now().Add(d.cfg.RescanInterval))
+		return nil, false
+	case rec.State != queue.StatePending || rec.Endpoint == "":
+		d.done1(it, endpoint, false, time.Time{})
+		return nil, false
+	}
+	return rec, true
 }
 
 func (d *Dispatcher) setEndpoint(it *item, endpoint string) {
@@ -307,6 +368,9 @@ func transportError(err error, actx context.Context, timeout time.Duration) erro
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(actx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("timeout after %s", timeout)
 	}
+	if errors.Is(context.Cause(actx), errLeaseLost) {
+		return errLeaseLost
+	}
 	if errors.Is(err, context.Canceled) {
 		return errors.New("cancelled: dispatcher stopping")
 	}
@@ -321,7 +385,8 @@ func transportError(err error, actx context.Context, timeout time.Duration) erro
 }
 
 // logAttempt writes the one line per attempt: ids, endpoint host, status,
-// latency, outcome, next attempt. Never bodies, secrets or full URLs.
+// latency, outcome, next attempt. Never bodies, secrets or full URLs. It
+// also tells Config.OnAttempt.
 func (d *Dispatcher) logAttempt(ctx context.Context, rec *queue.Delivery, n int, res result, v verdict, next time.Time) {
 	attrs := []slog.Attr{
 		slog.String("id", rec.ID),
@@ -339,6 +404,9 @@ func (d *Dispatcher) logAttempt(ctx context.Context, rec *queue.Delivery, n int,
 		attrs = append(attrs, slog.Time("next_attempt", next))
 	}
 	d.log.LogAttrs(ctx, slog.LevelInfo, "delivery attempt", attrs...)
+	if d.cfg.OnAttempt != nil {
+		d.cfg.OnAttempt(res.status, v.String(), res.latency)
+	}
 }
 
 func endpointHost(endpoint string) string {

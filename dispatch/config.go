@@ -1,6 +1,8 @@
 package dispatch
 
 import (
+	crand "crypto/rand"
+	"encoding/hex"
 	"math/rand/v2"
 	"net/http"
 	"time"
@@ -33,6 +35,15 @@ type Config struct {
 	// the store, to pick up those written by other processes or missed
 	// notifications (30s).
 	RescanInterval time.Duration
+	// LeaseTTL is how long a replica's lease on a delivery lasts without
+	// renewal (15s). The lease is renewed every LeaseTTL/3 while an attempt
+	// runs; a replica that dies has its deliveries taken over by the others
+	// once its leases have stood unchanged for LeaseTTL (see lease.go).
+	LeaseTTL time.Duration
+	// ReplicaID names this dispatcher in the leases it writes. It must be
+	// unique among the processes sharing a store. Default: 16 random hex
+	// digits.
+	ReplicaID string
 	// UserAgent is sent on every request ("mailhook/dev"; the binary sets
 	// "mailhook/<version>").
 	UserAgent string
@@ -45,6 +56,11 @@ type Config struct {
 	// for the backoff jitter (math/rand/v2.Float64). Both are for tests.
 	Now  func() time.Time
 	Rand func() float64
+	// OnAttempt, when set, is called after each attempt with the HTTP
+	// status (0: no answer), the outcome ("delivered", "failed" or
+	// "retry") and the request's latency, for metrics. It runs on the
+	// worker goroutine and must be fast.
+	OnAttempt func(status int, outcome string, latency time.Duration)
 }
 
 // Defaults.
@@ -58,6 +74,7 @@ const (
 	DefaultConcurrency            = 16
 	DefaultPerEndpointConcurrency = 8
 	DefaultRescanInterval         = 30 * time.Second
+	DefaultLeaseTTL               = 15 * time.Second
 	DefaultUserAgent              = "mailhook/dev"
 )
 
@@ -73,6 +90,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.RetryMaxElapsed, DefaultRetryMaxElapsed)
 	setDur(&c.AttemptTimeout, DefaultAttemptTimeout)
 	setDur(&c.RescanInterval, DefaultRescanInterval)
+	setDur(&c.LeaseTTL, DefaultLeaseTTL)
 	if c.RetryMultiplier < 1 {
 		c.RetryMultiplier = DefaultRetryMultiplier
 	}
@@ -90,6 +108,9 @@ func (c Config) withDefaults() Config {
 	if c.PerEndpointConcurrency <= 0 {
 		c.PerEndpointConcurrency = DefaultPerEndpointConcurrency
 	}
+	if c.ReplicaID == "" {
+		c.ReplicaID = randomID()
+	}
 	if c.UserAgent == "" {
 		c.UserAgent = DefaultUserAgent
 	}
@@ -101,6 +122,13 @@ func (c Config) withDefaults() Config {
 	}
 	c.HTTPClient = noRedirects(c.HTTPClient, c.PerEndpointConcurrency, c.Concurrency)
 	return c
+}
+
+// randomID returns 16 random hex digits.
+func randomID() string {
+	var b [8]byte
+	_, _ = crand.Read(b[:]) // never fails (crypto/rand panics instead)
+	return hex.EncodeToString(b[:])
 }
 
 // noRedirects returns a copy of hc (or a new default client) that never

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"iter"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,12 @@ type Queue interface {
 	RecordAttempt(ctx context.Context, d *queue.Delivery, a queue.Attempt, next time.Time) error
 	MarkDelivered(ctx context.Context, d *queue.Delivery, a queue.Attempt) error
 	MarkFailed(ctx context.Context, d *queue.Delivery, a queue.Attempt, reason string) error
+	// Leases between replicas (see lease.go).
+	ClaimLease(ctx context.Context, recID string, owner queue.LeaseOwner, now time.Time, ttl time.Duration, prev *queue.Lease) (*queue.Lease, error)
+	ReadLease(ctx context.Context, recID string) (*queue.Lease, error)
+	RenewLease(ctx context.Context, l *queue.Lease, now time.Time, ttl time.Duration) error
+	ReleaseLease(ctx context.Context, l *queue.Lease) error
+	LeaseIDs(ctx context.Context) iter.Seq2[string, error]
 }
 
 var _ Queue = (*queue.Queue)(nil)
@@ -47,6 +54,7 @@ const rescanTimeout = 5 * time.Minute
 type Dispatcher struct {
 	cfg    Config
 	policy RetryPolicy
+	owner  queue.LeaseOwner
 	q      Queue
 	render Renderer
 	signer Signer
@@ -61,12 +69,17 @@ type Dispatcher struct {
 	state    runState
 	cancel   context.CancelFunc // cancels the running Run's attempts
 
+	// orphans are the leases on deliveries that are no longer pending,
+	// as last seen by rescan (which alone uses it), until collected.
+	orphans map[string]*item
+
 	wake     chan struct{} // cap 1: something changed, look again
 	stopping chan struct{} // closed by Shutdown
 	stopOnce sync.Once
 	done     chan struct{} // closed when Run returns
 
 	delivered, failed atomic.Uint64
+	takeovers         atomic.Uint64
 	attempts          [numClasses]atomic.Uint64
 }
 
@@ -85,9 +98,11 @@ func New(cfg Config, q Queue, render Renderer, signer Signer, logger *slog.Logge
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	host, _ := os.Hostname()
 	return &Dispatcher{
 		cfg:      cfg,
 		policy:   cfg.Policy(),
+		owner:    queue.LeaseOwner{ID: cfg.ReplicaID, Host: host, PID: os.Getpid()},
 		q:        q,
 		render:   render,
 		signer:   signer,
@@ -346,6 +361,7 @@ func (d *Dispatcher) rescan(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, rescanTimeout)
 	defer cancel()
 	var found, added int
+	pending := make(map[string]bool)
 	for id, err := range d.q.PendingIDs(ctx) {
 		if err != nil {
 			if ctx.Err() == nil {
@@ -354,6 +370,7 @@ func (d *Dispatcher) rescan(ctx context.Context) {
 			return
 		}
 		found++
+		pending[id] = true
 		if d.isKnown(id) {
 			continue
 		}
@@ -384,4 +401,43 @@ func (d *Dispatcher) rescan(ctx context.Context) {
 	if added > 0 {
 		d.log.LogAttrs(ctx, slog.LevelInfo, "rescan: scheduled pending deliveries", slog.Int("listed", found), slog.Int("added", added))
 	}
+	d.collectLeases(ctx, pending)
+}
+
+// collectLeases deletes the leases left on deliveries that are no longer
+// pending (the owner died after recording the outcome, or lost its lease
+// just as the receiver said 2xx). It takes each over by the usual rules
+// first, so it never deletes a lease someone holds.
+func (d *Dispatcher) collectLeases(ctx context.Context, pending map[string]bool) {
+	seen := make(map[string]*item, len(d.orphans))
+	for id, err := range d.q.LeaseIDs(ctx) {
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.LogAttrs(ctx, slog.LevelWarn, "rescan: listing leases failed", slog.String("error", err.Error()))
+			}
+			return
+		}
+		if pending[id] || d.isKnown(id) {
+			continue
+		}
+		it := d.orphans[id]
+		if it == nil {
+			it = &item{id: id}
+		}
+		seen[id] = it
+		if it.at.After(d.cfg.Now()) {
+			continue
+		}
+		l, prev, _, later := d.claim(ctx, it, d.cfg.Now().Add(d.cfg.RescanInterval))
+		if l == nil {
+			it.at = later
+			continue
+		}
+		d.releaseLease(ctx, l)
+		delete(seen, id)
+		if prev != nil {
+			d.logTakeover(ctx, "rescan: removed a stale lease", prev)
+		}
+	}
+	d.orphans = seen
 }

@@ -11,7 +11,12 @@
 // be killed at any moment and a fresh one (in this process or another)
 // resumes from the store. It never follows redirects, never logs bodies,
 // secrets or full endpoint URLs, and never sends the same delivery twice at
-// once within one process.
+// once: within one process by its schedule, and between processes sharing
+// a store (replicas) by a lease per delivery in flight, created, renewed
+// and taken over with conditional writes (see lease.go). A replica that
+// dies has its deliveries finished by the others once its leases have
+// stood unrenewed for Config.LeaseTTL; each replica finds them by listing
+// the pending records every RescanInterval.
 //
 // Receiver answers: 2xx → delivered; 5xx, 408, 429, timeouts and transport
 // errors → retried (Retry-After honoured, capped at RetryMaxInterval);

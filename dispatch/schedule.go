@@ -23,7 +23,12 @@ type item struct {
 	// (replayed while its failing attempt was being recorded); an
 	// Enqueue that lost a race with a rescan is ignored.
 	again *queue.Delivery
-	index int // in the heap, -1 when not in it
+	// leaseETag is the version of another replica's lease on the delivery
+	// seen first at leaseSeen (this dispatcher's clock): a lease may be
+	// taken over only once it has stood unchanged for a whole TTL.
+	leaseETag string
+	leaseSeen time.Time
+	index     int // in the heap, -1 when not in it
 }
 
 // schedule is a min-heap of items by (at, id).

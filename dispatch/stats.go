@@ -39,6 +39,9 @@ type Stats struct {
 	Failed    uint64
 	// Attempts counts attempts by the class of their answer.
 	Attempts AttemptCounts
+	// LeaseTakeovers counts leases this process took over from replicas
+	// that stopped renewing them.
+	LeaseTakeovers uint64
 	// OldestPendingAge is how long ago the oldest pending delivery's
 	// message was received; 0 when nothing is pending (gauge).
 	OldestPendingAge time.Duration
@@ -53,8 +56,9 @@ type AttemptCounts struct {
 func (d *Dispatcher) Stats() Stats {
 	now := d.cfg.Now()
 	s := Stats{
-		Delivered: d.delivered.Load(),
-		Failed:    d.failed.Load(),
+		Delivered:      d.delivered.Load(),
+		Failed:         d.failed.Load(),
+		LeaseTakeovers: d.takeovers.Load(),
 		Attempts: AttemptCounts{
 			Status2xx: d.attempts[class2xx].Load(),
 			Status3xx: d.attempts[class3xx].Load(),

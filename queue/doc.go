@@ -17,9 +17,8 @@
 //	deliveries/pending/<recid>.json    deliveries still to be sent
 //	deliveries/delivered/<recid>.json  deliveries a receiver answered 2xx
 //	deliveries/failed/<recid>.json     dead letters: given up, or no endpoint
-//	deliveries/leases/<recid>          reserved: a replica's claim on a pending
-//	                                   delivery (created with IfNoneMatch);
-//	                                   not written yet
+//	deliveries/leases/<recid>          a replica's claim on a pending delivery
+//	                                   while it works on it (see Leases)
 //
 // <msgid> is an event.NewID id: 26 characters, ULID layout, sorting by time,
 // so listings come out oldest first. <recid> is "<msgid>-<n>", n = 1, 2, …
@@ -70,11 +69,12 @@
 //
 //   - Accept writes raw/<msgid>.eml first, then the records (IfNoneMatch).
 //     A record never points to a raw object that is not durable yet.
-//   - Before each HTTP attempt the dispatcher persists an "unfinished"
-//     attempt together with a NextAttemptAt after the attempt's timeout and
-//     backoff (BeginAttempt). A crash during the attempt therefore leaves a
-//     record that is not due yet: no tight loop, even for a message that
-//     crashes the process.
+//   - Before each HTTP attempt the dispatcher, holding the delivery's
+//     lease, persists an "unfinished" attempt together with a
+//     NextAttemptAt after the backoff (BeginAttempt). A crash during the
+//     attempt therefore leaves a record that is not due yet and a lease
+//     that nobody may take over before it has expired: no tight loop,
+//     even for a message that crashes the process.
 //   - MarkDelivered and MarkFailed write the record under its new state
 //     prefix, then delete the pending one. After a crash between the two,
 //     the pending record still ends in its unfinished attempt; on load such
@@ -83,4 +83,29 @@
 //     instead of being sent again.
 //   - Replay writes the pending record (IfNoneMatch), then deletes the
 //     failed one. Repeating a replay that was interrupted finishes it.
+//
+// # Leases (JSON, schema version 1)
+//
+// A replica works on a delivery only while it holds the delivery's lease:
+//
+//	{
+//	  "version": 1,
+//	  "id": "<recid>",
+//	  "owner": "<replica id>",             random per process: ownership
+//	  "host": "…", "pid": 123,             for humans
+//	  "acquired_at": "RFC 3339",
+//	  "renewed_at": "RFC 3339",
+//	  "expires_at": "RFC 3339",            renewed_at + the owner's TTL, by
+//	                                       the owner's clock
+//	  "renewals": 0                        also makes every write's content,
+//	                                       hence its S3 ETag, unique
+//	}
+//
+// ClaimLease creates it with IfNoneMatch, or takes over one read with
+// ReadLease with IfMatch on its ETag (of several takers one wins);
+// RenewLease rewrites it with IfMatch; ReleaseLease deletes it. The queue
+// only performs these writes: when to renew, when a lease counts as
+// expired and what to do when one is lost is package dispatch's policy. A
+// lease outlives nothing it guards: one left on a delivery that is no
+// longer pending is garbage, removed by the dispatcher's rescan.
 package queue

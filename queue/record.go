@@ -32,9 +32,8 @@ const (
 	PendingPrefix   = DeliveriesRoot + "pending/"
 	DeliveredPrefix = DeliveriesRoot + "delivered/"
 	FailedPrefix    = DeliveriesRoot + "failed/"
-	// LeasePrefix is reserved for per-delivery leases between replicas
-	// (deliveries/leases/<recid>, created with IfNoneMatch). Nothing writes
-	// it yet.
+	// LeasePrefix holds the per-delivery leases between replicas
+	// (deliveries/leases/<recid>; see lease.go).
 	LeasePrefix = DeliveriesRoot + "leases/"
 
 	recordExt = ".json"
@@ -56,7 +55,7 @@ func RecordKey(s State, recID string) string {
 	return DeliveriesRoot + string(s) + "/" + recID + recordExt
 }
 
-// LeaseKey is the store key reserved for a lease on a pending delivery.
+// LeaseKey is the store key of the lease on a pending delivery.
 func LeaseKey(recID string) string { return LeasePrefix + recID }
 
 // RecordID is the id of the n-th (1-based) delivery record of a message.

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -262,5 +261,3 @@ func (r *receiver) waitFor(timeout time.Duration, what string, cond func([]deliv
 }
 
 func header(d delivery, name string) string { return d.Header.Get(name) }
-
-func trimCRLF(s string) string { return strings.TrimRight(s, "\r\n") }

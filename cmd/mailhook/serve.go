@@ -81,6 +81,7 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		Concurrency:            cfg.DeliveryConcurrency,
 		PerEndpointConcurrency: cfg.DeliveryEndpointConcurrent,
 		RescanInterval:         cfg.QueueScanInterval,
+		LeaseTTL:               cfg.LeaseTTL,
 		OnAttempt:              mx.DeliveryAttempt,
 		UserAgent:              "mailhook/" + version,
 	}, a.queue, dispatch.NewRenderer(a.queue, parse.Options{}), signer, log)
