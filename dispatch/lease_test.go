@@ -280,14 +280,12 @@ func TestLostLeaseCancelsAttempt(t *testing.T) {
 			}
 		}, testLeaseTTL/3 + 100*time.Millisecond},
 		{"store unreachable", func(t *testing.T, _ *harness, s *memStore, _ string) {
-			s.mu.Lock()
-			s.Fail = func(op, key string) error {
+			s.SetFail(func(op, key string) error {
 				if strings.HasPrefix(key, queue.LeasePrefix) {
 					return store.ErrUnavailable
 				}
 				return nil
-			}
-			s.mu.Unlock()
+			})
 		}, testLeaseTTL + 100*time.Millisecond},
 	}
 	for _, tt := range tests {
@@ -316,9 +314,7 @@ func TestLostLeaseCancelsAttempt(t *testing.T) {
 				t.Fatal("the attempt was not cancelled")
 			}
 			waitFor(t, "nothing in flight", func() bool { return h.d.Stats().InFlight == 0 })
-			s.mu.Lock()
-			s.Fail = nil
-			s.mu.Unlock()
+			s.SetFail(nil)
 			d, err := h.q.Load(context.Background(), recID)
 			if err != nil {
 				t.Fatal(err)

@@ -241,7 +241,7 @@ func TestAcceptFailures(t *testing.T) {
 				t.Fatalf("Accept = %v, want %v", err, tt.wantErr)
 			}
 			s.Fail = nil
-			if ks := s.keys(); len(ks) != 0 {
+			if ks := s.Keys(); len(ks) != 0 {
 				t.Errorf("left behind %q, want nothing", ks)
 			}
 			if len(f.enqueued) != 0 {
