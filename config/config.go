@@ -51,6 +51,9 @@ type Config struct {
 	MaxSessions      int   `env:"MAX_SESSIONS" envDefault:"1000" help:"concurrent SMTP sessions; more get 421 4.7.0"`
 	MaxSessionsPerIP int   `env:"MAX_SESSIONS_PER_IP" envDefault:"20" help:"concurrent SMTP sessions from one client IP (the real client behind PROXY protocol); more get 421 4.7.0"`
 
+	SessionLimitExceptions string        `env:"SESSION_LIMIT_EXCEPTIONS" envDefault:"127.0.0.0/8,::1/128" help:"comma-separated client networks exempt from MAX_SESSIONS_PER_IP (as Postfix exempts $mynetworks): local relays, load generators"`
+	EvictIdleAfter         time.Duration `env:"SMTP_EVICT_IDLE_AFTER" envDefault:"10s" help:"at MAX_SESSIONS, a new client takes the slot of the session idle longest outside a transaction, if idle at least this long (it gets 421 4.7.0)"`
+
 	CommandTimeout time.Duration `env:"SMTP_COMMAND_TIMEOUT" envDefault:"5m" help:"idle time allowed while waiting for an SMTP command"`
 	DataTimeout    time.Duration `env:"SMTP_DATA_TIMEOUT" envDefault:"5m" help:"idle time allowed between reads of message data"`
 	SessionTimeout time.Duration `env:"SMTP_SESSION_TIMEOUT" envDefault:"30m" help:"longest an SMTP session may last"`
@@ -171,6 +174,9 @@ func (c *Config) validate(bad *Error) {
 			bad.add(fmt.Sprintf("%sS3_ENDPOINT=%q: want an http:// or https:// URL", Prefix, c.S3Endpoint))
 		}
 	}
+	if _, err := ParseNetworks(c.SessionLimitExceptions); err != nil {
+		bad.add(Prefix + "SESSION_LIMIT_EXCEPTIONS: " + err.Error())
+	}
 	if _, err := ParseNetworks(c.ProxyProtocol); err != nil {
 		bad.add(Prefix + "PROXY_PROTOCOL: " + err.Error())
 	}
@@ -229,6 +235,7 @@ func (c *Config) validate(bad *Error) {
 		{"RETRY_MAX_INTERVAL", c.RetryMaxInterval}, {"RETRY_MAX_ELAPSED", c.RetryMaxElapsed},
 		{"DELIVERY_TIMEOUT", c.DeliveryTimeout}, {"QUEUE_SCAN_INTERVAL", c.QueueScanInterval},
 		{"PROXY_HEADER_TIMEOUT", c.ProxyHeaderTimeout}, {"LEASE_TTL", c.LeaseTTL},
+		{"SMTP_EVICT_IDLE_AFTER", c.EvictIdleAfter},
 	} {
 		positive(d.name, int64(d.v))
 	}

@@ -91,7 +91,7 @@ func (s *Server) rekeyIP(sess *session, ip netip.Addr) bool {
 	if ip == sess.ip {
 		return true
 	}
-	if s.perIP[ip] >= s.cfg.MaxSessionsPerIP {
+	if s.overIPCap(ip) {
 		return false
 	}
 	if s.perIP[sess.ip]--; s.perIP[sess.ip] <= 0 {

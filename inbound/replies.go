@@ -102,6 +102,7 @@ var (
 	replySessionTooLong  = reply{421, "4.4.2", "Session time limit exceeded, closing connection"}
 	replyTooManyErrors   = reply{421, "4.7.0", "Too many errors, closing connection"}
 	replyTooManySessions = reply{421, "4.7.0", "Too many connections, try again later"}
+	replyEvicted         = reply{421, "4.7.0", "Idle too long while the server is busy, try again later"}
 	replyShuttingDown    = reply{421, "4.3.2", "Service shutting down, try again later"}
 	replyInternalError   = reply{421, "4.3.0", "Internal error, closing connection (ref %s)"}
 	replyTLSRequired     = reply{530, "5.7.0", "Must issue a STARTTLS command first"} // RFC 3207 §4

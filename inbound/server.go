@@ -28,6 +28,7 @@ const (
 	DefaultSessionTimeout = 30 * time.Minute
 	DefaultMaxSessions    = 1000
 	DefaultMaxSessionsIP  = 20
+	DefaultEvictIdleAfter = 10 * time.Second
 	DefaultMaxBadCommands = 10
 
 	readBufferSize  = 32 << 10
@@ -69,6 +70,16 @@ type Config struct {
 	// 1000 and 20). A connection over a cap gets "421 4.7.0" at once and
 	// is closed.
 	MaxSessions, MaxSessionsPerIP int
+	// SessionLimitExempt lists client networks MaxSessionsPerIP does not
+	// apply to (Postfix exempts $mynetworks the same way), e.g. loopback
+	// for local relays and load generators. Default: none.
+	SessionLimitExempt []netip.Prefix
+	// EvictIdleAfter: when MaxSessions is reached, a new connection takes
+	// the slot of the session that has waited longest for a command outside
+	// a transaction, if it has waited at least this long; that session gets
+	// 421 4.7.0. A flood of idle connections cannot lock legitimate clients
+	// out for longer than this. Default 10s; negative disables eviction.
+	EvictIdleAfter time.Duration
 	// MaxBadCommands: after this many failed commands in a row the session
 	// gets 421 4.7.0 and is closed. Default 10.
 	MaxBadCommands int
@@ -122,6 +133,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = DefaultMaxSessions
+	}
+	if c.EvictIdleAfter == 0 {
+		c.EvictIdleAfter = DefaultEvictIdleAfter
 	}
 	if c.MaxSessionsPerIP <= 0 {
 		c.MaxSessionsPerIP = DefaultMaxSessionsIP
@@ -259,7 +273,8 @@ func (s *Server) admit(conn net.Conn) {
 	}
 	// Behind a PROXY protocol proxy the per-IP cap waits for the client's
 	// address (proxyHandshake).
-	if len(s.sessions) >= s.cfg.MaxSessions || !s.proxyOn() && s.perIP[ip] >= s.cfg.MaxSessionsPerIP {
+	overTotal := len(s.sessions) >= s.cfg.MaxSessions && !s.evictIdle()
+	if overTotal || !s.proxyOn() && s.overIPCap(ip) {
 		total, fromIP := len(s.sessions), s.perIP[ip]
 		s.mu.Unlock()
 		s.log.Debug("smtp: connection refused: over cap", "remote_ip", ip.String(), "sessions", total, "sessions_ip", fromIP)
@@ -272,6 +287,48 @@ func (s *Server) admit(conn net.Conn) {
 	s.perIP[ip]++
 	s.mu.Unlock()
 	go sess.serve()
+}
+
+// overIPCap reports whether ip already has MaxSessionsPerIP sessions and
+// is not exempt. Called with mu held.
+func (s *Server) overIPCap(ip netip.Addr) bool {
+	for _, p := range s.cfg.SessionLimitExempt {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	return s.perIP[ip] >= s.cfg.MaxSessionsPerIP
+}
+
+// evictIdle frees a slot at the session cap: the session that has waited
+// longest for a command outside a transaction, at least EvictIdleAfter, is
+// told 421 4.7.0 and closed. It reports whether one was chosen; the new
+// connection then takes its place (the count is over the cap until the
+// evicted session has gone, a moment later). Called with mu held.
+func (s *Server) evictIdle() bool {
+	if s.cfg.EvictIdleAfter < 0 {
+		return false
+	}
+	limit := time.Now().Add(-s.cfg.EvictIdleAfter).UnixNano()
+	var oldest *session
+	var since int64
+	for sess := range s.sessions {
+		t := sess.idleSince.Load()
+		if t == 0 || t > limit || !sess.noTx.Load() || sess.evicted.Load() {
+			continue
+		}
+		if oldest == nil || t < since {
+			oldest, since = sess, t
+		}
+	}
+	if oldest == nil {
+		return false
+	}
+	oldest.evicted.Store(true)
+	oldest.kickIfIdle()
+	s.log.Debug("smtp: evicted an idle session to make room", "remote_ip", oldest.ip.String(),
+		"idle", time.Duration(time.Now().UnixNano()-since).Round(time.Millisecond))
+	return true
 }
 
 // refuse writes r with a short deadline and closes, reading nothing.

@@ -58,6 +58,11 @@ type session struct {
 	// for a command.
 	noTx   atomic.Bool
 	kicked atomic.Bool
+	// idleSince is when the session began waiting for a command (Unix ns),
+	// 0 while it is busy; evicted marks a session kicked to make room at
+	// the session cap (Server.evictIdle).
+	idleSince atomic.Int64
+	evicted   atomic.Bool
 
 	line [maxMailLine]byte
 }
@@ -230,6 +235,7 @@ func (s *session) readLine() (line []byte, size int, err error) {
 			// Shutdown raced with the start of a transaction: not idle
 			// after all, so go on waiting.
 			s.kicked.Store(false)
+			s.evicted.Store(false)
 			continue
 		}
 		return nil, size, err
@@ -247,6 +253,9 @@ func (s *session) readLine() (line []byte, size int, err error) {
 // readFailed handles an error reading a command and ends the session.
 func (s *session) readFailed(err error) bool {
 	switch {
+	case s.evicted.Load() && (errors.Is(err, errKicked) || ioTimeout(err)):
+		s.log.Debug("smtp: idle session evicted at the session cap")
+		return s.closeWith(replyEvicted)
 	case errors.Is(err, errKicked), s.kicked.Load() && ioTimeout(err):
 		return s.closeWith(replyShuttingDown)
 	case errors.Is(err, errLineFlood):
@@ -271,7 +280,9 @@ func (s *session) readFailed(err error) bool {
 // is "".
 func (s *session) nextCommand() (cmd command, ok bool) {
 	s.timeout = s.srv.cfg.CommandTimeout
+	s.idleSince.Store(time.Now().UnixNano())
 	line, size, err := s.readLine()
+	s.idleSince.Store(0)
 	if err != nil {
 		return cmd, s.readFailed(err)
 	}

@@ -1,5 +1,7 @@
 package inbound
 
+import "time"
+
 // tlsHandshakeRecord is the first octet of a TLS record carrying a
 // handshake message (RFC 8446 §5.1, ContentType handshake(22); the same in
 // TLS 1.0-1.2 and in SSL 3.0).
@@ -14,7 +16,9 @@ const tlsHandshakeRecord = 0x16
 // session must end.
 func (s *session) firstOctet() bool {
 	s.timeout = s.srv.cfg.CommandTimeout
+	s.idleSince.Store(time.Now().UnixNano())
 	b, err := s.r.Peek(1)
+	s.idleSince.Store(0)
 	if err != nil {
 		// Peek hands the read error over (and clears it in the reader),
 		// so it is handled here, as readLine would.

@@ -95,6 +95,7 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: reloader.GetCertificate}
 	}
 	proxyNets, _ := config.ParseNetworks(cfg.ProxyProtocol) // validated by config
+	exempt, _ := config.ParseNetworks(cfg.SessionLimitExceptions)
 	if len(proxyNets) > 0 {
 		log.Info("PROXY protocol required from trusted networks; other peers are refused", "networks", cfg.ProxyProtocol)
 	}
@@ -108,6 +109,8 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		SessionTimeout:     cfg.SessionTimeout,
 		MaxSessions:        cfg.MaxSessions,
 		MaxSessionsPerIP:   cfg.MaxSessionsPerIP,
+		SessionLimitExempt: exempt,
+		EvictIdleAfter:     cfg.EvictIdleAfter,
 		TLSConfig:          tlsConfig,
 		RequireTLS:         cfg.TLSRequired,
 		ProxyProtocol:      proxyNets,
