@@ -8,6 +8,7 @@ import (
 	"time"
 )
 
+// dialConn connects and reads nothing yet.
 func dialConn(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)

@@ -12,13 +12,7 @@ import (
 
 func dialBanner(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(c)
+	c, r := dialConn(t, addr)
 	if rep, err := readReply(r); err != nil || rep.code != 220 {
 		t.Fatalf("banner %v %v", rep, err)
 	}
