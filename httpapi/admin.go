@@ -545,4 +545,3 @@ func validEndpoint(w http.ResponseWriter, endpoint string) bool {
 	}
 	return true
 }
-
