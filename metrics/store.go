@@ -98,6 +98,26 @@ func (s *instrumentedStore) Put(ctx context.Context, key string, body io.Reader,
 	return obj, err
 }
 
+// PutAll passes a batch on to a store that batches (observed as one put);
+// otherwise it puts each object, observed one by one.
+func (s *instrumentedStore) PutAll(ctx context.Context, reqs []store.PutRequest) ([]store.Object, error) {
+	b, ok := s.inner.(store.Batcher)
+	if !ok {
+		objs := make([]store.Object, len(reqs))
+		for i, r := range reqs {
+			var err error
+			if objs[i], err = s.Put(ctx, r.Key, r.Body, r.Opts); err != nil {
+				return nil, err
+			}
+		}
+		return objs, nil
+	}
+	start := time.Now()
+	objs, err := b.PutAll(ctx, reqs)
+	s.observe(opPut, start, err)
+	return objs, err
+}
+
 func (s *instrumentedStore) Get(ctx context.Context, key string) (io.ReadCloser, store.Object, error) {
 	start := time.Now()
 	rc, obj, err := s.inner.Get(ctx, key)

@@ -46,6 +46,13 @@ type PutOptions struct {
 	// Size is the body's length when known in advance, or -1 (0 is taken
 	// as an empty body only when the reader is also empty).
 	Size int64
+	// Lazy defers durability: when Put returns the object is visible and
+	// atomic as always, but it may become durable only when the next Put
+	// or Delete without Lazy made by this process on this store returns.
+	// A crash of the machine (not merely of the process) before then may
+	// lose it: the key then names the previous object or none, never a
+	// part. Backends that cannot defer (S3) ignore it.
+	Lazy bool
 }
 
 // Store is the object storage every stage shares. Keys are slash-separated
@@ -54,7 +61,8 @@ type PutOptions struct {
 type Store interface {
 	// Put reads body to EOF and stores it under key, atomically: readers see
 	// the old object or the new one, never a part. When Put returns nil the
-	// object is durable (fsync'd, or acknowledged by the server). If body
+	// object is durable (fsync'd, or acknowledged by the server), unless
+	// opts.Lazy says it need not be yet. If body
 	// returns an error, Put stores nothing and returns an error that wraps it.
 	Put(ctx context.Context, key string, body io.Reader, opts PutOptions) (Object, error)
 	// Get opens the object for reading. The caller closes it.
@@ -70,6 +78,41 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// String names the store for logs, without secrets.
 	String() string
+}
+
+// PutRequest is one object of a Batcher.PutAll.
+type PutRequest struct {
+	Key  string
+	Body io.Reader
+	Opts PutOptions
+}
+
+// Batcher is implemented by stores that can write several objects for the
+// durability cost of one (the filesystem store's group commit).
+type Batcher interface {
+	// PutAll is like a Put of each request in order: it reads the bodies
+	// in order (a body may depend on what an earlier one read), the
+	// objects become visible in order, and it returns nil only when all
+	// of them are durable (unless every request is Lazy). On error any
+	// of them may have been stored, as with a failed Put: the caller
+	// deletes what it does not want.
+	PutAll(ctx context.Context, reqs []PutRequest) ([]Object, error)
+}
+
+// PutAll stores reqs with s.PutAll when s is a Batcher, else with one Put
+// each, in order.
+func PutAll(ctx context.Context, s Store, reqs []PutRequest) ([]Object, error) {
+	if b, ok := s.(Batcher); ok {
+		return b.PutAll(ctx, reqs)
+	}
+	objs := make([]Object, len(reqs))
+	for i, r := range reqs {
+		var err error
+		if objs[i], err = s.Put(ctx, r.Key, r.Body, r.Opts); err != nil {
+			return nil, err
+		}
+	}
+	return objs, nil
 }
 
 // ValidKey reports nil if key can name an object on every backend: 1 to
