@@ -25,24 +25,70 @@
 // # Durability
 //
 // Put writes the body to a new temporary file in <root>/.tmp (the same
-// filesystem as every object), sets its modification time, fsyncs it and
-// only then moves it to its key with rename(2) (or link(2) for
-// IfNoneMatch), so the key names either the old complete file or the new
-// complete file, never a part. Then the key's directory is fsynced, which
-// makes the new name durable. Directories Put creates are made durable by
-// fsyncing their parents before the object is moved in. Put returns nil
-// only after all of that, so an object Put acknowledged survives kill -9
-// and power loss. (If only the directory fsync fails, the new object is
-// already visible but Put still returns an error: the caller must not
-// acknowledge it, and a retry may store it twice.) A Put that fails (body error, cancelled context, short
-// body, disk error) removes its temporary file and leaves the key as it
-// was. Temporary files left by a crash are removed by New once they are an
-// hour old. Delete fsyncs the directory too, so a delete is not undone by
-// a crash after it returned.
+// filesystem as every object), sets its modification time, makes it
+// durable and only then moves it to its key with rename(2) (or, for
+// IfNoneMatch, renameat2(2) with RENAME_NOREPLACE, falling back to link(2)
+// and unlink(2)), so the key names either the old complete file or the new
+// complete file, never a part. Then it makes the new name durable. Put
+// returns nil only after all of that, so an object Put acknowledged
+// survives kill -9 and power loss. (If only the second step fails, the new
+// object is already visible but Put still returns an error: the caller
+// must not acknowledge it, and a retry may store it twice.) A Put that
+// fails (body error, cancelled context, short body, disk error) removes
+// its temporary file and leaves the key as it was. Temporary files left by
+// a crash are removed by New once they are an hour old. Delete makes the
+// unlink durable before it returns, so a delete is not undone by a crash
+// after it returned. How "durable" is achieved depends on the SyncMode.
 //
-// Concurrent Puts into one directory share directory fsyncs (group commit):
-// a caller waits for the next fsync that starts after its rename, and one
-// fsync serves every caller that was waiting for it.
+// SyncFS (the default on Linux 5.8 and later): group commit with
+// syncfs(2). Put writes the temporary file without fsync, then waits at a
+// barrier: a syncfs of the root's filesystem that started after the file
+// was written (and after any directory the Put created). Only then does it
+// rename the file into place, and it then waits at a second barrier, a
+// syncfs that started after the rename, before returning. Delete waits
+// at a barrier after its unlink. A barrier is shared: a caller joins the
+// syncfs that starts next (one already running may have started before
+// its write) and one syncfs serves every caller that joined it, so with
+// many concurrent Puts a pair of syncfs calls covers many objects. The
+// order is what makes it safe: the data is durable before it becomes
+// visible under its key, and visible-and-durable before Put returns, so a
+// crash at any point leaves complete objects and stray temporary files,
+// never a truncated object (an fsync-less rename of a new file could
+// otherwise surface as an empty file after a power loss on ext4).
+//
+// syncfs reports a write-back error only once per open file, to whichever
+// call comes first, which may serve other callers. So every operation
+// notes how many syncfs calls had failed when it began, and fails if that
+// count has grown by the time its barrier passes, even if its own syncfs
+// succeeded: an error is never swallowed for someone else. Kernels before
+// 5.8 did not report write-back errors from syncfs at all; SyncAuto does
+// not use it there.
+//
+// Caveat: syncfs flushes the whole filesystem, including other programs'
+// dirty data, and its cost grows with it. In production give the data
+// directory a filesystem of its own (a volume or partition), as one does
+// for a database. A write-back error anywhere on that filesystem fails the
+// operations in flight (they are retried; nothing acknowledged is lost).
+//
+// SyncFiles (the fallback where syncfs is missing or unsuitable, and
+// selectable with WithSync): Put fsyncs the temporary file before the
+// rename and then fsyncs the key's directory; Delete fsyncs the directory
+// after the unlink. Directories Put creates are made durable by fsyncing
+// their parents before the object is moved in. Concurrent Puts into one
+// directory share directory fsyncs (group commit): a caller waits for the
+// next fsync that starts after its rename, and one fsync serves every
+// caller that was waiting for it.
+//
+// PutAll (store.Batcher) writes several objects for the price of one Put:
+// in SyncFS mode it stages every body, passes one barrier, places the
+// objects in order and passes a second barrier; in SyncFiles mode it puts
+// them one after the other.
+//
+// A Put with store.PutOptions.Lazy skips the second step in SyncFS mode:
+// it is atomic (the first barrier still runs before the rename) and
+// becomes durable with the next barrier anyone passes, at the latest when
+// the next non-Lazy Put or Delete returns. In SyncFiles mode a directory
+// fsync would not cover other directories, so Lazy is ignored there.
 //
 // # ETags
 //
@@ -60,9 +106,10 @@
 // Each key hashes to one of 64 stripes. A stripe is an in-process
 // semaphore plus an exclusive flock(2) on <root>/.tmp/locks/<nn>, held
 // only around the final rename/link/unlink (and, for IfMatch, the ETag
-// comparison before it), never while a body is read or fsynced. Plain
+// comparison before it), never while a body is read or synced. Plain
 // Puts, IfMatch Puts and Deletes take the lock, so a compare-and-swap is
 // atomic with respect to every other writer, in any process. IfNoneMatch
-// needs no lock: link(2) fails atomically if the key exists (on a
-// filesystem without hard links it checks and renames under the lock).
+// needs no lock: renameat2(RENAME_NOREPLACE), or else link(2), fails
+// atomically if the key exists (on a filesystem with neither it checks and
+// renames under the lock). The lock is never held across a barrier.
 package fs

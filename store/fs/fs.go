@@ -22,7 +22,10 @@ import (
 	"github.com/mailhook/mailhook/store"
 )
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store   = (*Store)(nil)
+	_ store.Batcher = (*Store)(nil)
+)
 
 const (
 	tmpDir      = ".tmp"       // under the root: temporary files and locks
@@ -53,24 +56,45 @@ type Store struct {
 	// lastStamp is the last modification time (Unix ns) Put stamped.
 	lastStamp atomic.Int64
 
+	// mode is SyncFS or SyncFiles once New has returned. In SyncFS mode
+	// rootDir is the root, open for syncfs(2); fsSyncer groups the
+	// syncfs calls; syncErrs counts the failed ones.
+	mode     SyncMode
+	rootDir  *os.File
+	fsSyncer *dirSyncer
+	syncErrs atomic.Uint64
+
 	// Test hooks.
-	syncDirFn func(dir string) error // fsyncs a directory (absolute path)
-	linkFn    func(oldname, newname string) error
-	now       func() time.Time
+	syncDirFn         func(dir string) error // fsyncs a directory (absolute path)
+	syncFSFn          func() error           // syncfs(2) of the root's filesystem
+	linkFn            func(oldname, newname string) error
+	renameFn          func(oldname, newname string) error
+	renameNoReplaceFn func(oldname, newname string) error
+
+	// noRenameNoReplace: renameat2(RENAME_NOREPLACE) is not supported.
+	noRenameNoReplace atomic.Bool
+	now               func() time.Time
 }
 
 // New opens the store rooted at root, creating the directory (and its
 // parents) if missing. It fails if root is not a writable directory on a
 // filesystem that keeps nanosecond modification times. It removes
 // temporary files that a crashed process left behind over an hour ago.
-func New(root string) (*Store, error) {
+func New(root string, opts ...Option) (*Store, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("fs: root %s: %w", root, err)
 	}
-	s := &Store{root: abs, syncDirFn: syncDir, linkFn: os.Link, now: time.Now}
+	s := &Store{root: abs, syncDirFn: syncDir, linkFn: os.Link, renameFn: os.Rename, renameNoReplaceFn: renameNoReplace, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
 	s.locks.dir = filepath.Join(abs, filepath.FromSlash(lockDir))
+	s.fsSyncer = &dirSyncer{dir: abs, sync: s.runSyncFS}
 	if err := s.init(); err != nil {
+		if s.rootDir != nil {
+			s.rootDir.Close()
+		}
 		return nil, fmt.Errorf("fs: open %s: %w", abs, classify(err))
 	}
 	return s, nil
@@ -91,6 +115,9 @@ func (s *Store) init() error {
 		}
 	}
 	if err := s.checkTimestamps(); err != nil {
+		return err
+	}
+	if err := s.resolveMode(); err != nil {
 		return err
 	}
 	return s.cleanTemp()
@@ -167,7 +194,13 @@ func (s *Store) cleanTemp() error {
 }
 
 // Close releases the lock files. The Store must not be used afterwards.
-func (s *Store) Close() error { return s.locks.close() }
+func (s *Store) Close() error {
+	err := s.locks.close()
+	if s.rootDir != nil {
+		err = errors.Join(err, s.rootDir.Close())
+	}
+	return err
+}
 
 // String names the store for logs.
 func (s *Store) String() string { return "file://" + filepath.ToSlash(s.root) }
@@ -180,76 +213,164 @@ func (s *Store) path(key string) string { return filepath.Join(s.root, filepath.
 
 // Put stores body under key atomically and durably; see store.Store.
 func (s *Store) Put(ctx context.Context, key string, body io.Reader, opts store.PutOptions) (store.Object, error) {
-	if err := store.ValidKey(key); err != nil {
-		return store.Object{}, fmt.Errorf("fs: put: %w", err)
-	}
-	if opts.IfNoneMatch && opts.IfMatch != "" {
-		return store.Object{}, fmt.Errorf("fs: put %s: IfNoneMatch and IfMatch together", key)
-	}
-	if err := ctx.Err(); err != nil {
-		return store.Object{}, fmt.Errorf("fs: put %s: %w", key, err)
-	}
-	dir := path.Dir(key)
-	if err := s.ensureDir(dir); err != nil {
-		return store.Object{}, s.putErr(key, err)
-	}
-
-	f, tmp, err := s.createTemp("put-")
-	if err != nil {
-		return store.Object{}, s.putErr(key, err)
-	}
-	committed := false
-	defer func() {
-		if f != nil {
-			f.Close()
-		}
-		if !committed {
-			os.Remove(tmp)
-		}
-	}()
-	obj, err := s.writeTemp(ctx, f, tmp, key, body, opts.Size)
+	objs, err := s.PutAll(ctx, []store.PutRequest{{Key: key, Body: body, Opts: opts}})
 	if err != nil {
 		return store.Object{}, err
 	}
-	err = f.Close()
-	f = nil
-	if err != nil {
-		return store.Object{}, s.putErr(key, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return store.Object{}, fmt.Errorf("fs: put %s: %w", key, err)
-	}
+	return objs[0], nil
+}
 
-	// Move the file into place, re-creating the directory once if someone
-	// removed it since it was cached.
-	for attempt := 0; ; attempt++ {
-		err = s.commit(ctx, tmp, key, opts)
-		if attempt > 0 || !errors.Is(err, syscall.ENOENT) {
-			break
-		}
-		s.forgetDir(dir)
-		if err := s.ensureDir(dir); err != nil {
-			return store.Object{}, s.putErr(key, err)
-		}
+// PutAll stores the objects of reqs, reading their bodies in order, makes
+// them visible in order and returns nil only when all are durable (unless
+// all are Lazy); see store.Batcher. In SyncFS mode the whole batch costs
+// two barriers, like a single Put.
+func (s *Store) PutAll(ctx context.Context, reqs []store.PutRequest) ([]store.Object, error) {
+	objs := make([]store.Object, len(reqs))
+	if len(reqs) == 0 {
+		return objs, nil
 	}
-	switch {
-	case errors.Is(err, store.ErrPrecondition):
-		return store.Object{}, fmt.Errorf("fs: put %s: %w", key, err)
-	case err != nil:
-		return store.Object{}, s.putErr(key, err)
+	if s.mode != SyncFS {
+		for i, r := range reqs {
+			var err error
+			if objs[i], err = s.putOne(ctx, r.Key, r.Body, r.Opts); err != nil {
+				return nil, err
+			}
+		}
+		return objs, nil
 	}
-	committed = true
-	if opts.IfNoneMatch {
-		// The object is linked in; the temporary name is not needed. If
-		// this fails the leftover is cleaned up by a later New.
+	gen := s.syncErrs.Load() // before any of our data reaches the page cache
+	tmps := make([]string, len(reqs))
+	defer func() {
+		for _, tmp := range tmps {
+			if tmp != "" {
+				os.Remove(tmp)
+			}
+		}
+	}()
+	lazy := true
+	for i, r := range reqs {
+		var err error
+		if objs[i], tmps[i], err = s.stage(ctx, r.Key, r.Body, r.Opts); err != nil {
+			return nil, err
+		}
+		lazy = lazy && r.Opts.Lazy
+	}
+	// The bodies (and any directory stage created) must be durable before
+	// they can be seen under their keys.
+	if err := s.barrier(gen); err != nil {
+		return nil, s.putErr(reqs[0].Key, err)
+	}
+	for i, r := range reqs {
+		if err := s.place(ctx, tmps[i], r.Key, r.Opts); err != nil {
+			return nil, err
+		}
+		tmps[i] = ""
+	}
+	if lazy {
+		return objs, nil // the next barrier, whoever's, makes them durable
+	}
+	if err := s.barrier(gen); err != nil {
+		// The objects are in place but may not survive a crash: report
+		// failure so that the caller does not acknowledge them.
+		return nil, s.putErr(reqs[len(reqs)-1].Key, err)
+	}
+	return objs, nil
+}
+
+// putOne is Put in SyncFiles mode.
+func (s *Store) putOne(ctx context.Context, key string, body io.Reader, opts store.PutOptions) (store.Object, error) {
+	obj, tmp, err := s.stage(ctx, key, body, opts)
+	if err != nil {
+		return store.Object{}, err
+	}
+	if err := s.place(ctx, tmp, key, opts); err != nil {
 		os.Remove(tmp)
+		return store.Object{}, err
 	}
-	if err := s.syncDirGrouped(dir); err != nil {
+	// Lazy is ignored: the fsync of another directory would not cover
+	// this one.
+	if err := s.syncDirGrouped(path.Dir(key)); err != nil {
 		// The object is in place but may not survive a crash: report
 		// failure so that the caller does not acknowledge it.
 		return store.Object{}, s.putErr(key, err)
 	}
 	return obj, nil
+}
+
+// stage checks a Put, makes sure the key's directory exists and writes
+// body to a new temporary file (fsynced in SyncFiles mode), which it
+// returns with the object it will become. On error nothing is left behind.
+func (s *Store) stage(ctx context.Context, key string, body io.Reader, opts store.PutOptions) (store.Object, string, error) {
+	if err := store.ValidKey(key); err != nil {
+		return store.Object{}, "", fmt.Errorf("fs: put: %w", err)
+	}
+	if opts.IfNoneMatch && opts.IfMatch != "" {
+		return store.Object{}, "", fmt.Errorf("fs: put %s: IfNoneMatch and IfMatch together", key)
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Object{}, "", fmt.Errorf("fs: put %s: %w", key, err)
+	}
+	if err := s.ensureDir(path.Dir(key)); err != nil {
+		return store.Object{}, "", s.putErr(key, err)
+	}
+	f, tmp, err := s.createTemp("put-")
+	if err != nil {
+		return store.Object{}, "", s.putErr(key, err)
+	}
+	obj, err := s.writeTemp(ctx, f, tmp, key, body, opts.Size)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = s.putErr(key, cerr)
+	}
+	if err == nil {
+		if cerr := ctx.Err(); cerr != nil {
+			err = fmt.Errorf("fs: put %s: %w", key, cerr)
+		}
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return store.Object{}, "", err
+	}
+	return obj, tmp, nil
+}
+
+// place moves the staged temporary file tmp to key according to opts,
+// re-creating the key's directory once if someone removed it since it was
+// cached. On success tmp is gone; on error the caller removes it.
+func (s *Store) place(ctx context.Context, tmp, key string, opts store.PutOptions) error {
+	dir := path.Dir(key)
+	var linked bool
+	var err error
+	for attempt := 0; ; attempt++ {
+		linked, err = s.commit(ctx, tmp, key, opts)
+		if attempt > 0 || !errors.Is(err, syscall.ENOENT) {
+			break
+		}
+		s.forgetDir(dir)
+		if err := s.ensureDir(dir); err != nil {
+			return s.putErr(key, err)
+		}
+	}
+	switch {
+	case errors.Is(err, store.ErrPrecondition):
+		return fmt.Errorf("fs: put %s: %w", key, err)
+	case err != nil:
+		return s.putErr(key, err)
+	}
+	if linked {
+		// The object is linked in; the temporary name is not needed. If
+		// this fails the leftover is cleaned up by a later New.
+		os.Remove(tmp)
+	}
+	return nil
+}
+
+// syncRename makes a rename, link or unlink already done in the directory
+// dir durable.
+func (s *Store) syncRename(gen uint64, dir string) error {
+	if s.mode == SyncFS {
+		return s.barrier(gen)
+	}
+	return s.syncDirGrouped(dir)
 }
 
 // writeTemp copies body into the temporary file f, stamps and fsyncs it and
@@ -286,8 +407,10 @@ func (s *Store) writeTemp(ctx context.Context, f *os.File, tmp, key string, body
 	if err := os.Chtimes(tmp, t, t); err != nil {
 		return store.Object{}, s.putErr(key, err)
 	}
-	if err := f.Sync(); err != nil {
-		return store.Object{}, s.putErr(key, err)
+	if s.mode != SyncFS { // SyncFS: Put's barrier makes it durable
+		if err := f.Sync(); err != nil {
+			return store.Object{}, s.putErr(key, err)
+		}
 	}
 	fi, err := f.Stat()
 	if err != nil {
@@ -313,56 +436,76 @@ func (s *Store) stamp() time.Time {
 	}
 }
 
-// commit moves the finished temporary file tmp to key according to opts.
-// Errors are unwrapped syscall errors or ErrPrecondition.
-func (s *Store) commit(ctx context.Context, tmp, key string, opts store.PutOptions) error {
+// commit moves the finished temporary file tmp to key according to opts,
+// and reports whether it linked it (tmp is then still there). Errors are
+// unwrapped syscall errors or ErrPrecondition.
+func (s *Store) commit(ctx context.Context, tmp, key string, opts store.PutOptions) (linked bool, err error) {
 	dst := s.path(key)
+	if opts.IfNoneMatch && !s.noRenameNoReplace.Load() {
+		// renameat2(RENAME_NOREPLACE) fails with EEXIST if dst exists,
+		// atomically, in every process: no lock needed, and unlike
+		// link(2) nothing to unlink afterwards.
+		err := unwrapSyscall(s.renameNoReplaceFn(tmp, dst))
+		switch {
+		case err == nil:
+			return false, nil
+		case err == syscall.EEXIST:
+			if fi, serr := os.Lstat(dst); serr == nil && fi.IsDir() {
+				return false, syscall.EISDIR
+			}
+			return false, store.ErrPrecondition
+		case err != syscall.EINVAL && err != syscall.ENOSYS:
+			return false, err
+		}
+		// Not supported by this kernel or filesystem: link(2) it is.
+		s.noRenameNoReplace.Store(true)
+	}
 	if opts.IfNoneMatch {
 		// link(2) fails with EEXIST if dst exists, atomically, in every
 		// process: no lock needed.
 		err := unwrapSyscall(s.linkFn(tmp, dst))
 		switch {
 		case err == nil:
-			return nil
+			return true, nil
 		case err == syscall.EEXIST:
 			if fi, serr := os.Lstat(dst); serr == nil && fi.IsDir() {
-				return syscall.EISDIR
+				return false, syscall.EISDIR
 			}
-			return store.ErrPrecondition
+			return false, store.ErrPrecondition
 		case !noHardLinks(err):
-			return err
+			return false, err
 		}
 		// No hard links on this filesystem: check and rename under the
 		// lock instead.
 	}
 	unlock, err := s.locks.lock(ctx, key)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer unlock()
 	if opts.IfNoneMatch {
 		fi, err := os.Lstat(dst)
 		switch {
 		case err == nil && fi.IsDir():
-			return syscall.EISDIR
+			return false, syscall.EISDIR
 		case err == nil:
-			return store.ErrPrecondition
+			return false, store.ErrPrecondition
 		case !errors.Is(err, iofs.ErrNotExist):
-			return unwrapSyscall(err)
+			return false, unwrapSyscall(err)
 		}
 	}
 	if opts.IfMatch != "" {
 		fi, err := os.Lstat(dst)
 		switch {
 		case errors.Is(err, iofs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
-			return store.ErrPrecondition
+			return false, store.ErrPrecondition
 		case err != nil:
-			return unwrapSyscall(err)
+			return false, unwrapSyscall(err)
 		case !fi.Mode().IsRegular() || etag(fi) != opts.IfMatch:
-			return store.ErrPrecondition
+			return false, store.ErrPrecondition
 		}
 	}
-	return unwrapSyscall(os.Rename(tmp, dst))
+	return false, unwrapSyscall(s.renameFn(tmp, dst))
 }
 
 // noHardLinks reports whether a link(2) error means that the filesystem
@@ -417,9 +560,12 @@ func (s *Store) ensureDir(dir string) error {
 			}
 		}
 		// Even if another goroutine or process created d, it may not have
-		// fsynced the parent yet; do it ourselves, once per process.
-		if err := s.syncDirFn(s.path(path.Dir(d))); err != nil {
-			return err
+		// fsynced the parent yet; do it ourselves, once per process. (In
+		// SyncFS mode the Put's first barrier, after this, does it.)
+		if s.mode != SyncFS {
+			if err := s.syncDirFn(s.path(path.Dir(d))); err != nil {
+				return err
+			}
 		}
 	}
 	if s.ndirs.Add(int64(len(missing))) > maxDirCache {
@@ -509,6 +655,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("fs: delete %s: %w", key, err)
 	}
+	gen := s.syncErrs.Load()
 	unlock, err := s.locks.lock(ctx, key)
 	if err != nil {
 		return s.opErr("delete", key, err)
@@ -522,7 +669,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	case err != nil:
 		return s.opErr("delete", key, err)
 	}
-	if err := s.syncDirGrouped(path.Dir(key)); err != nil {
+	if err := s.syncRename(gen, path.Dir(key)); err != nil {
 		return s.opErr("delete", key, err)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -20,12 +21,16 @@ import (
 )
 
 func TestContract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return newTestStore(t, t.TempDir()) })
+	for _, m := range []SyncMode{SyncAuto, SyncFS, SyncFiles} {
+		t.Run(m.String(), func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) store.Store { return newTestStore(t, t.TempDir(), WithSync(m)) })
+		})
+	}
 }
 
-func newTestStore(t *testing.T, root string) *Store {
+func newTestStore(t *testing.T, root string, opts ...Option) *Store {
 	t.Helper()
-	s, err := New(root)
+	s, err := New(root, opts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -300,7 +305,7 @@ func TestDirRemovedUnderneath(t *testing.T) {
 // TestDirSyncError: a failing directory fsync fails the Put with
 // ErrUnavailable and the cause.
 func TestDirSyncError(t *testing.T) {
-	s := newTestStore(t, t.TempDir())
+	s := newTestStore(t, t.TempDir(), WithSync(SyncFiles))
 	s.syncDirFn = func(string) error { return &os.PathError{Op: "sync", Path: "dir", Err: syscall.EIO} }
 	s.syncers.Clear()
 	_, err := s.Put(t.Context(), "new/key", strings.NewReader("x"), store.PutOptions{})
@@ -496,12 +501,27 @@ func TestStamp(t *testing.T) {
 // links, where IfNoneMatch falls back to the lock.
 func TestContractNoHardLinks(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		s := newTestStore(t, t.TempDir())
+		s := newTestStore(t, t.TempDir(), WithSync(SyncFiles))
+		s.renameNoReplaceFn = noRenameNoReplace
 		s.linkFn = func(oldname, newname string) error {
 			return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: syscall.EPERM}
 		}
 		return s
 	})
+}
+
+// TestContractLink runs the contract where renameat2(RENAME_NOREPLACE) is
+// missing, so that IfNoneMatch links and unlinks.
+func TestContractLink(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s := newTestStore(t, t.TempDir())
+		s.renameNoReplaceFn = noRenameNoReplace
+		return s
+	})
+}
+
+func noRenameNoReplace(oldname, newname string) error {
+	return &os.LinkError{Op: "renameat2", Old: oldname, New: newname, Err: syscall.EINVAL}
 }
 
 func TestSymlinkIsNotObject(t *testing.T) {
@@ -518,3 +538,219 @@ func TestSymlinkIsNotObject(t *testing.T) {
 		t.Errorf("Stat of a symlink: %v, want ErrNotFound", err)
 	}
 }
+
+// newSyncFSStore returns a SyncFS store whose syncfs is f, or skips.
+func newSyncFSStore(t *testing.T, f func() error) *Store {
+	t.Helper()
+	s, err := New(t.TempDir(), WithSync(SyncFS))
+	if err != nil {
+		t.Skipf("no syncfs here: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	s.syncFSFn = f
+	return s
+}
+
+// TestSyncFSBarrier: concurrent Puts share syncfs calls (far fewer than
+// two per Put), and each Put has a whole syncfs between its start and its
+// rename (its data is durable before it is visible) and another between
+// its rename and its return (the rename is durable before it returns).
+func TestSyncFSBarrier(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		seq    int
+		syncs  [][2]int           // start and end of each syncfs
+		renams = map[string]int{} // key -> when it was renamed or linked in
+	)
+	tick := func() int { seq++; return seq }
+	s := newSyncFSStore(t, func() error {
+		mu.Lock()
+		i := len(syncs)
+		syncs = append(syncs, [2]int{tick(), 0})
+		mu.Unlock()
+		time.Sleep(2 * time.Millisecond) // a slow disk
+		mu.Lock()
+		syncs[i][1] = tick()
+		mu.Unlock()
+		return nil
+	})
+	moved := func(f func(string, string) error) func(string, string) error {
+		return func(oldname, newname string) error {
+			err := f(oldname, newname)
+			rel, _ := filepath.Rel(s.Root(), newname)
+			mu.Lock()
+			renams[filepath.ToSlash(rel)] = tick()
+			mu.Unlock()
+			return err
+		}
+	}
+	s.renameFn, s.linkFn, s.renameNoReplaceFn = moved(os.Rename), moved(os.Link), moved(renameNoReplace)
+
+	const n = 64
+	var wg sync.WaitGroup
+	spans := make([][2]int, n) // Put called, Put returned
+	for i := range n {
+		wg.Go(func() {
+			key := fmt.Sprintf("k/%02d", i)
+			mu.Lock()
+			spans[i][0] = tick()
+			mu.Unlock()
+			putString(t, s, key, key, store.PutOptions{IfNoneMatch: i%2 == 0})
+			mu.Lock()
+			spans[i][1] = tick()
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(syncs) >= n {
+		t.Errorf("%d syncfs calls for %d Puts, want grouping (fewer than %d)", len(syncs), n, n)
+	}
+	t.Logf("%d syncfs calls for %d Puts", len(syncs), n)
+	within := func(from, to int) bool {
+		for _, sy := range syncs {
+			if sy[0] > from && sy[1] < to {
+				return true
+			}
+		}
+		return false
+	}
+	for i, sp := range spans {
+		key := fmt.Sprintf("k/%02d", i)
+		r, ok := renams[key]
+		if !ok {
+			t.Fatalf("%s never renamed", key)
+		}
+		if !within(sp[0], r) {
+			t.Errorf("%s: no syncfs between Put and rename: its data may not be durable when it becomes visible", key)
+		}
+		if !within(r, sp[1]) {
+			t.Errorf("%s: no syncfs between rename and return: Put returned before its rename was durable", key)
+		}
+	}
+
+	// Delete waits for a syncfs that starts after its unlink; a Lazy Put
+	// waits only for the one before its rename.
+	before := len(syncs)
+	mu.Unlock()
+	if err := s.Delete(t.Context(), "k/00"); err != nil {
+		t.Fatal(err)
+	}
+	putString(t, s, "k/lazy", "x", store.PutOptions{Lazy: true})
+	mu.Lock()
+	if got := len(syncs) - before; got != 2 {
+		t.Errorf("Delete and a Lazy Put made %d syncfs calls, want 1 each", got)
+	}
+}
+
+// TestSyncFSError: a failed syncfs fails the Put before its object becomes
+// visible, and fails every operation that started before it, even if its
+// own syncfs then succeeds (the kernel reports a write-back error once).
+func TestSyncFSError(t *testing.T) {
+	var fail atomic.Bool
+	s := newSyncFSStore(t, func() error {
+		if fail.Load() {
+			return &os.PathError{Op: "syncfs", Path: "root", Err: syscall.EIO}
+		}
+		return nil
+	})
+	fail.Store(true)
+	_, err := s.Put(t.Context(), "a/b", strings.NewReader("x"), store.PutOptions{})
+	if !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, syscall.EIO) {
+		t.Errorf("Put: %v, want ErrUnavailable wrapping EIO", err)
+	}
+	if _, err := s.Stat(t.Context(), "a/b"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Stat after a failed Put: %v, want ErrNotFound", err)
+	}
+	if left := tmpEntries(t, s.Root()); len(left) > 0 {
+		t.Errorf("temporary files left: %q", left)
+	}
+
+	fail.Store(false)
+	gen := s.syncErrs.Load()
+	fail.Store(true)
+	if err := s.barrier(gen); err == nil {
+		t.Fatal("barrier with a failing syncfs succeeded")
+	}
+	fail.Store(false)
+	if err := s.barrier(gen); !errors.Is(err, syscall.EIO) {
+		t.Errorf("barrier of an operation older than a failed syncfs: %v, want EIO", err)
+	}
+	if err := s.barrier(s.syncErrs.Load()); err != nil {
+		t.Errorf("barrier of a newer operation: %v", err)
+	}
+	putString(t, s, "a/b", "y", store.PutOptions{})
+}
+
+func TestSyncModeAuto(t *testing.T) {
+	s := newTestStore(t, t.TempDir())
+	want := SyncFiles
+	if kernelAtLeast(5, 8) {
+		want = SyncFS
+	}
+	if s.Mode() != want {
+		t.Errorf("SyncAuto chose %s, want %s on this kernel", s.Mode(), want)
+	}
+}
+
+// TestPutAll: a batch reads its bodies in order, places them in order,
+// costs two syncfs calls in all, and on a failed precondition leaves the
+// earlier objects placed and no temporary file behind.
+func TestPutAll(t *testing.T) {
+	for _, m := range []SyncMode{SyncFS, SyncFiles} {
+		t.Run(m.String(), func(t *testing.T) {
+			s, err := New(t.TempDir(), WithSync(m))
+			if err != nil {
+				t.Skipf("%s: %v", m, err)
+			}
+			t.Cleanup(func() { s.Close() })
+			var syncs atomic.Int32
+			real := s.syncFSFn
+			s.syncFSFn = func() error { syncs.Add(1); return real() }
+			var order []string
+			s.renameFn = func(o, n string) error { order = append(order, filepath.Base(n)); return os.Rename(o, n) }
+			s.renameNoReplaceFn = func(o, n string) error { order = append(order, filepath.Base(n)); return renameNoReplace(o, n) }
+			first := strings.NewReader("first")
+			second := readerFunc(func(p []byte) (int, error) {
+				if first.Len() != 0 {
+					t.Error("second body read before the first was read to the end")
+				}
+				return 0, io.EOF
+			})
+			objs, err := s.PutAll(t.Context(), []store.PutRequest{
+				{Key: "x/a", Body: first, Opts: store.PutOptions{IfNoneMatch: true, Lazy: true}},
+				{Key: "y/b", Body: second},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(objs) != 2 || objs[0].Key != "x/a" || objs[0].Size != 5 || objs[1].Size != 0 {
+				t.Errorf("objects %+v", objs)
+			}
+			if !slices.Equal(order, []string{"a", "b"}) {
+				t.Errorf("placed %q, want a then b", order)
+			}
+			if n := syncs.Load(); m == SyncFS && n != 2 {
+				t.Errorf("%d syncfs calls for a batch, want 2", n)
+			}
+			_, err = s.PutAll(t.Context(), []store.PutRequest{
+				{Key: "x/c", Body: strings.NewReader("c")},
+				{Key: "x/a", Body: strings.NewReader("again"), Opts: store.PutOptions{IfNoneMatch: true}},
+			})
+			if !errors.Is(err, store.ErrPrecondition) {
+				t.Errorf("PutAll onto an existing key: %v, want ErrPrecondition", err)
+			}
+			if got := readKey(t, s, "x/a"); got != "first" {
+				t.Errorf("x/a = %q", got)
+			}
+			if left := tmpEntries(t, s.Root()); len(left) > 0 {
+				t.Errorf("temporary files left: %q", left)
+			}
+		})
+	}
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }

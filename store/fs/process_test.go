@@ -24,14 +24,25 @@ import (
 const (
 	envRoot = "MAILHOOK_FS_HELPER_ROOT"
 	envJob  = "MAILHOOK_FS_HELPER_JOB"
+	envSync = "MAILHOOK_FS_HELPER_SYNC" // a SyncMode, as a number
 )
+
+// modes runs f once per durability mode, as subtests.
+func modes(t *testing.T, f func(t *testing.T, m SyncMode)) {
+	for _, m := range []SyncMode{SyncFS, SyncFiles} {
+		t.Run(m.String(), func(t *testing.T) { f(t, m) })
+	}
+}
+
+func syncEnv(m SyncMode) string { return envSync + "=" + strconv.Itoa(int(m)) }
 
 func TestHelperProcess(t *testing.T) {
 	root, job := os.Getenv(envRoot), os.Getenv(envJob)
 	if root == "" {
 		t.Skip("only runs as a helper process")
 	}
-	s, err := New(root)
+	mode, _ := strconv.Atoi(os.Getenv(envSync))
+	s, err := New(root, WithSync(SyncMode(mode)))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
@@ -238,10 +249,14 @@ func TestMultiProcessCAS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns processes")
 	}
+	modes(t, testMultiProcessCAS)
+}
+
+func testMultiProcessCAS(t *testing.T, m SyncMode) {
 	root := t.TempDir()
-	s := newTestStore(t, root)
+	s := newTestStore(t, root, WithSync(m))
 	putString(t, s, "counter", "0", store.PutOptions{})
-	helpers := []*helper{startHelper(t, root, "cas"), startHelper(t, root, "cas")}
+	helpers := []*helper{startHelper(t, root, "cas", syncEnv(m)), startHelper(t, root, "cas", syncEnv(m))}
 	for _, h := range helpers {
 		h.start(t)
 	}
@@ -263,11 +278,15 @@ func TestMultiProcessCreate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns processes")
 	}
+	modes(t, testMultiProcessCreate)
+}
+
+func testMultiProcessCreate(t *testing.T, m SyncMode) {
 	root := t.TempDir()
-	s := newTestStore(t, root)
+	s := newTestStore(t, root, WithSync(m))
 	var helpers []*helper
 	for _, name := range []string{"p1", "p2"} {
-		helpers = append(helpers, startHelper(t, root, "create", "MAILHOOK_FS_HELPER_NAME="+name))
+		helpers = append(helpers, startHelper(t, root, "create", syncEnv(m), "MAILHOOK_FS_HELPER_NAME="+name))
 	}
 	for _, h := range helpers {
 		h.start(t)
@@ -316,8 +335,12 @@ func TestKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns processes")
 	}
+	modes(t, testKill9)
+}
+
+func testKill9(t *testing.T, m SyncMode) {
 	root := t.TempDir()
-	h := startHelper(t, root, "churn")
+	h := startHelper(t, root, "churn", syncEnv(m))
 	h.start(t)
 	acked := map[string]int{}
 	deadline := time.After(30 * time.Second)
@@ -349,7 +372,7 @@ func TestKill9(t *testing.T) {
 		}
 	}
 
-	s := newTestStore(t, root)
+	s := newTestStore(t, root, WithSync(m))
 	listed := 0
 	for obj, err := range s.List(t.Context(), "") {
 		if err != nil {

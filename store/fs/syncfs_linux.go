@@ -1,0 +1,91 @@
+//go:build amd64 || arm64
+
+package fs
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"unsafe"
+)
+
+// syncfs calls syncfs(2) on the filesystem holding f.
+func syncfs(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		for {
+			_, _, errno := syscall.Syscall(sysSyncfs, fd, 0, 0)
+			if errno != syscall.EINTR {
+				if errno != 0 {
+					serr = errno
+				}
+				return
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if serr != nil {
+		return &os.PathError{Op: "syncfs", Path: f.Name(), Err: serr}
+	}
+	return nil
+}
+
+// kernelAtLeast reports whether the running Linux kernel is at least
+// major.minor. Before 5.8, syncfs(2) did not report write-back errors, so
+// a failed write could go unnoticed: SyncAuto does not use it there.
+func kernelAtLeast(major, minor int) bool {
+	var u syscall.Utsname
+	if err := syscall.Uname(&u); err != nil {
+		return false
+	}
+	var b strings.Builder
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		b.WriteByte(byte(c))
+	}
+	parts := strings.SplitN(b.String(), ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, err1 := strconv.Atoi(parts[0])
+	mi, err2 := strconv.Atoi(strings.TrimFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return ma > major || (ma == major && mi >= minor)
+}
+
+// renameNoReplace renames oldname to newname unless newname exists
+// (renameat2(2) with RENAME_NOREPLACE).
+func renameNoReplace(oldname, newname string) error {
+	from, err := syscall.BytePtrFromString(oldname)
+	if err != nil {
+		return err
+	}
+	to, err := syscall.BytePtrFromString(newname)
+	if err != nil {
+		return err
+	}
+	const renameNoReplaceFlag = 1
+	atFDCWD := -100 // AT_FDCWD: paths are absolute anyway
+	for {
+		_, _, errno := syscall.Syscall6(sysRenameat2, uintptr(atFDCWD), uintptr(unsafe.Pointer(from)),
+			uintptr(atFDCWD), uintptr(unsafe.Pointer(to)), renameNoReplaceFlag, 0)
+		switch errno {
+		case 0:
+			return nil
+		case syscall.EINTR:
+			continue
+		}
+		return &os.LinkError{Op: "renameat2", Old: oldname, New: newname, Err: errno}
+	}
+}
