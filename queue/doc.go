@@ -63,12 +63,16 @@
 //
 // # Transitions and crashes
 //
-// Every write is a single atomic, durable Put. Pending records are updated
+// Every write is a single atomic, durable Put, except where said (Lazy:
+// made durable by the durable write that follows it; see
+// store.PutOptions.Lazy). Pending records are updated
 // with IfMatch on the ETag that was read, so a writer that lost a race gets
 // store.ErrPrecondition and must reload instead of overwriting.
 //
 //   - Accept writes raw/<msgid>.eml first, then the records (IfNoneMatch).
-//     A record never points to a raw object that is not durable yet.
+//     A record never points to a raw object that is not durable yet: the
+//     raw object is written Lazy (visible and complete, durable at the
+//     latest when the records' own durable writes return).
 //   - Before each HTTP attempt the dispatcher, holding the delivery's
 //     lease, persists an "unfinished" attempt together with a
 //     NextAttemptAt after the backoff (BeginAttempt). A crash during the
@@ -76,7 +80,7 @@
 //     that nobody may take over before it has expired: no tight loop,
 //     even for a message that crashes the process.
 //   - MarkDelivered and MarkFailed write the record under its new state
-//     prefix, then delete the pending one. After a crash between the two,
+//     prefix (Lazy), then delete the pending one. After a crash between the two,
 //     the pending record still ends in its unfinished attempt; on load such
 //     a record is compared with its delivered/failed twin, and when the twin
 //     holds the outcome of that attempt the pending record is deleted
@@ -107,5 +111,8 @@
 // only performs these writes: when to renew, when a lease counts as
 // expired and what to do when one is lost is package dispatch's policy. A
 // lease outlives nothing it guards: one left on a delivery that is no
-// longer pending is garbage, removed by the dispatcher's rescan.
+// longer pending is garbage, removed by the dispatcher's rescan. Lease
+// writes are Lazy: a lease only keeps live processes apart, and a crash
+// that could lose one (of the machine) also ends every process it kept
+// apart.
 package queue

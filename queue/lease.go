@@ -164,7 +164,13 @@ func (q *Queue) LeaseIDs(ctx context.Context) iter.Seq2[string, error] {
 	}
 }
 
+// putLease writes l. Leases are written Lazy (store.PutOptions.Lazy): a
+// lease only excludes live processes from each other, and a crash that
+// could lose a lease write (of the machine: a filesystem store is shared
+// only by processes on one machine) also ends every process that could
+// hold or respect it; S3 ignores Lazy.
 func (q *Queue) putLease(ctx context.Context, l *Lease, opts store.PutOptions) error {
+	opts.Lazy = true
 	b, err := json.Marshal(l)
 	if err != nil {
 		return err

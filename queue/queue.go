@@ -84,10 +84,18 @@ func New(opts Options) *Queue {
 }
 
 // Accept makes a message durable: it streams body to raw/<id>.eml,
-// computing its size and SHA-256 on the way, then writes one delivery
+// computing its size and SHA-256 on the way, and writes one delivery
 // record per endpoint its recipients route to, and only then calls
 // OnEnqueue for the pending ones. It returns nil only when all of that is
 // durable.
+//
+// The raw object and the records are written as one store.PutAll batch,
+// raw object first: the records are encoded once the body has been read,
+// become visible only after the raw object, and (on the filesystem store)
+// the whole batch costs the durability of a single Put. On a store that
+// does not batch, the raw object is written Lazy (store.PutOptions.Lazy)
+// and the records' durable writes make it durable. Either way a record
+// never points to a raw object that is not there or not durable.
 //
 // Recipients without an endpoint get one record written straight to the
 // failed state with LastError ErrNoEndpoint, to be replayed later.
@@ -103,14 +111,21 @@ func (q *Queue) Accept(ctx context.Context, id string, receivedAt time.Time, env
 		return fmt.Errorf("queue: accept %s: no recipients", id)
 	}
 
-	raw, err := q.putRaw(ctx, id, body)
-	if err != nil {
-		return err
-	}
-
 	now := q.now().UTC()
 	groups := q.group(env.RcptTo)
-	written := make([]string, 0, len(groups))
+	rawKey := RawKey(id)
+	hr := &hashingReader{r: body, h: sha256.New()}
+	var raw event.Raw
+	rawRead := func() event.Raw {
+		if raw.Key == "" {
+			raw = event.Raw{Key: rawKey, Size: hr.n, SHA256: hex.EncodeToString(hr.h.Sum(nil))}
+		}
+		return raw
+	}
+	reqs := make([]store.PutRequest, 0, len(groups)+1)
+	reqs = append(reqs, store.PutRequest{Key: rawKey, Body: hr,
+		Opts: store.PutOptions{IfNoneMatch: true, ContentType: "message/rfc822", Size: -1, Lazy: true}})
+	recs := make([]*Delivery, len(groups))
 	pending := make([]*Delivery, 0, len(groups))
 	unrouted := 0
 	for i, g := range groups {
@@ -123,7 +138,6 @@ func (q *Queue) Accept(ctx context.Context, id string, receivedAt time.Time, env
 			Endpoint:   g.endpoint,
 			Envelope:   e,
 			ReceivedAt: receivedAt.UTC(),
-			Raw:        raw,
 			State:      StatePending,
 			CreatedAt:  now,
 			Attempts:   []Attempt{},
@@ -134,17 +148,40 @@ func (q *Queue) Accept(ctx context.Context, id string, receivedAt time.Time, env
 			unrouted += len(g.rcpts)
 		} else {
 			d.NextAttemptAt = now
-		}
-		key := RecordKey(d.State, d.ID)
-		if err := q.put(ctx, key, d, store.PutOptions{IfNoneMatch: true}); err != nil {
-			// key too: the write may have happened with its answer lost.
-			q.cleanup(ctx, append(written, key, raw.Key))
-			return fmt.Errorf("queue: accept %s: %w", id, err)
-		}
-		written = append(written, key)
-		if d.State == StatePending {
 			pending = append(pending, d)
 		}
+		recs[i] = d
+		// Encoded when the store reads it, after the raw body.
+		reqs = append(reqs, store.PutRequest{Key: RecordKey(d.State, d.ID), Body: &lazyReader{encode: func() ([]byte, error) {
+			d.Raw = rawRead()
+			return json.Marshal(d)
+		}}, Opts: store.PutOptions{IfNoneMatch: true, ContentType: "application/json", Size: -1}})
+	}
+
+	objs, err := store.PutAll(ctx, q.store, reqs)
+	switch {
+	case hr.err != nil:
+		// The store must not have kept anything, but make sure: a raw
+		// object without records is garbage, not a delivery, yet it must
+		// not survive to be mistaken for one.
+		q.cleanup(ctx, []string{rawKey})
+		return fmt.Errorf("queue: reading message %s: %w", id, hr.err)
+	case err != nil:
+		// Every key, the one that failed too: a write may have happened
+		// with its answer lost. But not after a lost IfNoneMatch race: the
+		// key is someone else's (ids are unique, so this is theory).
+		keys := make([]string, 0, len(reqs))
+		for _, r := range reqs[1:] {
+			keys = append(keys, r.Key)
+		}
+		if !errors.Is(err, store.ErrPrecondition) {
+			keys = append(keys, rawKey)
+		}
+		q.cleanup(ctx, keys)
+		return fmt.Errorf("queue: accept %s: %w", id, err)
+	}
+	for i, d := range recs {
+		d.etag = objs[i+1].ETag
 	}
 
 	q.log.LogAttrs(ctx, slog.LevelInfo, "message stored",
@@ -162,22 +199,21 @@ func (q *Queue) Accept(ctx context.Context, id string, receivedAt time.Time, env
 	return nil
 }
 
-// putRaw streams body into raw/<id>.eml.
-func (q *Queue) putRaw(ctx context.Context, id string, body io.Reader) (event.Raw, error) {
-	key := RawKey(id)
-	hr := &hashingReader{r: body, h: sha256.New()}
-	_, err := q.store.Put(ctx, key, hr, store.PutOptions{IfNoneMatch: true, ContentType: "message/rfc822", Size: -1})
-	if hr.err != nil {
-		// The store must not have kept anything, but make sure: a raw
-		// object without records is garbage, not a delivery, yet it must
-		// not survive to be mistaken for one.
-		q.cleanup(ctx, []string{key})
-		return event.Raw{}, fmt.Errorf("queue: reading message %s: %w", id, hr.err)
+// lazyReader reads what encode returns, calling it on the first Read.
+type lazyReader struct {
+	encode func() ([]byte, error)
+	r      *bytes.Reader
+}
+
+func (l *lazyReader) Read(p []byte) (int, error) {
+	if l.r == nil {
+		b, err := l.encode()
+		if err != nil {
+			return 0, err
+		}
+		l.r = bytes.NewReader(b)
 	}
-	if err != nil {
-		return event.Raw{}, fmt.Errorf("queue: store %s: %w", key, err)
-	}
-	return event.Raw{Key: key, Size: hr.n, SHA256: hex.EncodeToString(hr.h.Sum(nil))}, nil
+	return l.r.Read(p)
 }
 
 // hashingReader counts and hashes what passes through, and remembers the
@@ -453,9 +489,13 @@ func (q *Queue) MarkFailed(ctx context.Context, d *Delivery, a Attempt, reason s
 }
 
 // finish writes nd under its state's prefix, then removes the pending
-// record (and a failed record a replay may have left behind).
+// record (and a failed record a replay may have left behind). The first
+// write is Lazy: the delete that follows makes it durable before it
+// returns (store.PutOptions.Lazy), so a crash in between leaves the pending
+// record, and the outcome is settled by loadPending or the attempt
+// repeated, never lost.
 func (q *Queue) finish(ctx context.Context, d, nd *Delivery) error {
-	if err := q.put(ctx, RecordKey(nd.State, nd.ID), nd, store.PutOptions{}); err != nil {
+	if err := q.put(ctx, RecordKey(nd.State, nd.ID), nd, store.PutOptions{Lazy: true}); err != nil {
 		return fmt.Errorf("queue: mark %s %s: %w", nd.ID, nd.State, err)
 	}
 	if err := q.store.Delete(ctx, RecordKey(StatePending, nd.ID)); err != nil {

@@ -7,9 +7,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"path"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -593,5 +596,51 @@ func TestValidRecordID(t *testing.T) {
 		if got := queue.ValidRecordID(tt.in); got != tt.want {
 			t.Errorf("ValidRecordID(%q) = %v, want %v", tt.in, got, tt.want)
 		}
+	}
+}
+
+// orderStore records the writes that reach a store: directory and Lazy.
+type orderStore struct {
+	store.Store
+	mu  sync.Mutex
+	ops []string
+}
+
+func (o *orderStore) Put(ctx context.Context, key string, body io.Reader, opts store.PutOptions) (store.Object, error) {
+	o.mu.Lock()
+	o.ops = append(o.ops, fmt.Sprintf("put %s lazy=%t", path.Dir(key), opts.Lazy))
+	o.mu.Unlock()
+	return o.Store.Put(ctx, key, body, opts)
+}
+
+func (o *orderStore) Delete(ctx context.Context, key string) error {
+	o.mu.Lock()
+	o.ops = append(o.ops, "delete "+path.Dir(key))
+	o.mu.Unlock()
+	return o.Store.Delete(ctx, key)
+}
+
+// TestLazyWrites: the writes that may be Lazy are each followed by a
+// durable one that makes them durable: Accept's raw object by its records,
+// an outcome by the deletion of the pending record.
+func TestLazyWrites(t *testing.T) {
+	rec := &orderStore{Store: newMemStore()}
+	f := newFixture(t, rec, routes{"a@x": "http://a", "b@x": "http://b"})
+	id := event.NewID(t0)
+	if err := f.q.Accept(t.Context(), id, t0, event.Envelope{MailFrom: "s@x", RcptTo: []string{"a@x", "b@x"}}, strings.NewReader("Subject: x\r\n\r\nhi\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"put raw lazy=true", "put deliveries/pending lazy=false", "put deliveries/pending lazy=false"}
+	if !slices.Equal(rec.ops, want) {
+		t.Errorf("Accept wrote %q, want %q (the raw object first, Lazy)", rec.ops, want)
+	}
+	rec.ops = nil
+	d := f.enqueued[0]
+	if err := f.q.MarkDelivered(t.Context(), d, queue.Attempt{At: t0, Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	want = []string{"put deliveries/delivered lazy=true", "delete deliveries/pending"}
+	if !slices.Equal(rec.ops, want) {
+		t.Errorf("MarkDelivered wrote %q, want %q", rec.ops, want)
 	}
 }
