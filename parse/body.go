@@ -20,8 +20,8 @@ import (
 // only ever sees single-part entities (split owns the multipart structure)
 // and multipart headers with an empty body, so its multipart options are a
 // safety net.
-func newEnmimeParser() *enmime.Parser {
-	return enmime.NewParser(
+func newEnmimeParser(opts ...enmime.Option) *enmime.Parser {
+	return enmime.NewParser(append([]enmime.Option{
 		enmime.MultipartWOBoundaryAsSinglePart(true),
 		enmime.SkipMalformedParts(true),
 		enmime.MaxStoredPartErrors(maxPartErrors),
@@ -35,7 +35,30 @@ func newEnmimeParser() *enmime.Parser {
 		// confidence. Measured: it kept correct labels (windows-1252,
 		// ISO-8859-1/-2/-7, KOI8-R, windows-1250/1251, Shift_JIS,
 		// EUC-JP) and repaired UTF-8 labelled us-ascii, the usual lie.
-	)
+		// builder.build skips it where it cannot change anything.
+	}, opts...)...)
+}
+
+// declaredAndValid reports whether the text part p, parsed without charset
+// detection, declares UTF-8 or US-ASCII and its content is valid in it:
+// then detection could not improve on the declaration (it would at best
+// agree), so its cost (n-gram scoring of every text part) is saved. enmime
+// passes a declared UTF-8 body through unconverted, so p.Content is the
+// decoded body itself; a US-ASCII body converts to pure ASCII only if it
+// was pure ASCII.
+func declaredAndValid(p *enmime.Part) bool {
+	switch strings.ToLower(p.Charset) {
+	case "utf-8":
+		return utf8.Valid(p.Content)
+	case "us-ascii":
+		for _, c := range p.Content {
+			if c >= utf8.RuneSelf {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // parseBody fills Text, HTML and Attachments, and the warnings met on the way.
@@ -44,6 +67,7 @@ func parseBody(d *event.Data, raw []byte, hb headerBlock, opts Options, w *warni
 	b := &builder{
 		raw:        raw,
 		parser:     newEnmimeParser(),
+		declared:   newEnmimeParser(enmime.DisableCharacterDetection(true)),
 		w:          w,
 		maxDepth:   opts.MaxDepth,
 		containers: make(map[*enmime.Part]bool),
@@ -105,7 +129,8 @@ func textFromHTML(html string, w *warnings) string {
 // each single-part entity on its own.
 type builder struct {
 	raw        []byte
-	parser     *enmime.Parser
+	parser     *enmime.Parser // with charset detection
+	declared   *enmime.Parser // without: trusts the declared charset
 	w          *warnings
 	maxDepth   int
 	containers map[*enmime.Part]bool
@@ -126,7 +151,11 @@ func (b *builder) build(n *node) *enmime.Part {
 	}
 
 	if n.boundary == "" {
-		p, err := b.parser.ReadParts(io.MultiReader(bytes.NewReader(n.header), bytes.NewReader(b.leafBody(n))))
+		body := b.leafBody(n)
+		p, err := b.declared.ReadParts(io.MultiReader(bytes.NewReader(n.header), bytes.NewReader(body)))
+		if err == nil && strings.HasPrefix(p.ContentType, "text/") && !declaredAndValid(p) {
+			p, err = b.parser.ReadParts(io.MultiReader(bytes.NewReader(n.header), bytes.NewReader(body)))
+		}
 		if err != nil {
 			b.w.addf("%s: not readable as MIME (%v): body kept undecoded as text", n.label(), err)
 			return b.undecoded(n)
