@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/smtp"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -240,24 +242,29 @@ func TestRetryKeepsWebhookID(t *testing.T) {
 	srv.stop()
 }
 
-// kill -9 while messages are being accepted and the receiver is down; after
-// a restart every message that got 250 is delivered.
+// kill -9 at random moments while messages are being accepted and the
+// receiver is down, three times over; after the last restart every message
+// that got 250 in any round is delivered.
 func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	rcv := newReceiver(t, func(int, delivery) int { return http.StatusServiceUnavailable })
 	data := t.TempDir()
 	env := map[string]string{
-		"MAILHOOK_WEBHOOK_URL":        rcv.URL(),
-		"MAILHOOK_WEBHOOK_SECRET":     testSecret,
-		"MAILHOOK_RETRY_INITIAL":      "100ms",
-		"MAILHOOK_RETRY_MAX_INTERVAL": "500ms",
-		"MAILHOOK_LOG_LEVEL":          "info",
+		"MAILHOOK_WEBHOOK_URL":         rcv.URL(),
+		"MAILHOOK_WEBHOOK_SECRET":      testSecret,
+		"MAILHOOK_RETRY_INITIAL":       "100ms",
+		"MAILHOOK_RETRY_MAX_INTERVAL":  "500ms",
+		"MAILHOOK_LEASE_TTL":           "2s",
+		"MAILHOOK_QUEUE_SCAN_INTERVAL": "500ms",
+		"MAILHOOK_LOG_LEVEL":           "info",
 	}
-	srv := startServer(t, data, env)
-
+	var addr atomic.Value
 	var mu sync.Mutex
 	acked := map[string]bool{}
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	srv := startServer(t, data, env)
+	addr.Store(srv.smtpAddr)
 	for w := 0; w < 8; w++ {
 		wg.Add(1)
 		go func(w int) {
@@ -269,8 +276,9 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 				default:
 				}
 				body := fmt.Sprintf("Subject: crash %d-%d\r\nMessage-ID: <%d.%d@crash.test>\r\n\r\n%s\r\n", w, i, w, i, strings.Repeat("x", 2000))
-				id, err := sendGoSMTP(srv.smtpAddr, "a@example.org", []string{"b@example.com"}, []byte(body))
+				id, err := sendGoSMTP(addr.Load().(string), "a@example.org", []string{"b@example.com"}, []byte(body))
 				if err != nil {
+					time.Sleep(5 * time.Millisecond)
 					continue // refused or cut off by the kill: not acknowledged
 				}
 				mu.Lock()
@@ -279,25 +287,29 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 			}
 		}(w)
 	}
-	// Let a few hundred messages through, then crash mid-stream.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		mu.Lock()
-		n := len(acked)
-		mu.Unlock()
-		if n >= 200 || time.Now().After(deadline) {
-			break
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0))
+	var rounds []string
+	for round := 0; round < 3; round++ {
+		if round > 0 {
+			srv = startServer(t, data, env)
+			addr.Store(srv.smtpAddr)
 		}
-		time.Sleep(10 * time.Millisecond)
+		// Crash after a random number of acknowledgements, at a random
+		// moment after that.
+		target := count() + 50 + rng.IntN(150)
+		deadline := time.Now().Add(20 * time.Second)
+		for count() < target && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(rng.IntN(200)) * time.Millisecond)
+		srv.kill9()
+		rounds = append(rounds, fmt.Sprint(count()))
 	}
-	srv.kill9()
 	close(stop)
 	wg.Wait()
-	mu.Lock()
-	total := len(acked)
-	mu.Unlock()
+	total := count()
 	if total == 0 {
-		t.Fatal("no message was acknowledged before the kill")
+		t.Fatal("no message was acknowledged before the kills")
 	}
 
 	rcv.setStatus(func(int, delivery) int { return http.StatusOK })
@@ -319,8 +331,8 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	for _, d := range got {
 		ids[d.Event.Data.ID]++
 	}
-	t.Logf("acknowledged %d before kill -9; after restart delivered %d distinct (%d requests) in %v; lost 0",
-		total, len(ids), len(got), time.Since(start).Round(time.Millisecond))
+	t.Logf("3 x kill -9 under load (acknowledged so far after each: %s); after restart delivered %d distinct of %d acknowledged (%d 2xx answers) in %v; lost 0",
+		strings.Join(rounds, ", "), len(ids), total, len(got), time.Since(start).Round(time.Millisecond))
 	srv2.stop()
 }
 
