@@ -307,16 +307,29 @@ func (d *Dispatcher) attempt(ctx context.Context, rec *queue.Delivery) (res resu
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return result{err: errors.New("invalid endpoint URL"), permanent: true}
 	}
-	body, err := d.safeRender(ctx, rec)
+	sp := &spool{dir: d.cfg.SpoolDir, threshold: d.cfg.SpoolThreshold}
+	defer sp.release()
+	body, err := d.safeRender(withSpool(ctx, sp), rec)
 	if err != nil {
 		return result{err: err, permanent: errors.Is(err, ErrPermanent) || errors.Is(err, store.ErrNotFound)}
 	}
 
 	actx, cancel := context.WithTimeout(ctx, d.cfg.AttemptTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, rec.Endpoint, bytes.NewReader(body))
+	var reqBody io.Reader = bytes.NewReader(body)
+	if sp.f != nil {
+		reqBody = io.NewSectionReader(sp.f, 0, sp.size)
+	}
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, rec.Endpoint, reqBody)
 	if err != nil {
 		return result{err: errors.New("invalid endpoint URL"), permanent: true}
+	}
+	if sp.f != nil {
+		f, size := sp.f, sp.size
+		req.ContentLength = size
+		req.GetBody = func() (io.ReadCloser, error) {
+			return io.NopCloser(io.NewSectionReader(f, 0, size)), nil
+		}
 	}
 	ts := d.cfg.Now()
 	req.Header.Set("Content-Type", "application/json")
@@ -326,7 +339,16 @@ func (d *Dispatcher) attempt(ctx context.Context, rec *queue.Delivery) (res resu
 	req.Header["webhook-id"] = []string{rec.EventID}
 	req.Header["webhook-timestamp"] = []string{strconv.FormatInt(ts.Unix(), 10)}
 	if d.signer != nil {
-		req.Header["webhook-signature"] = []string{d.signer.Sign(rec.EventID, ts, body)}
+		var sig string
+		if sp.f != nil {
+			sig, err = d.signSpooled(rec.EventID, ts, sp)
+			if err != nil {
+				return result{err: err}
+			}
+		} else {
+			sig = d.signer.Sign(rec.EventID, ts, body)
+		}
+		req.Header["webhook-signature"] = []string{sig}
 	}
 
 	t0 := time.Now()
@@ -347,6 +369,22 @@ func (d *Dispatcher) attempt(ctx context.Context, rec *queue.Delivery) (res resu
 		res.retryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), d.cfg.Now(), d.cfg.RetryMaxInterval)
 	}
 	return res
+}
+
+// signSpooled signs the spooled body, streaming it when the Signer can
+// (*signing.Signer does), else reading it into memory.
+func (d *Dispatcher) signSpooled(id string, ts time.Time, sp *spool) (string, error) {
+	r := io.NewSectionReader(sp.f, 0, sp.size)
+	if rs, ok := d.signer.(interface {
+		SignReader(id string, ts time.Time, body io.Reader) (string, error)
+	}); ok {
+		return rs.SignReader(id, ts, r)
+	}
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return "", fmt.Errorf("read spooled body: %w", err)
+	}
+	return d.signer.Sign(id, ts, body), nil
 }
 
 // safeRender calls the renderer, turning a panic (a parser bug on hostile

@@ -61,6 +61,13 @@ type Config struct {
 	// "retry") and the request's latency, for metrics. It runs on the
 	// worker goroutine and must be fast.
 	OnAttempt func(status int, outcome string, latency time.Duration)
+	// SpoolThreshold: a delivery whose raw message is larger has its body
+	// (rendered by NewRenderer) written to a temporary file, signed and
+	// sent from there, instead of being built in memory (1 MiB; negative:
+	// never). The file is removed when the attempt ends.
+	SpoolThreshold int64
+	// SpoolDir holds those files (os.TempDir()).
+	SpoolDir string
 }
 
 // Defaults.
@@ -76,6 +83,7 @@ const (
 	DefaultRescanInterval         = 30 * time.Second
 	DefaultLeaseTTL               = 15 * time.Second
 	DefaultUserAgent              = "mailhook/dev"
+	DefaultSpoolThreshold         = 1 << 20
 )
 
 // withDefaults returns c with zero fields set to their defaults.
@@ -113,6 +121,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.UserAgent == "" {
 		c.UserAgent = DefaultUserAgent
+	}
+	if c.SpoolThreshold == 0 {
+		c.SpoolThreshold = DefaultSpoolThreshold
 	}
 	if c.Now == nil {
 		c.Now = time.Now

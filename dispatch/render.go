@@ -41,6 +41,10 @@ type parseFunc func(r io.Reader, opts parse.Options) (*event.Data, error)
 // location, and encodes an event.Event whose Timestamp is the reception
 // time, so the body is byte-identical on every attempt and replay. The raw
 // message is checked against its recorded size and SHA-256 on the way.
+//
+// Used by a Dispatcher, it writes the body of a message larger than
+// Config.SpoolThreshold to a temporary file instead (see spool.go); the
+// bytes sent are the same.
 func NewRenderer(raw RawOpener, opts parse.Options) Renderer {
 	return newRenderer(raw, parse.Parse, opts)
 }
@@ -54,7 +58,11 @@ func newRenderer(raw RawOpener, parseFn parseFunc, opts parse.Options) Renderer 
 		defer rc.Close()
 		h := sha256.New()
 		cr := &countingReader{r: io.TeeReader(rc, h)}
-		data, err := parseFn(cr, opts)
+		popts := opts
+		if popts.SizeHint == 0 {
+			popts.SizeHint = d.Raw.Size
+		}
+		data, err := parseFn(cr, popts)
 		if err != nil {
 			return nil, fmt.Errorf("render %s: parse: %w", d.ID, err)
 		}
@@ -74,6 +82,16 @@ func newRenderer(raw RawOpener, parseFn parseFunc, opts parse.Options) Renderer 
 			Version:   event.SchemaVersion,
 			Timestamp: d.ReceivedAt,
 			Data:      *data,
+		}
+		if sp := spoolFor(ctx, d.Raw.Size); sp != nil {
+			err := sp.write(&ev)
+			if err == nil {
+				return nil, nil
+			}
+			if !errors.Is(err, errSpoolUnusable) {
+				return nil, fmt.Errorf("render %s: %w", d.ID, err)
+			}
+			// Fall back to memory rather than never delivering.
 		}
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -190,6 +191,42 @@ func (s *Signer) Sign(id string, ts time.Time, body []byte) string {
 	}
 	s.put(st)
 	return b.String()
+}
+
+// SignReader is [Signer.Sign] over a body read from body to its end, for
+// bodies too large to hold in memory: it returns exactly what Sign returns
+// for the same bytes. The only error is one from reading body, and then the
+// signature is "". On a nil Signer it returns "" without reading.
+func (s *Signer) SignReader(id string, ts time.Time, body io.Reader) (string, error) {
+	if s == nil || len(s.keys) == 0 {
+		return "", nil
+	}
+	st := s.newState() // not pooled: the copy buffer below dwarfs it
+	prefix := strconv.AppendInt(append([]byte(id), '.'), ts.Unix(), 10)
+	prefix = append(prefix, '.')
+	ws := make([]io.Writer, len(st.macs))
+	for i, mac := range st.macs {
+		mac.Write(prefix)
+		ws[i] = mac
+	}
+	w := ws[0]
+	if len(ws) > 1 {
+		w = io.MultiWriter(ws...)
+	}
+	if _, err := io.CopyBuffer(w, struct{ io.Reader }{body}, make([]byte, 64<<10)); err != nil {
+		return "", fmt.Errorf("signing: read body: %w", err)
+	}
+	var b strings.Builder
+	b.Grow(len(st.macs)*(entryLen+1) - 1)
+	for i, mac := range st.macs {
+		base64.StdEncoding.Encode(st.enc[i][:], mac.Sum(st.sum[:0]))
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(version)
+		b.Write(st.enc[i][:])
+	}
+	return b.String(), nil
 }
 
 // SetHeaders sets webhook-id, webhook-timestamp and webhook-signature on h

@@ -82,6 +82,7 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		PerEndpointConcurrency: cfg.DeliveryEndpointConcurrent,
 		RescanInterval:         cfg.QueueScanInterval,
 		LeaseTTL:               cfg.LeaseTTL,
+		SpoolDir:               cfg.SpoolDir,
 		OnAttempt:              mx.DeliveryAttempt,
 		UserAgent:              "mailhook/" + version,
 	}, a.queue, dispatch.NewRenderer(a.queue, parse.Options{}), signer, log)

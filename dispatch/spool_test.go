@@ -1,0 +1,225 @@
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailhook/mailhook/event"
+	"github.com/mailhook/mailhook/parse"
+	"github.com/mailhook/mailhook/queue"
+	"github.com/mailhook/mailhook/signing"
+)
+
+// marshalEvent is the in-memory encoding of NewRenderer.
+func marshalEvent(t testing.TB, ev *event.Event) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil {
+		t.Fatal(err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+func checkEncodeEvent(t *testing.T, name string, ev *event.Event) {
+	t.Helper()
+	want := marshalEvent(t, ev)
+	var got bytes.Buffer
+	if err := encodeEvent(&got, ev); err != nil {
+		t.Fatalf("%s: encodeEvent: %v", name, err)
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		i := 0
+		for i < min(got.Len(), len(want)) && got.Bytes()[i] == want[i] {
+			i++
+		}
+		t.Errorf("%s: encodeEvent differs from encoding/json at byte %d:\n got …%.80s\nwant …%.80s", name, i, got.Bytes()[i:], want[i:])
+	}
+}
+
+// bigMessage returns a message with an attachment of n random bytes.
+func bigMessage(n int) string {
+	content := make([]byte, n)
+	rng := rand.New(rand.NewPCG(7, uint64(n)))
+	for i := range content {
+		content[i] = byte(rng.Uint32())
+	}
+	b64 := base64.StdEncoding.EncodeToString(content)
+	var b strings.Builder
+	b.WriteString("From: A <a@example.org>\r\nTo: b@example.com\r\nSubject: big <&>\r\nMessage-ID: <big@example.org>\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n" +
+		"--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSee attached <file> & more.\r\n" +
+		"--b1\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"r.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	for len(b64) > 76 {
+		b.WriteString(b64[:76] + "\r\n")
+		b64 = b64[76:]
+	}
+	b.WriteString(b64 + "\r\n--b1--\r\n")
+	return b.String()
+}
+
+func eventOf(data *event.Data) *event.Event {
+	data.ID = "msg_2k1dqc3x8s00000000000000"
+	data.ReceivedAt = t0
+	data.Envelope = event.Envelope{MailFrom: "s@example.org", RcptTo: []string{"<b>@example.com"}, Helo: "mx", RemoteAddr: "192.0.2.1:25",
+		TLS: &event.TLS{Version: "TLS 1.3", Cipher: "TLS_AES_128_GCM_SHA256"}, SMTPUTF8: true, Body: "8BITMIME"}
+	data.Raw = event.Raw{Key: "raw/x.eml", Size: 12, SHA256: "ab"}
+	return &event.Event{Type: event.Type, Version: event.SchemaVersion, Timestamp: t0, Data: *data}
+}
+
+// The streaming encoder writes exactly the bytes of encoding/json, which
+// receivers verify signatures over.
+func TestEncodeEventMatchesJSON(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "parse", "testdata", "*.eml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("parse corpus: %v, %d files", err, len(files))
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := parse.Parse(bytes.NewReader(raw), parse.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkEncodeEvent(t, filepath.Base(f), eventOf(data))
+	}
+	data, err := parse.Parse(strings.NewReader(bigMessage(3<<20+1)), parse.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data.Attachments) != 1 || len(data.Attachments[0].Content) != 3<<20+1 {
+		t.Fatalf("big message: attachments %+v", len(data.Attachments))
+	}
+	checkEncodeEvent(t, "big message", eventOf(data))
+
+	// Shapes the parser does not produce: nil slices, no TLS, empty and
+	// omitted contents, HTML characters, invalid UTF-8.
+	checkEncodeEvent(t, "zero event", &event.Event{})
+	checkEncodeEvent(t, "odd values", &event.Event{Type: "t<>&\u2028", Timestamp: time.Date(2026, 1, 2, 3, 4, 5, 600, time.FixedZone("x", 3600)),
+		Data: event.Data{Subject: "bad \xff utf-8 \x00", Text: "<p>&amp;</p>", Attachments: []event.Attachment{
+			{Filename: "a", Content: []byte{}}, {Filename: "b", Content: nil}, {Content: []byte{0xfb, 0xff}}, {Content: []byte("ab")},
+		}}})
+}
+
+// A message above SpoolThreshold goes through a temporary file: the
+// receiver gets the bytes of the in-memory renderer, correctly signed, on
+// every attempt, and no file is left behind.
+func TestSpooledDelivery(t *testing.T) {
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	signer, err := signing.NewSigner(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name      string
+		msg       string
+		threshold int64
+		spooled   bool
+	}{
+		{"big", bigMessage(2 << 20), 0, true},
+		{"small, threshold 1", "Subject: hi <&>\r\n\r\nhello\r\n", 1, true},
+		{"small", "Subject: hi <&>\r\n\r\nhello\r\n", 0, false},
+		{"big, spooling off", bigMessage(2 << 20), -1, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			var spooled bool
+			rc := newReceiver(t, statuses(503, 200))
+			cfg := defaultTestConfig()
+			cfg.SpoolDir, cfg.SpoolThreshold = dir, tt.threshold
+			h := newHarness(t, newMemStore(), rc.srv.URL, cfg)
+			render := NewRenderer(h.q, parse.Options{})
+			h.d.render = func(ctx context.Context, d *queue.Delivery) ([]byte, error) {
+				b, err := render(ctx, d)
+				if sp, _ := ctx.Value(spoolKey{}).(*spool); sp != nil && sp.f != nil {
+					spooled = true
+				}
+				return b, err
+			}
+			h.d.signer = signer
+			id := event.NewID(t0)
+			env := event.Envelope{MailFrom: "s@example.org", RcptTo: []string{"a@example.com"}, Helo: "mx", RemoteAddr: "192.0.2.7:1"}
+			if err := h.q.Accept(context.Background(), id, t0, env, strings.NewReader(tt.msg)); err != nil {
+				t.Fatal(err)
+			}
+			d, err := h.q.Load(context.Background(), id+"-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := render(context.Background(), d)
+			if err != nil || want == nil {
+				t.Fatalf("in-memory render: %d bytes, %v", len(want), err)
+			}
+			h.start(t)
+			h.waitAttempts(t, id+"-1", 1)
+			h.advance(time.Second)
+			h.waitState(t, id+"-1", queue.StateDelivered)
+			reqs := rc.requests()
+			if len(reqs) != 2 {
+				t.Fatalf("%d requests, want 2", len(reqs))
+			}
+			for i, r := range reqs {
+				if !bytes.Equal(r.body, want) {
+					t.Errorf("request %d: body of %d bytes differs from the in-memory render (%d bytes)", i, len(r.body), len(want))
+				}
+				ts, _ := strconv.ParseInt(r.ts, 10, 64)
+				if err := signing.Verify(secret, r.id, r.ts, r.sig, r.body, time.Unix(ts, 0), 0); err != nil {
+					t.Errorf("request %d: %v", i, err)
+				}
+			}
+			if spooled != tt.spooled {
+				t.Errorf("spooled = %v, want %v", spooled, tt.spooled)
+			}
+			if left, _ := os.ReadDir(dir); len(left) != 0 {
+				t.Errorf("left behind in the spool directory: %v", left)
+			}
+		})
+	}
+}
+
+// A render that fails while writing the file leaves nothing behind.
+func TestSpoolCleanupOnFailure(t *testing.T) {
+	dir := t.TempDir()
+	sp := &spool{dir: dir, threshold: 1}
+	// encoding/json refuses years past 9999, in the middle of the file.
+	ev := eventOf(&event.Data{Attachments: []event.Attachment{{Content: []byte("x")}}})
+	ev.Data.Raw.SHA256 = strings.Repeat("a", 100<<10)
+	ev.Data.Warnings = []string{}
+	ev.Data.ReceivedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := sp.write(ev); err == nil || sp.f != nil {
+		t.Errorf("write = %v, file %v; want an error and no file", err, sp.f)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	sp.release() // harmless without a file
+
+	// An unusable spool directory: the body is rendered in memory instead,
+	// and delivered.
+	rc := newReceiver(t, statuses(200))
+	cfg := defaultTestConfig()
+	cfg.SpoolDir, cfg.SpoolThreshold = filepath.Join(dir, "missing"), 1
+	h := newHarness(t, newMemStore(), rc.srv.URL, cfg)
+	h.d.render = NewRenderer(h.q, parse.Options{})
+	id := h.accept(t, t0, "a@example.com")
+	h.start(t)
+	d := h.waitAttempts(t, id+"-1", 1)
+	if d.State != queue.StateDelivered {
+		t.Errorf("record = %+v, want delivered from memory after a spool error", d)
+	}
+	if n := len(rc.requests()); n != 1 {
+		t.Errorf("receiver got %d requests, want 1", n)
+	}
+}
