@@ -14,6 +14,19 @@
 //     (mhb<run>-<sequence>) patched into Subject, Message-ID and the first
 //     text line. With -pipelining, MAIL, RCPT and DATA go out in one write
 //     when the server advertises PIPELINING (RFC 2920).
+//   - With -rate N, runs open loop: message k (in the order sessions claim
+//     them) is due at start + k/N seconds — fixed intervals, not a Poisson
+//     process — across all -c sessions. A session waits for its message's
+//     due time; if every session is busy when a message falls due, it goes
+//     out as soon as one is free, and its SMTP latency is still measured
+//     from the due time, so queueing at a slow server shows in the
+//     percentiles instead of being hidden by fewer, later sends
+//     (coordinated omission). The report then also gives MAIL→250 alone
+//     (service time) and due→MAIL (send lag); a send lag that keeps
+//     growing means -c sessions cannot carry the rate. The 250→webhook
+//     latency is measured from the 250 as without -rate. Without -rate
+//     (the default) each session sends its next message as soon as the
+//     previous one is answered (closed loop).
 //   - Runs a webhook sink (-sink, default a free loopback port; its URL is
 //     printed on stderr and written to -sink-url-file) that verifies each
 //     Standard Webhooks signature with -secret through package signing,
@@ -57,6 +70,10 @@
 //
 //	mailhook-bench -size 1MB -c 32 -d 30s -n 0 -rss-pid "$(pidof mailhook)" -secret "$SECRET"
 //	mailhook-bench -size 25MB -c 1 -n 1 -rss-pid "$(pidof mailhook)" -secret "$SECRET"
+//
+// Open loop at a fixed rate, e.g. half of the sustainable delivery rate:
+//
+//	mailhook-bench -rate 350 -c 32 -n 0 -d 30s -size 2KB -pipelining -secret "$SECRET"
 //
 // SMTP only, against a reference sink (Postfix's smtp-sink):
 //

@@ -25,6 +25,7 @@ type loadConfig struct {
 	From, Rcpt  string
 	Helo        string
 	Timeout     time.Duration // per SMTP round trip, and per MiB of body written
+	Rate        float64       // messages/s across all sessions, open loop (see pacer); 0 = as fast as the sessions go
 }
 
 // loadStats are the SMTP side's counters.
@@ -36,7 +37,9 @@ type loadStats struct {
 	connErrors atomic.Int64 // dial, greeting, EHLO or I/O failures
 	bytesAcked atomic.Int64 // message bytes of acknowledged transactions
 	bytesSent  atomic.Int64 // bytes written to the SMTP connections
-	latency    histogram    // MAIL sent → 250 after DATA read
+	latency    histogram    // MAIL sent (with -rate: the message's due time) → 250 after DATA read
+	service    histogram    // MAIL sent → 250 after DATA read, always
+	lag        histogram    // with -rate: due time → MAIL sent
 	noPipe     atomic.Bool  // -pipelining asked for but not advertised
 
 	mu      sync.Mutex
@@ -63,14 +66,19 @@ type generator struct {
 	trk      *tracker
 	st       *loadStats
 	deadline time.Time // zero: none
+	pace     *pacer    // nil: no -rate
 }
 
 // runLoad sends until the count or the duration is reached or ctx ends, and
 // returns when every session has finished.
 func runLoad(ctx context.Context, cfg loadConfig, tmpl *template, run string, trk *tracker, st *loadStats) {
 	g := &generator{cfg: cfg, tmpl: tmpl, run: run, trk: trk, st: st}
+	now := time.Now()
 	if cfg.Duration > 0 {
-		g.deadline = time.Now().Add(cfg.Duration)
+		g.deadline = now.Add(cfg.Duration)
+	}
+	if cfg.Rate > 0 {
+		g.pace = &pacer{start: now, rate: cfg.Rate}
 	}
 	var wg sync.WaitGroup
 	for range cfg.Concurrency {
@@ -216,10 +224,21 @@ func (s *session) session(ctx context.Context) (done bool, err error) {
 			s.quit()
 			return true, nil
 		}
+		var due time.Time
+		if p := s.g.pace; p != nil {
+			due = p.due(seq)
+			if !s.g.deadline.IsZero() && !due.Before(s.g.deadline) {
+				s.quit()
+				return true, nil
+			}
+			if !waitUntil(ctx, due) {
+				return true, nil
+			}
+		}
 		for _, off := range s.g.tmpl.offsets {
 			putToken(s.head[off:], s.g.run, seq)
 		}
-		keep, err := s.transaction(seq, pipelining)
+		keep, err := s.transaction(seq, pipelining, due)
 		if err != nil {
 			return false, err
 		}
@@ -232,12 +251,18 @@ func (s *session) session(ctx context.Context) (done bool, err error) {
 }
 
 // transaction sends one message. keep is false if the server ended the
-// session; err is an I/O or protocol failure.
-func (s *session) transaction(seq uint64, pipelining bool) (keep bool, err error) {
+// session; err is an I/O or protocol failure. due is the message's
+// scheduled time under -rate (zero without): its latency counts from then.
+func (s *session) transaction(seq uint64, pipelining bool, due time.Time) (keep bool, err error) {
 	st := s.g.st
 	timeout := s.g.cfg.Timeout
 	st.sent.Add(1)
 	t0 := time.Now()
+	from := t0
+	if !due.IsZero() {
+		from = due
+		st.lag.Record(max(t0.Sub(due), 0))
+	}
 	s.deadline(timeout)
 	steps := [3]string{"mail", "rcpt", "data"}
 	want := [3]int{2, 2, 3}
@@ -307,7 +332,8 @@ func (s *session) transaction(seq uint64, pipelining bool) (keep bool, err error
 	if code/100 == 2 {
 		st.acked.Add(1)
 		st.bytesAcked.Add(int64(s.g.tmpl.size))
-		st.latency.Record(t1.Sub(t0))
+		st.latency.Record(t1.Sub(from))
+		st.service.Record(t1.Sub(t0))
 		s.g.trk.Ack(seq, t1)
 		return true, nil
 	}

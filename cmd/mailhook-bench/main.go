@@ -61,6 +61,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.load.Duration, "d", 30*time.Second, "stop starting messages after this long (0 = no time limit; -n must then be set)")
 	fs.StringVar(&size, "size", "2KB", "message size: bytes or 2KB, 1MB, 25MB (binary units); above 64KB a PDF attachment makes up the bulk")
 	fs.BoolVar(&o.load.Pipelining, "pipelining", false, "send MAIL, RCPT and DATA in one write when the server advertises PIPELINING (RFC 2920)")
+	fs.Float64Var(&o.load.Rate, "rate", 0, "open loop: start this many messages per second across all sessions, at fixed intervals; SMTP latency then counts from each message's due time (0 = closed loop, as fast as -c sessions go)")
 	fs.IntVar(&o.load.PerConn, "per-conn", 100, "messages per SMTP connection before QUIT and reconnect")
 	fs.StringVar(&o.load.Rcpt, "rcpt", "bench@example.com", "envelope recipient (RCPT TO) and To:")
 	fs.StringVar(&o.load.From, "from", "loadgen@example.org", "envelope sender (MAIL FROM) and From:")
@@ -99,6 +100,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		problems = append(problems, "-size: "+err.Error())
 	}
 	o.size = n
+	if o.load.Rate < 0 || o.load.Rate > 1e7 || o.load.Rate != o.load.Rate {
+		problems = append(problems, "-rate must be 0…10000000 messages/s")
+	}
 	if o.load.PerConn < 1 {
 		problems = append(problems, "-per-conn must be at least 1")
 	}

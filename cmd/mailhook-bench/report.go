@@ -50,8 +50,11 @@ type result struct {
 	SMTPBytesPerSec float64  `json:"smtp_bytes_per_s"`    // message bytes acked / smtp_seconds
 	SinkBytesPerSec *float64 `json:"webhook_bytes_per_s"` // JSON bytes received / e2e_seconds
 
-	SMTPLatency *latency `json:"smtp_latency_ms"` // MAIL sent → 250 after DATA
-	E2ELatency  *latency `json:"e2e_latency_ms"`  // 250 read → first webhook arrived
+	Rate           float64  `json:"rate"`                    // -rate, messages/s scheduled (0: closed loop)
+	SMTPLatency    *latency `json:"smtp_latency_ms"`         // MAIL sent → 250 after DATA; with -rate, due time → 250
+	SMTPServiceLat *latency `json:"smtp_service_latency_ms"` // MAIL sent → 250 after DATA (= smtp_latency_ms without -rate)
+	SendLag        *latency `json:"send_lag_ms"`             // with -rate: due time → MAIL sent (null without)
+	E2ELatency     *latency `json:"e2e_latency_ms"`          // 250 read → first webhook arrived
 
 	ServerRSS *rssReport        `json:"server_rss"` // with -rss-pid
 	Host      *hostReport       `json:"host"`
@@ -95,6 +98,11 @@ func newResult(o *options, tmpl *template, st *loadStats, trk *tracker, sk *sink
 		SMTPMsgsPerSec:  perSec(float64(st.acked.Load()), smtpElapsed),
 		SMTPBytesPerSec: perSec(float64(st.bytesAcked.Load()), smtpElapsed),
 		SMTPLatency:     latencyOf(&st.latency),
+		SMTPServiceLat:  latencyOf(&st.service),
+		Rate:            o.load.Rate,
+	}
+	if o.load.Rate > 0 {
+		r.SendLag = latencyOf(&st.lag)
 	}
 	st.mu.Lock()
 	if len(st.samples) > 0 {
@@ -135,7 +143,14 @@ func (r *result) writeHuman(w io.Writer) {
 	p("mailhook-bench run %s: %s, %d sessions, %s messages, %d per connection, %s", r.RunID, r.Target, r.Conc, humanBytes(float64(r.SizeBytes)), r.PerConn, mode)
 	p("  SMTP       %d sent, %d acknowledged, %d temp-failed (4xx), %d perm-failed (5xx), %d connection errors", r.Sent, r.Acked, r.TempFailed, r.PermFailed, r.ConnErrors)
 	p("             %.1f msg/s, %s/s over %.2fs", r.SMTPMsgsPerSec, humanBytes(r.SMTPBytesPerSec), r.SMTPSeconds)
-	p("             latency MAIL→250: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms", r.SMTPLatency.P50, r.SMTPLatency.P90, r.SMTPLatency.P99, r.SMTPLatency.Max)
+	if r.Rate > 0 {
+		p("             open loop at %g msg/s scheduled (%.1f msg/s started)", r.Rate, perSec(float64(r.Sent), time.Duration(r.SMTPSeconds*float64(time.Second))))
+		p("             latency due→250:  p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms", r.SMTPLatency.P50, r.SMTPLatency.P90, r.SMTPLatency.P99, r.SMTPLatency.Max)
+		p("             of which due→MAIL (waiting for a free session): p50 %.2f ms, p99 %.2f ms, max %.2f ms", r.SendLag.P50, r.SendLag.P99, r.SendLag.Max)
+		p("             latency MAIL→250: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms", r.SMTPServiceLat.P50, r.SMTPServiceLat.P90, r.SMTPServiceLat.P99, r.SMTPServiceLat.Max)
+	} else {
+		p("             latency MAIL→250: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms", r.SMTPLatency.P50, r.SMTPLatency.P90, r.SMTPLatency.P99, r.SMTPLatency.Max)
+	}
 	if r.Sink {
 		p("  webhooks   %d received, %d messages delivered, %d missing, %d duplicates by webhook-id, %d by message, %d signature failures",
 			r.Webhooks, r.Delivered, r.Missing, r.DupByID, r.DupByToken, r.SigFailures)
