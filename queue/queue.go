@@ -418,6 +418,12 @@ func (q *Queue) PendingIDs(ctx context.Context) iter.Seq2[string, error] {
 	return q.ids(ctx, PendingPrefix)
 }
 
+// IDs yields the ids of the records in state s, oldest message first,
+// without reading the records.
+func (q *Queue) IDs(ctx context.Context, s State) iter.Seq2[string, error] {
+	return q.ids(ctx, DeliveriesRoot+string(s)+"/")
+}
+
 // Pending yields the pending deliveries, oldest message first. Records
 // whose outcome was already recorded are cleaned up and skipped. A read
 // error is yielded and iteration goes on; a listing error ends it.

@@ -644,3 +644,26 @@ func TestLazyWrites(t *testing.T) {
 		t.Errorf("MarkDelivered wrote %q, want %q", rec.ops, want)
 	}
 }
+
+func TestIDsByState(t *testing.T) {
+	backends(t, func(t *testing.T, s store.Store) {
+		f := newFixture(t, s, routes{"a@example.com": "http://h/a", "b@example.com": ""})
+		id := f.accept(t, "a@example.com", "b@example.com")
+		for state, want := range map[queue.State][]string{
+			queue.StatePending:   {queue.RecordID(id, 1)},
+			queue.StateFailed:    {queue.RecordID(id, 2)},
+			queue.StateDelivered: nil,
+		} {
+			var got []string
+			for rid, err := range f.q.IDs(t.Context(), state) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, rid)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("IDs(%s) = %v, want %v", state, got, want)
+			}
+		}
+	})
+}

@@ -73,6 +73,7 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		Logger:    log,
 		OnEnqueue: func(d *queue.Delivery) { a.disp.Enqueue(d) },
 	})
+	renderer := dispatch.NewRenderer(a.queue, parse.Options{})
 	a.disp = dispatch.New(dispatch.Config{
 		RetryInitial:           cfg.RetryInitial,
 		RetryMaxInterval:       cfg.RetryMaxInterval,
@@ -85,7 +86,7 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		SpoolDir:               cfg.SpoolDir,
 		OnAttempt:              mx.DeliveryAttempt,
 		UserAgent:              "mailhook/" + version,
-	}, a.queue, dispatch.NewRenderer(a.queue, parse.Options{}), signer, log)
+	}, a.queue, renderer, signer, log)
 
 	var tlsConfig *tls.Config
 	if cfg.TLSCertFile != "" {
@@ -129,8 +130,7 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 	// The admin API answers 404 to everything when MAILHOOK_ADMIN_TOKEN is empty.
 	a.api.Handle("/v1/", httpapi.NewAdmin(cfg.AdminToken, adminBackend{
 		Queue:  a.queue,
-		store:  st,
-		render: dispatch.NewRenderer(a.queue, parse.Options{}),
+		render: renderer,
 	}, log))
 	a.http = &http.Server{Handler: a.api, ReadHeaderTimeout: 10 * time.Second}
 	return a, nil
