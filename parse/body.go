@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/inbucket/html2text"
@@ -72,6 +73,7 @@ func parseBody(d *event.Data, raw []byte, hb headerBlock, opts Options, w *warni
 		w:          w,
 		maxDepth:   opts.MaxDepth,
 		containers: make(map[*enmime.Part]bool),
+		deadline:   time.Now().Add(opts.MaxDuration),
 	}
 	root := b.build(t.root) // never nil: the root is never too deep
 	env, err := b.parser.EnvelopeFromPart(root)
@@ -135,6 +137,8 @@ type builder struct {
 	w          *warnings
 	maxDepth   int
 	containers map[*enmime.Part]bool
+	deadline   time.Time // end of the time budget (Options.MaxDuration)
+	outOfTime  bool
 }
 
 func (b *builder) build(n *node) *enmime.Part {
@@ -142,6 +146,13 @@ func (b *builder) build(n *node) *enmime.Part {
 	case n.tooDeep:
 		b.w.addf("%s: %s nested deeper than %d multipart levels: not parsed (%d bytes left out)",
 			n.label(), n.mtype, b.maxDepth, n.end-n.start)
+		return nil
+	case n.id != "" && (b.outOfTime || time.Now().After(b.deadline)):
+		// The root is always built, so the event keeps its headers.
+		if !b.outOfTime {
+			b.outOfTime = true
+			b.w.addf("%s: parse time budget spent: this part and the rest not decoded", n.label())
+		}
 		return nil
 	case n.boundary != "" && len(n.children) == 0:
 		b.w.addf("%s: %s boundary %q never found: body kept undecoded as text", n.label(), n.mtype, n.boundary)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/mail"
 	"sync/atomic"
+	"time"
 
 	"github.com/mailhook/mailhook/event"
 )
@@ -17,6 +18,10 @@ const (
 	// DefaultMaxParts is far above real mail (a few dozen parts at most)
 	// and keeps the parse of a hostile message to tens of milliseconds.
 	DefaultMaxParts = 1000
+	// DefaultMaxDuration bounds the time spent decoding parts; the caps
+	// above already keep hostile input to milliseconds, so only a machine
+	// starved of CPU ever reaches it.
+	DefaultMaxDuration = 5 * time.Second
 )
 
 const (
@@ -46,11 +51,18 @@ type Options struct {
 	// large message saves about twice its size in garbage. A wrong hint
 	// costs only that saving. 0 means unknown.
 	SizeHint int64
+	// MaxDuration is the time budget for decoding parts: once spent, the
+	// remaining parts are left out with a warning (the headers and the
+	// parts already decoded are kept). 0 means DefaultMaxDuration.
+	MaxDuration time.Duration
 }
 
 func (o Options) withDefaults() Options {
 	if o.MaxDepth <= 0 {
 		o.MaxDepth = DefaultMaxDepth
+	}
+	if o.MaxDuration <= 0 {
+		o.MaxDuration = DefaultMaxDuration
 	}
 	if o.MaxParts <= 0 {
 		o.MaxParts = DefaultMaxParts

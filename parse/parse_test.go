@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 	"unicode/utf8"
 
 	"github.com/mailhook/mailhook/event"
@@ -456,6 +457,7 @@ func TestBoundedWork(t *testing.T) {
 		{"10000 parts", manyPartsMessage(10000), Options{}, "more than 1000 parts", 999, "first part"},
 		{"10000 parts, MaxParts 20", manyPartsMessage(10000), Options{MaxParts: 20}, "more than 20 parts", 19, "first part"},
 		{"500 parts within limit", manyPartsMessage(500), Options{}, "", 499, "first part"},
+		{"500 parts, time budget spent", manyPartsMessage(500), Options{MaxDuration: time.Nanosecond}, "parse time budget spent", 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
