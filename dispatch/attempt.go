@@ -118,25 +118,42 @@ func (d *Dispatcher) process(ctx context.Context, it *item) {
 		return
 	}
 
-	// Only the holder of the lease attempts (see lease.go).
-	lease, prev, claimed, later := d.claim(ctx, it, d.cfg.Now().Add(d.policy.Delay(len(rec.Attempts)+1, d.cfg.Rand())))
-	if lease == nil {
-		d.done1(it, endpoint, true, later)
-		return
-	}
-	if prev != nil {
-		d.takeovers.Add(1)
-		d.logTakeover(ctx, "lease taken over", prev)
-	}
 	actx, cancelAttempt := context.WithCancelCause(ctx)
 	defer cancelAttempt(nil)
-	k := d.keep(lease, claimed, cancelAttempt)
+	var k *keeper
+	// fresh: the record carries the claim this process wrote when it
+	// accepted the message, with time to spare; the first attempt is made
+	// under it, with no store write before it (see lease.go).
+	fresh := d.freshClaim(rec)
+	if fresh {
+		k = d.keepClaim(rec.ID, rec.ClaimedAt(), cancelAttempt)
+	} else {
+		if c := rec.Claim; c != nil && c.Owner != d.owner.ID {
+			if later, held := d.claimHeld(it, c); held {
+				d.done1(it, endpoint, true, later)
+				return
+			}
+		}
+		// Only the holder of the lease attempts (see lease.go).
+		lease, prev, claimed, later := d.claim(ctx, it, d.cfg.Now().Add(d.policy.Delay(len(rec.Attempts)+1, d.cfg.Rand())))
+		if lease == nil {
+			d.done1(it, endpoint, true, later)
+			return
+		}
+		if prev != nil {
+			d.takeovers.Add(1)
+			d.logTakeover(ctx, "lease taken over", prev)
+		}
+		k = d.keep(lease, claimed, cancelAttempt)
+	}
 
 	// Persist the attempt before making it: if the process dies during
 	// it, the delivery is not due again before intent, the next retry of
 	// the backoff, and no replica takes it up before the lease has
 	// expired. (While the attempt runs, the lease, renewed, keeps the
-	// others off, however long it takes.)
+	// others off, however long it takes.) A fresh record needs no such
+	// write: its claim, written with it, already keeps everyone off
+	// until it expires, this process too once restarted.
 	var n int
 	var delay time.Duration
 	var start, intent time.Time
@@ -146,7 +163,7 @@ func (d *Dispatcher) process(ctx context.Context, it *item) {
 		d.mu.Unlock()
 		start = d.cfg.Now()
 		if rec.NextAttemptAt.After(start) {
-			d.letGo(ctx, k, lease)
+			d.letGo(ctx, k)
 			d.setEndpoint(it, rec.Endpoint)
 			d.done1(it, endpoint, true, rec.NextAttemptAt)
 			return
@@ -154,6 +171,9 @@ func (d *Dispatcher) process(ctx context.Context, it *item) {
 		n = len(rec.Attempts) + 1
 		delay = d.policy.Delay(n, d.cfg.Rand())
 		intent = start.Add(delay)
+		if fresh {
+			break
+		}
 		bctx, cancel := d.persistCtx(ctx)
 		err := d.q.BeginAttempt(bctx, rec, start, intent)
 		cancel()
@@ -165,18 +185,19 @@ func (d *Dispatcher) process(ctx context.Context, it *item) {
 			// version cannot change under us: read it and look again.
 			var ok bool
 			if rec, ok = d.load(ctx, it, endpoint); !ok {
-				d.letGo(ctx, k, lease)
+				d.letGo(ctx, k)
 				return
 			}
 			continue
 		}
-		d.letGo(ctx, k, lease)
+		d.letGo(ctx, k)
 		d.storeTrouble(ctx, it, endpoint, "begin attempt", err, start.Add(delay))
 		return
 	}
 
 	res := d.attempt(actx, rec)
 	end := d.cfg.Now()
+	d.freeSlot(it, endpoint)
 	a := queue.Attempt{
 		At:        start.UTC(),
 		Endpoint:  rec.Endpoint,
@@ -230,7 +251,7 @@ func (d *Dispatcher) process(ctx context.Context, it *item) {
 		err = d.q.RecordAttempt(rctx, rec, a, next)
 	}
 	cancel()
-	d.letGo(ctx, k, lease)
+	d.letGo(ctx, k)
 	d.logAttempt(ctx, rec, n, res, v, next)
 	if err != nil {
 		// The store holds the intent written above: the delivery is due

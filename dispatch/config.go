@@ -5,9 +5,11 @@ import (
 	"encoding/hex"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/mailhook/mailhook/queue"
 )
 
 // Config tunes a Dispatcher. Zero fields take the defaults below.
@@ -136,6 +138,17 @@ func (c Config) withDefaults() Config {
 }
 
 // randomID returns 16 random hex digits.
+// NewOwner returns the lease owner of a process with a new random
+// replica id: pass its ID as Config.ReplicaID, and the owner to
+// queue.Options.Owner so that the claims Accept writes are this
+// dispatcher's.
+func NewOwner() queue.LeaseOwner { return ownerOf(randomID()) }
+
+func ownerOf(replicaID string) queue.LeaseOwner {
+	host, _ := os.Hostname()
+	return queue.LeaseOwner{ID: replicaID, Host: host, PID: os.Getpid()}
+}
+
 func randomID() string {
 	var b [8]byte
 	_, _ = crand.Read(b[:]) // never fails (crypto/rand panics instead)

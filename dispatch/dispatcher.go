@@ -6,7 +6,6 @@ import (
 	"errors"
 	"iter"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +21,7 @@ type Queue interface {
 	PendingIDs(ctx context.Context) iter.Seq2[string, error]
 	Load(ctx context.Context, recID string) (*queue.Delivery, error)
 	BeginAttempt(ctx context.Context, d *queue.Delivery, at, retryAt time.Time) error
+	ReleaseClaim(ctx context.Context, d *queue.Delivery) error
 	RecordAttempt(ctx context.Context, d *queue.Delivery, a queue.Attempt, next time.Time) error
 	MarkDelivered(ctx context.Context, d *queue.Delivery, a queue.Attempt) error
 	MarkFailed(ctx context.Context, d *queue.Delivery, a queue.Attempt, reason string) error
@@ -98,11 +98,10 @@ func New(cfg Config, q Queue, render Renderer, signer Signer, logger *slog.Logge
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	host, _ := os.Hostname()
 	return &Dispatcher{
 		cfg:      cfg,
 		policy:   cfg.Policy(),
-		owner:    queue.LeaseOwner{ID: cfg.ReplicaID, Host: host, PID: os.Getpid()},
+		owner:    ownerOf(cfg.ReplicaID),
 		q:        q,
 		render:   render,
 		signer:   signer,
@@ -203,7 +202,42 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	close(jobs)
 	wg.Wait()
 	scanWG.Wait()
+	d.releaseClaims(ctx)
 	return nil
+}
+
+// releaseClaims gives up the claims of the deliveries accepted here and
+// never attempted, so that other replicas, or this one restarted, need not
+// wait for them to expire. It stops when ctx is done (Shutdown's grace has
+// run out): the claims left expire on their own.
+func (d *Dispatcher) releaseClaims(ctx context.Context) {
+	d.mu.Lock()
+	var recs []*queue.Delivery
+	for _, it := range d.known {
+		if it.rec != nil && !it.rec.ClaimedAt().IsZero() && it.rec.Claim.Owner == d.owner.ID {
+			recs = append(recs, it.rec)
+		}
+	}
+	d.mu.Unlock()
+	released := 0
+	for _, rec := range recs {
+		if ctx.Err() != nil {
+			break
+		}
+		rctx, cancel := context.WithTimeout(ctx, persistTimeout)
+		err := d.q.ReleaseClaim(rctx, rec)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.LogAttrs(ctx, slog.LevelWarn, "releasing claim failed; it will expire", slog.String("id", rec.ID), slog.String("error", err.Error()))
+			}
+			continue
+		}
+		released++
+	}
+	if len(recs) > 0 {
+		d.log.LogAttrs(ctx, slog.LevelInfo, "released the claims on deliveries not attempted", slog.Int("released", released), slog.Int("claimed", len(recs)))
+	}
 }
 
 // Shutdown stops Run gracefully: no new attempts start, attempts in flight
@@ -283,6 +317,7 @@ func (d *Dispatcher) take() (*item, time.Duration) {
 			continue
 		}
 		d.busy[it.endpoint]++
+		it.slot = true
 		d.inflight++
 		return it, 0
 	}
@@ -303,20 +338,8 @@ func (d *Dispatcher) release(it *item) {
 func (d *Dispatcher) done1(it *item, endpoint string, keep bool, next time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.busy[endpoint]--
-	if d.busy[endpoint] <= 0 {
-		delete(d.busy, endpoint)
-	}
+	d.freeSlotLocked(it, endpoint)
 	d.inflight--
-	if p := d.parked[endpoint]; len(p) > 0 {
-		heap.Push(&d.sched, p[0])
-		p[0] = nil
-		if len(p) == 1 {
-			delete(d.parked, endpoint)
-		} else {
-			d.parked[endpoint] = p[1:]
-		}
-	}
 	if it.again != nil && it.again.Replays <= it.replays {
 		it.again = nil
 	}
@@ -337,6 +360,41 @@ func (d *Dispatcher) done1(it *item, endpoint string, keep bool, next time.Time)
 		delete(d.known, it.id)
 	}
 	d.poke()
+}
+
+// freeSlot gives back it's slot at endpoint once its request has been
+// answered, so that the next request to that endpoint need not wait for
+// this one's outcome to be stored: the per-endpoint limit bounds requests,
+// not store writes.
+func (d *Dispatcher) freeSlot(it *item, endpoint string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.freeSlotLocked(it, endpoint) {
+		d.poke()
+	}
+}
+
+// freeSlotLocked frees it's slot at endpoint, if it holds one, unparking
+// the next delivery waiting for it, and reports whether it did.
+func (d *Dispatcher) freeSlotLocked(it *item, endpoint string) bool {
+	if !it.slot {
+		return false
+	}
+	it.slot = false
+	d.busy[endpoint]--
+	if d.busy[endpoint] <= 0 {
+		delete(d.busy, endpoint)
+	}
+	if p := d.parked[endpoint]; len(p) > 0 {
+		heap.Push(&d.sched, p[0])
+		p[0] = nil
+		if len(p) == 1 {
+			delete(d.parked, endpoint)
+		} else {
+			d.parked[endpoint] = p[1:]
+		}
+	}
+	return true
 }
 
 // rescanLoop lists the pending records now and every RescanInterval.

@@ -178,6 +178,12 @@ func defaultTestConfig() Config {
 // newHarness wires a queue routing every recipient to endpoint and a
 // dispatcher; it does not start the dispatcher.
 func newHarness(t testing.TB, s store.Store, endpoint string, cfg Config) *harness {
+	return newHarnessClaims(t, s, endpoint, cfg, false)
+}
+
+// newHarnessClaims is newHarness whose queue, if claims, writes accepted
+// records with the dispatcher's claim, as mailhook serve does.
+func newHarnessClaims(t testing.TB, s store.Store, endpoint string, cfg Config, claims bool) *harness {
 	t.Helper()
 	h := &harness{s: s, endpoint: endpoint, logs: &syncBuffer{}}
 	if cfg.Now == nil {
@@ -185,13 +191,18 @@ func newHarness(t testing.TB, s store.Store, endpoint string, cfg Config) *harne
 		cfg.Now = h.clock.Now
 	}
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h.q = queue.New(queue.Options{
+	qopts := queue.Options{
 		Store:     s,
 		Router:    queue.RouterFunc(func(string) string { return h.endpoint }),
 		Logger:    log,
 		Now:       cfg.Now,
 		OnEnqueue: func(d *queue.Delivery) { h.d.Enqueue(d) },
-	})
+	}
+	if claims {
+		cfg = cfg.withDefaults()
+		qopts.Owner, qopts.ClaimTTL = ownerOf(cfg.ReplicaID), cfg.LeaseTTL
+	}
+	h.q = queue.New(qopts)
 	h.d = New(cfg, h.q, newRenderer(h.q, fakeParse, parse.Options{}), testSigner{}, log)
 	return h
 }

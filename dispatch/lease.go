@@ -46,6 +46,19 @@ import (
 // recording the outcome and releasing) are taken over the same way and
 // deleted by the rescan.
 //
+// Claims: a record this process accepted carries its claim (see package
+// queue), written with the record. The first attempt starts under it when
+// at least half of the claim's validity is left, with no lease write; the
+// keeper counts the claim's validity from the moment Accept began writing
+// it, and its first "renewal" creates the delivery's lease (IfNoneMatch),
+// which nobody else may create before the claim has expired. Another
+// replica's claim is respected like a lease read from the store: until
+// expires_at plus the skew margin by the taker's clock, and until the
+// taker has seen it for a whole TTL; the record is read again every
+// renewal period meanwhile, since a stopping owner releases its unused
+// claims. This process's own claim, once too old to start under, is
+// simply replaced by the lease.
+//
 // Ambiguity: a claim or a renewal whose answer is an error may or may not
 // have been written (on S3 a lost answer can even come back as
 // ErrPrecondition after the write happened). It is never taken as
@@ -147,9 +160,12 @@ func (d *Dispatcher) claim(ctx context.Context, it *item, retry time.Time) (l, p
 // until they fire: an attempt shorter than LeaseTTL/3 never renews.
 type keeper struct {
 	d      *Dispatcher
+	id     string // the delivery record's
 	cancel context.CancelCauseFunc
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// lease is nil while the attempt runs under the record's claim; the
+	// first renewal then creates the lease.
 	lease   *queue.Lease
 	valid   time.Time // by the monotonic clock: held at least until then
 	lost    bool
@@ -161,12 +177,57 @@ type keeper struct {
 // keep starts renewing l, whose last write was sent at sent (by the
 // monotonic clock), and calls cancel(errLeaseLost) if it is lost.
 func (d *Dispatcher) keep(l *queue.Lease, sent time.Time, cancel context.CancelCauseFunc) *keeper {
-	k := &keeper{d: d, cancel: cancel, lease: l, valid: sent.Add(d.leaseValidity())}
+	return d.startKeeper(&keeper{d: d, id: l.ID, cancel: cancel, lease: l}, sent)
+}
+
+// keepClaim is keep for an attempt made under the record's claim, written
+// (by the monotonic clock) at sent: it is "renewed" by creating the
+// delivery's lease, which the others look for once the claim has expired.
+func (d *Dispatcher) keepClaim(id string, sent time.Time, cancel context.CancelCauseFunc) *keeper {
+	return d.startKeeper(&keeper{d: d, id: id, cancel: cancel}, sent)
+}
+
+func (d *Dispatcher) startKeeper(k *keeper, sent time.Time) *keeper {
+	k.valid = sent.Add(d.leaseValidity())
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.renew = time.AfterFunc(time.Until(sent.Add(d.renewEvery())), k.renewNow)
 	k.expire = time.AfterFunc(time.Until(k.valid), k.expireNow)
 	return k
+}
+
+// freshClaim reports whether rec carries the claim this process wrote
+// when it accepted the message, with at least half of its validity left:
+// its attempt may start under it.
+func (d *Dispatcher) freshClaim(rec *queue.Delivery) bool {
+	at := rec.ClaimedAt()
+	return !at.IsZero() && rec.Claim.Owner == d.owner.ID && time.Since(at) < d.leaseValidity()/2
+}
+
+// claimHeld reports whether c, another replica's claim on the delivery of
+// it, still keeps this dispatcher off, and if so when to look again. A
+// claim is respected like a lease: until the taker's clock is past its
+// expiry by the skew margin and the taker has seen it for a whole TTL.
+// Meanwhile the record is read again every renewal period, since a
+// stopping owner releases the claims it will not use.
+func (d *Dispatcher) claimHeld(it *item, c *queue.Claim) (time.Time, bool) {
+	now := d.cfg.Now()
+	tag := "claim " + c.Owner + " " + c.ExpiresAt.Format(time.RFC3339Nano)
+	if it.leaseETag != tag {
+		it.leaseETag, it.leaseSeen = tag, now
+	}
+	stealAt := c.ExpiresAt.Add(d.leaseSkew())
+	if seen := it.leaseSeen.Add(d.cfg.LeaseTTL); seen.After(stealAt) {
+		stealAt = seen
+	}
+	if !now.Before(stealAt) {
+		it.leaseETag = "" // the claim has run out: the lease rules take over
+		return time.Time{}, false
+	}
+	if later := now.Add(d.renewEvery()); later.Before(stealAt) {
+		return later, true
+	}
+	return stealAt, true
 }
 
 // leaseValidity is how long after a confirmed write the owner trusts its
@@ -183,18 +244,28 @@ func (k *keeper) renewNow() {
 	sent := time.Now()
 	// Wait for the answer as long as it may still help.
 	ctx, cancel := context.WithDeadline(context.Background(), k.valid)
-	err := d.q.RenewLease(ctx, k.lease, d.cfg.Now(), d.cfg.LeaseTTL)
+	var err error
+	if k.lease == nil {
+		// Under the claim: take the lease while the claim still keeps
+		// the others from creating it.
+		var l *queue.Lease
+		if l, err = d.q.ClaimLease(ctx, k.id, d.owner, d.cfg.Now(), d.cfg.LeaseTTL, nil); err == nil {
+			k.lease = l
+		}
+	} else {
+		err = d.q.RenewLease(ctx, k.lease, d.cfg.Now(), d.cfg.LeaseTTL)
+	}
 	cancel()
 	switch {
 	case err == nil:
 		k.valid = sent.Add(d.leaseValidity())
 		k.expire.Reset(time.Until(k.valid))
 	case errors.Is(err, store.ErrPrecondition) || errors.Is(err, store.ErrNotFound):
-		d.log.LogAttrs(context.Background(), slog.LevelWarn, "lease lost to another replica; cancelling the attempt", slog.String("id", k.lease.ID))
+		d.log.LogAttrs(context.Background(), slog.LevelWarn, "lease lost to another replica; cancelling the attempt", slog.String("id", k.id))
 		k.loseLocked()
 		return
 	default:
-		d.log.LogAttrs(context.Background(), slog.LevelWarn, "renewing lease failed", slog.String("id", k.lease.ID), slog.String("error", err.Error()))
+		d.log.LogAttrs(context.Background(), slog.LevelWarn, "renewing lease failed", slog.String("id", k.id), slog.String("error", err.Error()))
 	}
 	k.renew.Reset(d.renewEvery())
 }
@@ -205,7 +276,7 @@ func (k *keeper) expireNow() {
 	if k.stopped || k.lost || time.Now().Before(k.valid) {
 		return // renewed meanwhile
 	}
-	k.d.log.LogAttrs(context.Background(), slog.LevelWarn, "lease could not be renewed in time; cancelling the attempt", slog.String("id", k.lease.ID))
+	k.d.log.LogAttrs(context.Background(), slog.LevelWarn, "lease could not be renewed in time; cancelling the attempt", slog.String("id", k.id))
 	k.loseLocked()
 }
 
@@ -223,15 +294,19 @@ func (k *keeper) isLost() bool {
 	return k.lost
 }
 
-// stop ends the renewals and reports whether the lease is still held, so
-// that it may be released.
-func (k *keeper) stop() (held bool) {
+// stop ends the renewals and returns the lease if it is still held, so
+// that it may be released (nil: lost, expired, or never taken because the
+// attempt ran under the record's claim).
+func (k *keeper) stop() *queue.Lease {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.stopped = true
 	k.renew.Stop()
 	k.expire.Stop()
-	return !k.lost && time.Now().Before(k.valid)
+	if k.lost || !time.Now().Before(k.valid) {
+		return nil
+	}
+	return k.lease
 }
 
 // logTakeover logs the lease prev taken over, as what.
@@ -241,9 +316,9 @@ func (d *Dispatcher) logTakeover(ctx context.Context, msg string, prev *queue.Le
 		slog.Int("previous_pid", prev.PID), slog.Time("expired_at", prev.ExpiresAt))
 }
 
-// letGo stops keeping l and releases it if it is still held.
-func (d *Dispatcher) letGo(ctx context.Context, k *keeper, l *queue.Lease) {
-	if k.stop() {
+// letGo stops keeping k's lease and releases it if it is still held.
+func (d *Dispatcher) letGo(ctx context.Context, k *keeper) {
+	if l := k.stop(); l != nil {
 		d.releaseLease(ctx, l)
 	}
 }

@@ -28,7 +28,10 @@ type item struct {
 	// taken over only once it has stood unchanged for a whole TTL.
 	leaseETag string
 	leaseSeen time.Time
-	index     int // in the heap, -1 when not in it
+	// slot: the item holds one of its endpoint's PerEndpointConcurrency
+	// slots (from take until its request is answered).
+	slot  bool
+	index int // in the heap, -1 when not in it
 }
 
 // schedule is a min-heap of items by (at, id).

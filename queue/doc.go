@@ -55,7 +55,12 @@
 //	                                       out; still set = no result was
 //	                                       recorded (the process stopped)
 //	  }],
-//	  "last_error": "…"
+//	  "last_error": "…",
+//	  "claim": {                           pending only, until the first
+//	    "owner": "<replica id>",           update: see Claims
+//	    "host": "…", "pid": 123,
+//	    "expires_at": "RFC 3339"
+//	  }
 //	}
 //
 // Readers ignore fields they do not know; writers keep "version" at 1 as
@@ -75,10 +80,13 @@
 //     latest when the records' own durable writes return).
 //   - Before each HTTP attempt the dispatcher, holding the delivery's
 //     lease, persists an "unfinished" attempt together with a
-//     NextAttemptAt after the backoff (BeginAttempt). A crash during the
-//     attempt therefore leaves a record that is not due yet and a lease
-//     that nobody may take over before it has expired: no tight loop,
-//     even for a message that crashes the process.
+//     NextAttemptAt after the backoff (BeginAttempt, Lazy: a machine
+//     crash may undo it, which only brings the attempt forward). A crash
+//     during the attempt therefore leaves a record that is not due yet
+//     and a lease that nobody may take over before it has expired: no
+//     tight loop, even for a message that crashes the process. The first
+//     attempt of a delivery made under its claim (below) skips this
+//     write: the claim plays its part.
 //   - MarkDelivered and MarkFailed write the record under its new state
 //     prefix (Lazy), then delete the pending one. After a crash between the two,
 //     the pending record still ends in its unfinished attempt; on load such
@@ -87,6 +95,25 @@
 //     instead of being sent again.
 //   - Replay writes the pending record (IfNoneMatch), then deletes the
 //     failed one. Repeating a replay that was interrupted finishes it.
+//
+// # Claims
+//
+// With Options.ClaimTTL set, Accept writes each pending record with a
+// claim: the accepting replica's lease, kept in the record itself, valid
+// until expires_at. The accepting process may then make the first attempt
+// with no store write before it, neither lease nor BeginAttempt, which
+// halves the writes of a delivery that succeeds at once. Every other
+// process (the same one restarted included: its replica id is new)
+// treats a claim as a lease it has read, held until expires_at (see
+// package dispatch for the margins), after which the delivery's lease
+// decides as usual. The first update of a record (BeginAttempt,
+// RecordAttempt, ReleaseClaim, or the move to delivered or failed) drops
+// the claim. An owner whose attempt outlasts its claim creates the
+// delivery's lease before the claim expires, and a process that stops
+// gracefully releases the claims it did not use (ReleaseClaim), so that
+// the others need not wait for them to expire. A record still carrying
+// its claim has no unfinished attempt, so on load it is compared with its
+// delivered/failed twin the same way.
 //
 // # Leases (JSON, schema version 1)
 //

@@ -46,6 +46,12 @@ type Options struct {
 	// durable (by Accept and Replay), typically dispatch.(*Dispatcher).Enqueue.
 	// It must not block.
 	OnEnqueue func(*Delivery)
+	// Owner and ClaimTTL, when ClaimTTL > 0, make Accept write every
+	// pending record with a Claim by Owner lasting ClaimTTL, so that the
+	// accepting process may make the first attempt without a lease of
+	// its own (see Claims in the package documentation).
+	Owner    LeaseOwner
+	ClaimTTL time.Duration
 }
 
 // Queue reads and writes delivery state in a store. It is safe for
@@ -56,6 +62,8 @@ type Queue struct {
 	log       *slog.Logger
 	now       func() time.Time
 	onEnqueue func(*Delivery)
+	owner     LeaseOwner
+	claimTTL  time.Duration
 }
 
 // cleanupTimeout bounds best-effort deletes done after a failure, when the
@@ -70,6 +78,8 @@ func New(opts Options) *Queue {
 		log:       opts.Logger,
 		now:       opts.Now,
 		onEnqueue: opts.OnEnqueue,
+		owner:     opts.Owner,
+		claimTTL:  opts.ClaimTTL,
 	}
 	if q.router == nil {
 		q.router = RouterFunc(func(string) string { return "" })
@@ -111,6 +121,7 @@ func (q *Queue) Accept(ctx context.Context, id string, receivedAt time.Time, env
 		return fmt.Errorf("queue: accept %s: no recipients", id)
 	}
 
+	claimedAt := time.Now() // monotonic: the claim counts from before its write
 	now := q.now().UTC()
 	groups := q.group(env.RcptTo)
 	rawKey := RawKey(id)
@@ -148,6 +159,10 @@ func (q *Queue) Accept(ctx context.Context, id string, receivedAt time.Time, env
 			unrouted += len(g.rcpts)
 		} else {
 			d.NextAttemptAt = now
+			if q.claimTTL > 0 {
+				d.Claim = &Claim{Owner: q.owner.ID, Host: q.owner.Host, PID: q.owner.PID, ExpiresAt: now.Add(q.claimTTL)}
+				d.claimedAt = claimedAt
+			}
 			pending = append(pending, d)
 		}
 		recs[i] = d
@@ -345,12 +360,14 @@ func (q *Queue) loadPending(ctx context.Context, recID string) (*Delivery, error
 		}
 		return q.Load(ctx, recID)
 	}
-	if !d.lastUnfinished() {
+	if !d.lastUnfinished() && d.Claim == nil {
 		return d, nil
 	}
 	// The process stopped during an attempt, or after recording its
 	// outcome and before deleting this record. A twin that holds as many
-	// attempts holds that outcome.
+	// attempts holds that outcome. (A record still under the claim it was
+	// accepted with has none: its first attempt is not persisted before
+	// it is made.)
 	for _, s := range []State{StateDelivered, StateFailed} {
 		twin, err := q.get(ctx, RecordKey(s, recID))
 		if errors.Is(err, store.ErrNotFound) {
@@ -461,11 +478,29 @@ func (q *Queue) RecordAttempt(ctx context.Context, d *Delivery, a Attempt, next 
 	return q.update(ctx, d, nd)
 }
 
+// ReleaseClaim rewrites the pending record d without its Claim, so that
+// any replica may attempt it at once (a process stopping gracefully
+// releases the claims it will not use). Like BeginAttempt it is
+// conditional on d being the current version.
+func (q *Queue) ReleaseClaim(ctx context.Context, d *Delivery) error {
+	if d.Claim == nil {
+		return nil
+	}
+	return q.update(ctx, d, d.clone())
+}
+
+// update replaces the pending record d with nd, conditional on d being
+// the current version. It writes Lazy (store.PutOptions.Lazy):
+// the update is atomic and visible at once, so it guards against other
+// processes and against a crash of this one, and only a crash of the
+// machine before the next durable write can undo it, which brings back
+// the previous version: an attempt is then repeated sooner, nothing is
+// lost.
 func (q *Queue) update(ctx context.Context, d, nd *Delivery) error {
 	if d.State != StatePending {
 		return fmt.Errorf("queue: update %s: state is %s, not pending", d.ID, d.State)
 	}
-	if err := q.put(ctx, RecordKey(StatePending, d.ID), nd, store.PutOptions{IfMatch: d.etag}); err != nil {
+	if err := q.put(ctx, RecordKey(StatePending, d.ID), nd, store.PutOptions{IfMatch: d.etag, Lazy: true}); err != nil {
 		return fmt.Errorf("queue: update %s: %w", d.ID, err)
 	}
 	*d = *nd

@@ -667,3 +667,91 @@ func TestIDsByState(t *testing.T) {
 		}
 	})
 }
+
+// With ClaimTTL, Accept writes every pending record with the owner's
+// claim; the first update drops it; a crash between the two steps of
+// recording the outcome of an attempt made under the claim (which persists
+// no unfinished attempt) is settled from the twin like any other.
+func TestClaims(t *testing.T) {
+	backends(t, func(t *testing.T, s store.Store) {
+		ctx := t.Context()
+		owner := queue.LeaseOwner{ID: "r1", Host: "h", PID: 7}
+		var enqueued []*queue.Delivery
+		q := queue.New(queue.Options{
+			Store: s, Router: routes{"a@x": "http://one", "b@x": "http://two", "c@x": ""},
+			Now:       func() time.Time { return t0 },
+			OnEnqueue: func(d *queue.Delivery) { enqueued = append(enqueued, d) },
+			Owner:     owner, ClaimTTL: 15 * time.Second,
+		})
+		id := event.NewID(t0)
+		before := time.Now()
+		if err := q.Accept(ctx, id, t0, event.Envelope{MailFrom: "s@x", RcptTo: []string{"a@x", "b@x", "c@x"}}, strings.NewReader("Subject: x\r\n\r\nhi\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		if len(enqueued) != 2 {
+			t.Fatalf("%d enqueued, want 2", len(enqueued))
+		}
+		for _, d := range enqueued {
+			c := d.Claim
+			if c == nil || c.Owner != "r1" || c.Host != "h" || c.PID != 7 || !c.ExpiresAt.Equal(t0.Add(15*time.Second)) {
+				t.Errorf("%s: claim = %+v", d.ID, c)
+			}
+			if at := d.ClaimedAt(); at.Before(before) || at.After(time.Now()) {
+				t.Errorf("%s: ClaimedAt = %v, not during Accept", d.ID, at)
+			}
+			stored := readRecord(t, s, queue.RecordKey(queue.StatePending, d.ID))
+			if claim, _ := stored["claim"].(map[string]any); claim["owner"] != "r1" {
+				t.Errorf("%s: stored claim = %v", d.ID, stored["claim"])
+			}
+		}
+		failed, err := q.Load(ctx, queue.RecordID(id, 3))
+		if err != nil || failed.Claim != nil {
+			t.Errorf("unrouted record = %+v, %v; want no claim", failed, err)
+		}
+		loaded, err := q.Load(ctx, enqueued[0].ID)
+		if err != nil || loaded.Claim == nil || !loaded.ClaimedAt().IsZero() {
+			t.Errorf("record read back = %+v, %v; want the claim, not claimed by this process", loaded, err)
+		}
+
+		// The first update ends the claim.
+		d1 := enqueued[0]
+		if err := q.BeginAttempt(ctx, d1, t0, t0.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if d1.Claim != nil || !d1.ClaimedAt().IsZero() {
+			t.Errorf("after BeginAttempt: claim %+v", d1.Claim)
+		}
+		if _, ok := readRecord(t, s, queue.RecordKey(queue.StatePending, d1.ID))["claim"]; ok {
+			t.Error("stored record keeps its claim after BeginAttempt")
+		}
+
+		// Delivered under the claim, then the process dies before the
+		// pending record is deleted: loading settles it.
+		d2 := enqueued[1]
+		cq := queue.New(queue.Options{Store: &crashStore{Store: s}})
+		if err := cq.MarkDelivered(ctx, d2, queue.Attempt{At: t0, Status: 200}); err == nil {
+			t.Fatal("the crashing store did not crash")
+		}
+		got, err := q.Load(ctx, d2.ID)
+		if err != nil || got.State != queue.StateDelivered {
+			t.Errorf("Load after the crash = %+v, %v; want delivered", got, err)
+		}
+		if left := keys(t, s, queue.RecordKey(queue.StatePending, d2.ID)); len(left) != 0 {
+			t.Errorf("pending record left: %v", left)
+		}
+
+		// ReleaseClaim drops an unused claim.
+		id2 := event.NewID(t0)
+		if err := q.Accept(ctx, id2, t0, event.Envelope{MailFrom: "s@x", RcptTo: []string{"a@x"}}, strings.NewReader("x\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		d3 := enqueued[2]
+		if err := q.ReleaseClaim(ctx, d3); err != nil {
+			t.Fatal(err)
+		}
+		got, err = q.Load(ctx, d3.ID)
+		if err != nil || got.Claim != nil || got.State != queue.StatePending || len(got.Attempts) != 0 {
+			t.Errorf("after ReleaseClaim: %+v, %v; want pending, unclaimed, untouched", got, err)
+		}
+	})
+}

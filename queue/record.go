@@ -131,8 +131,34 @@ type Delivery struct {
 	Replays       int            `json:"replays,omitempty"`
 	Attempts      []Attempt      `json:"attempts"`
 	LastError     string         `json:"last_error,omitempty"`
+	// Claim is the accepting replica's lease, written with the record by
+	// Accept and dropped by its first update (see Claims).
+	Claim *Claim `json:"claim,omitempty"`
 
 	etag string // store ETag of the version read or written last, for IfMatch
+	// claimedAt is when this process started writing Claim (monotonic
+	// clock); zero in a record read from the store.
+	claimedAt time.Time
+}
+
+// Claim is a lease kept in the pending record itself: no replica but
+// Owner attempts the delivery before ExpiresAt (by the owner's clock). It
+// has the fields of a Lease; it is never renewed in place (the owner
+// takes the delivery's Lease instead when an attempt outlasts it).
+type Claim struct {
+	Owner     string    `json:"owner"`
+	Host      string    `json:"host,omitempty"`
+	PID       int       `json:"pid,omitempty"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// ClaimedAt is when this process began writing d's Claim, by the monotonic
+// clock, or the zero time if d does not carry a Claim this process wrote.
+func (d *Delivery) ClaimedAt() time.Time {
+	if d.Claim == nil {
+		return time.Time{}
+	}
+	return d.claimedAt
 }
 
 // RetryWindowStart is when the delivery's retry window began: the last
@@ -145,10 +171,13 @@ func (d *Delivery) RetryWindowStart() time.Time {
 }
 
 // clone returns a copy that shares nothing mutable with d.
+// Updates start from a clone, so the clone holds no Claim: the first
+// update of a record ends its claim.
 func (d *Delivery) clone() *Delivery {
 	c := *d
 	c.Attempts = slices.Clone(d.Attempts)
 	c.Envelope.RcptTo = slices.Clone(d.Envelope.RcptTo)
+	c.Claim, c.claimedAt = nil, time.Time{}
 	return &c
 }
 

@@ -67,11 +67,16 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 	}
 
 	a := &app{cfg: cfg, log: log, store: st}
+	owner := dispatch.NewOwner()
 	a.queue = queue.New(queue.Options{
 		Store:     st,
 		Router:    table,
 		Logger:    log,
 		OnEnqueue: func(d *queue.Delivery) { a.disp.Enqueue(d) },
+		// Accepted deliveries carry this process's claim: their first
+		// attempt needs no lease write.
+		Owner:    owner,
+		ClaimTTL: cfg.LeaseTTL,
 	})
 	renderer := dispatch.NewRenderer(a.queue, parse.Options{})
 	a.disp = dispatch.New(dispatch.Config{
@@ -83,6 +88,7 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		PerEndpointConcurrency: cfg.DeliveryEndpointConcurrent,
 		RescanInterval:         cfg.QueueScanInterval,
 		LeaseTTL:               cfg.LeaseTTL,
+		ReplicaID:              owner.ID,
 		SpoolDir:               cfg.SpoolDir,
 		OnAttempt:              mx.DeliveryAttempt,
 		UserAgent:              "mailhook/" + version,

@@ -1,0 +1,207 @@
+package dispatch
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailhook/mailhook/queue"
+	"github.com/mailhook/mailhook/store"
+)
+
+// writeLog records the keys of every Put and Delete, in order.
+type writeLog struct {
+	store.Store
+	mu     sync.Mutex
+	puts   []string
+	delete []string
+}
+
+func (w *writeLog) Put(ctx context.Context, key string, body io.Reader, opts store.PutOptions) (store.Object, error) {
+	w.mu.Lock()
+	w.puts = append(w.puts, key)
+	w.mu.Unlock()
+	return w.Store.Put(ctx, key, body, opts)
+}
+
+func (w *writeLog) Delete(ctx context.Context, key string) error {
+	w.mu.Lock()
+	w.delete = append(w.delete, key)
+	w.mu.Unlock()
+	return w.Store.Delete(ctx, key)
+}
+
+// count returns how many Puts and Deletes had a key starting with prefix.
+func (w *writeLog) count(prefix string) (puts, deletes int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, k := range w.puts {
+		if strings.HasPrefix(k, prefix) {
+			puts++
+		}
+	}
+	for _, k := range w.delete {
+		if strings.HasPrefix(k, prefix) {
+			deletes++
+		}
+	}
+	return puts, deletes
+}
+
+// A delivery accepted by this process goes out under the claim written
+// with its record: no lease, no write of the pending record before the
+// request; after it, the delivered record and the pending one's delete.
+func TestClaimedFirstAttemptWritesNothingBefore(t *testing.T) {
+	backends(t, func(t *testing.T, s store.Store) {
+		rc := newReceiver(t, statuses(200))
+		w := &writeLog{Store: s}
+		h := newHarnessClaims(t, w, rc.srv.URL, replicaConfig("a"), true)
+		h.start(t)
+		id := h.accept(t, time.Now(), "a@example.com")
+		d := h.waitState(t, id+"-1", queue.StateDelivered)
+		if d.Claim != nil || len(d.Attempts) != 1 || d.Attempts[0].Status != 200 {
+			t.Errorf("delivered record = %+v, want one attempt and no claim", d)
+		}
+		if p, del := w.count(queue.LeasePrefix); p != 0 || del != 0 {
+			t.Errorf("%d lease writes and %d deletes, want none", p, del)
+		}
+		// writeLog hides store.Batcher, so Accept's batch comes as Puts.
+		// (waitState's Load may delete the pending record too, when it
+		// reads it just after the delivered one was written.)
+		if p, del := w.count(queue.PendingPrefix); p != 1 || del < 1 {
+			t.Errorf("pending record: %d puts, %d deletes; want Accept's one and a delete", p, del)
+		}
+		if n := len(rc.requests()); n != 1 {
+			t.Errorf("receiver got %d requests, want 1", n)
+		}
+	})
+}
+
+// A record claimed by a replica that died before attempting it is left
+// alone by the others until the claim has expired (and been seen for a
+// TTL), then delivered once, through the usual lease.
+func TestClaimKeepsOthersOffUntilItExpires(t *testing.T) {
+	backends(t, func(t *testing.T, s store.Store) {
+		rc := newReceiver(t, statuses(200))
+		dead := newHarnessClaims(t, s, rc.srv.URL, replicaConfig("dead"), true) // never started
+		survivor := newHarness(t, s, rc.srv.URL, replicaConfig("survivor"))
+		start := time.Now()
+		id := dead.accept(t, time.Now(), "a@example.com")
+		rec, err := dead.q.Load(context.Background(), id+"-1")
+		if err != nil || rec.Claim == nil || rec.Claim.Owner != "dead" {
+			t.Fatalf("accepted record = %+v, %v; want claimed by dead", rec, err)
+		}
+		survivor.start(t)
+		d := survivor.waitState(t, id+"-1", queue.StateDelivered)
+		if took := time.Since(start); took < testLeaseTTL+testLeaseTTL/3 {
+			t.Errorf("delivered %v after the claim was written, before it expired (%v + skew)", took, testLeaseTTL)
+		}
+		if n := len(rc.requests()); n != 1 {
+			t.Errorf("receiver got %d requests, want 1", n)
+		}
+		if len(d.Attempts) != 1 {
+			t.Errorf("attempts = %+v, want 1", d.Attempts)
+		}
+		waitFor(t, "no leases left", func() bool { return len(keys(t, s, queue.LeasePrefix)) == 0 })
+	})
+}
+
+// An attempt under a claim that outlasts it takes the delivery's lease
+// before the claim runs out, so another replica that knows the delivery
+// never sends it meanwhile.
+func TestSlowClaimedAttemptTakesTheLease(t *testing.T) {
+	backends(t, func(t *testing.T, s store.Store) {
+		o := newOverlapReceiver()
+		rc := newReceiver(t, o.serve(3*testLeaseTTL, func(int) int { return http.StatusOK }))
+		a := newHarnessClaims(t, s, rc.srv.URL, replicaConfig("a"), true)
+		b := newHarness(t, s, rc.srv.URL, replicaConfig("b"))
+		b.start(t)
+		a.start(t)
+		id := a.accept(t, time.Now(), "a@example.com")
+		waitFor(t, "the attempt in flight", func() bool { return len(rc.requests()) == 1 })
+		time.Sleep(testLeaseTTL + testLeaseTTL/2)
+		l, err := a.q.ReadLease(context.Background(), id+"-1")
+		if err != nil || l.Owner != "a" || !l.ExpiresAt.After(time.Now()) {
+			t.Errorf("lease during the attempt = %+v, %v; want a's, not expired", l, err)
+		}
+		a.waitState(t, id+"-1", queue.StateDelivered)
+		waitFor(t, "both idle", func() bool { return a.d.Stats().InFlight == 0 && b.d.Stats().InFlight == 0 })
+		time.Sleep(2 * testLeaseTTL)
+		if n := len(rc.requests()); n != 1 {
+			t.Errorf("receiver got %d requests, want 1", n)
+		}
+		if left := keys(t, s, queue.LeasePrefix); len(left) != 0 {
+			t.Errorf("leases left behind: %v", left)
+		}
+	})
+}
+
+// A dispatcher stopping gracefully releases the claims of the deliveries
+// it accepted and did not attempt: another replica sends them at once,
+// not a TTL later.
+func TestShutdownReleasesClaims(t *testing.T) {
+	backends(t, func(t *testing.T, s store.Store) {
+		hold := make(chan struct{})
+		rc := newReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("User-Agent") == "stopping" {
+				<-hold
+			}
+		})
+		cfg := replicaConfig("stopping")
+		cfg.LeaseTTL = time.Hour // a claim left behind would hold for the whole test
+		cfg.PerEndpointConcurrency = 1
+		cfg.UserAgent = "stopping"
+		a := newHarnessClaims(t, s, rc.srv.URL, cfg, true)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		runDone := make(chan error, 1)
+		go func() { runDone <- a.d.Run(ctx) }()
+		const n = 5
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = a.accept(t, time.Now(), "a@example.com") + "-1"
+		}
+		waitFor(t, "one attempt in flight", func() bool { return len(rc.requests()) == 1 })
+		shut := make(chan error, 1)
+		go func() { shut <- a.d.Shutdown(context.Background()) }()
+		time.Sleep(50 * time.Millisecond)
+		close(hold) // the attempt in flight finishes within the grace
+		if err := <-shut; err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		if err := <-runDone; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		claimed := 0
+		for _, id := range ids {
+			d, err := a.q.Load(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.State == queue.StatePending && d.Claim != nil {
+				claimed++
+			}
+		}
+		if claimed != 0 {
+			t.Fatalf("%d pending records still claimed after a graceful stop", claimed)
+		}
+		if !strings.Contains(a.logs.String(), "released the claims") {
+			t.Errorf("no log line about the released claims:\n%s", a.logs.String())
+		}
+
+		bcfg := replicaConfig("successor")
+		bcfg.LeaseTTL = time.Hour
+		b := newHarness(t, s, rc.srv.URL, bcfg)
+		b.start(t)
+		for _, id := range ids {
+			b.waitState(t, id, queue.StateDelivered)
+		}
+		if got := len(rc.requests()); got != n {
+			t.Errorf("receiver got %d requests, want %d", got, n)
+		}
+	})
+}
