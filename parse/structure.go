@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/jhillyerd/enmime/v2"
 	"github.com/jhillyerd/enmime/v2/mediatype"
@@ -188,6 +189,9 @@ func matchDelimiter(stack []*node, line []byte) (int, bool) {
 	return -1, false
 }
 
+// headerReaders recycles classify's buffered readers (one per entity).
+var headerReaders = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
+
 // classify reads an entity's MIME header the way enmime.ReadParts does and
 // returns its media type, its transfer encoding and, when enmime would
 // parse it as a multipart (a multipart/* type with a boundary parameter),
@@ -195,7 +199,11 @@ func matchDelimiter(stack []*node, line []byte) (int, bool) {
 // here guarantees that every entity handed to enmime as a leaf is parsed by
 // it as a single part.
 func classify(header []byte, w *warnings, label string) (mtype, cte, boundary string) {
-	h, err := enmime.ReadHeader(bufio.NewReader(bytes.NewReader(header)), discardErrors{})
+	br := headerReaders.Get().(*bufio.Reader)
+	br.Reset(bytes.NewReader(header))
+	h, err := enmime.ReadHeader(br, discardErrors{})
+	br.Reset(nil)
+	headerReaders.Put(br)
 	if err != nil {
 		return "", "", ""
 	}

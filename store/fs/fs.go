@@ -384,7 +384,9 @@ func (s *Store) writeTemp(ctx context.Context, f *os.File, tmp, key string, body
 		if err := ctx.Err(); err != nil {
 			return store.Object{}, fmt.Errorf("fs: put %s: %w", key, err)
 		}
-		m, rerr := body.Read(buf)
+		// Fill the buffer: a body made of several readers (a header
+		// prepended to a message) still costs one write(2) when small.
+		m, rerr := fill(body, buf)
 		if m > 0 {
 			if _, err := f.Write(buf[:m]); err != nil {
 				return store.Object{}, s.putErr(key, err)
@@ -417,6 +419,21 @@ func (s *Store) writeTemp(ctx context.Context, f *os.File, tmp, key string, body
 		return store.Object{}, s.putErr(key, err)
 	}
 	return object(key, fi), nil
+}
+
+// fill reads from r until buf is full or r fails, and returns r's error
+// as is (io.EOF at the end); unlike io.ReadFull it never turns a short
+// body into io.ErrUnexpectedEOF, which a body may return for itself.
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBuf); return &b }}
@@ -589,7 +606,7 @@ func (s *Store) forgetDir(dir string) {
 func (s *Store) createTemp(prefix string) (*os.File, string, error) {
 	for range 100 {
 		name := filepath.Join(s.root, tmpDir, prefix+strconv.FormatUint(rand.Uint64(), 36))
-		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
+		f, err := openFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
 		if errors.Is(err, iofs.ErrExist) {
 			continue
 		}
@@ -601,6 +618,23 @@ func (s *Store) createTemp(prefix string) (*os.File, string, error) {
 	return nil, "", errors.New("cannot find a free temporary file name")
 }
 
+// openFile is os.OpenFile for regular files. os.OpenFile offers every file
+// to the runtime's poller, which for a regular file costs four fcntl and a
+// failing epoll_ctl per open: a fifth of the system calls of a small Put.
+// A file from os.NewFile is never offered (its descriptor is blocking).
+func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
+	for {
+		fd, err := syscall.Open(name, flag|syscall.O_CLOEXEC, uint32(perm.Perm()))
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: name, Err: err}
+		}
+		return os.NewFile(uintptr(fd), name), nil
+	}
+}
+
 // Get opens the object for reading; the reader is the *os.File itself.
 func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, store.Object, error) {
 	if err := store.ValidKey(key); err != nil {
@@ -610,7 +644,7 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, store.Objec
 		return nil, store.Object{}, fmt.Errorf("fs: get %s: %w", key, err)
 	}
 	// Symbolic links are not objects (List skips them too).
-	f, err := os.OpenFile(s.path(key), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := openFile(s.path(key), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if errors.Is(err, syscall.ELOOP) {
 		return nil, store.Object{}, fmt.Errorf("fs: get %s: %w", key, store.ErrNotFound)
 	}

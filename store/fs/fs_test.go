@@ -754,3 +754,46 @@ func TestPutAll(t *testing.T) {
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// errAfter yields its chunks one Read at a time, then err.
+type errAfter struct {
+	chunks []string
+	err    error
+}
+
+func (e *errAfter) Read(p []byte) (int, error) {
+	if len(e.chunks) == 0 {
+		return 0, e.err
+	}
+	n := copy(p, e.chunks[0])
+	e.chunks = e.chunks[1:]
+	return n, nil
+}
+
+// A body made of several small reads is stored whole; a body that fails
+// part way, even with io.ErrUnexpectedEOF (which io.ReadFull would take
+// for a short ending), stores nothing.
+func TestPutBodyReads(t *testing.T) {
+	root := t.TempDir()
+	s := newTestStore(t, root)
+	ctx := context.Background()
+	body := io.MultiReader(strings.NewReader("Received: by mailhook\r\n"), strings.NewReader("Subject: x\r\n\r\n"), strings.NewReader("hi\r\n"))
+	if _, err := s.Put(ctx, "raw/a.eml", body, store.PutOptions{Size: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "raw", "a.eml")); err != nil || string(b) != "Received: by mailhook\r\nSubject: x\r\n\r\nhi\r\n" {
+		t.Errorf("stored %q, %v", b, err)
+	}
+	for _, bad := range []error{io.ErrUnexpectedEOF, errors.New("connection reset")} {
+		_, err := s.Put(ctx, "raw/b.eml", &errAfter{chunks: []string{"Subject: x\r\n", "\r\npart"}, err: bad}, store.PutOptions{Size: -1})
+		if !errors.Is(err, bad) {
+			t.Errorf("Put with a body failing with %v: err = %v", bad, err)
+		}
+		if _, err := os.Stat(filepath.Join(root, "raw", "b.eml")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a failed body was stored (%v)", err)
+		}
+	}
+	if names := tmpEntries(t, root); len(names) != 0 {
+		t.Errorf(".tmp holds %q", names)
+	}
+}
