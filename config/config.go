@@ -63,7 +63,7 @@ type Config struct {
 	RetryMaxElapsed  time.Duration `env:"RETRY_MAX_ELAPSED" envDefault:"72h" help:"how long a delivery is retried before it becomes a dead letter"`
 
 	DeliveryTimeout            time.Duration `env:"DELIVERY_TIMEOUT" envDefault:"30s" help:"time allowed for one webhook attempt"`
-	DeliveryConcurrency        int           `env:"DELIVERY_CONCURRENCY" envDefault:"16" help:"webhook attempts in flight at once"`
+	DeliveryConcurrency        int           `env:"DELIVERY_CONCURRENCY" envDefault:"32" help:"deliveries worked on at once (request, then recording its outcome); requests to one endpoint are further limited by MAILHOOK_DELIVERY_ENDPOINT_CONCURRENCY"`
 	DeliveryEndpointConcurrent int           `env:"DELIVERY_ENDPOINT_CONCURRENCY" envDefault:"8" help:"webhook attempts in flight at once to one endpoint"`
 	LeaseTTL                   time.Duration `env:"LEASE_TTL" envDefault:"15s" help:"how long a replica's claim on a delivery lasts unrenewed (renewed every third of it while an attempt runs); a dead replica's deliveries are taken over by the others after about this long"`
 	QueueScanInterval          time.Duration `env:"QUEUE_SCAN_INTERVAL" envDefault:"30s" help:"how often the pending queue is re-read from the store, picking up replays and deliveries other processes left"`

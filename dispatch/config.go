@@ -29,9 +29,11 @@ type Config struct {
 	RetryMaxElapsed time.Duration
 	// AttemptTimeout bounds one HTTP attempt, response included (30s).
 	AttemptTimeout time.Duration
-	// Concurrency is the number of workers: attempts in flight (16).
+	// Concurrency is the number of workers (32): deliveries worked on at
+	// once, from the request to the recording of its outcome.
 	Concurrency int
-	// PerEndpointConcurrency bounds attempts in flight per endpoint URL (8).
+	// PerEndpointConcurrency bounds the requests in flight per endpoint
+	// URL (8); a delivery holds its slot until the receiver has answered.
 	PerEndpointConcurrency int
 	// RescanInterval is how often pending records are listed again from
 	// the store, to pick up those written by other processes or missed
@@ -80,7 +82,7 @@ const (
 	DefaultRetryMaxInterval       = time.Hour
 	DefaultRetryMaxElapsed        = 72 * time.Hour
 	DefaultAttemptTimeout         = 30 * time.Second
-	DefaultConcurrency            = 16
+	DefaultConcurrency            = 32
 	DefaultPerEndpointConcurrency = 8
 	DefaultRescanInterval         = 30 * time.Second
 	DefaultLeaseTTL               = 15 * time.Second
