@@ -59,7 +59,11 @@ func TestClaimedFirstAttemptWritesNothingBefore(t *testing.T) {
 	backends(t, func(t *testing.T, s store.Store) {
 		rc := newReceiver(t, statuses(200))
 		w := &writeLog{Store: s}
-		h := newHarnessClaims(t, w, rc.srv.URL, replicaConfig("a"), true)
+		// A long TTL: a claim older than half its validity is not used,
+		// and a loaded machine may take a while to get to the attempt.
+		cfg := replicaConfig("a")
+		cfg.LeaseTTL = time.Minute
+		h := newHarnessClaims(t, w, rc.srv.URL, cfg, true)
 		h.start(t)
 		id := h.accept(t, time.Now(), "a@example.com")
 		d := h.waitState(t, id+"-1", queue.StateDelivered)
@@ -115,10 +119,13 @@ func TestClaimKeepsOthersOffUntilItExpires(t *testing.T) {
 // never sends it meanwhile.
 func TestSlowClaimedAttemptTakesTheLease(t *testing.T) {
 	backends(t, func(t *testing.T, s store.Store) {
+		const testLeaseTTL = 900 * time.Millisecond // see TestRenewalKeepsSlowAttemptOwned
 		o := newOverlapReceiver()
 		rc := newReceiver(t, o.serve(3*testLeaseTTL, func(int) int { return http.StatusOK }))
-		a := newHarnessClaims(t, s, rc.srv.URL, replicaConfig("a"), true)
-		b := newHarness(t, s, rc.srv.URL, replicaConfig("b"))
+		ca, cb := replicaConfig("a"), replicaConfig("b")
+		ca.LeaseTTL, cb.LeaseTTL = testLeaseTTL, testLeaseTTL
+		a := newHarnessClaims(t, s, rc.srv.URL, ca, true)
+		b := newHarness(t, s, rc.srv.URL, cb)
 		b.start(t)
 		a.start(t)
 		id := a.accept(t, time.Now(), "a@example.com")

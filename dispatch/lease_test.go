@@ -228,10 +228,15 @@ func TestLeaseTakeover(t *testing.T) {
 // dispatcher that knows the delivery never sends it meanwhile.
 func TestRenewalKeepsSlowAttemptOwned(t *testing.T) {
 	backends(t, func(t *testing.T, s store.Store) {
+		// Renewals every 300 ms: a store write (a syncfs on the fs store)
+		// on a loaded machine can take 100 ms, testLeaseTTL's period.
+		const testLeaseTTL = 900 * time.Millisecond
 		o := newOverlapReceiver()
 		rc := newReceiver(t, o.serve(3*testLeaseTTL, func(int) int { return http.StatusOK }))
-		a := newHarness(t, s, rc.srv.URL, replicaConfig("a"))
-		b := newHarness(t, s, rc.srv.URL, replicaConfig("b"))
+		ca, cb := replicaConfig("a"), replicaConfig("b")
+		ca.LeaseTTL, cb.LeaseTTL = testLeaseTTL, testLeaseTTL
+		a := newHarness(t, s, rc.srv.URL, ca)
+		b := newHarness(t, s, rc.srv.URL, cb)
 		b.start(t)
 		id := a.accept(t, time.Now(), "a@example.com")
 		waitFor(t, "b to know the delivery", func() bool { return b.d.Stats().Pending == 1 || len(rc.requests()) > 0 })

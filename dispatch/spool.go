@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -181,11 +180,7 @@ func (e *streamEncoder) attachment(a *event.Attachment) {
 		// encoding/json writes a []byte as a standard base64 string.
 		e.raw(`"`)
 		if e.err == nil {
-			b64 := base64.NewEncoder(base64.StdEncoding, e.w)
-			_, e.err = b64.Write(a.Content)
-			if err := b64.Close(); e.err == nil {
-				e.err = err
-			}
+			e.err = a.WriteContentBase64(e.w)
 		}
 		e.raw(`"`)
 	}

@@ -1,6 +1,11 @@
 package event
 
-import "time"
+import (
+	"bytes"
+	"encoding/base64"
+	"io"
+	"time"
+)
 
 // Type is the value of Event.Type for a received message.
 const Type = "email.received"
@@ -81,6 +86,47 @@ type Attachment struct {
 	ContentID   string `json:"content_id"`
 	SHA256      string `json:"sha256"`
 	Content     []byte `json:"content"` // base64 in JSON
+
+	// encoded, when set, is Content in canonical standard base64 with
+	// CR and LF bytes anywhere (the body of a clean base64 MIME part):
+	// WriteContentBase64 copies it instead of encoding Content.
+	encoded []byte
+}
+
+// SetContentBase64 records text as Content's standard base64 encoding,
+// which it must be once its CR and LF bytes are dropped (the encoding of
+// Content, padded, with zero unused bits): such a MIME body need not be
+// encoded again. Content must not change afterwards.
+func (a *Attachment) SetContentBase64(text []byte) { a.encoded = text }
+
+// WriteContentBase64 writes Content in standard base64, as encoding/json
+// writes a []byte, without the quotes: a copy of the text given to
+// SetContentBase64 without its line breaks, or else Content encoded.
+func (a *Attachment) WriteContentBase64(w io.Writer) error {
+	if a.encoded == nil || a.Content == nil {
+		enc := base64.NewEncoder(base64.StdEncoding, w)
+		if _, err := enc.Write(a.Content); err != nil {
+			return err
+		}
+		return enc.Close()
+	}
+	text := a.encoded
+	for len(text) > 0 {
+		i := bytes.IndexAny(text, "\r\n")
+		if i < 0 {
+			i = len(text)
+		}
+		if i > 0 {
+			if _, err := w.Write(text[:i]); err != nil {
+				return err
+			}
+		}
+		text = text[i:]
+		for len(text) > 0 && (text[0] == '\r' || text[0] == '\n') {
+			text = text[1:]
+		}
+	}
+	return nil
 }
 
 // Raw locates the raw message in the store.

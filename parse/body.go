@@ -73,6 +73,7 @@ func parseBody(d *event.Data, raw []byte, hb headerBlock, opts Options, w *warni
 		w:          w,
 		maxDepth:   opts.MaxDepth,
 		containers: make(map[*enmime.Part]bool),
+		encoded:    make(map[*enmime.Part][]byte),
 		deadline:   time.Now().Add(opts.MaxDuration),
 	}
 	root := b.build(t.root) // never nil: the root is never too deep
@@ -104,7 +105,11 @@ func parseBody(d *event.Data, raw []byte, hb headerBlock, opts Options, w *warni
 		if b.containers[p] || (body[p] && p.FileName == "") {
 			return
 		}
-		d.Attachments = append(d.Attachments, attachment(p, label, opts.MaxAttachmentBytes, w))
+		a := attachment(p, label, opts.MaxAttachmentBytes, w)
+		if text, ok := b.encoded[p]; ok && a.Content != nil {
+			a.SetContentBase64(text)
+		}
+		d.Attachments = append(d.Attachments, a)
 	})
 }
 
@@ -137,8 +142,11 @@ type builder struct {
 	w          *warnings
 	maxDepth   int
 	containers map[*enmime.Part]bool
-	deadline   time.Time // end of the time budget (Options.MaxDuration)
-	outOfTime  bool
+	// encoded holds the base64 text of the parts decodeBase64Leaf found
+	// canonical (event.Attachment.SetContentBase64).
+	encoded   map[*enmime.Part][]byte
+	deadline  time.Time // end of the time budget (Options.MaxDuration)
+	outOfTime bool
 }
 
 func (b *builder) build(n *node) *enmime.Part {
@@ -276,7 +284,15 @@ func (b *builder) decodeBase64Leaf(n *node) *enmime.Part {
 		strings.ToLower(p.Header.Get("Content-Transfer-Encoding")) != "base64" {
 		return nil
 	}
+	// Canonical base64 (padded, zero unused bits, only line breaks
+	// between the groups: what encoders write) decodes in one pass, and
+	// its text, line breaks dropped, is already the event's encoding.
 	content := make([]byte, base64.RawStdEncoding.DecodedLen(digits))
+	if m, err := base64.StdEncoding.Strict().Decode(content, body); err == nil {
+		p.Content = content[:m]
+		b.encoded[p] = body
+		return p
+	}
 	var chunk [16 << 10]byte // a multiple of 4
 	k, out := 0, 0
 	flush := func() {
