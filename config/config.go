@@ -68,8 +68,6 @@ type Config struct {
 	LeaseTTL                   time.Duration `env:"LEASE_TTL" envDefault:"15s" help:"how long a replica's claim on a delivery lasts unrenewed (renewed every third of it while an attempt runs); a dead replica's deliveries are taken over by the others after about this long"`
 	QueueScanInterval          time.Duration `env:"QUEUE_SCAN_INTERVAL" envDefault:"30s" help:"how often the pending queue is re-read from the store, picking up replays and deliveries other processes left"`
 
-	SpoolDir string `env:"SPOOL_DIR" help:"where the webhook body of a message over 1 MiB is written while it is sent (default: the system temp dir); unusable: rendered in memory"`
-
 	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE" envDefault:"25s" help:"on SIGTERM, time to finish SMTP transactions and webhook attempts in flight"`
 }
 

@@ -328,31 +328,38 @@ func (d *Dispatcher) attempt(ctx context.Context, rec *queue.Delivery) (res resu
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return result{err: errors.New("invalid endpoint URL"), permanent: true}
 	}
-	sp := &spool{dir: d.cfg.SpoolDir, threshold: d.cfg.SpoolThreshold}
-	defer sp.release()
+	sp := &spool{threshold: d.cfg.SpoolThreshold}
 	body, err := d.safeRender(withSpool(ctx, sp), rec)
 	if err != nil {
 		return result{err: err, permanent: errors.Is(err, ErrPermanent) || errors.Is(err, store.ErrNotFound)}
 	}
 
+	ts := d.cfg.Now()
+	var sig string
+	size := int64(len(body))
+	if sp.ev != nil {
+		// First pass over the stream: its length and signature.
+		if size, sig, err = d.measure(rec.EventID, ts, sp); err != nil {
+			return result{err: err}
+		}
+	} else if d.signer != nil {
+		sig = d.signer.Sign(rec.EventID, ts, body)
+	}
+
 	actx, cancel := context.WithTimeout(ctx, d.cfg.AttemptTimeout)
 	defer cancel()
-	var reqBody io.Reader = bytes.NewReader(body)
-	if sp.f != nil {
-		reqBody = io.NewSectionReader(sp.f, 0, sp.size)
-	}
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, rec.Endpoint, reqBody)
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, rec.Endpoint, nil)
 	if err != nil {
 		return result{err: errors.New("invalid endpoint URL"), permanent: true}
 	}
-	if sp.f != nil {
-		f, size := sp.f, sp.size
-		req.ContentLength = size
-		req.GetBody = func() (io.ReadCloser, error) {
-			return io.NopCloser(io.NewSectionReader(f, 0, size)), nil
+	req.ContentLength = size
+	req.GetBody = func() (io.ReadCloser, error) {
+		if sp.ev != nil {
+			return sp.open(), nil // the second pass
 		}
+		return io.NopCloser(bytes.NewReader(body)), nil
 	}
-	ts := d.cfg.Now()
+	req.Body, _ = req.GetBody()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", d.cfg.UserAgent)
 	// Standard Webhooks header names, lower case as the specification
@@ -360,15 +367,6 @@ func (d *Dispatcher) attempt(ctx context.Context, rec *queue.Delivery) (res resu
 	req.Header["webhook-id"] = []string{rec.EventID}
 	req.Header["webhook-timestamp"] = []string{strconv.FormatInt(ts.Unix(), 10)}
 	if d.signer != nil {
-		var sig string
-		if sp.f != nil {
-			sig, err = d.signSpooled(rec.EventID, ts, sp)
-			if err != nil {
-				return result{err: err}
-			}
-		} else {
-			sig = d.signer.Sign(rec.EventID, ts, body)
-		}
 		req.Header["webhook-signature"] = []string{sig}
 	}
 
@@ -392,20 +390,32 @@ func (d *Dispatcher) attempt(ctx context.Context, rec *queue.Delivery) (res resu
 	return res
 }
 
-// signSpooled signs the spooled body, streaming it when the Signer can
-// (*signing.Signer does), else reading it into memory.
-func (d *Dispatcher) signSpooled(id string, ts time.Time, sp *spool) (string, error) {
-	r := io.NewSectionReader(sp.f, 0, sp.size)
-	if rs, ok := d.signer.(interface {
+// measure encodes the streamed event once and returns its length and,
+// with a Signer, its signature (streamed when the Signer can, as
+// *signing.Signer does, else from memory).
+func (d *Dispatcher) measure(id string, ts time.Time, sp *spool) (int64, string, error) {
+	r := sp.open()
+	defer r.Close() // ends the encoder if the signer stops early
+	cr := &countingReader{r: r}
+	var sig string
+	var err error
+	switch s := d.signer.(type) {
+	case nil:
+		_, err = io.Copy(io.Discard, cr)
+	case interface {
 		SignReader(id string, ts time.Time, body io.Reader) (string, error)
-	}); ok {
-		return rs.SignReader(id, ts, r)
+	}:
+		sig, err = s.SignReader(id, ts, cr)
+	default:
+		var body []byte
+		if body, err = io.ReadAll(cr); err == nil {
+			sig = s.Sign(id, ts, body)
+		}
 	}
-	body, err := io.ReadAll(r)
 	if err != nil {
-		return "", fmt.Errorf("read spooled body: %w", err)
+		return 0, "", fmt.Errorf("encode event: %w", err)
 	}
-	return d.signer.Sign(id, ts, body), nil
+	return cr.n, sig, nil
 }
 
 // safeRender calls the renderer, turning a panic (a parser bug on hostile

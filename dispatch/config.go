@@ -66,12 +66,10 @@ type Config struct {
 	// worker goroutine and must be fast.
 	OnAttempt func(status int, outcome string, latency time.Duration)
 	// SpoolThreshold: a delivery whose raw message is larger has its body
-	// (rendered by NewRenderer) written to a temporary file, signed and
-	// sent from there, instead of being built in memory (1 MiB; negative:
-	// never). The file is removed when the attempt ends.
+	// (rendered by NewRenderer) streamed, encoded once to sign it and once
+	// into the request, instead of being built in memory (1 MiB;
+	// negative: never).
 	SpoolThreshold int64
-	// SpoolDir holds those files (os.TempDir()).
-	SpoolDir string
 }
 
 // Defaults.

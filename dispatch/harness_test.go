@@ -88,6 +88,7 @@ func fakeParse(r io.Reader, _ parse.Options) (*event.Data, error) {
 type received struct {
 	id, ts, sig, ua, ct string
 	body                []byte
+	contentLength       int64
 }
 
 // receiver is a webhook endpoint answering from a script.
@@ -110,6 +111,7 @@ func newReceiver(t testing.TB, answer func(n int, w http.ResponseWriter, r *http
 		rc.reqs = append(rc.reqs, received{
 			id: r.Header.Get("webhook-id"), ts: r.Header.Get("webhook-timestamp"), sig: r.Header.Get("webhook-signature"),
 			ua: r.Header.Get("User-Agent"), ct: r.Header.Get("Content-Type"), body: body,
+			contentLength: r.ContentLength,
 		})
 		rc.mu.Unlock()
 		if rc.answer != nil {

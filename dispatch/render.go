@@ -43,8 +43,8 @@ type parseFunc func(r io.Reader, opts parse.Options) (*event.Data, error)
 // message is checked against its recorded size and SHA-256 on the way.
 //
 // Used by a Dispatcher, it writes the body of a message larger than
-// Config.SpoolThreshold to a temporary file instead (see spool.go); the
-// bytes sent are the same.
+// Config.SpoolThreshold as a stream instead (see spool.go); the bytes sent
+// are the same.
 func NewRenderer(raw RawOpener, opts parse.Options) Renderer {
 	return newRenderer(raw, parse.Parse, opts)
 }
@@ -84,14 +84,8 @@ func newRenderer(raw RawOpener, parseFn parseFunc, opts parse.Options) Renderer 
 			Data:      *data,
 		}
 		if sp := spoolFor(ctx, d.Raw.Size); sp != nil {
-			err := sp.write(&ev)
-			if err == nil {
-				return nil, nil
-			}
-			if !errors.Is(err, errSpoolUnusable) {
-				return nil, fmt.Errorf("render %s: %w", d.ID, err)
-			}
-			// Fall back to memory rather than never delivering.
+			sp.ev = &ev
+			return nil, nil
 		}
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)

@@ -5,20 +5,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
-	"os"
 
 	"github.com/mailhook/mailhook/event"
 )
 
-// A large message is not rendered in memory: its event is written, as it
-// is encoded, to a temporary file, which is then signed and sent by
-// streaming it. The attachment content is base64-encoded on its way to the
-// file, so the decoded attachments are the only copy of the content held.
+// A large message is not rendered in memory: its event is encoded twice,
+// as a stream, once to learn its length and signature and once into the
+// request, so the body never exists as a whole, neither in memory nor in
+// a file. Clean base64 attachments are copied from the raw message on the
+// way (event.Attachment.WriteContentBase64), others encoded as they go.
 //
-// The Renderer type returns bytes, so the file travels beside the call:
+// The Renderer type returns bytes, so the event travels beside the call:
 // the Dispatcher puts a *spool in the context of the render, and the
 // renderer of NewRenderer fills it in when the raw message is larger than
 // spool.threshold (returning a nil body). Other renderers, and calls
@@ -26,18 +24,11 @@ import (
 
 type spoolKey struct{}
 
-// errSpoolUnusable: no temporary file could be made (a read-only root file
-// system without a writable /tmp, a full disk). The renderer then renders
-// in memory, as for a small message: slower to deliver, but delivered.
-var errSpoolUnusable = errors.New("spool directory unusable")
-
-// spool receives the file of one render.
+// spool receives the event of one render.
 type spool struct {
-	dir       string
-	threshold int64 // raw size above which to spool; < 0: never
+	threshold int64 // raw size above which to stream; < 0: never
 
-	f    *os.File // set by the renderer on success; the caller removes it
-	size int64
+	ev *event.Event // set by the renderer
 }
 
 func withSpool(ctx context.Context, sp *spool) context.Context {
@@ -54,42 +45,20 @@ func spoolFor(ctx context.Context, rawSize int64) *spool {
 	return sp
 }
 
-// write renders ev into a new temporary file and keeps it in sp. On any
-// failure, a panic included, the file is removed.
-func (sp *spool) write(ev *event.Event) (err error) {
-	f, err := os.CreateTemp(sp.dir, "mailhook-body-*.json")
-	if err != nil {
-		return fmt.Errorf("%w: %w", errSpoolUnusable, err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			f.Close()
-			os.Remove(f.Name())
+// open returns a reader of the encoded event, produced as it is read. The
+// producing goroutine ends when the event is written or the reader is
+// closed (net/http closes a request body, even on errors).
+func (sp *spool) open() io.ReadCloser {
+	pr, pw := io.Pipe()
+	go func() {
+		bw := bufio.NewWriterSize(pw, 64<<10)
+		err := encodeEvent(bw, sp.ev)
+		if err == nil {
+			err = bw.Flush()
 		}
+		pw.CloseWithError(err)
 	}()
-	bw := bufio.NewWriterSize(f, 64<<10)
-	if err := encodeEvent(bw, ev); err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	size, err := f.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	sp.f, sp.size, done = f, size, true
-	return nil
-}
-
-// release closes and removes the file, if any.
-func (sp *spool) release() {
-	if sp.f != nil {
-		sp.f.Close()
-		os.Remove(sp.f.Name())
-		sp.f = nil
-	}
+	return pr
 }
 
 // encodeEvent writes ev as encoding/json does with SetEscapeHTML(false)

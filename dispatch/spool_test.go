@@ -6,10 +6,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,9 +117,9 @@ func TestEncodeEventMatchesJSON(t *testing.T) {
 		}}})
 }
 
-// A message above SpoolThreshold goes through a temporary file: the
-// receiver gets the bytes of the in-memory renderer, correctly signed, on
-// every attempt, and no file is left behind.
+// A message above SpoolThreshold is streamed: the receiver gets the bytes
+// of the in-memory renderer, with its length declared and correctly
+// signed, on every attempt, and no encoder goroutine is left running.
 func TestSpooledDelivery(t *testing.T) {
 	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	signer, err := signing.NewSigner(secret)
@@ -134,16 +138,15 @@ func TestSpooledDelivery(t *testing.T) {
 		{"big, spooling off", bigMessage(2 << 20), -1, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
 			var spooled bool
 			rc := newReceiver(t, statuses(503, 200))
 			cfg := defaultTestConfig()
-			cfg.SpoolDir, cfg.SpoolThreshold = dir, tt.threshold
+			cfg.SpoolThreshold = tt.threshold
 			h := newHarness(t, newMemStore(), rc.srv.URL, cfg)
 			render := NewRenderer(h.q, parse.Options{})
 			h.d.render = func(ctx context.Context, d *queue.Delivery) ([]byte, error) {
 				b, err := render(ctx, d)
-				if sp, _ := ctx.Value(spoolKey{}).(*spool); sp != nil && sp.f != nil {
+				if sp, _ := ctx.Value(spoolKey{}).(*spool); sp != nil && sp.ev != nil {
 					spooled = true
 				}
 				return b, err
@@ -174,6 +177,9 @@ func TestSpooledDelivery(t *testing.T) {
 				if !bytes.Equal(r.body, want) {
 					t.Errorf("request %d: body of %d bytes differs from the in-memory render (%d bytes)", i, len(r.body), len(want))
 				}
+				if r.contentLength != int64(len(want)) {
+					t.Errorf("request %d: Content-Length %d, want %d", i, r.contentLength, len(want))
+				}
 				ts, _ := strconv.ParseInt(r.ts, 10, 64)
 				if err := signing.Verify(secret, r.id, r.ts, r.sig, r.body, time.Unix(ts, 0), 0); err != nil {
 					t.Errorf("request %d: %v", i, err)
@@ -182,44 +188,54 @@ func TestSpooledDelivery(t *testing.T) {
 			if spooled != tt.spooled {
 				t.Errorf("spooled = %v, want %v", spooled, tt.spooled)
 			}
-			if left, _ := os.ReadDir(dir); len(left) != 0 {
-				t.Errorf("left behind in the spool directory: %v", left)
-			}
+			waitFor(t, "the encoders to end", noEncoderRunning)
 		})
 	}
 }
 
-// A render that fails while writing the file leaves nothing behind.
-func TestSpoolCleanupOnFailure(t *testing.T) {
-	dir := t.TempDir()
-	sp := &spool{dir: dir, threshold: 1}
-	// encoding/json refuses years past 9999, in the middle of the file.
-	ev := eventOf(&event.Data{Attachments: []event.Attachment{{Content: []byte("x")}}})
-	ev.Data.Raw.SHA256 = strings.Repeat("a", 100<<10)
-	ev.Data.Warnings = []string{}
-	ev.Data.ReceivedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
-	if err := sp.write(ev); err == nil || sp.f != nil {
-		t.Errorf("write = %v, file %v; want an error and no file", err, sp.f)
-	}
-	if left, _ := os.ReadDir(dir); len(left) != 0 {
-		t.Errorf("left behind: %v", left)
-	}
-	sp.release() // harmless without a file
-
-	// An unusable spool directory: the body is rendered in memory instead,
-	// and delivered.
-	rc := newReceiver(t, statuses(200))
+// A receiver that answers without reading the body, or hangs up on it,
+// ends the streaming encoder: no goroutine stays blocked on the pipe.
+func TestSpooledBodyNotRead(t *testing.T) {
+	var mu sync.Mutex
+	n := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		first := n == 1
+		mu.Unlock()
+		if first {
+			c, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				c.Close() // cut off mid-body
+			}
+			return
+		}
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusRequestEntityTooLarge) // without reading
+	}))
+	t.Cleanup(srv.Close)
+	rc := &receiver{srv: srv}
 	cfg := defaultTestConfig()
-	cfg.SpoolDir, cfg.SpoolThreshold = filepath.Join(dir, "missing"), 1
+	cfg.SpoolThreshold = 1
 	h := newHarness(t, newMemStore(), rc.srv.URL, cfg)
 	h.d.render = NewRenderer(h.q, parse.Options{})
-	id := h.accept(t, t0, "a@example.com")
+	id := event.NewID(t0)
+	env := event.Envelope{MailFrom: "s@example.org", RcptTo: []string{"a@example.com"}}
+	if err := h.q.Accept(context.Background(), id, t0, env, strings.NewReader(bigMessage(4<<20))); err != nil {
+		t.Fatal(err)
+	}
 	h.start(t)
-	d := h.waitAttempts(t, id+"-1", 1)
-	if d.State != queue.StateDelivered {
-		t.Errorf("record = %+v, want delivered from memory after a spool error", d)
+	h.waitAttempts(t, id+"-1", 1)
+	h.advance(time.Second)
+	d := h.waitState(t, id+"-1", queue.StateFailed)
+	if len(d.Attempts) != 2 || d.Attempts[1].Status != http.StatusRequestEntityTooLarge {
+		t.Errorf("attempts = %+v", d.Attempts)
 	}
-	if n := len(rc.requests()); n != 1 {
-		t.Errorf("receiver got %d requests, want 1", n)
-	}
+	waitFor(t, "no encoder blocked on its pipe", noEncoderRunning)
+}
+
+// noEncoderRunning reports whether no goroutine of spool.open is alive.
+func noEncoderRunning() bool {
+	buf := make([]byte, 4<<20)
+	return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "dispatch.(*spool).open")
 }

@@ -89,7 +89,6 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		RescanInterval:         cfg.QueueScanInterval,
 		LeaseTTL:               cfg.LeaseTTL,
 		ReplicaID:              owner.ID,
-		SpoolDir:               cfg.SpoolDir,
 		OnAttempt:              mx.DeliveryAttempt,
 		UserAgent:              "mailhook/" + version,
 	}, a.queue, renderer, signer, log)
