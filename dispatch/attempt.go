@@ -328,6 +328,11 @@ func (d *Dispatcher) attempt(ctx context.Context, rec *queue.Delivery) (res resu
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return result{err: errors.New("invalid endpoint URL"), permanent: true}
 	}
+	release, err := d.takeMemory(ctx, rec.Raw.Size)
+	if err != nil {
+		return result{err: transportError(err, ctx, d.cfg.AttemptTimeout)}
+	}
+	defer release() // after the answer: a streamed body is encoded while sent
 	sp := &spool{threshold: d.cfg.SpoolThreshold}
 	body, err := d.safeRender(withSpool(ctx, sp), rec)
 	if err != nil {

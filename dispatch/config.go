@@ -70,6 +70,11 @@ type Config struct {
 	// into the request, instead of being built in memory (1 MiB;
 	// negative: never).
 	SpoolThreshold int64
+	// RenderMemory bounds the memory held by the attempts in flight, as
+	// estimated from their raw messages (renderWeight): an attempt waits
+	// until its share fits (64 MiB; negative: no bound). One message too
+	// large for the whole bound is attempted alone.
+	RenderMemory int64
 }
 
 // Defaults.
@@ -86,6 +91,7 @@ const (
 	DefaultLeaseTTL               = 15 * time.Second
 	DefaultUserAgent              = "mailhook/dev"
 	DefaultSpoolThreshold         = 1 << 20
+	DefaultRenderMemory           = 64 << 20
 )
 
 // withDefaults returns c with zero fields set to their defaults.
@@ -126,6 +132,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SpoolThreshold == 0 {
 		c.SpoolThreshold = DefaultSpoolThreshold
+	}
+	if c.RenderMemory == 0 {
+		c.RenderMemory = DefaultRenderMemory
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mailhook/mailhook/queue"
 	"github.com/mailhook/mailhook/store"
+	"golang.org/x/sync/semaphore"
 )
 
 // Queue is what the dispatcher needs from the delivery queue
@@ -59,6 +60,7 @@ type Dispatcher struct {
 	render Renderer
 	signer Signer
 	log    *slog.Logger
+	mem    *semaphore.Weighted // Config.RenderMemory; nil: unbounded
 
 	mu       sync.Mutex
 	sched    schedule
@@ -106,6 +108,7 @@ func New(cfg Config, q Queue, render Renderer, signer Signer, logger *slog.Logge
 		render:   render,
 		signer:   signer,
 		log:      logger,
+		mem:      newRenderMemory(cfg.RenderMemory),
 		known:    make(map[string]*item),
 		parked:   make(map[string][]*item),
 		busy:     make(map[string]int),

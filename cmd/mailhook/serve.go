@@ -86,6 +86,7 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		AttemptTimeout:         cfg.DeliveryTimeout,
 		Concurrency:            cfg.DeliveryConcurrency,
 		PerEndpointConcurrency: cfg.DeliveryEndpointConcurrent,
+		RenderMemory:           cfg.DeliveryMemory,
 		RescanInterval:         cfg.QueueScanInterval,
 		LeaseTTL:               cfg.LeaseTTL,
 		ReplicaID:              owner.ID,

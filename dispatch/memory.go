@@ -1,0 +1,58 @@
+package dispatch
+
+import (
+	"context"
+	"math"
+
+	"golang.org/x/sync/semaphore"
+)
+
+// Rendering holds a message in memory: the raw message, read whole by the
+// parser, its decoded parts and, for a body not streamed, the body itself.
+// Unbounded, eight 25 MB messages sent at once to one endpoint would hold
+// some 670 MB. The dispatcher therefore gives each attempt a weight,
+// renderWeight, and lets attempts run only while their weights fit in
+// Config.RenderMemory; the weight is held from the render until the
+// receiver has answered, since a streamed body is encoded while it is sent.
+
+// renderOverhead is the weight of what any render holds besides the
+// message: the event's fields, buffers, the HTTP request.
+const renderOverhead = 64 << 10
+
+// newRenderMemory returns the semaphore of Config.RenderMemory, nil when
+// unbounded.
+func newRenderMemory(limit int64) *semaphore.Weighted {
+	if limit < 0 {
+		return nil
+	}
+	return semaphore.NewWeighted(limit)
+}
+
+// renderWeight estimates the memory an attempt at a message of rawSize
+// bytes holds: the raw message and its decoded parts (at most its size
+// again), plus, when the body is built in memory, the body (about 1.4
+// times the message: base64 in JSON) and its copy in the request.
+func (d *Dispatcher) renderWeight(rawSize int64) int64 {
+	rawSize = max(rawSize, 0)
+	w := 2 * rawSize
+	if d.cfg.SpoolThreshold < 0 || rawSize <= d.cfg.SpoolThreshold {
+		w = 4 * rawSize
+	}
+	if rawSize > math.MaxInt64/8 {
+		w = math.MaxInt64 / 2
+	}
+	return min(w+renderOverhead, d.cfg.RenderMemory)
+}
+
+// takeMemory waits until an attempt at a message of rawSize bytes fits in
+// the render memory and returns the function that gives it back.
+func (d *Dispatcher) takeMemory(ctx context.Context, rawSize int64) (release func(), err error) {
+	if d.mem == nil {
+		return func() {}, nil
+	}
+	w := d.renderWeight(rawSize)
+	if err := d.mem.Acquire(ctx, w); err != nil {
+		return nil, err
+	}
+	return func() { d.mem.Release(w) }, nil
+}
