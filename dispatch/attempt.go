@@ -127,6 +127,7 @@ func (d *Dispatcher) process(ctx context.Context, it *item) {
 	fresh := d.freshClaim(rec)
 	if fresh {
 		k = d.keepClaim(rec.ID, rec.ClaimedAt(), cancelAttempt)
+		d.claimed.Add(1)
 	} else {
 		if c := rec.Claim; c != nil && c.Owner != d.owner.ID {
 			if later, held := d.claimHeld(it, c); held {

@@ -82,6 +82,9 @@ func TestClaimedFirstAttemptWritesNothingBefore(t *testing.T) {
 		if n := len(rc.requests()); n != 1 {
 			t.Errorf("receiver got %d requests, want 1", n)
 		}
+		if st := h.d.Stats(); st.ClaimedAttempts != 1 {
+			t.Errorf("ClaimedAttempts = %d, want 1", st.ClaimedAttempts)
+		}
 	})
 }
 

@@ -80,9 +80,9 @@ type Dispatcher struct {
 	stopOnce sync.Once
 	done     chan struct{} // closed when Run returns
 
-	delivered, failed atomic.Uint64
-	takeovers         atomic.Uint64
-	attempts          [numClasses]atomic.Uint64
+	delivered, failed  atomic.Uint64
+	takeovers, claimed atomic.Uint64
+	attempts           [numClasses]atomic.Uint64
 }
 
 type runState int

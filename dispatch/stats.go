@@ -42,6 +42,9 @@ type Stats struct {
 	// LeaseTakeovers counts leases this process took over from replicas
 	// that stopped renewing them.
 	LeaseTakeovers uint64
+	// ClaimedAttempts counts first attempts made under the claim written
+	// with the record at Accept (no lease write before them).
+	ClaimedAttempts uint64
 	// OldestPendingAge is how long ago the oldest pending delivery's
 	// message was received; 0 when nothing is pending (gauge).
 	OldestPendingAge time.Duration
@@ -56,9 +59,10 @@ type AttemptCounts struct {
 func (d *Dispatcher) Stats() Stats {
 	now := d.cfg.Now()
 	s := Stats{
-		Delivered:      d.delivered.Load(),
-		Failed:         d.failed.Load(),
-		LeaseTakeovers: d.takeovers.Load(),
+		Delivered:       d.delivered.Load(),
+		Failed:          d.failed.Load(),
+		LeaseTakeovers:  d.takeovers.Load(),
+		ClaimedAttempts: d.claimed.Load(),
 		Attempts: AttemptCounts{
 			Status2xx: d.attempts[class2xx].Load(),
 			Status3xx: d.attempts[class3xx].Load(),

@@ -11,7 +11,7 @@ type dispatchCollector struct {
 	src     StatsSource
 	retries *atomic.Uint64
 
-	deliveries, attempts, pending, inFlight, oldest *prometheus.Desc
+	deliveries, attempts, pending, inFlight, oldest, takeovers, claimed *prometheus.Desc
 }
 
 func newDispatchCollector(src StatsSource, retries *atomic.Uint64) *dispatchCollector {
@@ -31,6 +31,10 @@ func newDispatchCollector(src StatsSource, retries *atomic.Uint64) *dispatchColl
 			"Webhook attempts being made.", nil, nil),
 		oldest: prometheus.NewDesc(name("queue_oldest_pending_age_seconds"),
 			"Age of the message of the oldest pending delivery this process knows; 0 when none.", nil, nil),
+		takeovers: prometheus.NewDesc(name("lease_takeovers_total"),
+			"Deliveries this process took over from a replica that stopped renewing its lease.", nil, nil),
+		claimed: prometheus.NewDesc(name("delivery_claimed_attempts_total"),
+			"First attempts made under the claim written with the record when the message was accepted here (no lease write needed).", nil, nil),
 	}
 }
 
@@ -40,6 +44,8 @@ func (c *dispatchCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.pending
 	ch <- c.inFlight
 	ch <- c.oldest
+	ch <- c.takeovers
+	ch <- c.claimed
 }
 
 func (c *dispatchCollector) Collect(ch chan<- prometheus.Metric) {
@@ -61,4 +67,6 @@ func (c *dispatchCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.pending, float64(s.Pending))
 	gauge(c.inFlight, float64(s.InFlight))
 	gauge(c.oldest, s.OldestPendingAge.Seconds())
+	ch <- prometheus.MustNewConstMetric(c.takeovers, prometheus.CounterValue, float64(s.LeaseTakeovers))
+	ch <- prometheus.MustNewConstMetric(c.claimed, prometheus.CounterValue, float64(s.ClaimedAttempts))
 }

@@ -350,6 +350,7 @@ func TestDispatcherMetrics(t *testing.T) {
 		Pending: 3, InFlight: 2, Delivered: 10, Failed: 1,
 		Attempts:         dispatch.AttemptCounts{Status2xx: 10, Status3xx: 1, Status4xx: 2, Status5xx: 4, Error: 5},
 		OldestPendingAge: 90 * time.Second,
+		LeaseTakeovers:   3, ClaimedAttempts: 7,
 	}})
 	m.DeliveryAttempt(204, "delivered", 120*time.Millisecond)
 	m.DeliveryAttempt(503, "retry", 2*time.Second)
@@ -360,6 +361,8 @@ func TestDispatcherMetrics(t *testing.T) {
 	want(t, s, "mailhook_queue_pending", 3)
 	want(t, s, "mailhook_deliveries_in_flight", 2)
 	want(t, s, "mailhook_queue_oldest_pending_age_seconds", 90)
+	want(t, s, "mailhook_lease_takeovers_total", 3)
+	want(t, s, "mailhook_delivery_claimed_attempts_total", 7)
 	want(t, s, `mailhook_deliveries_total{outcome="delivered"}`, 10)
 	want(t, s, `mailhook_deliveries_total{outcome="failed"}`, 1)
 	want(t, s, `mailhook_deliveries_total{outcome="retry"}`, 2)
