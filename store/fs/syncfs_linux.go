@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -87,5 +88,66 @@ func renameNoReplace(oldname, newname string) error {
 			continue
 		}
 		return &os.LinkError{Op: "renameat2", Old: oldname, New: newname, Err: errno}
+	}
+}
+
+// oTmpfile is O_TMPFILE (with O_DIRECTORY, as the kernel defines it).
+const oTmpfile = 0x400000 | syscall.O_DIRECTORY
+
+// openTmpfile creates an unnamed regular file on the filesystem of dir
+// (open(2) with O_TMPFILE). It is gone when closed unless linked first.
+func openTmpfile(dir string, perm os.FileMode) (*os.File, error) {
+	for {
+		fd, err := syscall.Open(dir, oTmpfile|syscall.O_WRONLY|syscall.O_CLOEXEC, uint32(perm.Perm()))
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "open O_TMPFILE", Path: dir, Err: err}
+		}
+		return os.NewFile(uintptr(fd), ""), nil
+	}
+}
+
+// linkTmpfile gives the unnamed file f the name newname, failing with
+// EEXIST if it exists. It links /proc/self/fd/N with AT_SYMLINK_FOLLOW,
+// which needs no privilege (AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
+func linkTmpfile(f *os.File, newname string) error {
+	from, err := syscall.BytePtrFromString("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
+	if err != nil {
+		return err
+	}
+	to, err := syscall.BytePtrFromString(newname)
+	if err != nil {
+		return err
+	}
+	const atSymlinkFollow = 0x400
+	atFDCWD := -100 // AT_FDCWD: paths are absolute anyway
+	for {
+		_, _, errno := syscall.Syscall6(syscall.SYS_LINKAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(from)),
+			uintptr(atFDCWD), uintptr(unsafe.Pointer(to)), atSymlinkFollow, 0)
+		switch errno {
+		case 0:
+			return nil
+		case syscall.EINTR:
+			continue
+		}
+		return &os.LinkError{Op: "linkat", Old: "(unnamed)", New: newname, Err: errno}
+	}
+}
+
+// setMtime sets f's access and modification times to t, to the
+// nanosecond (utimensat(2) on the descriptor: f may have no name).
+func setMtime(f *os.File, _ string, t time.Time) error {
+	ts := [2]syscall.Timespec{syscall.NsecToTimespec(t.UnixNano()), syscall.NsecToTimespec(t.UnixNano())}
+	for {
+		_, _, errno := syscall.Syscall6(syscall.SYS_UTIMENSAT, f.Fd(), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+		switch errno {
+		case 0:
+			return nil
+		case syscall.EINTR:
+			continue
+		}
+		return &os.PathError{Op: "utimensat", Path: f.Name(), Err: errno}
 	}
 }

@@ -5,6 +5,7 @@ package fs
 import (
 	"os"
 	"syscall"
+	"time"
 )
 
 // syncfs is not available here: SyncAuto falls back to SyncFiles.
@@ -17,3 +18,16 @@ func kernelAtLeast(major, minor int) bool { return false }
 func renameNoReplace(oldname, newname string) error {
 	return &os.LinkError{Op: "renameat2", Old: oldname, New: newname, Err: syscall.ENOSYS}
 }
+
+// Unnamed temporary files are a Linux feature: IfNoneMatch Puts stage a
+// named file here.
+func openTmpfile(dir string, _ os.FileMode) (*os.File, error) {
+	return nil, &os.PathError{Op: "open O_TMPFILE", Path: dir, Err: syscall.ENOSYS}
+}
+
+func linkTmpfile(f *os.File, newname string) error {
+	return &os.LinkError{Op: "linkat", Old: "(unnamed)", New: newname, Err: syscall.ENOSYS}
+}
+
+// setMtime sets the times of the named file to t.
+func setMtime(_ *os.File, name string, t time.Time) error { return os.Chtimes(name, t, t) }
