@@ -267,6 +267,20 @@ func (b *builder) decodeBase64Leaf(n *node) *enmime.Part {
 	if n.cte != "base64" || len(body) < base64LeafMin {
 		return nil
 	}
+	p, err := b.declared.ReadParts(bytes.NewReader(n.header))
+	if err != nil || p.FirstChild != nil || strings.HasPrefix(p.ContentType, "text/") ||
+		strings.ToLower(p.Header.Get("Content-Transfer-Encoding")) != "base64" {
+		return nil
+	}
+	// Canonical base64 (padded, zero unused bits, only line breaks
+	// between the groups: what encoders write) decodes in one pass, and
+	// its text, line breaks dropped, is already the event's encoding.
+	content := make([]byte, base64.StdEncoding.DecodedLen(len(body)))
+	if m, err := base64.StdEncoding.Strict().Decode(content, body); err == nil {
+		p.Content = content[:m:m]
+		b.encoded[p] = body
+		return p
+	}
 	digits := 0
 	for _, c := range body {
 		switch {
@@ -279,19 +293,11 @@ func (b *builder) decodeBase64Leaf(n *node) *enmime.Part {
 	if digits%4 == 1 {
 		return nil // enmime warns about the corrupt end
 	}
-	p, err := b.declared.ReadParts(bytes.NewReader(n.header))
-	if err != nil || p.FirstChild != nil || strings.HasPrefix(p.ContentType, "text/") ||
-		strings.ToLower(p.Header.Get("Content-Transfer-Encoding")) != "base64" {
-		return nil
-	}
-	// Canonical base64 (padded, zero unused bits, only line breaks
-	// between the groups: what encoders write) decodes in one pass, and
-	// its text, line breaks dropped, is already the event's encoding.
-	content := make([]byte, base64.RawStdEncoding.DecodedLen(digits))
-	if m, err := base64.StdEncoding.Strict().Decode(content, body); err == nil {
-		p.Content = content[:m]
-		b.encoded[p] = body
-		return p
+	// Reuse the buffer of the canonical try (one buffer, as before).
+	if need := base64.RawStdEncoding.DecodedLen(digits); cap(content) >= need {
+		content = content[:need]
+	} else {
+		content = make([]byte, need)
 	}
 	var chunk [16 << 10]byte // a multiple of 4
 	k, out := 0, 0
