@@ -37,11 +37,12 @@ run_mailhook() { # name run flags...
 		>"$OUT/mailhook-$name-$i.json" 2>"$OUT/mailhook-$name-$i.err" || rc=$?
 	kill -TERM $mpid; wait $mpid || true
 	echo "mailhook $name run $i: exit $rc, store $(du -sh "$store" | cut -f1)"
-	# Deleted at the end: on a disk mounted with discard, removing tens of
-	# thousands of files slows the next run for many seconds.
-	echo "$store" >>"$OUT/stores"
+	# Removed now (1 MB shapes store gigabytes per run), then a pause: on a
+	# disk mounted with discard, removing tens of thousands of files slows
+	# the next run for seconds.
+	rm -rf "$store"
 	sync
-	sleep 3
+	sleep 10
 }
 
 run_ref() { # name run flags...
@@ -65,9 +66,3 @@ shapes | while read -r name flags; do
 		i=$((i + 1))
 	done
 done
-
-# Remove the stores, after every run.
-if [ -f "$OUT/stores" ]; then
-	xargs rm -rf <"$OUT/stores"
-	rm -f "$OUT/stores"
-fi
