@@ -1,8 +1,6 @@
 package metrics
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +8,6 @@ import (
 	"iter"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +17,7 @@ import (
 
 	"github.com/mailhook/mailhook/dispatch"
 	"github.com/mailhook/mailhook/inbound"
+	"github.com/mailhook/mailhook/internal/promtext"
 	"github.com/mailhook/mailhook/store"
 )
 
@@ -40,19 +38,9 @@ func scrape(t *testing.T, m *Metrics) map[string]float64 {
 
 func parseSamples(t *testing.T, body []byte) map[string]float64 {
 	t.Helper()
-	samples := map[string]float64{}
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("bad sample line %q", line)
-		}
-		samples[line[:i]] = v
+	samples, err := promtext.Parse(body)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return samples
 }

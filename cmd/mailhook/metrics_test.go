@@ -1,13 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailhook/mailhook/internal/promtext"
 )
 
 // getMetrics scrapes GET /metrics and returns every sample keyed by its
@@ -26,19 +26,9 @@ func getMetrics(t *testing.T, httpAddr string) map[string]float64 {
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
 		t.Errorf("GET /metrics Content-Type = %q", ct)
 	}
-	samples := map[string]float64{}
-	sc := bufio.NewScanner(strings.NewReader(string(body)))
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("bad sample line %q", line)
-		}
-		samples[line[:i]] = v
+	samples, err := promtext.Parse(body)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return samples
 }
