@@ -207,17 +207,15 @@ func TestEndToEndWrongSecret(t *testing.T) {
 	}
 }
 
-// fakeSMTP is a scripted server: no PIPELINING, and RCPT answers 451 for
-// every third transaction and 550 for every seventh.
-func fakeSMTP(t *testing.T) string {
+// fakeServer listens on loopback until the test ends and runs serve on
+// every connection, with a 30 s deadline; it returns the address.
+func fakeServer(t *testing.T, serve func(c net.Conn, r *bufio.Reader)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	var mu sync.Mutex
-	n := 0
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -227,55 +225,75 @@ func fakeSMTP(t *testing.T) string {
 			go func() {
 				defer c.Close()
 				c.SetDeadline(time.Now().Add(30 * time.Second))
-				r := bufio.NewReader(c)
-				fmt.Fprint(c, "220 fake ESMTP\r\n")
-				inData := false
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if inData {
-						if line == ".\r\n" {
-							inData = false
-							fmt.Fprint(c, "250 2.0.0 Ok: queued\r\n")
-						}
-						continue
-					}
-					switch verb := strings.ToUpper(strings.Fields(line + " x")[0]); verb {
-					case "EHLO":
-						fmt.Fprint(c, "250-fake\r\n250-SIZE 1000000\r\n250 8BITMIME\r\n")
-					case "MAIL":
-						fmt.Fprint(c, "250 2.1.0 Ok\r\n")
-					case "RCPT":
-						mu.Lock()
-						n++
-						k := n
-						mu.Unlock()
-						switch {
-						case k%7 == 0:
-							fmt.Fprint(c, "550 5.1.1 no such user\r\n")
-						case k%3 == 0:
-							fmt.Fprint(c, "451 4.3.0 try later\r\n")
-						default:
-							fmt.Fprint(c, "250 2.1.5 Ok\r\n")
-						}
-					case "DATA":
-						inData = true
-						fmt.Fprint(c, "354 go ahead\r\n")
-					case "RSET":
-						fmt.Fprint(c, "250 2.0.0 Ok\r\n")
-					case "QUIT":
-						fmt.Fprint(c, "221 2.0.0 Bye\r\n")
-						return
-					default:
-						fmt.Fprint(c, "500 5.5.2 what\r\n")
-					}
-				}
+				serve(c, bufio.NewReader(c))
 			}()
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// scriptedSMTP is a fake SMTP server: it greets, answers each command
+// with reply(verb) (DATA with 354, QUIT with 221 and a hang-up), and ends
+// each message with endData().
+func scriptedSMTP(t *testing.T, reply func(verb string) string, endData func() string) string {
+	return fakeServer(t, func(c net.Conn, r *bufio.Reader) {
+		fmt.Fprint(c, "220 fake ESMTP\r\n")
+		inData := false
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if inData {
+				if line == ".\r\n" {
+					inData = false
+					fmt.Fprint(c, endData())
+				}
+				continue
+			}
+			switch verb := strings.ToUpper(strings.Fields(line + " x")[0]); verb {
+			case "DATA":
+				inData = true
+				fmt.Fprint(c, "354 go ahead\r\n")
+			case "QUIT":
+				fmt.Fprint(c, "221 2.0.0 Bye\r\n")
+				return
+			default:
+				fmt.Fprint(c, reply(verb))
+			}
+		}
+	})
+}
+
+// fakeSMTP is a scripted server: no PIPELINING, and RCPT answers 451 for
+// every third transaction and 550 for every seventh.
+func fakeSMTP(t *testing.T) string {
+	t.Helper()
+	var mu sync.Mutex
+	n := 0
+	return scriptedSMTP(t, func(verb string) string {
+		switch verb {
+		case "EHLO":
+			return "250-fake\r\n250-SIZE 1000000\r\n250 8BITMIME\r\n"
+		case "MAIL":
+			return "250 2.1.0 Ok\r\n"
+		case "RCPT":
+			mu.Lock()
+			n++
+			k := n
+			mu.Unlock()
+			switch {
+			case k%7 == 0:
+				return "550 5.1.1 no such user\r\n"
+			case k%3 == 0:
+				return "451 4.3.0 try later\r\n"
+			}
+			return "250 2.1.5 Ok\r\n"
+		case "RSET":
+			return "250 2.0.0 Ok\r\n"
+		}
+		return "500 5.5.2 what\r\n"
+	}, func() string { return "250 2.0.0 Ok: queued\r\n" })
 }
 
 func TestNoSinkCountsFailures(t *testing.T) {
@@ -328,30 +346,15 @@ func TestUnreachableServer(t *testing.T) {
 // Cancelling the run (Ctrl-C) interrupts sessions blocked on a silent
 // server at once, not after -timeout.
 func TestCancelInterruptsBlockedSessions(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				fmt.Fprint(c, "220 silent ESMTP\r\n")
-				r := bufio.NewReader(c)
-				if _, err := r.ReadString('\n'); err != nil {
-					return
-				}
-				fmt.Fprint(c, "250 silent\r\n")
-				io.Copy(io.Discard, r) // and never answer again
-			}()
+	addr := fakeServer(t, func(c net.Conn, r *bufio.Reader) {
+		fmt.Fprint(c, "220 silent ESMTP\r\n")
+		if _, err := r.ReadString('\n'); err != nil {
+			return
 		}
-	}()
-	o := testOptions(ln.Addr().String())
+		fmt.Fprint(c, "250 silent\r\n")
+		io.Copy(io.Discard, r) // and never answer again
+	})
+	o := testOptions(addr)
 	o.load.Timeout = time.Minute
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()

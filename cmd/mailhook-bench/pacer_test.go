@@ -1,11 +1,7 @@
 package main
 
 import (
-	"bufio"
-	"fmt"
 	"io"
-	"net"
-	"strings"
 	"testing"
 	"time"
 )
@@ -55,53 +51,15 @@ func TestRateSpreadsTheMessages(t *testing.T) {
 // session, so it serves at most sessions/delay messages per second.
 func slowSMTP(t *testing.T, delay time.Duration) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(30 * time.Second))
-				r := bufio.NewReader(c)
-				fmt.Fprint(c, "220 slow ESMTP\r\n")
-				inData := false
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if inData {
-						if line == ".\r\n" {
-							inData = false
-							time.Sleep(delay)
-							fmt.Fprint(c, "250 2.0.0 Ok: queued\r\n")
-						}
-						continue
-					}
-					switch strings.ToUpper(strings.Fields(line + " x")[0]) {
-					case "EHLO":
-						fmt.Fprint(c, "250-slow\r\n250 PIPELINING\r\n")
-					case "DATA":
-						inData = true
-						fmt.Fprint(c, "354 go ahead\r\n")
-					case "QUIT":
-						fmt.Fprint(c, "221 bye\r\n")
-						return
-					default:
-						fmt.Fprint(c, "250 Ok\r\n")
-					}
-				}
-			}()
+	return scriptedSMTP(t, func(verb string) string {
+		if verb == "EHLO" {
+			return "250-slow\r\n250 PIPELINING\r\n"
 		}
-	}()
-	return ln.Addr().String()
+		return "250 Ok\r\n"
+	}, func() string {
+		time.Sleep(delay)
+		return "250 2.0.0 Ok: queued\r\n"
+	})
 }
 
 // Coordinated omission: offered 100 msg/s to a server that serves 20/s, a
