@@ -217,6 +217,25 @@ func (r smtpReply) String() string {
 }
 
 // runScript connects to addr, expects the 220 banner, and plays steps.
+// greet dials addr with d (nil: the default dialer), closes the
+// connection when the test ends, and returns it with its first reply.
+func greet(t *testing.T, d *net.Dialer, addr string) (net.Conn, smtpReply) {
+	t.Helper()
+	if d == nil {
+		d = &net.Dialer{}
+	}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	rep, err := readReply(bufio.NewReader(c))
+	if err != nil {
+		t.Fatalf("first reply from %s: %v", addr, err)
+	}
+	return c, rep
+}
+
 func runScript(t *testing.T, addr string, steps []step) {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)

@@ -1,10 +1,8 @@
 package inbound
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"slices"
 	"strings"
@@ -92,21 +90,11 @@ func TestObserverSeesSession(t *testing.T) {
 func TestObserverSeesRefusedConnection(t *testing.T) {
 	obs := &recObserver{}
 	ts := startServer(t, Config{Observer: obs, MaxSessions: 1}, nil)
-	c1, err := net.Dial("tcp", ts.addr)
-	if err != nil {
-		t.Fatal(err)
+	if _, rep := greet(t, nil, ts.addr); rep.code != 220 {
+		t.Fatalf("first connection: %v", rep)
 	}
-	defer c1.Close()
-	if rep, err := readReply(bufio.NewReader(c1)); err != nil || rep.code != 220 {
-		t.Fatalf("first connection: %v %v", rep, err)
-	}
-	c2, err := net.Dial("tcp", ts.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	if rep, err := readReply(bufio.NewReader(c2)); err != nil || rep.code != 421 {
-		t.Fatalf("second connection: %v %v, want 421", rep, err)
+	if _, rep := greet(t, nil, ts.addr); rep.code != 421 {
+		t.Fatalf("second connection: %v, want 421", rep)
 	}
 	waitFor(t, "the refusal", func() bool { _, _, refused, _, _ := obs.snapshot(); return len(refused) == 1 })
 	started, _, refused, _, _ := obs.snapshot()

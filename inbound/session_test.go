@@ -466,20 +466,12 @@ func TestTimeouts(t *testing.T) {
 func TestConnectionCaps(t *testing.T) {
 	ts := startServer(t, Config{MaxSessions: 3, MaxSessionsPerIP: 2}, nil)
 	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
 	for range 2 {
-		c, err := net.Dial("tcp", ts.addr)
-		if err != nil {
-			t.Fatal(err)
+		c, rep := greet(t, nil, ts.addr)
+		if rep.code != 220 {
+			t.Fatalf("banner %v", rep)
 		}
 		conns = append(conns, c)
-		if rep, err := readReply(bufio.NewReader(c)); err != nil || rep.code != 220 {
-			t.Fatalf("banner %v %v", rep, err)
-		}
 	}
 	// Third from the same IP: refused at once, before sending anything.
 	runScriptRefused := func(addr string) {
@@ -501,22 +493,17 @@ func TestConnectionCaps(t *testing.T) {
 	}
 	runScriptRefused(ts.addr)
 	// A different source address (127.0.0.2) still gets in, up to MaxSessions.
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
 	c, err := d.Dial("tcp", ts.addr)
 	if err != nil {
 		t.Skipf("cannot bind 127.0.0.2: %v", err)
 	}
-	conns = append(conns, c)
+	t.Cleanup(func() { c.Close() })
 	if rep, err := readReply(bufio.NewReader(c)); err != nil || rep.code != 220 {
 		t.Fatalf("banner %v %v", rep, err)
 	}
-	c2, err := d.Dial("tcp", ts.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	if rep, err := readReply(bufio.NewReader(c2)); err != nil || rep.code != 421 || rep.enh != "4.7.0" {
-		t.Fatalf("over MaxSessions: %v %v", rep, err)
+	if _, rep := greet(t, d, ts.addr); rep.code != 421 || rep.enh != "4.7.0" {
+		t.Fatalf("over MaxSessions: %v", rep)
 	}
 	// Closing one frees its slot.
 	conns[0].Close()
