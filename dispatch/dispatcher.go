@@ -217,7 +217,7 @@ func (d *Dispatcher) releaseClaims(ctx context.Context) {
 	d.mu.Lock()
 	var recs []*queue.Delivery
 	for _, it := range d.known {
-		if it.rec != nil && !it.rec.ClaimedAt().IsZero() && it.rec.Claim.Owner == d.owner.ID {
+		if it.rec != nil && d.ownClaim(it.rec) {
 			recs = append(recs, it.rec)
 		}
 	}

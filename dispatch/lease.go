@@ -200,8 +200,12 @@ func (d *Dispatcher) startKeeper(k *keeper, sent time.Time) *keeper {
 // when it accepted the message, with at least half of its validity left:
 // its attempt may start under it.
 func (d *Dispatcher) freshClaim(rec *queue.Delivery) bool {
-	at := rec.ClaimedAt()
-	return !at.IsZero() && rec.Claim.Owner == d.owner.ID && time.Since(at) < d.leaseValidity()/2
+	return d.ownClaim(rec) && time.Since(rec.ClaimedAt()) < d.leaseValidity()/2
+}
+
+// ownClaim reports whether rec carries a claim this process wrote.
+func (d *Dispatcher) ownClaim(rec *queue.Delivery) bool {
+	return !rec.ClaimedAt().IsZero() && rec.Claim.Owner == d.owner.ID
 }
 
 // claimHeld reports whether c, another replica's claim on the delivery of

@@ -24,7 +24,8 @@ type item struct {
 	// Enqueue that lost a race with a rescan is ignored.
 	again *queue.Delivery
 	// leaseETag is the version of another replica's lease on the delivery
-	// seen first at leaseSeen (this dispatcher's clock): a lease may be
+	// (or "claim <owner> <expiry>" for a claim in the record) seen first
+	// at leaseSeen (this dispatcher's clock): a lease or claim may be
 	// taken over only once it has stood unchanged for a whole TTL.
 	leaseETag string
 	leaseSeen time.Time

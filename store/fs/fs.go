@@ -444,12 +444,19 @@ func (s *Store) linkUnnamed(f *os.File, key string) error {
 	dst := s.path(key)
 	err := unwrapSyscall(s.linkTmpfileFn(f, dst))
 	if err == syscall.EEXIST {
-		if fi, serr := os.Lstat(dst); serr == nil && fi.IsDir() {
-			return syscall.EISDIR
-		}
-		return store.ErrPrecondition
+		return existing(dst)
 	}
 	return err
+}
+
+// existing is the error of a create-only Put that found dst taken:
+// ErrPrecondition, or EISDIR when dst is a directory (a key that is a
+// prefix of other keys).
+func existing(dst string) error {
+	if fi, err := os.Lstat(dst); err == nil && fi.IsDir() {
+		return syscall.EISDIR
+	}
+	return store.ErrPrecondition
 }
 
 // syncRename makes a rename, link or unlink already done in the directory
@@ -555,10 +562,7 @@ func (s *Store) commit(ctx context.Context, tmp, key string, opts store.PutOptio
 		case err == nil:
 			return false, nil
 		case err == syscall.EEXIST:
-			if fi, serr := os.Lstat(dst); serr == nil && fi.IsDir() {
-				return false, syscall.EISDIR
-			}
-			return false, store.ErrPrecondition
+			return false, existing(dst)
 		case err != syscall.EINVAL && err != syscall.ENOSYS:
 			return false, err
 		}
@@ -573,10 +577,7 @@ func (s *Store) commit(ctx context.Context, tmp, key string, opts store.PutOptio
 		case err == nil:
 			return true, nil
 		case err == syscall.EEXIST:
-			if fi, serr := os.Lstat(dst); serr == nil && fi.IsDir() {
-				return false, syscall.EISDIR
-			}
-			return false, store.ErrPrecondition
+			return false, existing(dst)
 		case !noHardLinks(err):
 			return false, err
 		}
