@@ -334,8 +334,8 @@ func (d *Dispatcher) attempt(ctx context.Context, rec *queue.Delivery) (res resu
 		return result{err: transportError(err, ctx, d.cfg.AttemptTimeout)}
 	}
 	defer release() // after the answer: a streamed body is encoded while sent
-	sp := &spool{threshold: d.cfg.SpoolThreshold}
-	body, err := d.safeRender(withSpool(ctx, sp), rec)
+	sp := &stream{threshold: d.cfg.StreamThreshold}
+	body, err := d.safeRender(withStream(ctx, sp), rec)
 	if err != nil {
 		return result{err: err, permanent: errors.Is(err, ErrPermanent) || errors.Is(err, store.ErrNotFound)}
 	}
@@ -399,7 +399,7 @@ func (d *Dispatcher) attempt(ctx context.Context, rec *queue.Delivery) (res resu
 // measure encodes the streamed event once and returns its length and,
 // with a Signer, its signature (streamed when the Signer can, as
 // *signing.Signer does, else from memory).
-func (d *Dispatcher) measure(id string, ts time.Time, sp *spool) (int64, string, error) {
+func (d *Dispatcher) measure(id string, ts time.Time, sp *stream) (int64, string, error) {
 	r := sp.open()
 	defer r.Close() // ends the encoder if the signer stops early
 	cr := &countingReader{r: r}

@@ -65,11 +65,11 @@ type Config struct {
 	// "retry") and the request's latency, for metrics. It runs on the
 	// worker goroutine and must be fast.
 	OnAttempt func(status int, outcome string, latency time.Duration)
-	// SpoolThreshold: a delivery whose raw message is larger has its body
+	// StreamThreshold: a delivery whose raw message is larger has its body
 	// (rendered by NewRenderer) streamed, encoded once to sign it and once
 	// into the request, instead of being built in memory (1 MiB;
 	// negative: never).
-	SpoolThreshold int64
+	StreamThreshold int64
 	// RenderMemory bounds the memory held by the attempts in flight, as
 	// estimated from their raw messages (renderWeight): an attempt waits
 	// until its share fits (64 MiB; negative: no bound). One message too
@@ -90,7 +90,7 @@ const (
 	DefaultRescanInterval         = 30 * time.Second
 	DefaultLeaseTTL               = 15 * time.Second
 	DefaultUserAgent              = "mailhook/dev"
-	DefaultSpoolThreshold         = 1 << 20
+	DefaultStreamThreshold         = 1 << 20
 	DefaultRenderMemory           = 64 << 20
 )
 
@@ -130,8 +130,8 @@ func (c Config) withDefaults() Config {
 	if c.UserAgent == "" {
 		c.UserAgent = DefaultUserAgent
 	}
-	if c.SpoolThreshold == 0 {
-		c.SpoolThreshold = DefaultSpoolThreshold
+	if c.StreamThreshold == 0 {
+		c.StreamThreshold = DefaultStreamThreshold
 	}
 	if c.RenderMemory == 0 {
 		c.RenderMemory = DefaultRenderMemory

@@ -35,7 +35,7 @@ func newRenderMemory(limit int64) *semaphore.Weighted {
 func (d *Dispatcher) renderWeight(rawSize int64) int64 {
 	rawSize = max(rawSize, 0)
 	w := 2 * rawSize
-	if d.cfg.SpoolThreshold < 0 || rawSize <= d.cfg.SpoolThreshold {
+	if d.cfg.StreamThreshold < 0 || rawSize <= d.cfg.StreamThreshold {
 		w = 4 * rawSize
 	}
 	if rawSize > math.MaxInt64/8 {

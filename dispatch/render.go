@@ -43,7 +43,7 @@ type parseFunc func(r io.Reader, opts parse.Options) (*event.Data, error)
 // message is checked against its recorded size and SHA-256 on the way.
 //
 // Used by a Dispatcher, it writes the body of a message larger than
-// Config.SpoolThreshold as a stream instead (see spool.go); the bytes sent
+// Config.StreamThreshold as a stream instead (see stream.go); the bytes sent
 // are the same.
 func NewRenderer(raw RawOpener, opts parse.Options) Renderer {
 	return newRenderer(raw, parse.Parse, opts)
@@ -83,7 +83,7 @@ func newRenderer(raw RawOpener, parseFn parseFunc, opts parse.Options) Renderer 
 			Timestamp: d.ReceivedAt,
 			Data:      *data,
 		}
-		if sp := spoolFor(ctx, d.Raw.Size); sp != nil {
+		if sp := streamFor(ctx, d.Raw.Size); sp != nil {
 			sp.ev = &ev
 			return nil, nil
 		}

@@ -117,10 +117,10 @@ func TestEncodeEventMatchesJSON(t *testing.T) {
 		}}})
 }
 
-// A message above SpoolThreshold is streamed: the receiver gets the bytes
+// A message above StreamThreshold is streamed: the receiver gets the bytes
 // of the in-memory renderer, with its length declared and correctly
 // signed, on every attempt, and no encoder goroutine is left running.
-func TestSpooledDelivery(t *testing.T) {
+func TestStreamedDelivery(t *testing.T) {
 	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	signer, err := signing.NewSigner(secret)
 	if err != nil {
@@ -130,24 +130,24 @@ func TestSpooledDelivery(t *testing.T) {
 		name      string
 		msg       string
 		threshold int64
-		spooled   bool
+		streamed   bool
 	}{
 		{"big", bigMessage(2 << 20), 0, true},
 		{"small, threshold 1", "Subject: hi <&>\r\n\r\nhello\r\n", 1, true},
 		{"small", "Subject: hi <&>\r\n\r\nhello\r\n", 0, false},
-		{"big, spooling off", bigMessage(2 << 20), -1, false},
+		{"big, streaming off", bigMessage(2 << 20), -1, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var spooled bool
+			var streamed bool
 			rc := newReceiver(t, statuses(503, 200))
 			cfg := defaultTestConfig()
-			cfg.SpoolThreshold = tt.threshold
+			cfg.StreamThreshold = tt.threshold
 			h := newHarness(t, newMemStore(), rc.srv.URL, cfg)
 			render := NewRenderer(h.q, parse.Options{})
 			h.d.render = func(ctx context.Context, d *queue.Delivery) ([]byte, error) {
 				b, err := render(ctx, d)
-				if sp, _ := ctx.Value(spoolKey{}).(*spool); sp != nil && sp.ev != nil {
-					spooled = true
+				if sp, _ := ctx.Value(streamKey{}).(*stream); sp != nil && sp.ev != nil {
+					streamed = true
 				}
 				return b, err
 			}
@@ -185,8 +185,8 @@ func TestSpooledDelivery(t *testing.T) {
 					t.Errorf("request %d: %v", i, err)
 				}
 			}
-			if spooled != tt.spooled {
-				t.Errorf("spooled = %v, want %v", spooled, tt.spooled)
+			if streamed != tt.streamed {
+				t.Errorf("streamed = %v, want %v", streamed, tt.streamed)
 			}
 			waitFor(t, "the encoders to end", noEncoderRunning)
 		})
@@ -195,7 +195,7 @@ func TestSpooledDelivery(t *testing.T) {
 
 // A receiver that answers without reading the body, or hangs up on it,
 // ends the streaming encoder: no goroutine stays blocked on the pipe.
-func TestSpooledBodyNotRead(t *testing.T) {
+func TestStreamedBodyNotRead(t *testing.T) {
 	var mu sync.Mutex
 	n := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -216,7 +216,7 @@ func TestSpooledBodyNotRead(t *testing.T) {
 	t.Cleanup(srv.Close)
 	rc := &receiver{srv: srv}
 	cfg := defaultTestConfig()
-	cfg.SpoolThreshold = 1
+	cfg.StreamThreshold = 1
 	h := newHarness(t, newMemStore(), rc.srv.URL, cfg)
 	h.d.render = NewRenderer(h.q, parse.Options{})
 	id := event.NewID(t0)
@@ -234,8 +234,8 @@ func TestSpooledBodyNotRead(t *testing.T) {
 	waitFor(t, "no encoder blocked on its pipe", noEncoderRunning)
 }
 
-// noEncoderRunning reports whether no goroutine of spool.open is alive.
+// noEncoderRunning reports whether no goroutine of stream.open is alive.
 func noEncoderRunning() bool {
 	buf := make([]byte, 4<<20)
-	return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "dispatch.(*spool).open")
+	return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "dispatch.(*stream).open")
 }

@@ -17,28 +17,28 @@ import (
 // way (event.Attachment.WriteContentBase64), others encoded as they go.
 //
 // The Renderer type returns bytes, so the event travels beside the call:
-// the Dispatcher puts a *spool in the context of the render, and the
+// the Dispatcher puts a *stream in the context of the render, and the
 // renderer of NewRenderer fills it in when the raw message is larger than
-// spool.threshold (returning a nil body). Other renderers, and calls
-// without a spool (the admin API), get the body in memory as before.
+// stream.threshold (returning a nil body). Other renderers, and calls
+// without a stream (the admin API), get the body in memory as before.
 
-type spoolKey struct{}
+type streamKey struct{}
 
-// spool receives the event of one render.
-type spool struct {
+// stream receives the event of one render.
+type stream struct {
 	threshold int64 // raw size above which to stream; < 0: never
 
 	ev *event.Event // set by the renderer
 }
 
-func withSpool(ctx context.Context, sp *spool) context.Context {
-	return context.WithValue(ctx, spoolKey{}, sp)
+func withStream(ctx context.Context, sp *stream) context.Context {
+	return context.WithValue(ctx, streamKey{}, sp)
 }
 
-// spoolFor returns the spool of ctx if a raw message of rawSize should
+// streamFor returns the stream of ctx if a raw message of rawSize should
 // go to it.
-func spoolFor(ctx context.Context, rawSize int64) *spool {
-	sp, _ := ctx.Value(spoolKey{}).(*spool)
+func streamFor(ctx context.Context, rawSize int64) *stream {
+	sp, _ := ctx.Value(streamKey{}).(*stream)
 	if sp == nil || sp.threshold < 0 || rawSize <= sp.threshold {
 		return nil
 	}
@@ -48,7 +48,7 @@ func spoolFor(ctx context.Context, rawSize int64) *spool {
 // open returns a reader of the encoded event, produced as it is read. The
 // producing goroutine ends when the event is written or the reader is
 // closed (net/http closes a request body, even on errors).
-func (sp *spool) open() io.ReadCloser {
+func (sp *stream) open() io.ReadCloser {
 	pr, pw := io.Pipe()
 	go func() {
 		bw := bufio.NewWriterSize(pw, 64<<10)
