@@ -90,7 +90,7 @@ const (
 	DefaultRescanInterval         = 30 * time.Second
 	DefaultLeaseTTL               = 15 * time.Second
 	DefaultUserAgent              = "mailhook/dev"
-	DefaultStreamThreshold         = 1 << 20
+	DefaultStreamThreshold        = 1 << 20
 	DefaultRenderMemory           = 64 << 20
 )
 

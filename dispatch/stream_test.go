@@ -130,7 +130,7 @@ func TestStreamedDelivery(t *testing.T) {
 		name      string
 		msg       string
 		threshold int64
-		streamed   bool
+		streamed  bool
 	}{
 		{"big", bigMessage(2 << 20), 0, true},
 		{"small, threshold 1", "Subject: hi <&>\r\n\r\nhello\r\n", 1, true},
