@@ -536,15 +536,7 @@ func (q *Queue) MarkFailed(ctx context.Context, d *Delivery, a Attempt, reason s
 // record, and the outcome is settled by loadPending or the attempt
 // repeated, never lost.
 func (q *Queue) finish(ctx context.Context, d, nd *Delivery) error {
-	// Create-only first: the twin exists only after a replay or a crash,
-	// and a create is the cheaper write (on the filesystem, a link of an
-	// unnamed file instead of a rename under the key's lock).
-	key := RecordKey(nd.State, nd.ID)
-	err := q.put(ctx, key, nd, store.PutOptions{IfNoneMatch: true, Lazy: true})
-	if errors.Is(err, store.ErrPrecondition) {
-		err = q.put(ctx, key, nd, store.PutOptions{Lazy: true})
-	}
-	if err != nil {
+	if err := q.put(ctx, RecordKey(nd.State, nd.ID), nd, store.PutOptions{Lazy: true}); err != nil {
 		return fmt.Errorf("queue: mark %s %s: %w", nd.ID, nd.State, err)
 	}
 	if err := q.store.Delete(ctx, RecordKey(StatePending, nd.ID)); err != nil {

@@ -13,8 +13,8 @@
 //
 //	<root>/<key>               one regular file per object; keys are paths
 //	<root>/.tmp/put-<random>   bodies being written, renamed into place
-//	                           (IfNoneMatch bodies have no name at all on
-//	                           Linux: see Durability)
+//	                           (on Linux most bodies have no name at
+//	                           all: see Durability)
 //	<root>/.tmp/ping-<random>  Ping's probe files
 //	<root>/.tmp/locks/<nn>     64 lock files, flock(2)ed around mutations
 //
@@ -81,10 +81,11 @@
 // next fsync that starts after its rename, and one fsync serves every
 // caller that was waiting for it.
 //
-// Unnamed files: on Linux, an IfNoneMatch Put writes its body to an
+// Unnamed files: on Linux, a Put without IfMatch writes its body to an
 // unnamed file (open(2) with O_TMPFILE in .tmp) and, where the rename
 // would be, links it in under its key with linkat(2) through
-// /proc/self/fd, which fails if the key exists. The barriers are the same;
+// /proc/self/fd, which fails if the key exists (IfNoneMatch; a plain Put
+// then names the file in .tmp and renames it over the key). The barriers are the same;
 // the file has no name until it is complete and durable, and vanishes with
 // its descriptor if the Put fails or the process dies. It spares the name
 // in .tmp and the rename (about six times the throughput of

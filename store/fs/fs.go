@@ -346,11 +346,12 @@ func (st *staged) discard() {
 // body to a new temporary file (fsynced in SyncFiles mode), which it
 // returns with the object it will become. On error nothing is left behind.
 //
-// An IfNoneMatch Put gets an unnamed file when the system has them: it is
-// linked into place with link(2), which fails if the key exists, so it
-// costs neither a name in .tmp nor a rename, the two most expensive steps
-// of a small Put (about six times the throughput of create-and-rename
-// measured with 32 writers on ext4).
+// A Put without IfMatch gets an unnamed file when the system has them: it
+// is linked into place with link(2), which fails if the key exists, so a
+// Put that creates its key costs neither a name in .tmp nor a rename, the
+// two most expensive steps of a small Put (about six times the throughput
+// of create-and-rename measured with 32 writers on ext4). A plain Put that
+// finds its key taken names the file in .tmp and renames it over the key.
 func (s *Store) stage(ctx context.Context, key string, body io.Reader, opts store.PutOptions) (store.Object, *staged, error) {
 	if err := store.ValidKey(key); err != nil {
 		return store.Object{}, nil, fmt.Errorf("fs: put: %w", err)
@@ -366,7 +367,7 @@ func (s *Store) stage(ctx context.Context, key string, body io.Reader, opts stor
 	}
 	st := &staged{}
 	var f *os.File
-	if opts.IfNoneMatch && !s.noTmpfile.Load() {
+	if opts.IfMatch == "" && !s.noTmpfile.Load() {
 		var err error
 		if f, err = openTmpfile(filepath.Join(s.root, tmpDir), fileMode); err != nil {
 			return store.Object{}, nil, s.putErr(key, err)
@@ -406,6 +407,12 @@ func (s *Store) place(ctx context.Context, st *staged, key string, opts store.Pu
 	for attempt := 0; ; attempt++ {
 		if st.f != nil {
 			err = s.linkUnnamed(st.f, key)
+			if !opts.IfNoneMatch && errors.Is(err, store.ErrPrecondition) {
+				// A plain Put over an existing object: rename.
+				if err = s.name(st); err == nil {
+					linked, err = s.commit(ctx, st.tmp, key, opts)
+				}
+			}
 		} else {
 			linked, err = s.commit(ctx, st.tmp, key, opts)
 		}
@@ -447,6 +454,25 @@ func (s *Store) linkUnnamed(f *os.File, key string) error {
 		return existing(dst)
 	}
 	return err
+}
+
+// name gives the unnamed file of st a name in .tmp, so that it can be
+// renamed over an existing object.
+func (s *Store) name(st *staged) error {
+	for range 100 {
+		tmp := filepath.Join(s.root, tmpDir, "put-"+strconv.FormatUint(rand.Uint64(), 36))
+		err := unwrapSyscall(s.linkTmpfileFn(st.f, tmp))
+		if err == syscall.EEXIST {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		st.f.Close()
+		st.f, st.tmp = nil, tmp
+		return nil
+	}
+	return errors.New("cannot find a free temporary file name")
 }
 
 // existing is the error of a create-only Put that found dst taken:
