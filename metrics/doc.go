@@ -21,7 +21,7 @@
 //	smtp_messages_total{result,reason}                  accepted | rejected{too_large,bare_newline,line_too_long,storage,refused} | aborted{timeout,disconnected,reset,quit,protocol}
 //	smtp_received_bytes_total                           message data octets, every transfer
 //	smtp_message_size_bytes                             histogram, accepted messages
-//	store_operation_duration_seconds{op,result}         histogram; op: put | get | stat | delete | list | ping; result: ok | not_found | precondition | error
+//	store_operation_duration_seconds{op,result}         histogram; op: put | get | stat | delete | list | ping | move; result: ok | not_found | precondition | error
 //	deliveries_total{outcome}                           delivered | failed (from dispatch.Stats) | retry (from OnAttempt)
 //	delivery_attempts_total{class}                      2xx | 3xx | 4xx | 5xx | error
 //	delivery_attempt_duration_seconds                   histogram, attempts that sent a request

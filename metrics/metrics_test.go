@@ -314,6 +314,35 @@ func TestInstrumentStoreForwardsClose(t *testing.T) {
 	}
 }
 
+// movingFake is a fakeStore that moves.
+type movingFake struct{ fakeStore }
+
+func (m *movingFake) MoveAppend(_ context.Context, from, to string, tail []byte) (store.Object, error) {
+	return store.Object{Key: to, Size: int64(len(tail))}, m.call("move " + from + " " + to)
+}
+
+// A move reaches a store that moves, observed as op="move"; on one that
+// does not it fails as store.MoveAppend does, so callers fall back.
+func TestInstrumentStoreMoveAppend(t *testing.T) {
+	ctx := context.Background()
+	m := New("test")
+	s := InstrumentStore(&fakeStore{}, m)
+	if _, err := store.MoveAppend(ctx, s, "a", "b", nil); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("MoveAppend through a store that does not move = %v, want ErrUnsupported", err)
+	}
+	inner := &movingFake{}
+	s = InstrumentStore(inner, m)
+	obj, err := store.MoveAppend(ctx, s, "a", "b", []byte("xy"))
+	if err != nil || obj.Key != "b" || obj.Size != 2 {
+		t.Errorf("MoveAppend = %+v, %v", obj, err)
+	}
+	if got := strings.Join(inner.calls, ","); got != "move a b" {
+		t.Errorf("calls = %q", got)
+	}
+	smp := scrape(t, m)
+	want(t, smp, `mailhook_store_operation_duration_seconds_count{op="move",result="ok"}`, 1)
+}
+
 // The List timer leaves out the caller's loop body.
 func TestInstrumentStoreListExcludesCaller(t *testing.T) {
 	m := New("test")

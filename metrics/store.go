@@ -20,10 +20,11 @@ const (
 	opDelete
 	opList
 	opPing
+	opMove
 	numOps
 )
 
-var opNames = [numOps]string{"put", "get", "stat", "delete", "list", "ping"}
+var opNames = [numOps]string{"put", "get", "stat", "delete", "list", "ping", "move"}
 
 // Results, the result label. Not found and a lost conditional write are
 // part of normal operation, not store trouble, so they are told apart from
@@ -116,6 +117,18 @@ func (s *instrumentedStore) PutAll(ctx context.Context, reqs []store.PutRequest)
 	objs, err := b.PutAll(ctx, reqs)
 	s.observe(opPut, start, err)
 	return objs, err
+}
+
+// MoveAppend passes a move on to a store that moves (store.Mover);
+// otherwise it fails like store.MoveAppend, unobserved.
+func (s *instrumentedStore) MoveAppend(ctx context.Context, from, to string, tail []byte) (store.Object, error) {
+	if _, ok := s.inner.(store.Mover); !ok {
+		return store.MoveAppend(ctx, s.inner, from, to, tail)
+	}
+	start := time.Now()
+	obj, err := store.MoveAppend(ctx, s.inner, from, to, tail)
+	s.observe(opMove, start, err)
+	return obj, err
 }
 
 func (s *instrumentedStore) Get(ctx context.Context, key string) (io.ReadCloser, store.Object, error) {

@@ -87,7 +87,17 @@
 //     tight loop, even for a message that crashes the process. The first
 //     attempt of a delivery made under its claim (below) skips this
 //     write: the claim plays its part.
-//   - MarkDelivered and MarkFailed write the record under its new state
+//   - MarkDelivered and MarkFailed, on a store that moves objects
+//     (store.Mover: the filesystem store), append the new record to the
+//     pending one and rename it under its new state prefix: no object
+//     created, none deleted. A record object therefore holds one JSON
+//     document or several in a row, and the last complete one is the
+//     record. A crash may cut the append anywhere: a partial document is
+//     ignored, and a record found under delivered/ or failed/ whose last
+//     complete document still says pending takes the state of its key
+//     (its outcome lost, the move kept); one left under pending/ is sent
+//     again, or settled if its appended outcome is complete.
+//   - On other stores (S3) they write the record under its new state
 //     prefix (Lazy), then delete the pending one. After a crash between the two,
 //     the pending record still ends in its unfinished attempt; on load such
 //     a record is compared with its delivered/failed twin, and when the twin

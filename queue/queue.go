@@ -301,18 +301,65 @@ func (q *Queue) put(ctx context.Context, key string, d *Delivery, opts store.Put
 
 // get reads the record at key. Errors wrap store.ErrNotFound when it is
 // missing.
+//
+// A record object holds one JSON document, or several in a row once
+// finish has appended the outcome and moved it (store.Mover): the last
+// complete document is the record. An append cut short by a crash leaves
+// a partial document, which is ignored; if the move happened, the key's
+// state is the record's state even though its outcome was lost.
 func (q *Queue) get(ctx context.Context, key string) (*Delivery, error) {
 	rc, obj, err := q.store.Get(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", key, err)
 	}
 	defer rc.Close()
-	var d Delivery
-	if err := json.NewDecoder(rc).Decode(&d); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", key, err)
+	dec := json.NewDecoder(rc)
+	var d *Delivery
+	for {
+		var next Delivery
+		if err := dec.Decode(&next); err != nil {
+			if d == nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return nil, fmt.Errorf("decode %s: %w", key, err)
+			}
+			if err != io.EOF && !isCut(err) {
+				q.log.LogAttrs(ctx, slog.LevelWarn, "record has a damaged tail; using its last complete document",
+					slog.String("key", key), slog.String("error", err.Error()))
+			}
+			break
+		}
+		d = &next
+	}
+	if s := keyState(key); s != "" && s != StatePending && d.State == StatePending {
+		// Moved, but the outcome appended before the move was lost.
+		d.State = s
+		d.NextAttemptAt = time.Time{}
+		if s == StateFailed && d.LastError == "" {
+			d.LastError = errOutcomeLost
+		}
 	}
 	d.etag = obj.ETag
-	return &d, nil
+	return d, nil
+}
+
+// isCut reports whether a decoding error is what an append cut short by a
+// crash leaves: a document that ends early, or the zeros of blocks that
+// were allocated and never written.
+func isCut(err error) bool {
+	var se *json.SyntaxError
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &se)
+}
+
+// keyState is the state whose prefix key is under, or "".
+func keyState(key string) State {
+	for _, s := range []State{StatePending, StateDelivered, StateFailed} {
+		if strings.HasPrefix(key, DeliveriesRoot+string(s)+"/") {
+			return s
+		}
+	}
+	return ""
 }
 
 // Load returns the delivery record recID in whatever state it is. A
@@ -529,17 +576,18 @@ func (q *Queue) MarkFailed(ctx context.Context, d *Delivery, a Attempt, reason s
 	return q.finish(ctx, d, nd)
 }
 
-// finish writes nd under its state's prefix, then removes the pending
-// record (and a failed record a replay may have left behind). The first
-// write is Lazy: the delete that follows makes it durable before it
-// returns (store.PutOptions.Lazy), so a crash in between leaves the pending
-// record, and the outcome is settled by loadPending or the attempt
-// repeated, never lost.
+// finish moves d's record to nd's state, recording nd, then removes a
+// failed record a replay may have left behind.
+//
+// On a store that moves (store.Mover, the filesystem store) nd is
+// appended to the pending record, which is then renamed into place: no
+// object created or deleted. Elsewhere nd is written under its state's
+// prefix, Lazy, and the pending record deleted: the delete makes the
+// write durable before it returns (store.PutOptions.Lazy). Either way a
+// crash leaves the pending record, to be settled by loadPending or the
+// attempt repeated, or the new one; never neither.
 func (q *Queue) finish(ctx context.Context, d, nd *Delivery) error {
-	if err := q.put(ctx, RecordKey(nd.State, nd.ID), nd, store.PutOptions{Lazy: true}); err != nil {
-		return fmt.Errorf("queue: mark %s %s: %w", nd.ID, nd.State, err)
-	}
-	if err := q.store.Delete(ctx, RecordKey(StatePending, nd.ID)); err != nil {
+	if err := q.move(ctx, nd); err != nil {
 		return fmt.Errorf("queue: mark %s %s: %w", nd.ID, nd.State, err)
 	}
 	if nd.State == StateDelivered && nd.Replays > 0 {
@@ -549,6 +597,32 @@ func (q *Queue) finish(ctx context.Context, d, nd *Delivery) error {
 	}
 	*d = *nd
 	return nil
+}
+
+// move stores nd, a pending record's next state, in place of the pending
+// record; see finish.
+func (q *Queue) move(ctx context.Context, nd *Delivery) error {
+	from, to := RecordKey(StatePending, nd.ID), RecordKey(nd.State, nd.ID)
+	b, err := json.Marshal(nd)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", to, err)
+	}
+	tail := make([]byte, 0, len(b)+1)
+	tail = append(append(tail, '\n'), b...)
+	obj, err := store.MoveAppend(ctx, q.store, from, to, tail)
+	switch {
+	case err == nil:
+		nd.etag = obj.ETag
+		return nil
+	case !errors.Is(err, errors.ErrUnsupported) && !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	// No moves here, or no pending record left to move (a crash after
+	// the move, or a record settled by someone else): write nd.
+	if err := q.put(ctx, to, nd, store.PutOptions{Lazy: true}); err != nil {
+		return err
+	}
+	return q.store.Delete(ctx, from)
 }
 
 // OpenRaw opens the raw message of d. The caller closes it.

@@ -91,9 +91,17 @@ func readRecord(t *testing.T, s store.Store, key string) map[string]any {
 		t.Fatalf("Get(%s): %v", key, err)
 	}
 	defer rc.Close()
+	// The last document: a moved record carries its earlier states first.
 	var m map[string]any
-	if err := json.NewDecoder(rc).Decode(&m); err != nil {
-		t.Fatalf("decode %s: %v", key, err)
+	dec := json.NewDecoder(rc)
+	for dec.More() {
+		m = nil
+		if err := dec.Decode(&m); err != nil {
+			t.Fatalf("decode %s: %v", key, err)
+		}
+	}
+	if m == nil {
+		t.Fatalf("decode %s: empty", key)
 	}
 	return m
 }

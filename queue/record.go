@@ -47,6 +47,10 @@ var ErrNoEndpoint = errors.New("no webhook endpoint configured")
 // errUnfinished is the Error of an attempt persisted before it was made.
 const errUnfinished = "no result recorded"
 
+// errOutcomeLost is the LastError of a failed record whose outcome a
+// crash cut from it (see Queue.get).
+const errOutcomeLost = "failed; the outcome was lost in a crash"
+
 // RawKey is the store key of a message's raw object.
 func RawKey(msgID string) string { return RawPrefix + msgID + rawExt }
 

@@ -99,6 +99,28 @@ type Batcher interface {
 	PutAll(ctx context.Context, reqs []PutRequest) ([]Object, error)
 }
 
+// Mover is implemented by stores that can move an object to another key
+// without copying it (the filesystem store's rename). Records change state
+// this way: no new object to create and no old one to delete.
+type Mover interface {
+	// MoveAppend appends tail to the object at from, then moves the object
+	// to the key to, replacing any object there. When it returns nil the
+	// move is durable and the object is no longer at from. tail need not
+	// be: the append is not atomic, so a reader (or a restart after a
+	// crash) may find the object, at either key, ending with any prefix of
+	// tail, including none. ErrNotFound: there is no object at from.
+	MoveAppend(ctx context.Context, from, to string, tail []byte) (Object, error)
+}
+
+// MoveAppend calls s.MoveAppend when s is a Mover; otherwise it returns
+// an error wrapping errors.ErrUnsupported and does nothing.
+func MoveAppend(ctx context.Context, s Store, from, to string, tail []byte) (Object, error) {
+	if m, ok := s.(Mover); ok {
+		return m.MoveAppend(ctx, from, to, tail)
+	}
+	return Object{}, fmt.Errorf("store: move %s: %w", from, errors.ErrUnsupported)
+}
+
 // PutAll stores reqs with s.PutAll when s is a Batcher, else with one Put
 // each, in order.
 func PutAll(ctx context.Context, s Store, reqs []PutRequest) ([]Object, error) {

@@ -103,6 +103,13 @@
 // the next non-Lazy Put or Delete returns. In SyncFiles mode a directory
 // fsync would not cover other directories, so Lazy is ignored there.
 //
+// MoveAppend (store.Mover) appends to an object's file and renames it to
+// another key, under the source key's lock, then passes one barrier (in
+// SyncFiles mode: fsyncs both directories). The appended bytes are not
+// synced on their own: the contract lets a crash cut them. The queue moves
+// a delivery record to its final state this way, which costs a rename
+// instead of a new file and the unlink of the old one.
+//
 // # ETags
 //
 // An ETag is "<inode>-<size>-<mtime ns>" (hex) of the object's file. Put

@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Cancelled", testCancelled},
 		{"Ping", testPing},
 		{"Concurrent", testConcurrent},
+		{"MoveAppend", testMoveAppend},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -623,6 +624,90 @@ func testConcurrent(t *testing.T, s store.Store) {
 }
 
 // put stores body under key and fails the test on error.
+// testMoveAppend checks store.Mover where the store implements it, and
+// that store.MoveAppend refuses cleanly where it does not.
+func testMoveAppend(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if _, ok := s.(store.Mover); !ok {
+		put(t, s, "m/a", "body", store.PutOptions{})
+		_, err := store.MoveAppend(ctx, s, "m/a", "m/b", []byte("tail"))
+		if !errors.Is(err, errors.ErrUnsupported) {
+			t.Fatalf("MoveAppend on a store that does not move = %v, want ErrUnsupported", err)
+		}
+		if got, _ := get(t, s, "m/a"); string(got) != "body" {
+			t.Errorf("after a refused move m/a = %q, want it untouched", got)
+		}
+		assertMissing(t, s, "m/b")
+		return
+	}
+
+	// A move to a new key, through a directory not seen before.
+	first := put(t, s, "m/a", "body", store.PutOptions{})
+	obj, err := store.MoveAppend(ctx, s, "m/a", "moved/deeper/b", []byte("+tail"))
+	if err != nil {
+		t.Fatalf("MoveAppend: %v", err)
+	}
+	assertMissing(t, s, "m/a")
+	got, gobj := get(t, s, "moved/deeper/b")
+	if string(got) != "body+tail" {
+		t.Errorf("moved object = %q, want %q", got, "body+tail")
+	}
+	if obj.Key != "moved/deeper/b" || obj.Size != int64(len("body+tail")) || obj.ETag != gobj.ETag {
+		t.Errorf("MoveAppend returned %+v, Get says %+v", obj, gobj)
+	}
+	if obj.ETag == first.ETag {
+		t.Errorf("ETag %q unchanged by the move", obj.ETag)
+	}
+	if keys := listKeys(t, s, ""); !slices.Equal(keys, []string{"moved/deeper/b"}) {
+		t.Errorf("List after the move = %q", keys)
+	}
+
+	// Over an existing object, with an empty tail.
+	put(t, s, "m/c", "new", store.PutOptions{})
+	put(t, s, "m/d", "old and longer", store.PutOptions{})
+	if _, err := store.MoveAppend(ctx, s, "m/c", "m/d", nil); err != nil {
+		t.Fatalf("MoveAppend over an object: %v", err)
+	}
+	assertMissing(t, s, "m/c")
+	if got, _ := get(t, s, "m/d"); string(got) != "new" {
+		t.Errorf("moved over m/d = %q, want %q", got, "new")
+	}
+
+	// Conditional writes see the moved object's new ETag.
+	_, dobj := get(t, s, "m/d")
+	if _, err := s.Put(ctx, "m/d", strings.NewReader("cas"), store.PutOptions{IfMatch: dobj.ETag}); err != nil {
+		t.Errorf("IfMatch Put with the moved object's ETag: %v", err)
+	}
+
+	// Nothing to move.
+	if _, err := store.MoveAppend(ctx, s, "m/none", "m/e", []byte("x")); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("MoveAppend of a missing key = %v, want ErrNotFound", err)
+	}
+	assertMissing(t, s, "m/e")
+	put(t, s, "dir/inner", "x", store.PutOptions{})
+	if _, err := store.MoveAppend(ctx, s, "dir", "m/f", []byte("x")); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("MoveAppend of a prefix = %v, want ErrNotFound", err)
+	}
+
+	// Bad keys, and a key onto itself.
+	for _, k := range [][2]string{{"../a", "m/g"}, {"m/d", "../g"}, {"m/d", "m/d"}} {
+		if _, err := store.MoveAppend(ctx, s, k[0], k[1], nil); !errors.Is(err, store.ErrInvalidKey) {
+			t.Errorf("MoveAppend(%q, %q) = %v, want ErrInvalidKey", k[0], k[1], err)
+		}
+	}
+	if got, _ := get(t, s, "m/d"); string(got) != "cas" {
+		t.Errorf("m/d = %q after refused moves, want it untouched", got)
+	}
+
+	// Cancelled: nothing moves.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := store.MoveAppend(cctx, s, "m/d", "m/h", nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("MoveAppend cancelled = %v, want context.Canceled", err)
+	}
+	assertMissing(t, s, "m/h")
+}
+
 func put(t *testing.T, s store.Store, key, body string, opts store.PutOptions) store.Object {
 	t.Helper()
 	if opts.Size == 0 {
