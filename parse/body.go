@@ -1,6 +1,7 @@
 package parse
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
@@ -176,9 +177,9 @@ func (b *builder) build(n *node) *enmime.Part {
 			return p
 		}
 		body := b.leafBody(n)
-		p, err := b.declared.ReadParts(io.MultiReader(bytes.NewReader(n.header), bytes.NewReader(body)))
+		p, err := readParts(b.declared, io.MultiReader(bytes.NewReader(n.header), bytes.NewReader(body)))
 		if err == nil && strings.HasPrefix(p.ContentType, "text/") && !declaredAndValid(p) {
-			p, err = b.parser.ReadParts(io.MultiReader(bytes.NewReader(n.header), bytes.NewReader(body)))
+			p, err = readParts(b.parser, io.MultiReader(bytes.NewReader(n.header), bytes.NewReader(body)))
 		}
 		if err != nil {
 			b.w.addf("%s: not readable as MIME (%v): body kept undecoded as text", n.label(), err)
@@ -196,7 +197,7 @@ func (b *builder) build(n *node) *enmime.Part {
 
 	// A multipart: enmime reads its header (the body is empty, so it finds
 	// no parts), the children are parsed on their own and linked here.
-	p, err := b.parser.ReadParts(bytes.NewReader(n.header))
+	p, err := readParts(b.parser, bytes.NewReader(n.header))
 	if err != nil {
 		b.w.addf("%s: not readable as MIME (%v): body kept undecoded as text", n.label(), err)
 		return b.undecoded(n)
@@ -219,6 +220,19 @@ func (b *builder) build(n *node) *enmime.Part {
 		last = cp
 	}
 	return p
+}
+
+// readParts is p.ReadParts(r) through a recycled buffered reader: enmime
+// wraps r in a new 4 KiB bufio.Reader unless it is one already, and a
+// small message has several entities. The parts keep nothing of it.
+func readParts(p *enmime.Parser, r io.Reader) (*enmime.Part, error) {
+	br := headerReaders.Get().(*bufio.Reader)
+	br.Reset(r)
+	defer func() {
+		br.Reset(nil)
+		headerReaders.Put(br)
+	}()
+	return p.ReadParts(br)
 }
 
 // leafBody returns the entity body as handed to enmime: as is, except that
@@ -267,7 +281,7 @@ func (b *builder) decodeBase64Leaf(n *node) *enmime.Part {
 	if n.cte != "base64" || len(body) < base64LeafMin {
 		return nil
 	}
-	p, err := b.declared.ReadParts(bytes.NewReader(n.header))
+	p, err := readParts(b.declared, bytes.NewReader(n.header))
 	if err != nil || p.FirstChild != nil || strings.HasPrefix(p.ContentType, "text/") ||
 		strings.ToLower(p.Header.Get("Content-Transfer-Encoding")) != "base64" {
 		return nil

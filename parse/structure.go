@@ -189,7 +189,7 @@ func matchDelimiter(stack []*node, line []byte) (int, bool) {
 	return -1, false
 }
 
-// headerReaders recycles classify's buffered readers (one per entity).
+// headerReaders recycles the buffered readers of classify and readParts.
 var headerReaders = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
 
 // classify reads an entity's MIME header the way enmime.ReadParts does and
