@@ -13,6 +13,7 @@ import (
 	"iter"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailhook/mailhook/event"
@@ -52,6 +53,12 @@ type Options struct {
 	// its own (see Claims in the package documentation).
 	Owner    LeaseOwner
 	ClaimTTL time.Duration
+	// RawCacheBytes bounds the memory of raw messages kept from Accept
+	// to their first attempt under a claim, so that OpenRaw need not read
+	// them back from the store (messages up to 64 KiB routed to a single
+	// endpoint). 0 means DefaultRawCacheBytes; a negative value keeps
+	// none.
+	RawCacheBytes int64
 }
 
 // Queue reads and writes delivery state in a store. It is safe for
@@ -64,6 +71,9 @@ type Queue struct {
 	onEnqueue func(*Delivery)
 	owner     LeaseOwner
 	claimTTL  time.Duration
+
+	rawCacheBytes int64
+	rawCached     atomic.Int64 // bytes held by cachedRaw values
 }
 
 // cleanupTimeout bounds best-effort deletes done after a failure, when the
@@ -80,6 +90,11 @@ func New(opts Options) *Queue {
 		onEnqueue: opts.OnEnqueue,
 		owner:     opts.Owner,
 		claimTTL:  opts.ClaimTTL,
+
+		rawCacheBytes: opts.RawCacheBytes,
+	}
+	if q.rawCacheBytes == 0 {
+		q.rawCacheBytes = DefaultRawCacheBytes
 	}
 	if q.router == nil {
 		q.router = RouterFunc(func(string) string { return "" })
@@ -126,6 +141,10 @@ func (q *Queue) Accept(ctx context.Context, id string, receivedAt time.Time, env
 	groups := q.group(env.RcptTo)
 	rawKey := RawKey(id)
 	hr := &hashingReader{r: body, h: sha256.New()}
+	if q.claimTTL > 0 && q.rawCacheBytes > 0 && routedToOne(groups) {
+		// This process makes the first attempt: keep the message for it.
+		hr.capture = &rawCapture{max: rawCacheMaxMessage}
+	}
 	var raw event.Raw
 	rawRead := func() event.Raw {
 		if raw.Key == "" {
@@ -198,6 +217,9 @@ func (q *Queue) Accept(ctx context.Context, id string, receivedAt time.Time, env
 	for i, d := range recs {
 		d.etag = objs[i+1].ETag
 	}
+	if hr.capture != nil && !hr.capture.over && len(pending) == 1 {
+		q.cacheRaw(pending[0], hr.capture.b)
+	}
 
 	q.log.LogAttrs(ctx, slog.LevelInfo, "message stored",
 		slog.String("id", id),
@@ -234,15 +256,19 @@ func (l *lazyReader) Read(p []byte) (int, error) {
 // hashingReader counts and hashes what passes through, and remembers the
 // first error other than io.EOF.
 type hashingReader struct {
-	r   io.Reader
-	h   hash.Hash
-	n   int64
-	err error
+	r       io.Reader
+	h       hash.Hash
+	n       int64
+	err     error
+	capture *rawCapture // if set, keeps a copy
 }
 
 func (r *hashingReader) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
 	r.h.Write(p[:n])
+	if r.capture != nil {
+		r.capture.write(p[:n])
+	}
 	r.n += int64(n)
 	if err != nil && err != io.EOF && r.err == nil {
 		r.err = err
@@ -253,6 +279,17 @@ func (r *hashingReader) Read(p []byte) (int, error) {
 type group struct {
 	endpoint string
 	rcpts    []string
+}
+
+// routedToOne reports whether gs has exactly one group with an endpoint.
+func routedToOne(gs []group) bool {
+	n := 0
+	for _, g := range gs {
+		if g.endpoint != "" {
+			n++
+		}
+	}
+	return n == 1
 }
 
 // group splits rcpts by endpoint, in the order each endpoint is first seen.
@@ -625,8 +662,14 @@ func (q *Queue) move(ctx context.Context, nd *Delivery) error {
 	return q.store.Delete(ctx, from)
 }
 
-// OpenRaw opens the raw message of d. The caller closes it.
+// OpenRaw opens the raw message of d. The caller closes it. The first
+// attempt of a delivery this process accepted may get the message from
+// memory (see Options.RawCacheBytes), once; every other read goes to the
+// store.
 func (q *Queue) OpenRaw(ctx context.Context, d *Delivery) (io.ReadCloser, error) {
+	if rc := takeRaw(d); rc != nil {
+		return rc, nil
+	}
 	rc, _, err := q.store.Get(ctx, d.Raw.Key)
 	if err != nil {
 		return nil, fmt.Errorf("queue: open raw %s: %w", d.Raw.Key, err)

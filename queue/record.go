@@ -143,6 +143,9 @@ type Delivery struct {
 	// claimedAt is when this process started writing Claim (monotonic
 	// clock); zero in a record read from the store.
 	claimedAt time.Time
+	// raw is the raw message kept in memory by Accept for the first
+	// attempt (see Queue.OpenRaw), or nil.
+	raw *cachedRaw
 }
 
 // Claim is a lease kept in the pending record itself: no replica but
@@ -182,6 +185,7 @@ func (d *Delivery) clone() *Delivery {
 	c.Attempts = slices.Clone(d.Attempts)
 	c.Envelope.RcptTo = slices.Clone(d.Envelope.RcptTo)
 	c.Claim, c.claimedAt = nil, time.Time{}
+	c.raw = nil
 	return &c
 }
 
