@@ -356,6 +356,18 @@ func TestBadConfigurationExits2(t *testing.T) {
 	}
 }
 
+// A misspelt variable is named at start, with the one it was meant to be.
+func TestUnknownVariableWarned(t *testing.T) {
+	srv := startServer(t, t.TempDir(), map[string]string{"MAILHOOK_WEBHOOK_SECRETS": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
+	logs := srv.Logs()
+	if !strings.Contains(logs, "MAILHOOK_WEBHOOK_SECRETS is not a mailhook variable: ignored (did you mean MAILHOOK_WEBHOOK_SECRET?)") {
+		t.Errorf("no warning naming the misspelt variable:\n%s", logs)
+	}
+	if strings.Contains(logs, "MfKQ9r8G") {
+		t.Error("the value of the unknown variable was logged")
+	}
+}
+
 func TestVersionAndUsage(t *testing.T) {
 	out, err := exec.Command(binPath, "version").CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), "mailhook ") {

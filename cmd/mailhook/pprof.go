@@ -12,6 +12,7 @@ import (
 // MAILHOOK_PPROF_ADDR (default 127.0.0.1:6060) for profiling under load.
 // It is never in a release build.
 func init() {
+	extraVars = append(extraVars, "MAILHOOK_PPROF_ADDR")
 	addr := os.Getenv("MAILHOOK_PPROF_ADDR")
 	if addr == "" {
 		addr = "127.0.0.1:6060"

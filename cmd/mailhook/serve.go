@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/mailhook/mailhook/config"
@@ -159,6 +160,10 @@ func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 	return openS3(ctx, cfg, u)
 }
 
+// extraVars are the MAILHOOK_ variables read outside package config
+// (by build-tagged files), so not warned about as unknown.
+var extraVars []string
+
 // serve runs until ctx is cancelled (SIGTERM/SIGINT), then shuts down in
 // two phases within MAILHOOK_SHUTDOWN_GRACE.
 func serve(ctx context.Context, lookup func(string) (string, bool), stderr io.Writer, unhook func()) error {
@@ -167,6 +172,9 @@ func serve(ctx context.Context, lookup func(string) (string, bool), stderr io.Wr
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	for _, w := range config.Unknown(os.Environ(), extraVars...) {
+		log.Warn(w)
+	}
 	a, err := compose(ctx, cfg, log)
 	if err != nil {
 		return err
