@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailhook/mailhook/event"
 	"github.com/mailhook/mailhook/queue"
 	"github.com/mailhook/mailhook/store"
 )
@@ -214,4 +215,32 @@ func TestShutdownReleasesClaims(t *testing.T) {
 			t.Errorf("receiver got %d requests, want %d", got, n)
 		}
 	})
+}
+
+// A delivery the start-up scan listed before Accept handed its record
+// over still goes out under the claim: the dispatcher takes the record
+// handed over instead of reading the store.
+func TestClaimUsedWhenListedFirst(t *testing.T) {
+	s := newMemStore()
+	rc := newReceiver(t, statuses(200))
+	w := &writeLog{Store: s}
+	cfg := replicaConfig("a")
+	cfg.LeaseTTL = time.Minute
+	h := newHarnessClaims(t, w, rc.srv.URL, cfg, true)
+	now := time.Now()
+	id := event.NewID(now)
+	// What the scan does when it lists the record: known, no record.
+	h.d.add(&item{id: id + "-1", endpoint: rc.srv.URL, at: now, receivedAt: now})
+	env := event.Envelope{MailFrom: "sender@example.org", RcptTo: []string{"a@example.com"}}
+	if err := h.q.Accept(context.Background(), id, now, env, strings.NewReader("Subject: x\r\n\r\nbody\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	h.start(t)
+	h.waitState(t, id+"-1", queue.StateDelivered)
+	if p, del := w.count(queue.LeasePrefix); p != 0 || del != 0 {
+		t.Errorf("%d lease writes and %d deletes, want none", p, del)
+	}
+	if st := h.d.Stats(); st.ClaimedAttempts != 1 {
+		t.Errorf("ClaimedAttempts = %d, want 1", st.ClaimedAttempts)
+	}
 }
