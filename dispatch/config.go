@@ -155,7 +155,7 @@ func NewOwner() queue.LeaseOwner { return ownerOf(randomID()) }
 
 func ownerOf(replicaID string) queue.LeaseOwner {
 	host, _ := os.Hostname()
-	return queue.LeaseOwner{ID: replicaID, Host: host, PID: os.Getpid()}
+	return queue.LeaseOwner{ID: replicaID, Host: host, PID: os.Getpid(), Proc: procIdentity()}
 }
 
 func randomID() string {

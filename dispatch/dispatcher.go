@@ -82,7 +82,9 @@ type Dispatcher struct {
 
 	delivered, failed  atomic.Uint64
 	takeovers, claimed atomic.Uint64
-	attempts           [numClasses]atomic.Uint64
+	// gone maps the process identities found dead to when (ownerGoneAt).
+	gone     sync.Map
+	attempts [numClasses]atomic.Uint64
 }
 
 type runState int

@@ -39,6 +39,13 @@ import (
 //     own), timed by its own clock, which no skew affects: a live owner
 //     rewrites it every TTL/3.
 //
+// One exception to both: an owner whose process is certainly dead (same
+// machine, same pid namespace, and its pid gone or reused; see
+// ownerGoneAt) is taken over deadOwnerGrace after that was found, if that
+// comes sooner, still with IfMatch. This is what a process restarted
+// after kill -9 meets: its predecessor's claims and leases, which it
+// would otherwise wait a TTL for.
+//
 // A replica that finds a delivery leased looks again every LeaseTTL/3 (a
 // read, no write), so that it sees a dead owner's last lease early and
 // takes it over about a TTL after the owner died. Leases left on
@@ -128,6 +135,12 @@ func (d *Dispatcher) claim(ctx context.Context, it *item, retry time.Time) (l, p
 	if seen := it.leaseSeen.Add(hold); seen.After(stealAt) {
 		stealAt = seen
 	}
+	if at, ok := d.ownerGoneAt(cur.Proc); ok {
+		// Its owner is dead: no need to wait for the lease to run out.
+		if free := at.Add(deadOwnerGrace); free.Before(stealAt) {
+			stealAt = free
+		}
+	}
 	if now.Before(stealAt) {
 		// Look again before then too: the owner may release the lease
 		// and claim it anew, and the new version must be seen early for
@@ -216,6 +229,13 @@ func (d *Dispatcher) ownClaim(rec *queue.Delivery) bool {
 // stopping owner releases the claims it will not use.
 func (d *Dispatcher) claimHeld(it *item, c *queue.Claim) (time.Time, bool) {
 	now := d.cfg.Now()
+	if at, ok := d.ownerGoneAt(c.Proc); ok {
+		if free := at.Add(deadOwnerGrace); now.Before(free) {
+			return free, true
+		}
+		it.leaseETag = "" // its owner is dead: the lease rules take over
+		return time.Time{}, false
+	}
 	tag := "claim " + c.Owner + " " + c.ExpiresAt.Format(time.RFC3339Nano)
 	if it.leaseETag != tag {
 		it.leaseETag, it.leaseSeen = tag, now
@@ -232,6 +252,37 @@ func (d *Dispatcher) claimHeld(it *item, c *queue.Claim) (time.Time, bool) {
 		return later, true
 	}
 	return stealAt, true
+}
+
+// deadOwnerGrace is how long after finding an owner's process dead its
+// claims and leases are still respected: the receiver may still be
+// answering the request the dead process sent (it learns of the death
+// only when it writes its answer), and a second request for the same
+// event should not arrive while it does.
+const deadOwnerGrace = 2 * time.Second
+
+// ownerGoneAt reports whether the process named by a claim's or lease's
+// Proc has certainly exited, and when this dispatcher found out (by
+// cfg.Now): a process on the same machine restarted after a crash (kill
+// -9, OOM) takes over its predecessor's deliveries deadOwnerGrace after
+// start instead of after a TTL. Another machine's or container's process
+// is never judged (see proc_linux.go), and neither is this process's own.
+func (d *Dispatcher) ownerGoneAt(proc string) (time.Time, bool) {
+	if proc == "" || proc == d.owner.Proc {
+		return time.Time{}, false
+	}
+	if at, ok := d.gone.Load(proc); ok {
+		return at.(time.Time), true
+	}
+	if !processGone(proc) {
+		return time.Time{}, false
+	}
+	at, loaded := d.gone.LoadOrStore(proc, d.cfg.Now())
+	if !loaded {
+		d.log.Info("owner process gone: its claims and leases are taken over shortly", "proc", proc,
+			"after", deadOwnerGrace.String())
+	}
+	return at.(time.Time), true
 }
 
 // leaseValidity is how long after a confirmed write the owner trusts its

@@ -59,6 +59,8 @@
 //	  "claim": {                           pending only, until the first
 //	    "owner": "<replica id>",           update: see Claims
 //	    "host": "…", "pid": 123,
+//	    "proc": "linux/<boot id>/pid:[…]/123/<start>",  the owner's process,
+//	                                       beyond doubt: see LeaseOwner
 //	    "expires_at": "RFC 3339"
 //	  }
 //	}
@@ -137,6 +139,7 @@
 //	  "id": "<recid>",
 //	  "owner": "<replica id>",             random per process: ownership
 //	  "host": "…", "pid": 123,             for humans
+//	  "proc": "…",                         as in a claim
 //	  "acquired_at": "RFC 3339",
 //	  "renewed_at": "RFC 3339",
 //	  "expires_at": "RFC 3339",            renewed_at + the owner's TTL, by

@@ -21,11 +21,15 @@ const LeaseVersion = 1
 
 // LeaseOwner names the replica holding a lease. ID is what ownership is
 // decided on (random per process); Host and PID are for humans reading the
-// store.
+// store. Proc, when set, identifies the owner's process on its machine
+// beyond doubt (package dispatch makes it), so that a process on the same
+// machine can tell that the owner has died without waiting for its lease
+// to expire.
 type LeaseOwner struct {
 	ID   string
 	Host string
 	PID  int
+	Proc string
 }
 
 // Lease is a replica's claim on a pending delivery while it works on it,
@@ -37,6 +41,7 @@ type Lease struct {
 	Owner      string    `json:"owner"` // LeaseOwner.ID
 	Host       string    `json:"host,omitempty"`
 	PID        int       `json:"pid,omitempty"`
+	Proc       string    `json:"proc,omitempty"` // LeaseOwner.Proc
 	AcquiredAt time.Time `json:"acquired_at"`
 	RenewedAt  time.Time `json:"renewed_at"`
 	// ExpiresAt is RenewedAt + the owner's TTL, by the owner's clock.
@@ -78,6 +83,7 @@ func (q *Queue) ClaimLease(ctx context.Context, recID string, owner LeaseOwner, 
 		Owner:      owner.ID,
 		Host:       owner.Host,
 		PID:        owner.PID,
+		Proc:       owner.Proc,
 		AcquiredAt: now,
 		RenewedAt:  now,
 		ExpiresAt:  now.Add(ttl),

@@ -179,7 +179,7 @@ func (q *Queue) Accept(ctx context.Context, id string, receivedAt time.Time, env
 		} else {
 			d.NextAttemptAt = now
 			if q.claimTTL > 0 {
-				d.Claim = &Claim{Owner: q.owner.ID, Host: q.owner.Host, PID: q.owner.PID, ExpiresAt: now.Add(q.claimTTL)}
+				d.Claim = &Claim{Owner: q.owner.ID, Host: q.owner.Host, PID: q.owner.PID, Proc: q.owner.Proc, ExpiresAt: now.Add(q.claimTTL)}
 				d.claimedAt = claimedAt
 			}
 			pending = append(pending, d)

@@ -156,6 +156,7 @@ type Claim struct {
 	Owner     string    `json:"owner"`
 	Host      string    `json:"host,omitempty"`
 	PID       int       `json:"pid,omitempty"`
+	Proc      string    `json:"proc,omitempty"` // LeaseOwner.Proc
 	ExpiresAt time.Time `json:"expires_at"`
 }
 

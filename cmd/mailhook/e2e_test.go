@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"net/smtp"
 	"os"
 	"os/exec"
@@ -245,6 +247,79 @@ func TestRetryKeepsWebhookID(t *testing.T) {
 // kill -9 at random moments while messages are being accepted and the
 // receiver is down, three times over; after the last restart every message
 // that got 250 in any round is delivered.
+// A server restarted on the same machine after kill -9 takes over its
+// predecessor's deliveries within seconds: their claims name a process
+// that is gone. With a 60 s lease TTL, waiting for the claims to run out
+// would take over a minute.
+func TestRestartAfterKill9DoesNotWaitForTheTTL(t *testing.T) {
+	rcv := newReceiver(t, nil)
+	var hang atomic.Bool
+	hang.Store(true)
+	var hung atomic.Int32
+	// In front of the receiver: the first server's attempts hang until it
+	// is killed, so that it dies holding their claims.
+	stop := make(chan struct{})
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if hang.Load() {
+			// Read to the end, so that the server notices the client's
+			// death and cancels the request's context.
+			_, _ = io.Copy(io.Discard, req.Body)
+			hung.Add(1)
+			select {
+			case <-req.Context().Done():
+			case <-stop:
+			}
+			return
+		}
+		rcv.srv.Config.Handler.ServeHTTP(w, req)
+	}))
+	t.Cleanup(front.Close)
+	t.Cleanup(func() { close(stop) }) // runs first: no handler left waiting
+	data := t.TempDir()
+	env := map[string]string{
+		"MAILHOOK_WEBHOOK_URL":    front.URL + "/hook",
+		"MAILHOOK_WEBHOOK_SECRET": testSecret,
+		"MAILHOOK_LEASE_TTL":      "60s",
+		"MAILHOOK_LOG_LEVEL":      "info",
+	}
+	srv := startServer(t, data, env)
+	const n = 3
+	ids := map[string]bool{}
+	for i := range n {
+		msg := fmt.Appendf(nil, "From: a@example.org\r\nTo: b@example.com\r\nSubject: restart %d\r\n\r\nbody\r\n", i)
+		id, err := sendGoSMTP(srv.smtpAddr, "a@example.org", []string{"b@example.com"}, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[id] = true
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for hung.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d attempts in flight, want %d", hung.Load(), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	srv.kill9()
+	hang.Store(false)
+
+	start := time.Now()
+	srv = startServer(t, data, env)
+	rcv.waitFor(30*time.Second, "the three messages after the restart", func(d []delivery) bool {
+		seen := map[string]bool{}
+		for _, x := range d {
+			if ids[header(x, "webhook-id")] {
+				seen[header(x, "webhook-id")] = true
+			}
+		}
+		return len(seen) == n
+	})
+	t.Logf("delivered %v after the restart (lease TTL 60s)", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(srv.Logs(), "owner process gone") {
+		t.Errorf("no takeover logged:\n%s", srv.Logs())
+	}
+}
+
 func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	rcv := newReceiver(t, func(int, delivery) int { return http.StatusServiceUnavailable })
 	data := t.TempDir()
