@@ -24,7 +24,9 @@ import (
 
 const procPrefix = "linux/"
 
-// self is this process's boot id and pid namespace, read once.
+// self is this process's boot id and pid namespace, read once; both ""
+// when /proc cannot be trusted to show this process's own pid namespace
+// (a /proc mounted from another namespace shows other pids).
 var self = sync.OnceValues(func() (string, string) {
 	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
@@ -32,6 +34,14 @@ var self = sync.OnceValues(func() (string, string) {
 	}
 	ns, err := os.Readlink("/proc/self/ns/pid")
 	if err != nil {
+		return "", ""
+	}
+	stat, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return "", ""
+	}
+	pid, _, _ := strings.Cut(string(stat), " ")
+	if pid != strconv.Itoa(os.Getpid()) {
 		return "", ""
 	}
 	return strings.TrimSpace(string(b)), ns
