@@ -74,6 +74,9 @@ func (s *Store) moveLocked(ctx context.Context, from, to string, tail []byte) (s
 	}
 	if len(tail) > 0 {
 		if _, err := f.Write(tail); err != nil {
+			// Best effort: take a partial tail back off (a full disk), so
+			// that a later move does not append after it.
+			_ = f.Truncate(fi.Size())
 			return store.Object{}, s.moveErr(from, to, err)
 		}
 	}
