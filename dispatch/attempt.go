@@ -94,16 +94,7 @@ type result struct {
 func (d *Dispatcher) process(ctx context.Context, it *item) {
 	d.mu.Lock()
 	endpoint := it.endpoint
-	rec := it.rec
-	switch {
-	case it.again != nil && it.again.Replays > it.replays:
-		rec = it.again
-	case rec == nil && it.again != nil && it.again.Replays == it.replays:
-		// Known from a listing (the start-up scan) before Accept handed
-		// over its record: that record is the current one, and with it
-		// the first attempt can go out under the claim it carries.
-		rec = it.again
-	}
+	rec := it.inMemory()
 	it.rec, it.again = nil, nil
 	d.mu.Unlock()
 	if ctx.Err() != nil {

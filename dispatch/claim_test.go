@@ -244,3 +244,27 @@ func TestClaimUsedWhenListedFirst(t *testing.T) {
 		t.Errorf("ClaimedAttempts = %d, want 1", st.ClaimedAttempts)
 	}
 }
+
+// A delivery the start-up scan listed before Accept handed its record over
+// has its claim released at shutdown like any other.
+func TestClaimReleasedWhenListedFirst(t *testing.T) {
+	s := newMemStore()
+	cfg := replicaConfig("a")
+	cfg.LeaseTTL = time.Hour
+	h := newHarnessClaims(t, s, "http://127.0.0.1:1/never", cfg, true)
+	now := time.Now()
+	id := event.NewID(now)
+	h.d.add(&item{id: id + "-1", endpoint: "http://127.0.0.1:1/never", at: now, receivedAt: now})
+	env := event.Envelope{MailFrom: "sender@example.org", RcptTo: []string{"a@example.com"}}
+	if err := h.q.Accept(context.Background(), id, now, env, strings.NewReader("Subject: x\r\n\r\nbody\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	h.d.releaseClaims(context.Background())
+	d, err := h.q.Load(context.Background(), id+"-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.State != queue.StatePending || d.Claim != nil {
+		t.Errorf("record after releaseClaims = %s, claim %+v; want pending without a claim", d.State, d.Claim)
+	}
+}

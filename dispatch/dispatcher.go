@@ -131,6 +131,22 @@ func (d *Dispatcher) Enqueue(rec *queue.Delivery) {
 	d.add(&item{id: rec.ID, endpoint: rec.Endpoint, at: rec.NextAttemptAt, receivedAt: rec.ReceivedAt, rec: rec})
 }
 
+// inMemory is the record of it to work from without reading the store,
+// or nil. d.mu must be held.
+func (it *item) inMemory() *queue.Delivery {
+	switch {
+	case it.again != nil && it.again.Replays > it.replays:
+		return it.again // a replay enqueued since
+	case it.rec == nil && it.again != nil && it.again.Replays == it.replays:
+		// Known from a listing (the start-up scan) before Accept handed
+		// over its record: that record is the current one, and with it
+		// the first attempt can go out under the claim it carries (or the
+		// claim be released at shutdown).
+		return it.again
+	}
+	return it.rec
+}
+
 // add schedules it unless its delivery is already known. A known one
 // handed to Enqueue (it.rec set) is remembered as its newest version.
 func (d *Dispatcher) add(it *item) bool {
@@ -219,8 +235,8 @@ func (d *Dispatcher) releaseClaims(ctx context.Context) {
 	d.mu.Lock()
 	var recs []*queue.Delivery
 	for _, it := range d.known {
-		if it.rec != nil && d.ownClaim(it.rec) {
-			recs = append(recs, it.rec)
+		if rec := it.inMemory(); rec != nil && d.ownClaim(rec) {
+			recs = append(recs, rec)
 		}
 	}
 	d.mu.Unlock()
