@@ -44,6 +44,30 @@ func (c *countingStore) MoveAppend(ctx context.Context, from, to string, tail []
 	return store.MoveAppend(ctx, c.Store, from, to, tail)
 }
 
+// A store wrapper that offers MoveAppend over a store that cannot move
+// (the metrics decorator over S3) gets the record written and the pending
+// one deleted.
+func TestFinishWithoutMoves(t *testing.T) {
+	ctx := t.Context()
+	s := newMemStore()
+	cs := &countingStore{Store: s}
+	f := newFixture(t, cs, routes{"a@x": "http://one"})
+	f.accept(t, "a@x")
+	d := f.enqueued[0]
+	cs.calls = nil
+	a := queue.Attempt{At: t0, Endpoint: d.Endpoint, Status: 200}
+	if err := f.q.MarkDelivered(ctx, d, a); err != nil {
+		t.Fatal(err)
+	}
+	from, to := queue.RecordKey(queue.StatePending, d.ID), queue.RecordKey(queue.StateDelivered, d.ID)
+	if want := []string{"move " + from + " " + to, "put " + to, "delete " + from}; !slices.Equal(cs.calls, want) {
+		t.Errorf("store calls = %q, want %q", cs.calls, want)
+	}
+	if got, err := f.q.Load(ctx, d.ID); err != nil || got.State != queue.StateDelivered || len(got.Attempts) != 1 {
+		t.Errorf("Load = %+v, %v; want delivered with its attempt", got, err)
+	}
+}
+
 // On a store that moves, recording an outcome is one move of the pending
 // record: nothing written beside it, nothing deleted.
 func TestFinishMovesThePendingRecord(t *testing.T) {
@@ -152,7 +176,7 @@ func TestMovedRecordCutByCrash(t *testing.T) {
 				if got.State != queue.StateDelivered || len(got.Attempts) != 0 || !got.NextAttemptAt.IsZero() || got.EventID != d.EventID {
 					t.Errorf("Load = %+v, want delivered with no attempt recorded", got)
 				}
-				if n := countPending(t, f.q); n != 0 {
+				if n := len(pending(t, f.q)); n != 0 {
 					t.Errorf("%d pending, want 0", n)
 				}
 			})
@@ -166,7 +190,7 @@ func TestMovedRecordCutByCrash(t *testing.T) {
 				if got.State != queue.StatePending {
 					t.Errorf("Load = %+v, want still pending (to be retried)", got)
 				}
-				if n := countPending(t, f.q); n != 1 {
+				if n := len(pending(t, f.q)); n != 1 {
 					t.Errorf("%d pending, want 1", n)
 				}
 			})
@@ -185,14 +209,14 @@ func TestMovedRecordCutByCrash(t *testing.T) {
 			if err := f.q.Replay(ctx, d.ID, ""); err != nil {
 				t.Fatalf("Replay: %v", err)
 			}
-			if n := countPending(t, f.q); n != 1 {
+			if n := len(pending(t, f.q)); n != 1 {
 				t.Errorf("%d pending after replay, want 1", n)
 			}
 		})
 		t.Run("not renamed, whole outcome appended", func(t *testing.T) {
 			clear()
 			write(pendingKey, pendingDoc, []byte{'\n'}, tailDoc)
-			if n := countPending(t, f.q); n != 0 {
+			if n := len(pending(t, f.q)); n != 0 {
 				t.Errorf("%d pending, want 0: the outcome is recorded", n)
 			}
 			got, err := f.q.Load(ctx, d.ID)
@@ -236,14 +260,15 @@ func mustDeliveredDoc(t *testing.T, d *queue.Delivery, a queue.Attempt) []byte {
 	return bytes.TrimSpace(b)
 }
 
-func countPending(t *testing.T, q *queue.Queue) int {
+// pending lists q's pending deliveries, failing t on any error.
+func pending(t *testing.T, q *queue.Queue) []*queue.Delivery {
 	t.Helper()
-	n := 0
-	for _, err := range q.Pending(t.Context()) {
+	var ds []*queue.Delivery
+	for d, err := range q.Pending(t.Context()) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n++
+		ds = append(ds, d)
 	}
-	return n
+	return ds
 }

@@ -217,7 +217,7 @@ func (q *Queue) Accept(ctx context.Context, id string, receivedAt time.Time, env
 	for i, d := range recs {
 		d.etag = objs[i+1].ETag
 	}
-	if hr.capture != nil && !hr.capture.over && len(pending) == 1 {
+	if hr.capture != nil && !hr.capture.over { // routed to one: pending[0]
 		q.cacheRaw(pending[0], hr.capture.b)
 	}
 
@@ -326,6 +326,11 @@ func (q *Queue) put(ctx context.Context, key string, d *Delivery, opts store.Put
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
 	}
+	return q.putEncoded(ctx, key, d, b, opts)
+}
+
+// putEncoded is put with d already encoded as b.
+func (q *Queue) putEncoded(ctx context.Context, key string, d *Delivery, b []byte, opts store.PutOptions) error {
 	opts.ContentType = "application/json"
 	opts.Size = int64(len(b))
 	obj, err := q.store.Put(ctx, key, bytes.NewReader(b), opts)
@@ -644,9 +649,7 @@ func (q *Queue) move(ctx context.Context, nd *Delivery) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", to, err)
 	}
-	tail := make([]byte, 0, len(b)+1)
-	tail = append(append(tail, '\n'), b...)
-	obj, err := store.MoveAppend(ctx, q.store, from, to, tail)
+	obj, err := store.MoveAppend(ctx, q.store, from, to, append([]byte{'\n'}, b...))
 	switch {
 	case err == nil:
 		nd.etag = obj.ETag
@@ -656,7 +659,7 @@ func (q *Queue) move(ctx context.Context, nd *Delivery) error {
 	}
 	// No moves here, or no pending record left to move (a crash after
 	// the move, or a record settled by someone else): write nd.
-	if err := q.put(ctx, to, nd, store.PutOptions{Lazy: true}); err != nil {
+	if err := q.putEncoded(ctx, to, nd, b, store.PutOptions{Lazy: true}); err != nil {
 		return err
 	}
 	return q.store.Delete(ctx, from)

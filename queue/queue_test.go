@@ -376,13 +376,7 @@ func TestCrashBetweenFinishSteps(t *testing.T) {
 					t.Fatalf("%d pending records, want the one left behind", n)
 				}
 				// A fresh process lists nothing to send and cleans up.
-				var listed []*queue.Delivery
-				for d, err := range f.q.Pending(ctx) {
-					if err != nil {
-						t.Fatal(err)
-					}
-					listed = append(listed, d)
-				}
+				listed := pending(t, f.q)
 				if len(listed) != 0 {
 					t.Errorf("Pending yielded %d records, want 0", len(listed))
 				}
@@ -410,13 +404,7 @@ func TestInterruptedAttemptStaysPending(t *testing.T) {
 		}
 		// kill -9 here. A fresh queue:
 		fresh := queue.New(queue.Options{Store: s})
-		var listed []*queue.Delivery
-		for d, err := range fresh.Pending(ctx) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			listed = append(listed, d)
-		}
+		listed := pending(t, fresh)
 		if len(listed) != 1 {
 			t.Fatalf("Pending yielded %d, want 1", len(listed))
 		}
