@@ -146,7 +146,6 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// randomID returns 16 random hex digits.
 // NewOwner returns the lease owner of a process with a new random
 // replica id: pass its ID as Config.ReplicaID, and the owner to
 // queue.Options.Owner so that the claims Accept writes are this
@@ -158,6 +157,7 @@ func ownerOf(replicaID string) queue.LeaseOwner {
 	return queue.LeaseOwner{ID: replicaID, Host: host, PID: os.Getpid(), Proc: procIdentity()}
 }
 
+// randomID returns 16 random hex digits.
 func randomID() string {
 	var b [8]byte
 	_, _ = crand.Read(b[:]) // never fails (crypto/rand panics instead)

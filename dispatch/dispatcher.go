@@ -383,7 +383,7 @@ func (d *Dispatcher) done1(it *item, endpoint string, keep bool, next time.Time)
 	d.poke()
 }
 
-// freeSlot gives back it's slot at endpoint once its request has been
+// freeSlot gives back its slot at endpoint once its request has been
 // answered, so that the next request to that endpoint need not wait for
 // this one's outcome to be stored: the per-endpoint limit bounds requests,
 // not store writes.
@@ -395,7 +395,7 @@ func (d *Dispatcher) freeSlot(it *item, endpoint string) {
 	}
 }
 
-// freeSlotLocked frees it's slot at endpoint, if it holds one, unparking
+// freeSlotLocked frees its slot at endpoint, if it holds one, unparking
 // the next delivery waiting for it, and reports whether it did.
 func (d *Dispatcher) freeSlotLocked(it *item, endpoint string) bool {
 	if !it.slot {

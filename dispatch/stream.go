@@ -71,44 +71,29 @@ func encodeEvent(w io.Writer, ev *event.Event) error {
 	e.enc = json.NewEncoder(&e.buf)
 	e.enc.SetEscapeHTML(false)
 
-	e.raw(`{"type":`)
-	e.value(ev.Type)
-	e.raw(`,"version":`)
-	e.value(ev.Version)
-	e.raw(`,"timestamp":`)
-	e.value(ev.Timestamp)
+	e.open()
+	e.field("type", ev.Type)
+	e.field("version", ev.Version)
+	e.field("timestamp", ev.Timestamp)
 	d := &ev.Data
-	e.raw(`,"data":{"id":`)
-	e.value(d.ID)
-	e.raw(`,"received_at":`)
-	e.value(d.ReceivedAt)
-	e.raw(`,"envelope":`)
-	e.value(d.Envelope)
-	e.raw(`,"message_id":`)
-	e.value(d.MessageID)
-	e.raw(`,"subject":`)
-	e.value(d.Subject)
-	e.raw(`,"date":`)
-	e.value(d.Date)
-	e.raw(`,"from":`)
-	e.value(d.From)
-	e.raw(`,"to":`)
-	e.value(d.To)
-	e.raw(`,"cc":`)
-	e.value(d.Cc)
-	e.raw(`,"reply_to":`)
-	e.value(d.ReplyTo)
-	e.raw(`,"in_reply_to":`)
-	e.value(d.InReplyTo)
-	e.raw(`,"references":`)
-	e.value(d.References)
-	e.raw(`,"headers":`)
-	e.value(d.Headers)
-	e.raw(`,"text":`)
-	e.value(d.Text)
-	e.raw(`,"html":`)
-	e.value(d.HTML)
-	e.raw(`,"attachments":`)
+	e.key("data")
+	e.open()
+	e.field("id", d.ID)
+	e.field("received_at", d.ReceivedAt)
+	e.field("envelope", d.Envelope)
+	e.field("message_id", d.MessageID)
+	e.field("subject", d.Subject)
+	e.field("date", d.Date)
+	e.field("from", d.From)
+	e.field("to", d.To)
+	e.field("cc", d.Cc)
+	e.field("reply_to", d.ReplyTo)
+	e.field("in_reply_to", d.InReplyTo)
+	e.field("references", d.References)
+	e.field("headers", d.Headers)
+	e.field("text", d.Text)
+	e.field("html", d.HTML)
+	e.key("attachments")
 	if d.Attachments == nil {
 		e.raw(`null`)
 	} else {
@@ -121,28 +106,22 @@ func encodeEvent(w io.Writer, ev *event.Event) error {
 		}
 		e.raw(`]`)
 	}
-	e.raw(`,"raw":`)
-	e.value(d.Raw)
-	e.raw(`,"warnings":`)
-	e.value(d.Warnings)
-	e.raw(`}}`)
+	e.field("raw", d.Raw)
+	e.field("warnings", d.Warnings)
+	e.close()
+	e.close()
 	return e.err
 }
 
 func (e *streamEncoder) attachment(a *event.Attachment) {
-	e.raw(`{"filename":`)
-	e.value(a.Filename)
-	e.raw(`,"content_type":`)
-	e.value(a.ContentType)
-	e.raw(`,"size":`)
-	e.value(a.Size)
-	e.raw(`,"disposition":`)
-	e.value(a.Disposition)
-	e.raw(`,"content_id":`)
-	e.value(a.ContentID)
-	e.raw(`,"sha256":`)
-	e.value(a.SHA256)
-	e.raw(`,"content":`)
+	e.open()
+	e.field("filename", a.Filename)
+	e.field("content_type", a.ContentType)
+	e.field("size", a.Size)
+	e.field("disposition", a.Disposition)
+	e.field("content_id", a.ContentID)
+	e.field("sha256", a.SHA256)
+	e.key("content")
 	if a.Content == nil {
 		e.raw(`null`)
 	} else {
@@ -153,21 +132,41 @@ func (e *streamEncoder) attachment(a *event.Attachment) {
 		}
 		e.raw(`"`)
 	}
-	e.raw(`}`)
+	e.close()
 }
 
 // streamEncoder writes to w, remembering the first error.
 type streamEncoder struct {
-	w   io.Writer
-	buf bytes.Buffer
-	enc *json.Encoder // into buf
-	err error
+	w     io.Writer
+	buf   bytes.Buffer
+	enc   *json.Encoder // into buf
+	err   error
+	first bool // no member written yet in the object just opened
 }
 
 func (e *streamEncoder) raw(s string) {
 	if e.err == nil {
 		_, e.err = io.WriteString(e.w, s)
 	}
+}
+
+// open starts an object, close ends it.
+func (e *streamEncoder) open()  { e.raw(`{`); e.first = true }
+func (e *streamEncoder) close() { e.raw(`}`); e.first = false }
+
+// key starts the member name of the object being written.
+func (e *streamEncoder) key(name string) {
+	if !e.first {
+		e.raw(`,`)
+	}
+	e.first = false
+	e.raw(`"` + name + `":`)
+}
+
+// field writes the member name: v.
+func (e *streamEncoder) field(name string, v any) {
+	e.key(name)
+	e.value(v)
 }
 
 // value writes the JSON of v as json.Marshal (HTML unescaped) does.

@@ -1,7 +1,6 @@
 package parse
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
@@ -226,12 +225,8 @@ func (b *builder) build(n *node) *enmime.Part {
 // wraps r in a new 4 KiB bufio.Reader unless it is one already, and a
 // small message has several entities. The parts keep nothing of it.
 func readParts(p *enmime.Parser, r io.Reader) (*enmime.Part, error) {
-	br := headerReaders.Get().(*bufio.Reader)
-	br.Reset(r)
-	defer func() {
-		br.Reset(nil)
-		headerReaders.Put(br)
-	}()
+	br, giveBack := borrowReader(r)
+	defer giveBack()
 	return p.ReadParts(br)
 }
 

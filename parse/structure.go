@@ -3,6 +3,7 @@ package parse
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,8 +190,19 @@ func matchDelimiter(stack []*node, line []byte) (int, bool) {
 	return -1, false
 }
 
-// headerReaders recycles the buffered readers of classify and readParts.
-var headerReaders = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
+// readers recycles the buffered readers of classify and readParts.
+var readers = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
+
+// borrowReader returns a recycled bufio.Reader reading r and the function
+// that gives it back once nothing reads from it any more.
+func borrowReader(r io.Reader) (*bufio.Reader, func()) {
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(r)
+	return br, func() {
+		br.Reset(nil)
+		readers.Put(br)
+	}
+}
 
 // classify reads an entity's MIME header the way enmime.ReadParts does and
 // returns its media type, its transfer encoding and, when enmime would
@@ -199,11 +211,9 @@ var headerReaders = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
 // here guarantees that every entity handed to enmime as a leaf is parsed by
 // it as a single part.
 func classify(header []byte, w *warnings, label string) (mtype, cte, boundary string) {
-	br := headerReaders.Get().(*bufio.Reader)
-	br.Reset(bytes.NewReader(header))
+	br, giveBack := borrowReader(bytes.NewReader(header))
 	h, err := enmime.ReadHeader(br, discardErrors{})
-	br.Reset(nil)
-	headerReaders.Put(br)
+	giveBack()
 	if err != nil {
 		return "", "", ""
 	}

@@ -76,7 +76,7 @@ type Store struct {
 	// noRenameNoReplace: renameat2(RENAME_NOREPLACE) is not supported.
 	noRenameNoReplace atomic.Bool
 	// noTmpfile: unnamed temporary files (O_TMPFILE, linked into place)
-	// are not available; IfNoneMatch Puts stage a named file instead.
+	// are not available; Puts without IfMatch stage a named file instead.
 	noTmpfile atomic.Bool
 	now       func() time.Time
 }

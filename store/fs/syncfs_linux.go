@@ -68,26 +68,36 @@ func kernelAtLeast(major, minor int) bool {
 // renameNoReplace renames oldname to newname unless newname exists
 // (renameat2(2) with RENAME_NOREPLACE).
 func renameNoReplace(oldname, newname string) error {
-	from, err := syscall.BytePtrFromString(oldname)
-	if err != nil {
-		return err
-	}
-	to, err := syscall.BytePtrFromString(newname)
-	if err != nil {
-		return err
-	}
 	const renameNoReplaceFlag = 1
+	if err := twoPaths(sysRenameat2, oldname, newname, renameNoReplaceFlag); err != nil {
+		return &os.LinkError{Op: "renameat2", Old: oldname, New: newname, Err: err}
+	}
+	return nil
+}
+
+// twoPaths makes the system call trap(AT_FDCWD, from, AT_FDCWD, to,
+// flags), as renameat2 and linkat take them, retrying when interrupted.
+// The error is the errno or a path's conversion error.
+func twoPaths(trap uintptr, from, to string, flags uintptr) error {
+	f, err := syscall.BytePtrFromString(from)
+	if err != nil {
+		return err
+	}
+	t, err := syscall.BytePtrFromString(to)
+	if err != nil {
+		return err
+	}
 	atFDCWD := -100 // AT_FDCWD: paths are absolute anyway
 	for {
-		_, _, errno := syscall.Syscall6(sysRenameat2, uintptr(atFDCWD), uintptr(unsafe.Pointer(from)),
-			uintptr(atFDCWD), uintptr(unsafe.Pointer(to)), renameNoReplaceFlag, 0)
+		_, _, errno := syscall.Syscall6(trap, uintptr(atFDCWD), uintptr(unsafe.Pointer(f)),
+			uintptr(atFDCWD), uintptr(unsafe.Pointer(t)), flags, 0)
 		switch errno {
 		case 0:
 			return nil
 		case syscall.EINTR:
 			continue
 		}
-		return &os.LinkError{Op: "renameat2", Old: oldname, New: newname, Err: errno}
+		return errno
 	}
 }
 
@@ -97,43 +107,18 @@ const oTmpfile = 0x400000 | syscall.O_DIRECTORY
 // openTmpfile creates an unnamed regular file on the filesystem of dir
 // (open(2) with O_TMPFILE). It is gone when closed unless linked first.
 func openTmpfile(dir string, perm os.FileMode) (*os.File, error) {
-	for {
-		fd, err := syscall.Open(dir, oTmpfile|syscall.O_WRONLY|syscall.O_CLOEXEC, uint32(perm.Perm()))
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "open O_TMPFILE", Path: dir, Err: err}
-		}
-		return os.NewFile(uintptr(fd), ""), nil
-	}
+	return openFile(dir, oTmpfile|syscall.O_WRONLY, perm)
 }
 
 // linkTmpfile gives the unnamed file f the name newname, failing with
 // EEXIST if it exists. It links /proc/self/fd/N with AT_SYMLINK_FOLLOW,
 // which needs no privilege (AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
 func linkTmpfile(f *os.File, newname string) error {
-	from, err := syscall.BytePtrFromString("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
-	if err != nil {
-		return err
-	}
-	to, err := syscall.BytePtrFromString(newname)
-	if err != nil {
-		return err
-	}
 	const atSymlinkFollow = 0x400
-	atFDCWD := -100 // AT_FDCWD: paths are absolute anyway
-	for {
-		_, _, errno := syscall.Syscall6(syscall.SYS_LINKAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(from)),
-			uintptr(atFDCWD), uintptr(unsafe.Pointer(to)), atSymlinkFollow, 0)
-		switch errno {
-		case 0:
-			return nil
-		case syscall.EINTR:
-			continue
-		}
-		return &os.LinkError{Op: "linkat", Old: "(unnamed)", New: newname, Err: errno}
+	if err := twoPaths(syscall.SYS_LINKAT, "/proc/self/fd/"+strconv.Itoa(int(f.Fd())), newname, atSymlinkFollow); err != nil {
+		return &os.LinkError{Op: "linkat", Old: "(unnamed)", New: newname, Err: err}
 	}
+	return nil
 }
 
 // setMtime sets f's access and modification times to t, to the

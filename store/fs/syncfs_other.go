@@ -19,8 +19,8 @@ func renameNoReplace(oldname, newname string) error {
 	return &os.LinkError{Op: "renameat2", Old: oldname, New: newname, Err: syscall.ENOSYS}
 }
 
-// Unnamed temporary files are a Linux feature: IfNoneMatch Puts stage a
-// named file here.
+// Unnamed temporary files are a Linux feature: Puts stage a named file
+// here.
 func openTmpfile(dir string, _ os.FileMode) (*os.File, error) {
 	return nil, &os.PathError{Op: "open O_TMPFILE", Path: dir, Err: syscall.ENOSYS}
 }
