@@ -32,6 +32,7 @@ type Config struct {
 	Routes        string   `env:"ROUTES" help:"per-recipient endpoints: pattern=url pairs separated by ';', first match wins, before the default"`
 
 	Store              string        `env:"STORE" envDefault:"file://./data" help:"where mail and delivery state live: file:///path or s3://bucket/optional/prefix"`
+	StoreCommitDelay   time.Duration `env:"STORE_COMMIT_DELAY" envDefault:"2ms" help:"filesystem store: how long a group commit (one syncfs for many messages) may wait for writers still on their way to it, when one has just ended; 0 = never wait"`
 	S3Endpoint         string        `env:"S3_ENDPOINT" help:"S3-compatible endpoint URL (MinIO, R2, versitygw, …); empty: AWS"`
 	S3Region           string        `env:"S3_REGION" envDefault:"us-east-1" help:"S3 region"`
 	S3PathStyle        bool          `env:"S3_PATH_STYLE" envDefault:"false" help:"use path-style S3 addressing"`
@@ -240,6 +241,9 @@ func (c *Config) validate(bad *Error) {
 		{"SMTP_EVICT_IDLE_AFTER", c.EvictIdleAfter},
 	} {
 		positive(d.name, int64(d.v))
+	}
+	if c.StoreCommitDelay < 0 || c.StoreCommitDelay > time.Second {
+		bad.add(fmt.Sprintf("%sSTORE_COMMIT_DELAY=%s: want 0 to 1s", Prefix, c.StoreCommitDelay))
 	}
 	if c.ShutdownGrace < 0 {
 		bad.add(fmt.Sprintf("%sSHUTDOWN_GRACE=%s: must not be negative", Prefix, c.ShutdownGrace))

@@ -21,7 +21,7 @@ func TestDefaults(t *testing.T) {
 	if c.SMTPAddr != ":2525" || c.HTTPAddr != ":8080" || c.Store != "file://./data" ||
 		c.MaxMessageBytes != 26214400 || c.MaxRecipients != 100 || c.S3Region != "us-east-1" ||
 		c.RetryInitial != 10*time.Second || c.RetryMaxInterval != time.Hour || c.RetryMaxElapsed != 72*time.Hour ||
-		c.BareNewline != "normalize" {
+		c.BareNewline != "normalize" || c.StoreCommitDelay != 2*time.Millisecond {
 		t.Errorf("defaults wrong: %+v", c)
 	}
 	if c.Hostname == "" {
@@ -31,25 +31,27 @@ func TestDefaults(t *testing.T) {
 
 func TestEveryBadVariableIsNamed(t *testing.T) {
 	_, err := Load(lookupMap(map[string]string{
-		"MAILHOOK_MAX_RECIPIENTS":    "lots",
-		"MAILHOOK_RETRY_INITIAL":     "soon",
-		"MAILHOOK_S3_PATH_STYLE":     "maybe",
-		"MAILHOOK_RECIPIENTS":        "ok@example.com,not-an-address",
-		"MAILHOOK_WEBHOOK_URL":       "ftp://x/",
-		"MAILHOOK_WEBHOOK_SECRET":    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,whsec_!!!",
-		"MAILHOOK_ROUTES":            "a@b.com",
-		"MAILHOOK_STORE":             "gopher://x",
-		"MAILHOOK_TLS_CERT_FILE":     "/nonexistent/cert.pem",
-		"MAILHOOK_BARE_NEWLINE":      "ignore",
-		"MAILHOOK_SMTP_ADDR":         "25",
-		"MAILHOOK_MAX_MESSAGE_BYTES": "0",
+		"MAILHOOK_MAX_RECIPIENTS":     "lots",
+		"MAILHOOK_RETRY_INITIAL":      "soon",
+		"MAILHOOK_S3_PATH_STYLE":      "maybe",
+		"MAILHOOK_RECIPIENTS":         "ok@example.com,not-an-address",
+		"MAILHOOK_WEBHOOK_URL":        "ftp://x/",
+		"MAILHOOK_WEBHOOK_SECRET":     "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,whsec_!!!",
+		"MAILHOOK_ROUTES":             "a@b.com",
+		"MAILHOOK_STORE":              "gopher://x",
+		"MAILHOOK_TLS_CERT_FILE":      "/nonexistent/cert.pem",
+		"MAILHOOK_BARE_NEWLINE":       "ignore",
+		"MAILHOOK_SMTP_ADDR":          "25",
+		"MAILHOOK_MAX_MESSAGE_BYTES":  "0",
+		"MAILHOOK_STORE_COMMIT_DELAY": "-1ms",
 	}))
 	var ce *Error
 	if !errors.As(err, &ce) {
 		t.Fatalf("Load error = %v, want *Error", err)
 	}
 	for _, v := range []string{"MAX_RECIPIENTS", "RETRY_INITIAL", "S3_PATH_STYLE", "RECIPIENTS:", "WEBHOOK_URL",
-		"WEBHOOK_SECRET: secret #2", "ROUTES", "STORE", "TLS_CERT_FILE", "TLS_KEY_FILE", "BARE_NEWLINE", "SMTP_ADDR", "MAX_MESSAGE_BYTES"} {
+		"WEBHOOK_SECRET: secret #2", "ROUTES", "STORE", "TLS_CERT_FILE", "TLS_KEY_FILE", "BARE_NEWLINE", "SMTP_ADDR", "MAX_MESSAGE_BYTES",
+		"STORE_COMMIT_DELAY=-1ms: want 0 to 1s"} {
 		if !strings.Contains(err.Error(), "MAILHOOK_"+v) {
 			t.Errorf("error does not name MAILHOOK_%s:\n%v", v, err)
 		}

@@ -317,7 +317,7 @@ func TestInstrumentStoreForwardsClose(t *testing.T) {
 // movingFake is a fakeStore that moves.
 type movingFake struct{ fakeStore }
 
-func (m *movingFake) MoveAppend(_ context.Context, from, to string, tail []byte) (store.Object, error) {
+func (m *movingFake) MoveAppend(_ context.Context, from, to string, tail []byte, _ store.MoveOptions) (store.Object, error) {
 	return store.Object{Key: to, Size: int64(len(tail))}, m.call("move " + from + " " + to)
 }
 
@@ -327,12 +327,12 @@ func TestInstrumentStoreMoveAppend(t *testing.T) {
 	ctx := context.Background()
 	m := New("test")
 	s := InstrumentStore(&fakeStore{}, m)
-	if _, err := store.MoveAppend(ctx, s, "a", "b", nil); !errors.Is(err, errors.ErrUnsupported) {
+	if _, err := store.MoveAppend(ctx, s, "a", "b", nil, store.MoveOptions{}); !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("MoveAppend through a store that does not move = %v, want ErrUnsupported", err)
 	}
 	inner := &movingFake{}
 	s = InstrumentStore(inner, m)
-	obj, err := store.MoveAppend(ctx, s, "a", "b", []byte("xy"))
+	obj, err := store.MoveAppend(ctx, s, "a", "b", []byte("xy"), store.MoveOptions{})
 	if err != nil || obj.Key != "b" || obj.Size != 2 {
 		t.Errorf("MoveAppend = %+v, %v", obj, err)
 	}

@@ -121,12 +121,12 @@ func (s *instrumentedStore) PutAll(ctx context.Context, reqs []store.PutRequest)
 
 // MoveAppend passes a move on to a store that moves (store.Mover);
 // otherwise it fails like store.MoveAppend, unobserved.
-func (s *instrumentedStore) MoveAppend(ctx context.Context, from, to string, tail []byte) (store.Object, error) {
+func (s *instrumentedStore) MoveAppend(ctx context.Context, from, to string, tail []byte, opts store.MoveOptions) (store.Object, error) {
 	if _, ok := s.inner.(store.Mover); !ok {
-		return store.MoveAppend(ctx, s.inner, from, to, tail)
+		return store.MoveAppend(ctx, s.inner, from, to, tail, opts)
 	}
 	start := time.Now()
-	obj, err := store.MoveAppend(ctx, s.inner, from, to, tail)
+	obj, err := store.MoveAppend(ctx, s.inner, from, to, tail, opts)
 	s.observe(opMove, start, err)
 	return obj, err
 }

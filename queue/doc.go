@@ -98,7 +98,11 @@
 //     ignored, and a record found under delivered/ or failed/ whose last
 //     complete document still says pending takes the state of its key
 //     (its outcome lost, the move kept); one left under pending/ is sent
-//     again, or settled if its appended outcome is complete.
+//     again, or settled if its appended outcome is complete. The move is
+//     Lazy (store.MoveOptions): a machine crash before the next durable
+//     write may undo it, and the record, pending again, is delivered
+//     again with the same webhook-id (at least once; nothing is lost).
+//     The dispatcher thus waits at no barrier for an outcome.
 //   - On other stores (S3) they write the record under its new state
 //     prefix (Lazy), then delete the pending one. After a crash between the two,
 //     the pending record still ends in its unfinished attempt; on load such

@@ -649,7 +649,10 @@ func (q *Queue) move(ctx context.Context, nd *Delivery) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", to, err)
 	}
-	obj, err := store.MoveAppend(ctx, q.store, from, to, append([]byte{'\n'}, b...))
+	// Lazy: a crash of the machine that undoes the move leaves the record
+	// pending, and the delivery is made again (at least once, same
+	// webhook-id); nothing is lost.
+	obj, err := store.MoveAppend(ctx, q.store, from, to, append([]byte{'\n'}, b...), store.MoveOptions{Lazy: true})
 	switch {
 	case err == nil:
 		nd.etag = obj.ETag

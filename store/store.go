@@ -105,18 +105,28 @@ type Batcher interface {
 type Mover interface {
 	// MoveAppend appends tail to the object at from, then moves the object
 	// to the key to, replacing any object there. When it returns nil the
-	// move is durable and the object is no longer at from. tail need not
-	// be: the append is not atomic, so a reader (or a restart after a
-	// crash) may find the object, at either key, ending with any prefix of
-	// tail, including none. ErrNotFound: there is no object at from.
-	MoveAppend(ctx context.Context, from, to string, tail []byte) (Object, error)
+	// move is durable (unless opts.Lazy) and the object is no longer at
+	// from. tail need not be: the append is not atomic, so a reader (or a
+	// restart after a crash) may find the object, at either key, ending
+	// with any prefix of tail, including none. ErrNotFound: there is no
+	// object at from.
+	MoveAppend(ctx context.Context, from, to string, tail []byte, opts MoveOptions) (Object, error)
+}
+
+// MoveOptions qualify a MoveAppend.
+type MoveOptions struct {
+	// Lazy defers durability as PutOptions.Lazy does: a crash of the
+	// machine before the next durable write of this process may undo the
+	// move (the object is then at from again), never leave it at both
+	// keys or neither.
+	Lazy bool
 }
 
 // MoveAppend calls s.MoveAppend when s is a Mover; otherwise it returns
 // an error wrapping errors.ErrUnsupported and does nothing.
-func MoveAppend(ctx context.Context, s Store, from, to string, tail []byte) (Object, error) {
+func MoveAppend(ctx context.Context, s Store, from, to string, tail []byte, opts MoveOptions) (Object, error) {
 	if m, ok := s.(Mover); ok {
-		return m.MoveAppend(ctx, from, to, tail)
+		return m.MoveAppend(ctx, from, to, tail, opts)
 	}
 	return Object{}, fmt.Errorf("store: move %s: %w", from, errors.ErrUnsupported)
 }

@@ -151,7 +151,7 @@ func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 	}
 	switch u.Scheme {
 	case "file":
-		st, err := fs.New(u.Path)
+		st, err := fs.New(u.Path, fs.WithCommitDelay(cfg.StoreCommitDelay))
 		if err != nil {
 			return nil, usageError{fmt.Errorf("MAILHOOK_STORE=%q: %w", cfg.Store, err)}
 		}

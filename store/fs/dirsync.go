@@ -4,6 +4,8 @@ import (
 	"os"
 	"path"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // syncDir fsyncs the directory at the absolute path dir.
@@ -19,14 +21,27 @@ func syncDir(dir string) error {
 	return err
 }
 
-// dirSyncer groups fsyncs of one directory. A caller needs an fsync that
-// starts after its own change to the directory. If none is running, the
-// caller runs one; if one is running, it may have started before the
-// change, so the caller joins the next round, which starts as soon as the
-// running one ends and serves everybody who joined it.
+// dirSyncer groups fsyncs of one directory (or syncfs calls of the whole
+// filesystem). A caller needs an fsync that starts after its own change to
+// the directory. If none is running, the caller runs one; if one is
+// running, it may have started before the change, so the caller joins the
+// next round, which starts when the running one ends and serves everybody
+// who joined it.
+//
+// With a linger, the next round waits up to that long after the running
+// one ends while callers are still on their way to it (expect): under load
+// more callers share one round, and each round costs the kernel a
+// journal commit and the write-back of the metadata blocks it touched,
+// whatever the number of files in it. A round nobody else is expected for
+// starts at once, and so does one no round is running before: a lone
+// caller never waits.
 type dirSyncer struct {
-	dir  string
-	sync func(dir string) error
+	dir    string
+	sync   func(dir string) error
+	linger time.Duration
+
+	expected atomic.Int64  // callers on their way to syncNow (see expect)
+	wake     chan struct{} // signalled when expected falls to 0; nil without a linger
 
 	mu      sync.Mutex
 	running bool
@@ -76,16 +91,64 @@ func (d *dirSyncer) syncNow() error {
 }
 
 // run performs round r, then hands over to the next round, if anyone
-// joined it, on a new goroutine so that r's caller returns at once.
+// joined it, on a new goroutine so that r's caller returns at once. The
+// next round takes joiners until it starts.
 func (d *dirSyncer) run(r *syncRound) {
 	r.err = d.sync(d.dir)
 	close(r.done)
 	d.mu.Lock()
 	n := d.next
-	d.next = nil
 	d.running = n != nil
 	d.mu.Unlock()
 	if n != nil {
-		go d.run(n)
+		go d.start(n)
+	}
+}
+
+// start runs round n, after lingering while callers are expected.
+func (d *dirSyncer) start(n *syncRound) {
+	if d.linger > 0 && d.expected.Load() > 0 {
+		t := time.NewTimer(d.linger)
+	wait:
+		for d.expected.Load() > 0 {
+			select {
+			case <-d.wake:
+			case <-t.C:
+				break wait
+			}
+		}
+		t.Stop()
+	}
+	d.mu.Lock()
+	d.next = nil // from now on callers join the round after n: their change may come after n's start
+	d.mu.Unlock()
+	d.run(n)
+}
+
+// expectation is one caller counted in dirSyncer.expected.
+type expectation struct {
+	d   *dirSyncer
+	met bool
+}
+
+// expect counts a caller that will call syncNow soon (it is writing what
+// the round must cover) until done is called on the result.
+func (d *dirSyncer) expect() *expectation {
+	d.expected.Add(1)
+	return &expectation{d: d}
+}
+
+// done ends the expectation (once; later calls do nothing) and wakes a
+// lingering round if nobody else is expected.
+func (e *expectation) done() {
+	if e.met {
+		return
+	}
+	e.met = true
+	if e.d.expected.Add(-1) == 0 && e.d.wake != nil {
+		select {
+		case e.d.wake <- struct{}{}:
+		default:
+		}
 	}
 }

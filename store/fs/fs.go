@@ -63,6 +63,8 @@ type Store struct {
 	rootDir  *os.File
 	fsSyncer *dirSyncer
 	syncErrs atomic.Uint64
+	// commitDelay is fsSyncer's linger (WithCommitDelay).
+	commitDelay time.Duration
 
 	// Test hooks.
 	syncDirFn         func(dir string) error // fsyncs a directory (absolute path)
@@ -91,12 +93,12 @@ func New(root string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("fs: root %s: %w", root, err)
 	}
 	s := &Store{root: abs, syncDirFn: syncDir, linkFn: os.Link, renameFn: os.Rename, renameNoReplaceFn: renameNoReplace,
-		linkTmpfileFn: linkTmpfile, now: time.Now}
+		linkTmpfileFn: linkTmpfile, now: time.Now, commitDelay: DefaultCommitDelay}
 	for _, o := range opts {
 		o(s)
 	}
 	s.locks.dir = filepath.Join(abs, filepath.FromSlash(lockDir))
-	s.fsSyncer = &dirSyncer{dir: abs, sync: s.runSyncFS}
+	s.fsSyncer = &dirSyncer{dir: abs, sync: s.runSyncFS, linger: s.commitDelay, wake: make(chan struct{}, 1)}
 	if err := s.init(); err != nil {
 		if s.rootDir != nil {
 			s.rootDir.Close()
@@ -265,7 +267,9 @@ func (s *Store) PutAll(ctx context.Context, reqs []store.PutRequest) ([]store.Ob
 	}
 	gen := s.syncErrs.Load() // before any of our data reaches the page cache
 	tmps := make([]*staged, len(reqs))
+	coming := s.fsSyncer.expect() // a group commit may wait for this batch
 	defer func() {
+		coming.done()
 		for _, st := range tmps {
 			st.discard()
 		}
@@ -280,9 +284,11 @@ func (s *Store) PutAll(ctx context.Context, reqs []store.PutRequest) ([]store.Ob
 	}
 	// The bodies (and any directory stage created) must be durable before
 	// they can be seen under their keys.
+	coming.done()
 	if err := s.barrier(gen); err != nil {
 		return nil, s.putErr(reqs[0].Key, err)
 	}
+	coming = s.fsSyncer.expect()
 	for i, r := range reqs {
 		if err := s.place(ctx, tmps[i], r.Key, r.Opts); err != nil {
 			return nil, err
@@ -291,6 +297,7 @@ func (s *Store) PutAll(ctx context.Context, reqs []store.PutRequest) ([]store.Ob
 	if lazy {
 		return objs, nil // the next barrier, whoever's, makes them durable
 	}
+	coming.done()
 	if err := s.barrier(gen); err != nil {
 		// The objects are in place but may not survive a crash: report
 		// failure so that the caller does not acknowledge them.

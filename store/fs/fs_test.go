@@ -380,21 +380,7 @@ func TestGroupCommit(t *testing.T) {
 		go call(name)
 	}
 	v, _ := s.syncers.Load("d")
-	d := v.(*dirSyncer)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		d.mu.Lock()
-		joined := 0
-		if d.next != nil {
-			joined = d.next.joined
-		}
-		d.mu.Unlock()
-		if joined == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d callers joined the next round, want 3", joined)
-		}
-	}
+	waitJoined(t, v.(*dirSyncer), 3)
 	release <- struct{}{} // fsync 1 ends: only A may return
 	if got := <-done; got != "A" {
 		t.Fatalf("%s returned after the fsync that started before it", got)

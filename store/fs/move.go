@@ -17,12 +17,13 @@ var _ store.Mover = (*Store)(nil)
 // store.Mover). The file keeps its inode: nothing is created, copied or
 // freed, where a Put of the new object and a Delete of the old one would
 // create one file and free another. The rename is made durable before it
-// returns; tail is not synced on its own (a later barrier makes it
-// durable), since the Mover contract lets a crash cut it.
+// returns, unless opts.Lazy in SyncFS mode (the next barrier, whoever's,
+// covers it; SyncFiles mode has no such barrier and ignores Lazy); tail
+// is not synced on its own, since the Mover contract lets a crash cut it.
 //
 // It runs under from's lock, like Delete, so that a conditional Put of
 // from sees either the old object or none.
-func (s *Store) MoveAppend(ctx context.Context, from, to string, tail []byte) (store.Object, error) {
+func (s *Store) MoveAppend(ctx context.Context, from, to string, tail []byte, opts store.MoveOptions) (store.Object, error) {
 	for _, k := range [2]string{from, to} {
 		if err := store.ValidKey(k); err != nil {
 			return store.Object{}, fmt.Errorf("fs: move: %w", err)
@@ -46,6 +47,9 @@ func (s *Store) MoveAppend(ctx context.Context, from, to string, tail []byte) (s
 	unlock()
 	if err != nil {
 		return store.Object{}, err
+	}
+	if opts.Lazy && s.mode == SyncFS {
+		return obj, nil
 	}
 	if err := s.syncMove(gen, from, to); err != nil {
 		// Moved, but perhaps not durably: the caller must not rely on it.

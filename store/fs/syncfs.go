@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+	"time"
 )
 
 // SyncMode says how a Store makes its writes durable; see the package
@@ -39,6 +40,18 @@ type Option func(*Store)
 
 // WithSync selects how writes are made durable (default SyncAuto).
 func WithSync(m SyncMode) Option { return func(s *Store) { s.mode = m } }
+
+// DefaultCommitDelay is the commit delay of a Store made without
+// WithCommitDelay.
+const DefaultCommitDelay = 2 * time.Millisecond
+
+// WithCommitDelay sets how long, at most, a group commit (SyncFS mode)
+// that callers queued for while another ran waits for writers still on
+// their way to it (see the package comment, "Durability"); 0 starts it at
+// once. Negative values count as 0.
+func WithCommitDelay(d time.Duration) Option {
+	return func(s *Store) { s.commitDelay = max(d, 0) }
+}
 
 // Mode returns the durability mode in use: SyncFS or SyncFiles.
 func (s *Store) Mode() SyncMode { return s.mode }

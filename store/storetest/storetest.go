@@ -630,7 +630,7 @@ func testMoveAppend(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	if _, ok := s.(store.Mover); !ok {
 		put(t, s, "m/a", "body", store.PutOptions{})
-		_, err := store.MoveAppend(ctx, s, "m/a", "m/b", []byte("tail"))
+		_, err := store.MoveAppend(ctx, s, "m/a", "m/b", []byte("tail"), store.MoveOptions{})
 		if !errors.Is(err, errors.ErrUnsupported) {
 			t.Fatalf("MoveAppend on a store that does not move = %v, want ErrUnsupported", err)
 		}
@@ -643,7 +643,7 @@ func testMoveAppend(t *testing.T, s store.Store) {
 
 	// A move to a new key, through a directory not seen before.
 	first := put(t, s, "m/a", "body", store.PutOptions{})
-	obj, err := store.MoveAppend(ctx, s, "m/a", "moved/deeper/b", []byte("+tail"))
+	obj, err := store.MoveAppend(ctx, s, "m/a", "moved/deeper/b", []byte("+tail"), store.MoveOptions{})
 	if err != nil {
 		t.Fatalf("MoveAppend: %v", err)
 	}
@@ -665,7 +665,7 @@ func testMoveAppend(t *testing.T, s store.Store) {
 	// Over an existing object, with an empty tail.
 	put(t, s, "m/c", "new", store.PutOptions{})
 	put(t, s, "m/d", "old and longer", store.PutOptions{})
-	if _, err := store.MoveAppend(ctx, s, "m/c", "m/d", nil); err != nil {
+	if _, err := store.MoveAppend(ctx, s, "m/c", "m/d", nil, store.MoveOptions{}); err != nil {
 		t.Fatalf("MoveAppend over an object: %v", err)
 	}
 	assertMissing(t, s, "m/c")
@@ -680,18 +680,18 @@ func testMoveAppend(t *testing.T, s store.Store) {
 	}
 
 	// Nothing to move.
-	if _, err := store.MoveAppend(ctx, s, "m/none", "m/e", []byte("x")); !errors.Is(err, store.ErrNotFound) {
+	if _, err := store.MoveAppend(ctx, s, "m/none", "m/e", []byte("x"), store.MoveOptions{}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("MoveAppend of a missing key = %v, want ErrNotFound", err)
 	}
 	assertMissing(t, s, "m/e")
 	put(t, s, "dir/inner", "x", store.PutOptions{})
-	if _, err := store.MoveAppend(ctx, s, "dir", "m/f", []byte("x")); !errors.Is(err, store.ErrNotFound) {
+	if _, err := store.MoveAppend(ctx, s, "dir", "m/f", []byte("x"), store.MoveOptions{}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("MoveAppend of a prefix = %v, want ErrNotFound", err)
 	}
 
 	// Bad keys, and a key onto itself.
 	for _, k := range [][2]string{{"../a", "m/g"}, {"m/d", "../g"}, {"m/d", "m/d"}} {
-		if _, err := store.MoveAppend(ctx, s, k[0], k[1], nil); !errors.Is(err, store.ErrInvalidKey) {
+		if _, err := store.MoveAppend(ctx, s, k[0], k[1], nil, store.MoveOptions{}); !errors.Is(err, store.ErrInvalidKey) {
 			t.Errorf("MoveAppend(%q, %q) = %v, want ErrInvalidKey", k[0], k[1], err)
 		}
 	}
@@ -702,7 +702,7 @@ func testMoveAppend(t *testing.T, s store.Store) {
 	// Cancelled: nothing moves.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := store.MoveAppend(cctx, s, "m/d", "m/h", nil); !errors.Is(err, context.Canceled) {
+	if _, err := store.MoveAppend(cctx, s, "m/d", "m/h", nil, store.MoveOptions{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("MoveAppend cancelled = %v, want context.Canceled", err)
 	}
 	assertMissing(t, s, "m/h")

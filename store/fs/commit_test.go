@@ -1,0 +1,200 @@
+package fs
+
+import (
+	"context"
+	"io"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mailhook/mailhook/store"
+)
+
+// lingerSyncer returns a dirSyncer with the given linger whose rounds
+// report their start on started and end when release is sent to.
+func lingerSyncer(linger time.Duration) (d *dirSyncer, started chan int, release chan struct{}) {
+	started, release = make(chan int, 8), make(chan struct{})
+	var calls atomic.Int64
+	d = &dirSyncer{linger: linger, wake: make(chan struct{}, 1), sync: func(string) error {
+		started <- int(calls.Add(1))
+		<-release
+		return nil
+	}}
+	return d, started, release
+}
+
+// waitJoined waits until n callers wait for the round after the running one.
+func waitJoined(t *testing.T, d *dirSyncer, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		d.mu.Lock()
+		joined := 0
+		if d.next != nil {
+			joined = d.next.joined
+		}
+		d.mu.Unlock()
+		if joined == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d callers joined the next round, want %d", joined, n)
+		}
+	}
+}
+
+func syncAsync(d *dirSyncer) chan error {
+	done := make(chan error, 1)
+	go func() { done <- d.syncNow() }()
+	return done
+}
+
+// A round queued behind a running one waits for a writer still on its way
+// (expect), takes it in, and starts as soon as that writer arrives: one
+// syncfs for both callers.
+func TestCommitDelayWaitsForWriters(t *testing.T) {
+	d, started, release := lingerSyncer(time.Minute)
+	a := syncAsync(d)
+	if n := <-started; n != 1 {
+		t.Fatalf("first round is call %d", n)
+	}
+	b := syncAsync(d)
+	waitJoined(t, d, 1)
+	writer := d.expect()
+	release <- struct{}{}
+	if err := <-a; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case n := <-started:
+		t.Fatalf("round %d started while a writer was on its way", n)
+	case <-time.After(50 * time.Millisecond):
+	}
+	c := syncAsync(d) // the writer arrives: it joins the lingering round
+	waitJoined(t, d, 2)
+	writer.done()
+	writer.done() // a second done changes nothing
+	if n := <-started; n != 2 {
+		t.Fatalf("second round is call %d", n)
+	}
+	release <- struct{}{}
+	for _, ch := range []chan error{b, c} {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := d.expected.Load(); got != 0 {
+		t.Errorf("expected = %d after every writer was done", got)
+	}
+}
+
+// A writer that never arrives holds the round back for the linger only.
+func TestCommitDelayIsBounded(t *testing.T) {
+	const linger = 30 * time.Millisecond
+	d, started, release := lingerSyncer(linger)
+	a := syncAsync(d)
+	<-started
+	b := syncAsync(d)
+	waitJoined(t, d, 1)
+	writer := d.expect()
+	defer writer.done()
+	release <- struct{}{}
+	<-a
+	ended := time.Now()
+	select {
+	case <-started:
+		if waited := time.Since(ended); waited < linger {
+			t.Errorf("the round started %v after the last one, before its linger of %v", waited, linger)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the round never started: a missing writer held it for good")
+	}
+	release <- struct{}{}
+	if err := <-b; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With nobody on the way, a queued round starts at once, however long the
+// linger: a lone client never waits for it.
+func TestCommitDelayNotWithoutWriters(t *testing.T) {
+	d, started, release := lingerSyncer(time.Hour)
+	a := syncAsync(d)
+	<-started
+	b := syncAsync(d)
+	waitJoined(t, d, 1)
+	release <- struct{}{}
+	<-a
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the round waited for its linger with no writer expected")
+	}
+	release <- struct{}{}
+	if err := <-b; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// PutAll counts itself as on its way while it writes, and not after.
+func TestPutAllIsExpected(t *testing.T) {
+	s := newSyncFSStore(t, func() error { return nil })
+	var during atomic.Int64
+	body := readerFunc(func(p []byte) (int, error) {
+		during.Store(s.fsSyncer.expected.Load())
+		return 0, io.EOF
+	})
+	if _, err := s.Put(t.Context(), "k", body, store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := during.Load(); got != 1 {
+		t.Errorf("while its body was read, %d writers were expected, want 1", got)
+	}
+	if got := s.fsSyncer.expected.Load(); got != 0 {
+		t.Errorf("after Put returned, %d writers are expected, want 0", got)
+	}
+}
+
+// A Lazy move waits at no barrier in SyncFS mode; SyncFiles mode has none
+// to defer to, and syncs as for any move.
+func TestLazyMove(t *testing.T) {
+	ctx := context.Background()
+	var syncs atomic.Int64
+	s := newSyncFSStore(t, func() error { syncs.Add(1); return nil })
+	putString(t, s, "m/a", "x", store.PutOptions{})
+	putString(t, s, "m/b", "y", store.PutOptions{})
+	before := syncs.Load()
+	if _, err := s.MoveAppend(ctx, "m/a", "n/a", []byte("+"), store.MoveOptions{Lazy: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := syncs.Load() - before; got != 0 {
+		t.Errorf("a Lazy move made %d syncfs calls, want 0", got)
+	}
+	if _, err := s.MoveAppend(ctx, "m/b", "n/b", nil, store.MoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := syncs.Load() - before; got != 1 {
+		t.Errorf("a durable move made %d syncfs calls, want 1", got)
+	}
+	rc, _, err := s.Get(ctx, "n/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(got) != "x+" {
+		t.Errorf("moved object = %q", got)
+	}
+
+	f := newTestStore(t, t.TempDir(), WithSync(SyncFiles))
+	var dirSyncs atomic.Int64
+	f.syncDirFn = func(dir string) error { dirSyncs.Add(1); return syncDir(dir) }
+	putString(t, f, "m/a", "x", store.PutOptions{})
+	putString(t, f, "n/x", "x", store.PutOptions{}) // n exists: no directory to create
+	before = dirSyncs.Load()
+	if _, err := f.MoveAppend(ctx, "m/a", "n/a", nil, store.MoveOptions{Lazy: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := dirSyncs.Load() - before; got != 2 {
+		t.Errorf("SyncFiles: a Lazy move fsynced %d directories, want both (2)", got)
+	}
+}
