@@ -33,7 +33,7 @@ type Config struct {
 	// once, from the request to the recording of its outcome.
 	Concurrency int
 	// PerEndpointConcurrency bounds the requests in flight per endpoint
-	// URL (8); a delivery holds its slot until the receiver has answered.
+	// URL (16); a delivery holds its slot until the receiver has answered.
 	PerEndpointConcurrency int
 	// RescanInterval is how often pending records are listed again from
 	// the store, to pick up those written by other processes or missed
@@ -86,7 +86,7 @@ const (
 	DefaultRetryMaxElapsed        = 72 * time.Hour
 	DefaultAttemptTimeout         = 30 * time.Second
 	DefaultConcurrency            = 32
-	DefaultPerEndpointConcurrency = 8
+	DefaultPerEndpointConcurrency = 16
 	DefaultRescanInterval         = 30 * time.Second
 	DefaultLeaseTTL               = 15 * time.Second
 	DefaultUserAgent              = "mailhook/dev"
