@@ -1,7 +1,9 @@
 package parse
 
 import (
+	"net/mail"
 	"testing"
+	"time"
 )
 
 // FuzzPlainFields: for every header mimeHeader can write, plainFields
@@ -56,4 +58,22 @@ func TestPlainFields(t *testing.T) {
 			t.Errorf("plainFields(%q) = %q, %q, %v; want %q, %q, %v", tc.header, ct, cte, ok, tc.ctype, tc.cte, tc.ok)
 		}
 	}
+}
+
+// FuzzValidDate: the commonDate shortcut accepts only what
+// net/mail.ParseDate accepts.
+func FuzzValidDate(f *testing.F) {
+	for _, s := range []string{"Mon, 2 Jan 2006 15:04:05 -0700", "Tue, 01 Dec 2026 23:59:60 +1400",
+		"Wed, 31 Feb 2026 10:00:00 +0000", "2 Jan 2006 15:04:05 GMT", "Mon,  2 Jan 2006 15:04:05 -0700",
+		"Mon, 2 Jan 2006 15:04:05 -0700 (PST)", "Fri, 13 Mar 2026 25:00:00 -0000", "Mon, 2 Jan 2006 15:04:05 -07000"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if _, err := time.Parse(commonDate, s); err != nil {
+			return
+		}
+		if _, err := mail.ParseDate(s); err != nil {
+			t.Fatalf("%q: the shortcut accepts it, net/mail says %v", s, err)
+		}
+	})
 }
