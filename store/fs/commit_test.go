@@ -48,22 +48,34 @@ func syncAsync(d *dirSyncer) chan error {
 	return done
 }
 
-// A round queued behind a running one waits for a writer still on its way
-// (expect), takes it in, and starts as soon as that writer arrives: one
-// syncfs for both callers.
-func TestCommitDelayWaitsForWriters(t *testing.T) {
-	d, started, release := lingerSyncer(time.Minute)
+// queueBehindFirst runs a first round, queues a second caller behind it,
+// calls between (if not nil) and ends the first round. It returns the
+// second caller's result.
+func queueBehindFirst(t *testing.T, d *dirSyncer, started chan int, release chan struct{}, between func()) chan error {
+	t.Helper()
 	a := syncAsync(d)
 	if n := <-started; n != 1 {
 		t.Fatalf("first round is call %d", n)
 	}
 	b := syncAsync(d)
 	waitJoined(t, d, 1)
-	writer := d.expect()
+	if between != nil {
+		between()
+	}
 	release <- struct{}{}
 	if err := <-a; err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+// A round queued behind a running one waits for a writer still on its way
+// (expect), takes it in, and starts as soon as that writer arrives: one
+// syncfs for both callers.
+func TestCommitDelayWaitsForWriters(t *testing.T) {
+	d, started, release := lingerSyncer(time.Minute)
+	var writer expectation
+	b := queueBehindFirst(t, d, started, release, func() { writer = d.expect() })
 	select {
 	case n := <-started:
 		t.Fatalf("round %d started while a writer was on its way", n)
@@ -91,14 +103,9 @@ func TestCommitDelayWaitsForWriters(t *testing.T) {
 func TestCommitDelayIsBounded(t *testing.T) {
 	const linger = 30 * time.Millisecond
 	d, started, release := lingerSyncer(linger)
-	a := syncAsync(d)
-	<-started
-	b := syncAsync(d)
-	waitJoined(t, d, 1)
-	writer := d.expect()
+	var writer expectation
+	b := queueBehindFirst(t, d, started, release, func() { writer = d.expect() })
 	defer writer.done()
-	release <- struct{}{}
-	<-a
 	ended := time.Now()
 	select {
 	case <-started:
@@ -118,12 +125,7 @@ func TestCommitDelayIsBounded(t *testing.T) {
 // linger: a lone client never waits for it.
 func TestCommitDelayNotWithoutWriters(t *testing.T) {
 	d, started, release := lingerSyncer(time.Hour)
-	a := syncAsync(d)
-	<-started
-	b := syncAsync(d)
-	waitJoined(t, d, 1)
-	release <- struct{}{}
-	<-a
+	b := queueBehindFirst(t, d, started, release, nil)
 	select {
 	case <-started:
 	case <-time.After(10 * time.Second):
@@ -175,13 +177,7 @@ func TestLazyMove(t *testing.T) {
 	if got := syncs.Load() - before; got != 1 {
 		t.Errorf("a durable move made %d syncfs calls, want 1", got)
 	}
-	rc, _, err := s.Get(ctx, "n/a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := io.ReadAll(rc)
-	rc.Close()
-	if string(got) != "x+" {
+	if got := readKey(t, s, "n/a"); got != "x+" {
 		t.Errorf("moved object = %q", got)
 	}
 

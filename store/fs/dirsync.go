@@ -125,7 +125,9 @@ func (d *dirSyncer) start(n *syncRound) {
 	d.run(n)
 }
 
-// expectation is one caller counted in dirSyncer.expected.
+// expectation is one caller counted in dirSyncer.expected. It is a value
+// (kept in a local variable, done through its address) so that counting
+// costs no allocation.
 type expectation struct {
 	d   *dirSyncer
 	met bool
@@ -133,9 +135,9 @@ type expectation struct {
 
 // expect counts a caller that will call syncNow soon (it is writing what
 // the round must cover) until done is called on the result.
-func (d *dirSyncer) expect() *expectation {
+func (d *dirSyncer) expect() expectation {
 	d.expected.Add(1)
-	return &expectation{d: d}
+	return expectation{d: d}
 }
 
 // done ends the expectation (once; later calls do nothing) and wakes a

@@ -51,7 +51,12 @@
 // at a barrier after its unlink. A barrier is shared: a caller joins the
 // syncfs that starts next (one already running may have started before
 // its write) and one syncfs serves every caller that joined it, so with
-// many concurrent Puts a pair of syncfs calls covers many objects.
+// many concurrent Puts a pair of syncfs calls covers many objects. The
+// order is what makes it safe: the data is durable before it becomes
+// visible under its key, and visible-and-durable before Put returns, so a
+// crash at any point leaves complete objects and stray temporary files,
+// never a truncated object (an fsync-less rename of a new file could
+// otherwise surface as an empty file after a power loss on ext4).
 //
 // Commit delay: a syncfs costs about the same for one file as for twenty
 // (a journal commit and the write-back of the inode table, bitmap and
@@ -61,13 +66,8 @@
 // the bodies or names the round must cover, and starts as soon as none is.
 // A round with no writer on the way, or none running before it, starts at
 // once, so a lone client never waits. With 32 SMTP sessions of 2 KB
-// messages it cut mailhook's CPU per delivered message by about 15 % and
-// raised throughput by 15-30 % on the benchmark machine (BENCHMARKS.md). The
-// order is what makes it safe: the data is durable before it becomes
-// visible under its key, and visible-and-durable before Put returns, so a
-// crash at any point leaves complete objects and stray temporary files,
-// never a truncated object (an fsync-less rename of a new file could
-// otherwise surface as an empty file after a power loss on ext4).
+// messages, mailhook's CPU per delivered message fell by 12-16 % with it
+// on the benchmark machine (BENCHMARKS.md).
 //
 // syncfs reports a write-back error only once per open file, to whichever
 // call comes first, which may serve other callers. So every operation

@@ -63,8 +63,6 @@ type Store struct {
 	rootDir  *os.File
 	fsSyncer *dirSyncer
 	syncErrs atomic.Uint64
-	// commitDelay is fsSyncer's linger (WithCommitDelay).
-	commitDelay time.Duration
 
 	// Test hooks.
 	syncDirFn         func(dir string) error // fsyncs a directory (absolute path)
@@ -93,12 +91,12 @@ func New(root string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("fs: root %s: %w", root, err)
 	}
 	s := &Store{root: abs, syncDirFn: syncDir, linkFn: os.Link, renameFn: os.Rename, renameNoReplaceFn: renameNoReplace,
-		linkTmpfileFn: linkTmpfile, now: time.Now, commitDelay: DefaultCommitDelay}
+		linkTmpfileFn: linkTmpfile, now: time.Now}
+	s.fsSyncer = &dirSyncer{dir: abs, sync: s.runSyncFS, linger: DefaultCommitDelay, wake: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(s)
 	}
 	s.locks.dir = filepath.Join(abs, filepath.FromSlash(lockDir))
-	s.fsSyncer = &dirSyncer{dir: abs, sync: s.runSyncFS, linger: s.commitDelay, wake: make(chan struct{}, 1)}
 	if err := s.init(); err != nil {
 		if s.rootDir != nil {
 			s.rootDir.Close()

@@ -50,7 +50,7 @@ const DefaultCommitDelay = 2 * time.Millisecond
 // their way to it (see the package comment, "Durability"); 0 starts it at
 // once. Negative values count as 0.
 func WithCommitDelay(d time.Duration) Option {
-	return func(s *Store) { s.commitDelay = max(d, 0) }
+	return func(s *Store) { s.fsSyncer.linger = max(d, 0) }
 }
 
 // Mode returns the durability mode in use: SyncFS or SyncFiles.
