@@ -32,6 +32,7 @@ func newEnmimeParser(opts ...enmime.Option) *enmime.Parser {
 		enmime.SetReadPartErrorPolicy(func(*enmime.Part, error) bool { return true }),
 		// parseBody derives text from HTML itself, within a size cap.
 		enmime.DisableTextConversion(true),
+		enmime.SetCustomParseMediaType(parseMediaType),
 		// Charset detection stays on (enmime's default): it only
 		// overrides a declared charset on 100+ characters at 85%
 		// confidence. Measured: it kept correct labels (windows-1252,

@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/jhillyerd/enmime/v2"
-	"github.com/jhillyerd/enmime/v2/mediatype"
 )
 
 // node is one MIME entity located by split: offsets into the raw message,
@@ -221,7 +220,7 @@ func classify(header []byte, w *warnings, label string) (mtype, cte, boundary st
 	if ctype == "" {
 		return "", cte, ""
 	}
-	mtype, params, _, err := mediatype.Parse(ctype)
+	mtype, params, _, err := parseMediaType(ctype)
 	if err != nil || !strings.HasPrefix(mtype, "multipart/") {
 		return mtype, cte, ""
 	}
