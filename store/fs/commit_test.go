@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"io"
 	"sync/atomic"
 	"testing"
@@ -192,5 +193,24 @@ func TestLazyMove(t *testing.T) {
 	}
 	if got := dirSyncs.Load() - before; got != 2 {
 		t.Errorf("SyncFiles: a Lazy move fsynced %d directories, want both (2)", got)
+	}
+}
+
+// A move onto a key that is a directory here (a prefix of other keys)
+// fails as an invalid key and leaves both where they were: rename(2)
+// refuses it, without the lstat(2) os.Rename would make first.
+func TestMoveOntoDirectory(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t, t.TempDir())
+	putString(t, s, "m/a", "x", store.PutOptions{})
+	putString(t, s, "d/x", "y", store.PutOptions{})
+	if _, err := s.MoveAppend(ctx, "m/a", "d", []byte("+"), store.MoveOptions{}); !errors.Is(err, store.ErrInvalidKey) {
+		t.Fatalf("move onto a directory = %v, want ErrInvalidKey", err)
+	}
+	if got := readKey(t, s, "d/x"); got != "y" {
+		t.Errorf("d/x = %q after the refused move", got)
+	}
+	if got := readKey(t, s, "m/a"); got != "x" && got != "x+" { // Mover: any prefix of the tail
+		t.Errorf("m/a = %q after the refused move", got)
 	}
 }

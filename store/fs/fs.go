@@ -90,7 +90,7 @@ func New(root string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fs: root %s: %w", root, err)
 	}
-	s := &Store{root: abs, syncDirFn: syncDir, linkFn: os.Link, renameFn: os.Rename, renameNoReplaceFn: renameNoReplace,
+	s := &Store{root: abs, syncDirFn: syncDir, linkFn: os.Link, renameFn: rename, renameNoReplaceFn: renameNoReplace,
 		linkTmpfileFn: linkTmpfile, now: time.Now}
 	s.fsSyncer = &dirSyncer{dir: abs, sync: s.runSyncFS, linger: DefaultCommitDelay, wake: make(chan struct{}, 1)}
 	for _, o := range opts {
@@ -649,6 +649,22 @@ func (s *Store) commit(ctx context.Context, tmp, key string, opts store.PutOptio
 // does not support hard links.
 func noHardLinks(err error) bool {
 	return err == syscall.EPERM || err == syscall.ENOTSUP || err == syscall.EOPNOTSUPP || err == syscall.ENOSYS
+}
+
+// rename is os.Rename without the lstat(2) of newname it makes first to
+// refuse replacing a directory: rename(2) refuses that itself (EISDIR),
+// and the move of every delivered record makes one.
+func rename(oldname, newname string) error {
+	for {
+		err := syscall.Rename(oldname, newname)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
+		}
+		return nil
+	}
 }
 
 // unwrapSyscall turns *os.LinkError and *os.PathError into their errno, so
