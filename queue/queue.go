@@ -221,7 +221,14 @@ func (q *Queue) Accept(ctx context.Context, id string, receivedAt time.Time, env
 		q.cacheRaw(pending[0], hr.capture.b)
 	}
 
-	q.log.LogAttrs(ctx, slog.LevelInfo, "message stored",
+	// The SMTP transaction line already says the message was taken, with
+	// its id: this one is for debugging, unless some recipient has no
+	// endpoint to go to.
+	level := slog.LevelDebug
+	if unrouted > 0 {
+		level = slog.LevelInfo
+	}
+	q.log.LogAttrs(ctx, level, "message stored",
 		slog.String("id", id),
 		slog.Int("rcpts", len(env.RcptTo)),
 		slog.Int("endpoints", len(pending)),
