@@ -119,6 +119,11 @@ func skipWSP(v string, i int) int {
 
 // isTokenByte reports whether c may appear in an RFC 2045 token: printable
 // ASCII other than space and tspecials.
-func isTokenByte(c byte) bool {
-	return c > 0x20 && c < 0x7f && !strings.ContainsRune(`()<>@,;:\"/[]?=`, rune(c))
-}
+func isTokenByte(c byte) bool { return tokenByte[c] }
+
+var tokenByte = func() (t [256]bool) {
+	for c := 0x21; c < 0x7f; c++ {
+		t[c] = !strings.ContainsRune(`()<>@,;:\"/[]?=`, rune(c))
+	}
+	return t
+}()
