@@ -87,7 +87,11 @@ func newRenderer(raw RawOpener, parseFn parseFunc, opts parse.Options) Renderer 
 			sp.ev = &ev
 			return nil, nil
 		}
+		// The event holds the decoded text and HTML and the attachments
+		// in base64: about the raw size and a header's worth more. Sized
+		// up front, the buffer is not regrown and copied a dozen times.
 		var buf bytes.Buffer
+		buf.Grow(int(min(d.Raw.Size, maxRenderGuess)) + 2<<10)
 		enc := json.NewEncoder(&buf)
 		enc.SetEscapeHTML(false)
 		if err := enc.Encode(ev); err != nil {
@@ -96,6 +100,10 @@ func newRenderer(raw RawOpener, parseFn parseFunc, opts parse.Options) Renderer 
 		return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 	}
 }
+
+// maxRenderGuess bounds the raw size render sizes its buffer by (larger
+// messages are streamed by a Dispatcher anyway).
+const maxRenderGuess = 4 << 20
 
 type countingReader struct {
 	r io.Reader
