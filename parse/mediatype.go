@@ -104,7 +104,7 @@ const maxPlainMediaType = 1024
 
 // tokenEnd returns the end of the RFC 2045 token starting at v[i].
 func tokenEnd(v string, i int) int {
-	for i < len(v) && isTokenByte(v[i]) {
+	for i < len(v) && tokenByte[v[i]] {
 		i++
 	}
 	return i
@@ -117,10 +117,8 @@ func skipWSP(v string, i int) int {
 	return i
 }
 
-// isTokenByte reports whether c may appear in an RFC 2045 token: printable
-// ASCII other than space and tspecials.
-func isTokenByte(c byte) bool { return tokenByte[c] }
-
+// tokenByte marks the bytes an RFC 2045 token may hold: printable ASCII
+// other than space and tspecials.
 var tokenByte = func() (t [256]bool) {
 	for c := 0x21; c < 0x7f; c++ {
 		t[c] = !strings.ContainsRune(`()<>@,;:\"/[]?=`, rune(c))

@@ -39,7 +39,8 @@ type Options struct {
 	// Router maps recipients to endpoints; nil routes nothing (every
 	// delivery is recorded as failed with ErrNoEndpoint).
 	Router Router
-	// Logger gets one summary line per accepted message. Default: discard.
+	// Logger gets a summary line per accepted message: at debug level, or
+	// info when some recipient has no endpoint. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time

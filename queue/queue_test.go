@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path"
 	"slices"
 	"strings"
@@ -750,4 +751,31 @@ func TestClaims(t *testing.T) {
 			t.Errorf("after ReleaseClaim: %+v, %v; want pending, unclaimed, untouched", got, err)
 		}
 	})
+}
+
+// The "message stored" line is at info level only when a recipient has no
+// endpoint; otherwise the SMTP transaction line says it all.
+func TestAcceptLogLevel(t *testing.T) {
+	var buf bytes.Buffer
+	q := queue.New(queue.Options{
+		Store:  newMemStore(),
+		Router: routes{"a@x": "http://one"},
+		Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Now:    func() time.Time { return t0 },
+	})
+	accept := func(rcpts ...string) string {
+		t.Helper()
+		buf.Reset()
+		env := event.Envelope{MailFrom: "s@x", RcptTo: rcpts}
+		if err := q.Accept(t.Context(), event.NewID(t0), t0, env, strings.NewReader("Subject: x\r\n\r\nhi\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		return buf.String()
+	}
+	if got := accept("a@x"); got != "" {
+		t.Errorf("routed message logged at info: %s", got)
+	}
+	if got := accept("a@x", "nobody@x"); !strings.Contains(got, `"msg":"message stored"`) || !strings.Contains(got, `"unrouted_rcpts":1`) {
+		t.Errorf("message with an unrouted recipient logged %q, want the stored line with unrouted_rcpts 1", got)
+	}
 }
