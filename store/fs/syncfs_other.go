@@ -31,3 +31,5 @@ func linkTmpfile(f *os.File, newname string) error {
 
 // setMtime sets the times of the named file to t.
 func setMtime(_ *os.File, name string, t time.Time) error { return os.Chtimes(name, t, t) }
+
+func dropCache(*os.File) {}
