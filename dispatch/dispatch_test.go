@@ -677,3 +677,35 @@ func TestNewRenderer(t *testing.T) {
 		t.Errorf("event = %+v", ev)
 	}
 }
+
+// TestEmptyPendingRecordRemoved: an empty pending record, what a machine
+// crash during an Accept that never returned may leave (its records are
+// written Unordered), is removed by the scan with a warning naming its raw
+// object, and the whole records beside it are delivered.
+func TestEmptyPendingRecordRemoved(t *testing.T) {
+	backends(t, func(t *testing.T, s store.Store) {
+		rc := newReceiver(t, statuses(200))
+		crashed := newHarness(t, s, rc.srv.URL, defaultTestConfig())
+		whole := crashed.accept(t, t0, "a@example.com")
+		torn := event.NewID(t0)
+		key := queue.RecordKey(queue.StatePending, torn+"-1")
+		if _, err := s.Put(context.Background(), key, strings.NewReader(""), store.PutOptions{IfNoneMatch: true, Size: -1}); err != nil {
+			t.Fatal(err)
+		}
+
+		h := newHarness(t, s, rc.srv.URL, defaultTestConfig())
+		h.start(t)
+		h.waitState(t, whole+"-1", queue.StateDelivered)
+		waitFor(t, "the empty record removed", func() bool {
+			_, err := s.Stat(context.Background(), key)
+			return errors.Is(err, store.ErrNotFound)
+		})
+		logs := h.logs.String()
+		if !strings.Contains(logs, "removed an empty pending record") || !strings.Contains(logs, queue.RawKey(torn)) {
+			t.Errorf("no warning naming %s in the logs:\n%s", queue.RawKey(torn), logs)
+		}
+		if n := len(rc.requests()); n != 1 {
+			t.Errorf("receiver got %d requests, want 1", n)
+		}
+	})
+}

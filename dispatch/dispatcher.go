@@ -6,6 +6,7 @@ import (
 	"errors"
 	"iter"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ import (
 type Queue interface {
 	PendingIDs(ctx context.Context) iter.Seq2[string, error]
 	Load(ctx context.Context, recID string) (*queue.Delivery, error)
+	DropEmpty(ctx context.Context, recID string) (bool, error)
 	BeginAttempt(ctx context.Context, d *queue.Delivery, at, retryAt time.Time) error
 	ReleaseClaim(ctx context.Context, d *queue.Delivery) error
 	RecordAttempt(ctx context.Context, d *queue.Delivery, a queue.Attempt, next time.Time) error
@@ -457,6 +459,10 @@ func (d *Dispatcher) rescan(ctx context.Context) {
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
+		if errors.Is(err, queue.ErrEmptyRecord) {
+			d.dropEmpty(ctx, id)
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -481,6 +487,28 @@ func (d *Dispatcher) rescan(ctx context.Context) {
 		d.log.LogAttrs(ctx, slog.LevelInfo, "rescan: scheduled pending deliveries", slog.Int("listed", found), slog.Int("added", added))
 	}
 	d.collectLeases(ctx, pending)
+}
+
+// dropEmpty deletes the empty pending record id (queue.ErrEmptyRecord):
+// it holds nothing to deliver, and the message it was for was never
+// acknowledged.
+func (d *Dispatcher) dropEmpty(ctx context.Context, id string) {
+	dropped, err := d.q.DropEmpty(ctx, id)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			d.log.LogAttrs(ctx, slog.LevelWarn, "rescan: removing an empty pending record failed", slog.String("id", id), slog.String("error", err.Error()))
+		}
+	case dropped:
+		d.log.LogAttrs(ctx, slog.LevelWarn, "rescan: removed an empty pending record (a machine crash cut its write short, before the message was acknowledged)",
+			slog.String("id", id), slog.String("raw_key", queue.RawKey(msgIDOf(id))))
+	}
+}
+
+// msgIDOf returns the message id of the record id recID.
+func msgIDOf(recID string) string {
+	msg, _, _ := strings.Cut(recID, "-")
+	return msg
 }
 
 // collectLeases deletes the leases left on deliveries that are no longer

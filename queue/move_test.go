@@ -3,9 +3,9 @@ package queue_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -239,8 +239,8 @@ func TestMovedRecordCutByCrash(t *testing.T) {
 		t.Run("empty", func(t *testing.T) {
 			clear()
 			write(queue.RecordKey(queue.StateDelivered, d.ID))
-			if _, err := f.q.Load(ctx, d.ID); err == nil || !strings.Contains(err.Error(), "decode") {
-				t.Errorf("Load of an empty record = %v, want a decode error", err)
+			if _, err := f.q.Load(ctx, d.ID); !errors.Is(err, queue.ErrEmptyRecord) {
+				t.Errorf("Load of an empty record = %v, want ErrEmptyRecord", err)
 			}
 		})
 	})

@@ -118,10 +118,15 @@ func New(opts Options) *Queue {
 // The raw object and the records are written as one store.PutAll batch,
 // raw object first: the records are encoded once the body has been read,
 // become visible only after the raw object, and (on the filesystem store)
-// the whole batch costs the durability of a single Put. On a store that
-// does not batch, the raw object is written Lazy (store.PutOptions.Lazy)
-// and the records' durable writes make it durable. Either way a record
-// never points to a raw object that is not there or not durable.
+// the whole batch costs one barrier, data and names together
+// (store.PutOptions.Unordered). On a store that does not batch, the raw
+// object is written Lazy (store.PutOptions.Lazy) and the records' durable
+// writes make it durable. Either way, once Accept has returned, a record
+// never points to a raw object that is not there or not durable. A power
+// loss before it returned, so for a message never acknowledged, may leave
+// an empty record (ErrEmptyRecord; the dispatcher's scan removes it with
+// DropEmpty) or a record whose raw object is empty (its attempt fails
+// with dispatch.ErrRawMismatch and the delivery is failed).
 //
 // Recipients without an endpoint get one record written straight to the
 // failed state with LastError ErrNoEndpoint, to be replayed later.
@@ -155,7 +160,7 @@ func (q *Queue) Accept(ctx context.Context, id string, receivedAt time.Time, env
 	}
 	reqs := make([]store.PutRequest, 0, len(groups)+1)
 	reqs = append(reqs, store.PutRequest{Key: rawKey, Body: hr,
-		Opts: store.PutOptions{IfNoneMatch: true, ContentType: "message/rfc822", Size: -1, Lazy: true}})
+		Opts: store.PutOptions{IfNoneMatch: true, ContentType: "message/rfc822", Size: -1, Lazy: true, Unordered: true}})
 	recs := make([]*Delivery, len(groups))
 	pending := make([]*Delivery, 0, len(groups))
 	unrouted := 0
@@ -190,7 +195,7 @@ func (q *Queue) Accept(ctx context.Context, id string, receivedAt time.Time, env
 		reqs = append(reqs, store.PutRequest{Key: RecordKey(d.State, d.ID), Body: &lazyReader{encode: func() ([]byte, error) {
 			d.Raw = rawRead()
 			return json.Marshal(d)
-		}}, Opts: store.PutOptions{IfNoneMatch: true, ContentType: "application/json", Size: -1}})
+		}}, Opts: store.PutOptions{IfNoneMatch: true, ContentType: "application/json", Size: -1, Unordered: true}})
 	}
 
 	objs, err := store.PutAll(ctx, q.store, reqs)
@@ -363,6 +368,9 @@ func (q *Queue) get(ctx context.Context, key string) (*Delivery, error) {
 		return nil, fmt.Errorf("get %s: %w", key, err)
 	}
 	defer rc.Close()
+	if obj.Size == 0 {
+		return nil, fmt.Errorf("get %s: %w", key, ErrEmptyRecord)
+	}
 	dec := json.NewDecoder(rc)
 	var d *Delivery
 	for {
@@ -689,6 +697,33 @@ func (q *Queue) OpenRaw(ctx context.Context, d *Delivery) (io.ReadCloser, error)
 		return nil, fmt.Errorf("queue: open raw %s: %w", d.Raw.Key, err)
 	}
 	return rc, nil
+}
+
+// ErrEmptyRecord: a record object holds nothing. Accept writes its
+// records with store.PutOptions.Unordered, so a power loss before Accept
+// returned (the message was not acknowledged) may leave an empty pending
+// one; anything else empty was damaged.
+var ErrEmptyRecord = errors.New("record is empty")
+
+// DropEmpty deletes the pending record recID if it is empty (see
+// ErrEmptyRecord) and reports whether it did. The raw object it named, if
+// any, is left where it is.
+func (q *Queue) DropEmpty(ctx context.Context, recID string) (bool, error) {
+	key := RecordKey(StatePending, recID)
+	obj, err := q.store.Stat(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("queue: drop empty %s: %w", recID, err)
+	}
+	if obj.Size != 0 {
+		return false, nil
+	}
+	if err := q.store.Delete(ctx, key); err != nil {
+		return false, fmt.Errorf("queue: drop empty %s: %w", recID, err)
+	}
+	return true, nil
 }
 
 // Replay puts the failed delivery recID back on the queue: pending, due

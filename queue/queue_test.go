@@ -596,7 +596,8 @@ func TestValidRecordID(t *testing.T) {
 	}
 }
 
-// orderStore records the writes that reach a store: directory and Lazy.
+// orderStore records the writes that reach a store: directory, Lazy and
+// Unordered.
 type orderStore struct {
 	store.Store
 	mu  sync.Mutex
@@ -605,7 +606,7 @@ type orderStore struct {
 
 func (o *orderStore) Put(ctx context.Context, key string, body io.Reader, opts store.PutOptions) (store.Object, error) {
 	o.mu.Lock()
-	o.ops = append(o.ops, fmt.Sprintf("put %s lazy=%t", path.Dir(key), opts.Lazy))
+	o.ops = append(o.ops, fmt.Sprintf("put %s lazy=%t unordered=%t", path.Dir(key), opts.Lazy, opts.Unordered && opts.IfNoneMatch))
 	o.mu.Unlock()
 	return o.Store.Put(ctx, key, body, opts)
 }
@@ -619,7 +620,9 @@ func (o *orderStore) Delete(ctx context.Context, key string) error {
 
 // TestLazyWrites: the writes that may be Lazy are each followed by a
 // durable one that makes them durable: Accept's raw object by its records,
-// an outcome by the deletion of the pending record.
+// an outcome by the deletion of the pending record. Accept's writes are
+// create-only and Unordered (their readers check them); the outcome's are
+// not.
 func TestLazyWrites(t *testing.T) {
 	rec := &orderStore{Store: newMemStore()}
 	f := newFixture(t, rec, routes{"a@x": "http://a", "b@x": "http://b"})
@@ -627,7 +630,7 @@ func TestLazyWrites(t *testing.T) {
 	if err := f.q.Accept(t.Context(), id, t0, event.Envelope{MailFrom: "s@x", RcptTo: []string{"a@x", "b@x"}}, strings.NewReader("Subject: x\r\n\r\nhi\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"put raw lazy=true", "put deliveries/pending lazy=false", "put deliveries/pending lazy=false"}
+	want := []string{"put raw lazy=true unordered=true", "put deliveries/pending lazy=false unordered=true", "put deliveries/pending lazy=false unordered=true"}
 	if !slices.Equal(rec.ops, want) {
 		t.Errorf("Accept wrote %q, want %q (the raw object first, Lazy)", rec.ops, want)
 	}
@@ -636,7 +639,7 @@ func TestLazyWrites(t *testing.T) {
 	if err := f.q.MarkDelivered(t.Context(), d, queue.Attempt{At: t0, Status: 200}); err != nil {
 		t.Fatal(err)
 	}
-	want = []string{"put deliveries/delivered lazy=true", "delete deliveries/pending"}
+	want = []string{"put deliveries/delivered lazy=true unordered=false", "delete deliveries/pending"}
 	if !slices.Equal(rec.ops, want) {
 		t.Errorf("MarkDelivered wrote %q, want %q", rec.ops, want)
 	}
@@ -778,4 +781,35 @@ func TestAcceptLogLevel(t *testing.T) {
 	if got := accept("a@x", "nobody@x"); !strings.Contains(got, `"msg":"message stored"`) || !strings.Contains(got, `"unrouted_rcpts":1`) {
 		t.Errorf("message with an unrouted recipient logged %q, want the stored line with unrouted_rcpts 1", got)
 	}
+}
+
+// TestDropEmpty: an empty record loads as ErrEmptyRecord, and DropEmpty
+// deletes it and nothing else.
+func TestDropEmpty(t *testing.T) {
+	backends(t, func(t *testing.T, s store.Store) {
+		ctx := t.Context()
+		f := newFixture(t, s, routes{"a@x": "http://a"})
+		whole := queue.RecordID(f.accept(t, "a@x"), 1)
+		empty := queue.RecordID(event.NewID(t0), 1)
+		if _, err := s.Put(ctx, queue.RecordKey(queue.StatePending, empty), strings.NewReader(""), store.PutOptions{IfNoneMatch: true, Size: -1}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.q.Load(ctx, empty); !errors.Is(err, queue.ErrEmptyRecord) {
+			t.Errorf("Load of an empty record: %v, want ErrEmptyRecord", err)
+		}
+		for _, tc := range []struct {
+			id   string
+			want bool
+		}{{whole, false}, {empty, true}, {empty, false}, {"01JZZZZZZZZZZZZZZZZZZZZZZZ-1", false}} {
+			if got, err := f.q.DropEmpty(ctx, tc.id); err != nil || got != tc.want {
+				t.Errorf("DropEmpty(%s) = %t, %v; want %t", tc.id, got, err, tc.want)
+			}
+		}
+		if _, err := f.q.Load(ctx, whole); err != nil {
+			t.Errorf("the whole record: %v", err)
+		}
+		if _, err := s.Stat(ctx, queue.RecordKey(queue.StatePending, empty)); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("the empty record after DropEmpty: %v, want ErrNotFound", err)
+		}
+	})
 }

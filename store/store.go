@@ -53,6 +53,17 @@ type PutOptions struct {
 	// lose it: the key then names the previous object or none, never a
 	// part. Backends that cannot defer (S3) ignore it.
 	Lazy bool
+	// Unordered lets the backend make the body durable together with the
+	// key rather than before it (on the filesystem store, one group commit
+	// for the batch instead of two). The cost: after a crash of the
+	// machine (not merely of the process) before Put returned, the key may
+	// name an empty object, or on a filesystem that does not order data
+	// before names, one holding a part of the body. Only for create-only
+	// objects (IfNoneMatch) that nobody was told about before Put returned
+	// and whose readers tell a torn object from a whole one (a checksum, a
+	// decoder). It has no effect without IfNoneMatch; backends whose
+	// writes are atomic anyway (S3) ignore it.
+	Unordered bool
 }
 
 // Store is the object storage every stage shares. Keys are slash-separated

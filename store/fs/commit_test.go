@@ -4,6 +4,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -212,5 +217,56 @@ func TestMoveOntoDirectory(t *testing.T) {
 	}
 	if got := readKey(t, s, "m/a"); got != "x" && got != "x+" { // Mover: any prefix of the tail
 		t.Errorf("m/a = %q after the refused move", got)
+	}
+}
+
+// TestPutAllUnordered: a batch of create-only Unordered requests costs one
+// syncfs, started after its last name was placed; a batch with any request
+// ordered, or an Unordered one that is not create-only, still makes the
+// bodies durable before the names.
+func TestPutAllUnordered(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		events []string
+	)
+	note := func(e string) { mu.Lock(); events = append(events, e); mu.Unlock() }
+	s := newSyncFSStore(t, func() error { note("sync"); return nil })
+	s.linkTmpfileFn = func(f *os.File, n string) error { note("place " + filepath.Base(n)); return linkTmpfile(f, n) }
+	s.renameNoReplaceFn = func(o, n string) error { note("place " + filepath.Base(n)); return renameNoReplace(o, n) }
+	s.renameFn = func(o, n string) error { note("place " + filepath.Base(n)); return rename(o, n) }
+	unordered := store.PutOptions{IfNoneMatch: true, Unordered: true}
+	for _, tc := range []struct {
+		name, n string // n: the keys' suffix
+		opts    [2]store.PutOptions
+		want    []string
+	}{
+		{"all unordered", "1", [2]store.PutOptions{unordered, unordered}, []string{"place a1", "place b1", "sync"}},
+		{"one ordered", "2", [2]store.PutOptions{unordered, {IfNoneMatch: true}}, []string{"sync", "place a2", "place b2", "sync"}},
+		{"not create-only", "3", [2]store.PutOptions{unordered, {Unordered: true}}, []string{"sync", "place a3", "place b3", "sync"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mu.Lock()
+			events = nil
+			mu.Unlock()
+			n := tc.n
+			_, err := s.PutAll(t.Context(), []store.PutRequest{
+				{Key: "x/a" + n, Body: strings.NewReader("raw"), Opts: tc.opts[0]},
+				{Key: "y/b" + n, Body: strings.NewReader("record"), Opts: tc.opts[1]},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			got := slices.Clone(events)
+			mu.Unlock()
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("events %q, want %q", got, tc.want)
+			}
+			for _, k := range []string{"x/a" + n, "y/b" + n} {
+				if readKey(t, s, k) == "" {
+					t.Errorf("%s is empty", k)
+				}
+			}
+		})
 	}
 }

@@ -58,6 +58,20 @@
 // never a truncated object (an fsync-less rename of a new file could
 // otherwise surface as an empty file after a power loss on ext4).
 //
+// A create-only Put (or a PutAll whose requests all are) marked
+// store.PutOptions.Unordered skips the first barrier: its files are linked
+// as soon as they are written, and the one barrier after the links makes
+// data and names durable together. A kill -9 changes nothing (the page
+// cache holds the whole files); a power loss before that barrier ended, so
+// before the Put returned and anybody was told of the object, may leave
+// the key naming an empty file (ext4 and XFS allocate a delayed-allocation
+// file's blocks, and set its size on disk, only when they write it back).
+// Callers use it for objects whose readers tell: mailhook's raw messages
+// are checked against their recorded size and SHA-256, its records must
+// decode, and an empty pending record is deleted by the dispatcher's scan.
+// Under load this halves the barriers a message waits for: at 2 KB × 32
+// sessions, 11-14 % more messages a second on the benchmark machine.
+//
 // Commit delay: a syncfs costs about the same for one file as for twenty
 // (a journal commit and the write-back of the inode table, bitmap and
 // directory blocks it touched), so under load the round queued behind a

@@ -248,7 +248,9 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, opts store.
 // PutAll stores the objects of reqs, reading their bodies in order, makes
 // them visible in order and returns nil only when all are durable (unless
 // all are Lazy); see store.Batcher. In SyncFS mode the whole batch costs
-// two barriers, like a single Put.
+// two barriers, like a single Put, or one when every request is create-only
+// and Unordered: the names are then placed without waiting for the bodies
+// to be durable, and one barrier covers both.
 func (s *Store) PutAll(ctx context.Context, reqs []store.PutRequest) ([]store.Object, error) {
 	objs := make([]store.Object, len(reqs))
 	if len(reqs) == 0 {
@@ -272,21 +274,24 @@ func (s *Store) PutAll(ctx context.Context, reqs []store.PutRequest) ([]store.Ob
 			st.discard()
 		}
 	}()
-	lazy := true
+	lazy, unordered := true, true
 	for i, r := range reqs {
 		var err error
 		if objs[i], tmps[i], err = s.stage(ctx, r.Key, r.Body, r.Opts); err != nil {
 			return nil, err
 		}
 		lazy = lazy && r.Opts.Lazy
+		unordered = unordered && r.Opts.Unordered && r.Opts.IfNoneMatch
 	}
-	// The bodies (and any directory stage created) must be durable before
-	// they can be seen under their keys.
-	coming.done()
-	if err := s.barrier(gen); err != nil {
-		return nil, s.putErr(reqs[0].Key, err)
+	if !unordered {
+		// The bodies (and any directory stage created) must be durable
+		// before they can be seen under their keys.
+		coming.done()
+		if err := s.barrier(gen); err != nil {
+			return nil, s.putErr(reqs[0].Key, err)
+		}
+		coming = s.fsSyncer.expect()
 	}
-	coming = s.fsSyncer.expect()
 	for i, r := range reqs {
 		if err := s.place(ctx, tmps[i], r.Key, r.Opts); err != nil {
 			return nil, err
