@@ -118,9 +118,10 @@
 // that O_TMPFILE and /proc work and otherwise uses named files.
 //
 // PutAll (store.Batcher) writes several objects for the price of one Put:
-// in SyncFS mode it stages every body, passes one barrier, places the
-// objects in order and passes a second barrier; in SyncFiles mode it puts
-// them one after the other.
+// in SyncFS mode it stages every body, passes one barrier (none when every
+// request is create-only and Unordered), places the objects in order and
+// passes a second barrier; in SyncFiles mode it puts them one after the
+// other.
 //
 // A Put with store.PutOptions.Lazy skips the second step in SyncFS mode:
 // it is atomic (the first barrier still runs before the rename) and

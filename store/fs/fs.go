@@ -719,7 +719,7 @@ func (s *Store) ensureDir(dir string) error {
 		}
 		// Even if another goroutine or process created d, it may not have
 		// fsynced the parent yet; do it ourselves, once per process. (In
-		// SyncFS mode the Put's first barrier, after this, does it.)
+		// SyncFS mode the Put's barriers, after this, do it.)
 		if s.mode != SyncFS {
 			if err := s.syncDirFn(s.path(path.Dir(d))); err != nil {
 				return err
