@@ -65,8 +65,13 @@ func TestClaimedFirstAttemptWritesNothingBefore(t *testing.T) {
 		cfg := replicaConfig("a")
 		cfg.LeaseTTL = time.Minute
 		h := newHarnessClaims(t, w, rc.srv.URL, cfg, true)
-		h.start(t)
+		// Accepted before the dispatcher runs: its start-up scan would
+		// otherwise race Accept, list the record (visible before Accept
+		// returns) and attempt it under a lease before Accept hands the
+		// record over (TestClaimUsedWhenListedFirst covers a handover in
+		// time).
 		id := h.accept(t, time.Now(), "a@example.com")
+		h.start(t)
 		d := h.waitState(t, id+"-1", queue.StateDelivered)
 		if d.Claim != nil || len(d.Attempts) != 1 || d.Attempts[0].Status != 200 {
 			t.Errorf("delivered record = %+v, want one attempt and no claim", d)

@@ -683,6 +683,9 @@ func TestNewRenderer(t *testing.T) {
 // written Unordered), is removed by the scan with a warning naming its raw
 // object, and the whole records beside it are delivered.
 func TestEmptyPendingRecordRemoved(t *testing.T) {
+	old := emptyRecordAge
+	emptyRecordAge = 0
+	t.Cleanup(func() { emptyRecordAge = old })
 	backends(t, func(t *testing.T, s store.Store) {
 		rc := newReceiver(t, statuses(200))
 		crashed := newHarness(t, s, rc.srv.URL, defaultTestConfig())

@@ -22,7 +22,7 @@ import (
 type Queue interface {
 	PendingIDs(ctx context.Context) iter.Seq2[string, error]
 	Load(ctx context.Context, recID string) (*queue.Delivery, error)
-	DropEmpty(ctx context.Context, recID string) (bool, error)
+	DropEmpty(ctx context.Context, recID string, notAfter time.Time) (bool, error)
 	BeginAttempt(ctx context.Context, d *queue.Delivery, at, retryAt time.Time) error
 	ReleaseClaim(ctx context.Context, d *queue.Delivery) error
 	RecordAttempt(ctx context.Context, d *queue.Delivery, a queue.Attempt, next time.Time) error
@@ -489,11 +489,16 @@ func (d *Dispatcher) rescan(ctx context.Context) {
 	d.collectLeases(ctx, pending)
 }
 
-// dropEmpty deletes the empty pending record id (queue.ErrEmptyRecord):
-// it holds nothing to deliver, and the message it was for was never
-// acknowledged.
+// emptyRecordAge is how old an empty pending record must be for a scan to
+// remove it (a later scan does, if it is younger).
+var emptyRecordAge = time.Minute
+
+// dropEmpty deletes the empty pending record id (queue.ErrEmptyRecord)
+// once it is emptyRecordAge old: it holds nothing to deliver, and the
+// message it was for was never acknowledged.
 func (d *Dispatcher) dropEmpty(ctx context.Context, id string) {
-	dropped, err := d.q.DropEmpty(ctx, id)
+	// Real time, not d.cfg.Now: it is compared with the store's clock.
+	dropped, err := d.q.DropEmpty(ctx, id, time.Now().Add(-emptyRecordAge))
 	switch {
 	case err != nil:
 		if ctx.Err() == nil {

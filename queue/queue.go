@@ -706,9 +706,12 @@ func (q *Queue) OpenRaw(ctx context.Context, d *Delivery) (io.ReadCloser, error)
 var ErrEmptyRecord = errors.New("record is empty")
 
 // DropEmpty deletes the pending record recID if it is empty (see
-// ErrEmptyRecord) and reports whether it did. The raw object it named, if
-// any, is left where it is.
-func (q *Queue) DropEmpty(ctx context.Context, recID string) (bool, error) {
+// ErrEmptyRecord) and was last modified before notAfter (the store's
+// clock), and reports whether it did. The age is a margin: a record is
+// never empty once visible on a local filesystem, but a store shared
+// through a network filesystem might show one a moment before its data.
+// The raw object it named, if any, is left where it is.
+func (q *Queue) DropEmpty(ctx context.Context, recID string, notAfter time.Time) (bool, error) {
 	key := RecordKey(StatePending, recID)
 	obj, err := q.store.Stat(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
@@ -717,7 +720,7 @@ func (q *Queue) DropEmpty(ctx context.Context, recID string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("queue: drop empty %s: %w", recID, err)
 	}
-	if obj.Size != 0 {
+	if obj.Size != 0 || !obj.ModTime.Before(notAfter) {
 		return false, nil
 	}
 	if err := q.store.Delete(ctx, key); err != nil {

@@ -784,7 +784,7 @@ func TestAcceptLogLevel(t *testing.T) {
 }
 
 // TestDropEmpty: an empty record loads as ErrEmptyRecord, and DropEmpty
-// deletes it and nothing else.
+// deletes it, once old enough, and nothing else.
 func TestDropEmpty(t *testing.T) {
 	backends(t, func(t *testing.T, s store.Store) {
 		ctx := t.Context()
@@ -797,12 +797,20 @@ func TestDropEmpty(t *testing.T) {
 		if _, err := f.q.Load(ctx, empty); !errors.Is(err, queue.ErrEmptyRecord) {
 			t.Errorf("Load of an empty record: %v, want ErrEmptyRecord", err)
 		}
+		later := time.Now().Add(time.Hour)
 		for _, tc := range []struct {
-			id   string
-			want bool
-		}{{whole, false}, {empty, true}, {empty, false}, {"01JZZZZZZZZZZZZZZZZZZZZZZZ-1", false}} {
-			if got, err := f.q.DropEmpty(ctx, tc.id); err != nil || got != tc.want {
-				t.Errorf("DropEmpty(%s) = %t, %v; want %t", tc.id, got, err, tc.want)
+			id       string
+			notAfter time.Time
+			want     bool
+		}{
+			{whole, later, false},
+			{empty, time.Now().Add(-time.Hour), false}, // too young
+			{empty, later, true},
+			{empty, later, false}, // gone
+			{"01JZZZZZZZZZZZZZZZZZZZZZZZ-1", later, false},
+		} {
+			if got, err := f.q.DropEmpty(ctx, tc.id, tc.notAfter); err != nil || got != tc.want {
+				t.Errorf("DropEmpty(%s, %s) = %t, %v; want %t", tc.id, tc.notAfter.Format(time.TimeOnly), got, err, tc.want)
 			}
 		}
 		if _, err := f.q.Load(ctx, whole); err != nil {
