@@ -65,13 +65,8 @@ func TestClaimedFirstAttemptWritesNothingBefore(t *testing.T) {
 		cfg := replicaConfig("a")
 		cfg.LeaseTTL = time.Minute
 		h := newHarnessClaims(t, w, rc.srv.URL, cfg, true)
-		// Accepted before the dispatcher runs: its start-up scan would
-		// otherwise race Accept, list the record (visible before Accept
-		// returns) and attempt it under a lease before Accept hands the
-		// record over (TestClaimUsedWhenListedFirst covers a handover in
-		// time).
-		id := h.accept(t, time.Now(), "a@example.com")
 		h.start(t)
+		id := h.accept(t, time.Now(), "a@example.com")
 		d := h.waitState(t, id+"-1", queue.StateDelivered)
 		if d.Claim != nil || len(d.Attempts) != 1 || d.Attempts[0].Status != 200 {
 			t.Errorf("delivered record = %+v, want one attempt and no claim", d)
@@ -271,5 +266,68 @@ func TestClaimReleasedWhenListedFirst(t *testing.T) {
 	}
 	if d.State != queue.StatePending || d.Claim != nil {
 		t.Errorf("record after releaseClaims = %s, claim %+v; want pending without a claim", d.State, d.Claim)
+	}
+}
+
+// A record listed while the Accept that wrote it has not returned (its
+// records are visible before its barrier) is left to the handover: the
+// scan does not schedule it, so it is not attempted once from the listing
+// and again from the Enqueue that follows.
+func TestListedDuringAcceptAttemptedOnce(t *testing.T) {
+	s := newMemStore()
+	rc := newReceiver(t, statuses(200))
+	w := &writeLog{Store: s}
+	cfg := replicaConfig("a")
+	cfg.LeaseTTL = time.Minute
+	cfg.RescanInterval = time.Hour
+	h := newHarnessClaims(t, w, rc.srv.URL, cfg, true)
+	var handed []*queue.Delivery
+	q := queue.New(queue.Options{
+		Store:     w,
+		Router:    queue.RouterFunc(func(string) string { return rc.srv.URL }),
+		Owner:     ownerOf(cfg.ReplicaID),
+		ClaimTTL:  cfg.LeaseTTL,
+		OnEnqueue: func(d *queue.Delivery) { handed = append(handed, d) },
+	})
+	now := time.Now()
+	id := event.NewID(now)
+	env := event.Envelope{MailFrom: "sender@example.org", RcptTo: []string{"a@example.com"}}
+	if err := q.Accept(context.Background(), id, now, env, strings.NewReader("Subject: x\r\n\r\nbody\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	// The scan runs between the records' write and the handover.
+	h.d.rescan(context.Background())
+	if h.d.isKnown(id + "-1") {
+		t.Error("the scan scheduled a record its Accept had not handed over yet")
+	}
+	if len(handed) != 1 {
+		t.Fatalf("Accept handed over %d records, want 1", len(handed))
+	}
+	h.d.Enqueue(handed[0])
+	h.start(t)
+	h.waitState(t, id+"-1", queue.StateDelivered)
+	time.Sleep(50 * time.Millisecond) // a second attempt would be on its way
+	if n := len(rc.requests()); n != 1 {
+		t.Errorf("receiver got %d requests, want 1", n)
+	}
+	if st := h.d.Stats(); st.ClaimedAttempts != 1 {
+		t.Errorf("ClaimedAttempts = %d, want 1 (under the claim Accept wrote)", st.ClaimedAttempts)
+	}
+
+	// A claim of this process that has run out (its Accept failed and
+	// left the record) is scheduled like any other.
+	h2 := newHarnessClaims(t, newMemStore(), rc.srv.URL, cfg, true)
+	late := event.NewID(now)
+	q2 := queue.New(queue.Options{
+		Store: h2.s, Router: queue.RouterFunc(func(string) string { return rc.srv.URL }),
+		Owner: ownerOf(cfg.ReplicaID), ClaimTTL: time.Millisecond,
+	})
+	if err := q2.Accept(context.Background(), late, now, env, strings.NewReader("Subject: x\r\n\r\nbody\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	h2.d.rescan(context.Background())
+	if !h2.d.isKnown(late + "-1") {
+		t.Error("the scan left alone a record whose own claim has expired")
 	}
 }

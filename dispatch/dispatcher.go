@@ -473,6 +473,9 @@ func (d *Dispatcher) rescan(ctx context.Context) {
 		if rec.State != queue.StatePending {
 			continue
 		}
+		if d.handoverComing(rec) {
+			continue
+		}
 		if rec.Endpoint == "" {
 			d.log.LogAttrs(ctx, slog.LevelWarn, "rescan: pending delivery has no endpoint", slog.String("id", id))
 			continue
@@ -487,6 +490,19 @@ func (d *Dispatcher) rescan(ctx context.Context) {
 		d.log.LogAttrs(ctx, slog.LevelInfo, "rescan: scheduled pending deliveries", slog.Int("listed", found), slog.Int("added", added))
 	}
 	d.collectLeases(ctx, pending)
+}
+
+// handoverComing reports whether rec, listed but not known, carries an
+// unexpired claim written by this very process: an Accept that has linked
+// its records but not yet returned (its records are visible before its
+// barrier). That Accept hands the record over through Enqueue when it
+// returns; scheduling it from the listing as well could attempt it twice,
+// once before the handover and again after it. If the Accept failed and
+// left the record behind, a scan takes it once the claim has expired.
+func (d *Dispatcher) handoverComing(rec *queue.Delivery) bool {
+	c := rec.Claim
+	return c != nil && c.Owner == d.owner.ID && c.Host == d.owner.Host && c.PID == d.owner.PID && c.Proc == d.owner.Proc &&
+		d.cfg.Now().Before(c.ExpiresAt)
 }
 
 // emptyRecordAge is how old an empty pending record must be for a scan to
