@@ -274,16 +274,13 @@ func TestClaimReleasedWhenListedFirst(t *testing.T) {
 // scan does not schedule it, so it is not attempted once from the listing
 // and again from the Enqueue that follows.
 func TestListedDuringAcceptAttemptedOnce(t *testing.T) {
-	s := newMemStore()
-	rc := newReceiver(t, statuses(200))
-	w := &writeLog{Store: s}
 	cfg := replicaConfig("a")
-	cfg.LeaseTTL = time.Minute
-	cfg.RescanInterval = time.Hour
-	h := newHarnessClaims(t, w, rc.srv.URL, cfg, true)
+	cfg.LeaseTTL, cfg.RescanInterval = time.Minute, time.Hour
+	rc := newReceiver(t, statuses(200))
+	h := newHarnessClaims(t, newMemStore(), rc.srv.URL, cfg, true)
 	var handed []*queue.Delivery
 	q := queue.New(queue.Options{
-		Store:     w,
+		Store:     h.s,
 		Router:    queue.RouterFunc(func(string) string { return rc.srv.URL }),
 		Owner:     ownerOf(cfg.ReplicaID),
 		ClaimTTL:  cfg.LeaseTTL,
