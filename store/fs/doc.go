@@ -68,9 +68,10 @@
 // file's blocks, and set its size on disk, only when they write it back).
 // Callers use it for objects whose readers tell: mailhook's raw messages
 // are checked against their recorded size and SHA-256, its records must
-// decode, and an empty pending record is deleted by the dispatcher's scan.
-// Under load this halves the barriers a message waits for: at 2 KB × 32
-// sessions, 11-14 % more messages a second on the benchmark machine.
+// decode, and an empty pending record is deleted by the dispatcher's scan
+// once a minute old. Under load this halves the barriers a message waits
+// for: at 2 KB × 32 sessions, 6-24 % more messages a second on the
+// benchmark machine, depending on its speed at the time.
 //
 // Commit delay: a syncfs costs about the same for one file as for twenty
 // (a journal commit and the write-back of the inode table, bitmap and
