@@ -6,7 +6,6 @@ import (
 	"errors"
 	"iter"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -501,7 +500,7 @@ func (d *Dispatcher) rescan(ctx context.Context) {
 // left the record behind, a scan takes it once the claim has expired.
 func (d *Dispatcher) handoverComing(rec *queue.Delivery) bool {
 	c := rec.Claim
-	return c != nil && c.Owner == d.owner.ID && c.Host == d.owner.Host && c.PID == d.owner.PID && c.Proc == d.owner.Proc &&
+	return c != nil && queue.LeaseOwner{ID: c.Owner, Host: c.Host, PID: c.PID, Proc: c.Proc} == d.owner &&
 		d.cfg.Now().Before(c.ExpiresAt)
 }
 
@@ -522,14 +521,8 @@ func (d *Dispatcher) dropEmpty(ctx context.Context, id string) {
 		}
 	case dropped:
 		d.log.LogAttrs(ctx, slog.LevelWarn, "rescan: removed an empty pending record (a machine crash cut its write short, before the message was acknowledged)",
-			slog.String("id", id), slog.String("raw_key", queue.RawKey(msgIDOf(id))))
+			slog.String("id", id), slog.String("raw_key", queue.RawKey(queue.MessageID(id))))
 	}
-}
-
-// msgIDOf returns the message id of the record id recID.
-func msgIDOf(recID string) string {
-	msg, _, _ := strings.Cut(recID, "-")
-	return msg
 }
 
 // collectLeases deletes the leases left on deliveries that are no longer

@@ -65,6 +65,12 @@ func LeaseKey(recID string) string { return LeasePrefix + recID }
 // RecordID is the id of the n-th (1-based) delivery record of a message.
 func RecordID(msgID string, n int) string { return msgID + "-" + strconv.Itoa(n) }
 
+// MessageID is the id of the message a RecordID belongs to.
+func MessageID(recID string) string {
+	msg, _, _ := strings.Cut(recID, "-")
+	return msg
+}
+
 // ValidRecordID reports whether s has the shape of a RecordID. Use it before
 // an id from outside (a command line, a URL) goes into a store key.
 func ValidRecordID(s string) bool {
