@@ -651,6 +651,58 @@ func TestStoreUnavailable(t *testing.T) {
 	h.waitState(t, id+"-1", queue.StateDelivered)
 }
 
+// The renderer checks the raw message against its record: its size and
+// SHA-256, or only its size on the first read of a delivery this process
+// has just accepted (queue.Verified), whose bytes Accept hashed.
+func TestRenderChecksRaw(t *testing.T) {
+	const msg = "Subject: check\r\n\r\nbody\r\n"
+	const sameSize = "Subject: chEck\r\n\r\nbody\r\n"
+	for _, tc := range []struct {
+		name    string
+		fresh   bool   // the delivery Accept handed over, not one loaded
+		replace string // the raw message's new content, if any
+		want    error
+	}{
+		{"loaded, intact", false, "", nil},
+		{"loaded, same size, other bytes", false, sameSize, ErrRawMismatch},
+		{"loaded, truncated", false, msg[:10], ErrRawMismatch},
+		{"fresh, intact", true, "", nil},
+		{"fresh, truncated", true, msg[:10], ErrRawMismatch},
+		// Not hashed again: this is the read whose hash was skipped.
+		{"fresh, same size, other bytes", true, sameSize, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := newMemStore()
+			var handed *queue.Delivery
+			q := queue.New(queue.Options{Store: s, Router: queue.RouterFunc(func(string) string { return "http://unused" }), RawCacheBytes: -1,
+				Owner: queue.LeaseOwner{ID: "me"}, ClaimTTL: time.Minute,
+				OnEnqueue: func(d *queue.Delivery) { handed = d }})
+			id := event.NewID(t0)
+			env := event.Envelope{MailFrom: "a@example.org", RcptTo: []string{"b@example.com"}}
+			if err := q.Accept(ctx, id, t0, env, strings.NewReader(msg)); err != nil {
+				t.Fatal(err)
+			}
+			d := handed
+			if !tc.fresh {
+				var err error
+				if d, err = q.Load(ctx, id+"-1"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.replace != "" {
+				if _, err := s.Put(ctx, d.Raw.Key, strings.NewReader(tc.replace), store.PutOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := NewRenderer(q, parse.Options{})(ctx, d)
+			if !errors.Is(err, tc.want) {
+				t.Errorf("render: %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
 // The default renderer with the real parser.
 func TestNewRenderer(t *testing.T) {
 	h := newHarness(t, newMemStore(), "http://unused", defaultTestConfig())

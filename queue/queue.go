@@ -222,6 +222,7 @@ func (q *Queue) Accept(ctx context.Context, id string, receivedAt time.Time, env
 	}
 	for i, d := range recs {
 		d.etag = objs[i+1].ETag
+		d.fresh = true
 	}
 	if hr.capture != nil && !hr.capture.over { // routed to one: pending[0]
 		q.cacheRaw(pending[0], hr.capture.b)
@@ -687,8 +688,10 @@ func (q *Queue) move(ctx context.Context, nd *Delivery) error {
 // OpenRaw opens the raw message of d. The caller closes it. The first
 // attempt of a delivery this process accepted may get the message from
 // memory (see Options.RawCacheBytes), once; every other read goes to the
-// store.
+// store. The first read of such a delivery is Verified.
 func (q *Queue) OpenRaw(ctx context.Context, d *Delivery) (io.ReadCloser, error) {
+	fresh := d.fresh
+	d.fresh = false
 	if rc := takeRaw(d); rc != nil {
 		return rc, nil
 	}
@@ -696,8 +699,30 @@ func (q *Queue) OpenRaw(ctx context.Context, d *Delivery) (io.ReadCloser, error)
 	if err != nil {
 		return nil, fmt.Errorf("queue: open raw %s: %w", d.Raw.Key, err)
 	}
+	if fresh {
+		return verifiedReader{rc}, nil
+	}
 	return rc, nil
 }
+
+// Verified reports whether r, a reader from OpenRaw, is the first read of
+// the raw message of a delivery that this process's Accept made and that
+// was not updated since: its bytes are those Accept hashed into Raw.SHA256
+// as it stored them, moments before, read back from memory or from the
+// store that had just made them durable. Checking them against that hash
+// again would find nothing; their size is still worth checking. Every
+// other read of a raw message, one from a record loaded from the store
+// or a later attempt's, is not Verified: the store may have damaged it.
+func Verified(r io.Reader) bool {
+	switch r.(type) {
+	case verifiedReader, *cachedReader:
+		return true
+	}
+	return false
+}
+
+// verifiedReader marks a store's reader as Verified.
+type verifiedReader struct{ io.ReadCloser }
 
 // ErrEmptyRecord: a record object holds nothing. Accept writes its
 // records with store.PutOptions.Unordered, so a power loss before Accept

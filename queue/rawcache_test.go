@@ -131,3 +131,67 @@ func TestOpenRawFromMemory(t *testing.T) {
 		}
 	})
 }
+
+// Only the first read of a delivery this process accepted, not updated
+// since, is Verified: from memory or from the store.
+func TestOpenRawVerified(t *testing.T) {
+	ctx := t.Context()
+	s := newMemStore()
+	var handed []*queue.Delivery
+	q := queue.New(queue.Options{Store: s, Router: routes{"a@x": "http://one"},
+		Owner: queue.LeaseOwner{ID: "me"}, ClaimTTL: time.Minute,
+		OnEnqueue: func(d *queue.Delivery) { handed = append(handed, d) }})
+	accept := func(body string) *queue.Delivery {
+		t.Helper()
+		handed = nil
+		id := event.NewID(time.Now())
+		env := event.Envelope{MailFrom: "a@example.org", RcptTo: []string{"a@x"}}
+		if err := q.Accept(ctx, id, time.Now(), env, strings.NewReader(body)); err != nil {
+			t.Fatal(err)
+		}
+		if len(handed) != 1 {
+			t.Fatalf("%d deliveries handed over", len(handed))
+		}
+		return handed[0]
+	}
+	verified := func(d *queue.Delivery) bool {
+		t.Helper()
+		rc, err := q.OpenRaw(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		if _, err := io.Copy(io.Discard, rc); err != nil {
+			t.Fatal(err)
+		}
+		return queue.Verified(rc)
+	}
+	small := "Subject: hi\r\n\r\nbody\r\n"
+	large := "Subject: big\r\n\r\n" + strings.Repeat("x", 70<<10) + "\r\n" // not kept in memory
+	for _, body := range []string{small, large} {
+		d := accept(body)
+		if !verified(d) {
+			t.Errorf("first read of a %d-byte message not Verified", len(body))
+		}
+		if verified(d) {
+			t.Errorf("second read of a %d-byte message Verified", len(body))
+		}
+		loaded, err := q.Load(ctx, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if verified(loaded) {
+			t.Errorf("read of a loaded %d-byte record Verified", len(body))
+		}
+		d = accept(body)
+		if err := q.BeginAttempt(ctx, d, time.Now(), time.Now().Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if verified(d) {
+			t.Errorf("read of an updated %d-byte record Verified", len(body))
+		}
+	}
+	if queue.Verified(strings.NewReader(small)) {
+		t.Error("a strings.Reader is Verified")
+	}
+}

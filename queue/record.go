@@ -152,6 +152,9 @@ type Delivery struct {
 	// raw is the raw message kept in memory by Accept for the first
 	// attempt (see Queue.OpenRaw), or nil.
 	raw *cachedRaw
+	// fresh: Accept made d in this process and d has not been updated
+	// nor its raw message read since (see Verified).
+	fresh bool
 }
 
 // Claim is a lease kept in the pending record itself: no replica but
@@ -192,7 +195,7 @@ func (d *Delivery) clone() *Delivery {
 	c.Attempts = slices.Clone(d.Attempts)
 	c.Envelope.RcptTo = slices.Clone(d.Envelope.RcptTo)
 	c.Claim, c.claimedAt = nil, time.Time{}
-	c.raw = nil
+	c.raw, c.fresh = nil, false
 	return &c
 }
 
