@@ -37,7 +37,12 @@ func splitHeader(raw []byte, w *warnings, label string) headerBlock {
 		label += ": "
 	}
 	var hb headerBlock
-	var values [][]byte // built apart: += on strings is quadratic on long folds
+	// Names and values are cut from one string of the whole block, so a
+	// header costs one allocation, not two a field; only a folded value
+	// is built apart (+= on strings is quadratic on long folds).
+	type span struct{ name, value [2]int }
+	var spans []span
+	var folded [][]byte // per field: the unfolded value, or nil if not folded
 	pos := 0
 	for pos < len(raw) {
 		end := bytes.IndexByte(raw[pos:], '\n')
@@ -45,6 +50,7 @@ func splitHeader(raw []byte, w *warnings, label string) headerBlock {
 		if end >= 0 {
 			next = pos + end + 1
 		}
+		start := pos
 		line := raw[pos:next]
 		pos = next
 		line = bytes.TrimSuffix(line, []byte("\n"))
@@ -52,14 +58,21 @@ func splitHeader(raw []byte, w *warnings, label string) headerBlock {
 		if len(line) == 0 {
 			break
 		}
-		last := len(hb.fields) - 1
+		last := len(spans) - 1
+		unfold := func(sep []byte) {
+			if folded[last] == nil {
+				v := spans[last].value
+				folded[last] = append([]byte(nil), raw[v[0]:v[1]]...)
+			}
+			folded[last] = append(append(folded[last], sep...), line...)
+		}
 		switch colon := bytes.IndexByte(line, ':'); {
 		case line[0] == ' ' || line[0] == '\t' || line[0] == '\r':
 			if last < 0 {
 				w.addf("%sheader line %s ignored: continuation without a field", label, quoteBytes(line))
 				continue
 			}
-			values[last] = append(values[last], line...)
+			unfold(nil)
 		case colon == 0:
 			w.addf("%sheader line %s ignored: empty field name", label, quoteBytes(line))
 		case colon < 0:
@@ -67,8 +80,8 @@ func splitHeader(raw []byte, w *warnings, label string) headerBlock {
 				w.addf("%sheader line %s ignored: no field name", label, quoteBytes(line))
 				continue
 			}
-			w.addf("%sheader line %s is not indented: taken as a continuation of %s", label, quoteBytes(line), hb.fields[last].name)
-			values[last] = append(append(values[last], ' '), line...)
+			w.addf("%sheader line %s is not indented: taken as a continuation of %s", label, quoteBytes(line), raw[spans[last].name[0]:spans[last].name[1]])
+			unfold([]byte{' '})
 		default:
 			// RFC 5322 §4.5.4 (obsolete syntax): WSP may precede the colon.
 			name := bytes.TrimRight(line[:colon], " \t")
@@ -76,12 +89,23 @@ func splitHeader(raw []byte, w *warnings, label string) headerBlock {
 				w.addf("%sheader line %s ignored: invalid field name", label, quoteBytes(line))
 				continue
 			}
-			hb.fields = append(hb.fields, field{name: string(name)})
-			values = append(values, line[colon+1:len(line):len(line)])
+			spans = append(spans, span{name: [2]int{start, start + len(name)}, value: [2]int{start + colon + 1, start + len(line)}})
+			folded = append(folded, nil)
 		}
 	}
-	for i := range hb.fields {
-		hb.fields[i].value = string(values[i])
+	if len(spans) == 0 {
+		hb.bodyStart = pos
+		return hb
+	}
+	block := string(raw[:pos])
+	hb.fields = make([]field, len(spans))
+	for i, sp := range spans {
+		hb.fields[i].name = block[sp.name[0]:sp.name[1]]
+		if folded[i] != nil {
+			hb.fields[i].value = string(folded[i])
+		} else {
+			hb.fields[i].value = block[sp.value[0]:sp.value[1]]
+		}
 	}
 	hb.bodyStart = pos
 	return hb
