@@ -27,6 +27,10 @@ func TestWriteContentBase64(t *testing.T) {
 		if name != "not encoded" {
 			a.SetContentBase64([]byte(text))
 		}
+		// A MIME body's trailing CRLF does not keep it off the stride path.
+		if name == "crlf lines" && a.lineLen != 76 {
+			t.Errorf("%s: lineLen = %d, want 76 (written by stride)", name, a.lineLen)
+		}
 		var b strings.Builder
 		if err := a.WriteContentBase64(&b); err != nil || b.String() != std {
 			t.Errorf("%s: wrote %q, %v; want %q", name, b.String(), err, std)

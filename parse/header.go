@@ -40,9 +40,17 @@ func splitHeader(raw []byte, w *warnings, label string) headerBlock {
 	// Names and values are cut from one string of the whole block, so a
 	// header costs one allocation, not two a field; only a folded value
 	// is built apart (+= on strings is quadratic on long folds).
-	type span struct{ name, value [2]int }
+	type span struct {
+		name, value [2]int // offsets in raw
+		folded      []byte // the unfolded value, if the field is folded
+	}
 	var spans []span
-	var folded [][]byte // per field: the unfolded value, or nil if not folded
+	unfold := func(sp *span, sep, line []byte) {
+		if sp.folded == nil {
+			sp.folded = append([]byte(nil), raw[sp.value[0]:sp.value[1]]...)
+		}
+		sp.folded = append(append(sp.folded, sep...), line...)
+	}
 	pos := 0
 	for pos < len(raw) {
 		end := bytes.IndexByte(raw[pos:], '\n')
@@ -59,20 +67,13 @@ func splitHeader(raw []byte, w *warnings, label string) headerBlock {
 			break
 		}
 		last := len(spans) - 1
-		unfold := func(sep []byte) {
-			if folded[last] == nil {
-				v := spans[last].value
-				folded[last] = append([]byte(nil), raw[v[0]:v[1]]...)
-			}
-			folded[last] = append(append(folded[last], sep...), line...)
-		}
 		switch colon := bytes.IndexByte(line, ':'); {
 		case line[0] == ' ' || line[0] == '\t' || line[0] == '\r':
 			if last < 0 {
 				w.addf("%sheader line %s ignored: continuation without a field", label, quoteBytes(line))
 				continue
 			}
-			unfold(nil)
+			unfold(&spans[last], nil, line)
 		case colon == 0:
 			w.addf("%sheader line %s ignored: empty field name", label, quoteBytes(line))
 		case colon < 0:
@@ -81,7 +82,7 @@ func splitHeader(raw []byte, w *warnings, label string) headerBlock {
 				continue
 			}
 			w.addf("%sheader line %s is not indented: taken as a continuation of %s", label, quoteBytes(line), raw[spans[last].name[0]:spans[last].name[1]])
-			unfold([]byte{' '})
+			unfold(&spans[last], []byte{' '}, line)
 		default:
 			// RFC 5322 §4.5.4 (obsolete syntax): WSP may precede the colon.
 			name := bytes.TrimRight(line[:colon], " \t")
@@ -90,24 +91,22 @@ func splitHeader(raw []byte, w *warnings, label string) headerBlock {
 				continue
 			}
 			spans = append(spans, span{name: [2]int{start, start + len(name)}, value: [2]int{start + colon + 1, start + len(line)}})
-			folded = append(folded, nil)
 		}
 	}
+	hb.bodyStart = pos
 	if len(spans) == 0 {
-		hb.bodyStart = pos
-		return hb
+		return hb // fields stay nil
 	}
 	block := string(raw[:pos])
 	hb.fields = make([]field, len(spans))
 	for i, sp := range spans {
 		hb.fields[i].name = block[sp.name[0]:sp.name[1]]
-		if folded[i] != nil {
-			hb.fields[i].value = string(folded[i])
+		if sp.folded != nil {
+			hb.fields[i].value = string(sp.folded)
 		} else {
 			hb.fields[i].value = block[sp.value[0]:sp.value[1]]
 		}
 	}
-	hb.bodyStart = pos
 	return hb
 }
 
