@@ -250,23 +250,30 @@ func enmimeFields(header []byte) (ctype, cte string, ok bool) {
 // treat as a line break or a continuation, it returns false and the
 // caller asks enmime (FuzzPlainFields checks the two agree).
 func plainFields(header []byte) (ctype, cte string, ok bool) {
+	ctype, cte, _, ok = plainHeader(header)
+	return ctype, cte, ok
+}
+
+// plainHeader is plainFields that also reports whether the header holds
+// Content-Disposition or Content-ID (others).
+func plainHeader(header []byte) (ctype, cte string, others, ok bool) {
 	for len(header) > 0 {
 		i := bytes.Index(header, []byte("\r\n"))
 		if i < 0 {
-			return "", "", false
+			return "", "", false, false
 		}
 		line := header[:i]
 		header = header[i+2:]
 		if len(line) == 0 {
-			return ctype, cte, len(header) == 0
+			return ctype, cte, others, len(header) == 0
 		}
 		name, value, found := bytes.Cut(line, []byte(": "))
 		if !found {
-			return "", "", false
+			return "", "", false, false
 		}
 		for _, c := range value {
 			if c < 0x20 && c != '\t' || c == 0x7f {
-				return "", "", false
+				return "", "", false, false
 			}
 		}
 		v := string(bytes.Trim(value, " \t"))
@@ -276,11 +283,12 @@ func plainFields(header []byte) (ctype, cte string, ok bool) {
 		case "Content-Transfer-Encoding":
 			cte = v
 		case "Content-Disposition", "Content-ID":
+			others = true
 		default:
-			return "", "", false
+			return "", "", false, false
 		}
 	}
-	return "", "", false
+	return "", "", false, false
 }
 
 func childID(parent *node, n int) string {

@@ -1,0 +1,136 @@
+package parse
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/jhillyerd/enmime/v2"
+)
+
+// textLeaf is a body part with the given Content-Type and
+// Content-Transfer-Encoding ("" leaves the field out) below a multipart
+// root, as split locates it.
+func textLeaf(ctype, cte string, body []byte) (*builder, *node) {
+	var fields []field
+	fields = append(fields, field{name: "Content-Type", value: ctype})
+	if cte != "" {
+		fields = append(fields, field{name: "Content-Transfer-Encoding", value: cte})
+	}
+	w := &warnings{}
+	header := mimeHeader(fields, w, "part 1")
+	raw := append(append([]byte{}, header...), body...)
+	mtype, lcte, _ := classify(header, w, "part 1")
+	n := &node{id: "1", header: header, bodyStart: len(header), end: len(raw), mtype: mtype, cte: lcte}
+	return newBuilder(raw, Options{}.withDefaults(), w), n
+}
+
+// samePart reports how a and b differ in what enmime's callers can see,
+// or "" when they do not.
+func samePart(a, b *enmime.Part) string {
+	for _, f := range []struct {
+		name string
+		x, y any
+	}{
+		{"Header", a.Header, b.Header},
+		{"Boundary", a.Boundary, b.Boundary},
+		{"ContentID", a.ContentID, b.ContentID},
+		{"ContentType", a.ContentType, b.ContentType},
+		{"Disposition", a.Disposition, b.Disposition},
+		{"FileName", a.FileName, b.FileName},
+		{"FileModDate", a.FileModDate, b.FileModDate},
+		{"Charset", a.Charset, b.Charset},
+		{"OrigCharset", a.OrigCharset, b.OrigCharset},
+		{"Errors", len(a.Errors), len(b.Errors)},
+		{"Content", string(a.Content), string(b.Content)},
+		{"ContentReader", a.ContentReader, b.ContentReader},
+		{"Epilogue", len(a.Epilogue), len(b.Epilogue)},
+		{"FirstChild", a.FirstChild, b.FirstChild},
+		{"ContentTypeParams", len(a.ContentTypeParams), len(b.ContentTypeParams)},
+	} {
+		if !reflect.DeepEqual(f.x, f.y) {
+			return fmt.Sprintf("%s: %#v, enmime %#v", f.name, f.x, f.y)
+		}
+	}
+	return ""
+}
+
+// FuzzPlainTextLeaf checks plainTextLeaf against enmime: where it takes a
+// part, the part is the one enmime gives.
+func FuzzPlainTextLeaf(f *testing.F) {
+	f.Add("text/plain; charset=utf-8", "7bit", []byte("Hello,\r\nworld\r\n"))
+	f.Add("text/html; charset=\"UTF-8\"", "quoted-printable", []byte("<p>Caf=C3=A9 cr=c3=a8me=\r\nsoft break</p>\r\n"))
+	f.Add("text/plain; charset=us-ascii; format=flowed", "", []byte("plain ascii \r\n"))
+	f.Add("text/plain; charset=us-ascii", "8bit", []byte("not ascii: \xc3\xa9\r\n"))
+	f.Add("text/plain; charset=utf-8", "QUOTED-PRINTABLE", []byte("bad =ZZ escape and = end="))
+	f.Add("text/plain; charset=utf-8", "quoted-printable", []byte("trailing space =20 \r\n=\n"+strings.Repeat("x", 1030)))
+	f.Add("text/plain; charset=iso-8859-1", "7bit", []byte("latin"))
+	f.Add("text/plain; charset=utf-8; name=a.txt", "7bit", []byte("named"))
+	f.Add("text/plain; charset=utf-8", "quoted-printable", []byte("=E2=82"))
+	f.Add("Text/HTML; Charset=utf-8", "Binary", []byte("\x00\xff"))
+	f.Fuzz(func(t *testing.T, ctype, cte string, body []byte) {
+		b, n := textLeaf(ctype, cte, body)
+		fast := b.plainTextLeaf(n)
+		if fast == nil {
+			return
+		}
+		slow, err := b.enmimeLeaf(n)
+		if err != nil {
+			t.Fatalf("plainTextLeaf took a part enmime cannot read (%v): %q %q %q", err, ctype, cte, body)
+		}
+		if d := samePart(fast, slow); d != "" {
+			t.Fatalf("Content-Type %q, Content-Transfer-Encoding %q, body %q: %s", ctype, cte, body, d)
+		}
+	})
+}
+
+// plainTextLeaf takes the ordinary text parts, and leaves to enmime what
+// it would warn about, decode otherwise or look at twice.
+func TestPlainTextLeaf(t *testing.T) {
+	for _, tc := range []struct {
+		ctype, cte, body string
+		taken            bool
+	}{
+		{"text/plain; charset=utf-8", "7bit", "Hello\r\n", true},
+		{"text/plain; charset=utf-8", "", "Hello\r\n", true},
+		{"text/html; charset=UTF-8", "8bit", "<p>Café</p>", true},
+		{"text/plain; charset=us-ascii; format=flowed", "7bit", "plain", true},
+		{"text/plain; charset=utf-8", "quoted-printable", "Caf=C3=A9=\r\n au lait", true},
+		{"text/plain; charset=utf-8", "quoted-printable", "lower =c3=a9", true},
+		{"text/plain; charset=utf-8", "quoted-printable", "bad =G1", false},                 // the cleaner escapes it
+		{"text/plain; charset=utf-8", "quoted-printable", "raw \xc3\xa9", false},            // the cleaner encodes it
+		{"text/plain; charset=utf-8", "quoted-printable", strings.Repeat("x", 1001), false}, // the cleaner breaks it
+		{"text/plain; charset=utf-8", "quoted-printable", "=FF", false},                     // not UTF-8 once decoded
+		{"text/plain; charset=us-ascii", "8bit", "é", false},                                // detection decides
+		{"text/plain", "7bit", "no charset", false},                                         // detection decides
+		{"text/plain; charset=iso-8859-1", "7bit", "latin", false},                          // converted
+		{"text/plain; charset=utf-8", "base64", "SGVsbG8=", false},
+		{"text/plain; charset=utf-8; name=a.txt", "7bit", "named", false}, // a file name
+		{"text/calendar; charset=utf-8", "7bit", "BEGIN:VCALENDAR", false},
+		{"text/plain; charset=utf-8; =bad", "7bit", "x", true}, // enmime repairs it, silently
+	} {
+		b, n := textLeaf(tc.ctype, tc.cte, []byte(tc.body))
+		fast := b.plainTextLeaf(n)
+		if (fast != nil) != tc.taken {
+			t.Errorf("%q %q %q: taken %v, want %v", tc.ctype, tc.cte, tc.body, fast != nil, tc.taken)
+			continue
+		}
+		if fast == nil {
+			continue
+		}
+		slow, err := b.enmimeLeaf(n)
+		if err != nil {
+			t.Fatalf("%q %q %q: enmime: %v", tc.ctype, tc.cte, tc.body, err)
+		}
+		if d := samePart(fast, slow); d != "" {
+			t.Errorf("%q %q %q: %s", tc.ctype, tc.cte, tc.body, d)
+		}
+	}
+	// The root is read by enmime, whose envelope looks its type up again.
+	b, n := textLeaf("text/plain; charset=utf-8", "7bit", []byte("x"))
+	n.id = ""
+	if b.plainTextLeaf(n) != nil {
+		t.Error("plainTextLeaf took the root")
+	}
+}
