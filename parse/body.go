@@ -364,27 +364,19 @@ func (b *builder) decodeBase64Leaf(n *node) *enmime.Part {
 // a body that enmime's cleaner passes unchanged (cleanQP).
 // FuzzPlainTextLeaf checks that the parts are enmime's.
 func (b *builder) plainTextLeaf(n *node) *enmime.Part {
-	if n.id == "" {
+	t := n.text
+	if n.id == "" || t == nil {
 		return nil
 	}
-	ctype, cte, others, ok := plainHeader(n.header)
-	if !ok || others || ctype == "" {
-		return nil
-	}
-	mtype, params, invalid, err := parseMediaType(ctype)
-	if err != nil || len(invalid) > 0 || (mtype != "text/plain" && mtype != "text/html") {
-		return nil
-	}
-	for k := range params {
+	for k := range t.params {
 		switch k {
 		case "name", "file", "boundary", "modification-date":
 			return nil // enmime's: FileName, Boundary, FileModDate
 		}
 	}
-	charset := params["charset"]
 	body := b.raw[n.bodyStart:n.end:n.end]
 	var content []byte
-	switch strings.ToLower(cte) {
+	switch strings.ToLower(t.cte) { // as enmime reads it
 	case "", "7bit", "8bit", "binary":
 		content = body
 	case "quoted-printable":
@@ -411,13 +403,13 @@ func (b *builder) plainTextLeaf(n *node) *enmime.Part {
 	default:
 		return nil
 	}
-	p := &enmime.Part{ContentType: mtype, Charset: charset, Content: content}
+	p := &enmime.Part{ContentType: n.mtype, Charset: t.params["charset"], Content: content}
 	if !declaredAndValid(p) {
 		return nil
 	}
-	p.Header = textproto.MIMEHeader{"Content-Type": {ctype}}
-	if cte != "" {
-		p.Header["Content-Transfer-Encoding"] = []string{cte}
+	p.Header = textproto.MIMEHeader{"Content-Type": {t.ctype}}
+	if t.cte != "" {
+		p.Header["Content-Transfer-Encoding"] = []string{t.cte}
 	}
 	return p
 }

@@ -14,14 +14,15 @@ import (
 // node is one MIME entity located by split: offsets into the raw message,
 // nothing decoded.
 type node struct {
-	id        string // "1", "1.2", …; "" for the root
-	header    []byte // the header enmime gets (see mimeHeader)
-	start     int    // first byte of its header
-	bodyStart int    // first byte of its body
-	end       int    // just past its content (RFC 2046 §5.1.1: the line break before a delimiter belongs to the delimiter)
-	mtype     string // media type, lower case, "" when none or unparseable
-	cte       string // Content-Transfer-Encoding, lower case
-	boundary  string // multipart boundary, set only for entities split as multipart
+	id        string     // "1", "1.2", …; "" for the root
+	header    []byte     // the header enmime gets (see mimeHeader)
+	start     int        // first byte of its header
+	bodyStart int        // first byte of its body
+	end       int        // just past its content (RFC 2046 §5.1.1: the line break before a delimiter belongs to the delimiter)
+	mtype     string     // media type, lower case, "" when none or unparseable
+	cte       string     // Content-Transfer-Encoding, lower case
+	boundary  string     // multipart boundary, set only for entities split as multipart
+	text      *plainText // set for a plain text entity (see plainText)
 	children  []*node
 	tooDeep   bool // a multipart nested deeper than the limit: not split, not parsed
 }
@@ -54,7 +55,7 @@ func split(raw []byte, hb headerBlock, maxDepth, maxParts int, w *warnings) tree
 	budget := mimeHeaderBudget
 	root.header = mimeHeader(hb.fields, w, "message")
 	budget -= len(root.header)
-	root.mtype, root.cte, root.boundary = classify(root.header, w, "message")
+	root.mtype, root.cte, root.boundary, root.text = classify(root.header, w, "message")
 	if root.boundary == "" {
 		return t
 	}
@@ -73,7 +74,7 @@ func split(raw []byte, hb headerBlock, maxDepth, maxParts int, w *warnings) tree
 		label := "part " + cur.id
 		cur.header = mimeHeader(splitHeader(raw[cur.start:hdrEnd], w, label).fields, w, label)
 		budget -= len(cur.header)
-		cur.mtype, cur.cte, cur.boundary = classify(cur.header, w, label)
+		cur.mtype, cur.cte, cur.boundary, cur.text = classify(cur.header, w, label)
 		if cur.boundary == "" {
 			return
 		}
@@ -208,27 +209,42 @@ func borrowReader(r io.Reader) (*bufio.Reader, func()) {
 // parse it as a multipart (a multipart/* type with a boundary parameter),
 // the boundary. Using enmime's own header reader and media type parser
 // here guarantees that every entity handed to enmime as a leaf is parsed by
-// it as a single part.
-func classify(header []byte, w *warnings, label string) (mtype, cte, boundary string) {
-	ctype, cte, ok := plainFields(header)
-	if !ok {
-		if ctype, cte, ok = enmimeFields(header); !ok {
-			return "", "", ""
+// it as a single part. For a plain text entity it also returns what
+// plainTextLeaf needs (plainText), so that the header is read once.
+func classify(header []byte, w *warnings, label string) (mtype, cte, boundary string, text *plainText) {
+	ctype, rawCTE, others, plain := plainHeader(header)
+	if !plain {
+		var ok bool
+		if ctype, rawCTE, ok = enmimeFields(header); !ok {
+			return "", "", "", nil
 		}
 	}
-	cte = strings.ToLower(strings.TrimSpace(cte))
+	cte = strings.ToLower(strings.TrimSpace(rawCTE))
 	if ctype == "" {
-		return "", cte, ""
+		return "", cte, "", nil
 	}
-	mtype, params, _, err := parseMediaType(ctype)
+	mtype, params, invalid, err := parseMediaType(ctype)
+	if err == nil && len(invalid) == 0 && plain && !others && (mtype == "text/plain" || mtype == "text/html") {
+		text = &plainText{ctype: ctype, cte: rawCTE, params: params}
+	}
 	if err != nil || !strings.HasPrefix(mtype, "multipart/") {
-		return mtype, cte, ""
+		return mtype, cte, "", text
 	}
 	if params["boundary"] == "" {
 		w.addf("%s: %s without a boundary parameter: body kept undecoded as text", label, mtype)
-		return mtype, cte, ""
+		return mtype, cte, "", nil
 	}
-	return mtype, cte, params["boundary"]
+	return mtype, cte, params["boundary"], nil
+}
+
+// plainText is what classify learned of a text/plain or text/html entity
+// whose header plainHeader read, holding no field but Content-Type and
+// perhaps Content-Transfer-Encoding, with a Content-Type that enmime
+// parses without a warning: the two values as enmime's header keeps them,
+// and the type's parameters. plainTextLeaf decides on it.
+type plainText struct {
+	ctype, cte string
+	params     map[string]string
 }
 
 // enmimeFields returns the Content-Type and Content-Transfer-Encoding of

@@ -21,8 +21,8 @@ func textLeaf(ctype, cte string, body []byte) (*builder, *node) {
 	w := &warnings{}
 	header := mimeHeader(fields, w, "part 1")
 	raw := append(append([]byte{}, header...), body...)
-	mtype, lcte, _ := classify(header, w, "part 1")
-	n := &node{id: "1", header: header, bodyStart: len(header), end: len(raw), mtype: mtype, cte: lcte}
+	n := &node{id: "1", header: header, bodyStart: len(header), end: len(raw)}
+	n.mtype, n.cte, n.boundary, n.text = classify(header, w, "part 1")
 	return newBuilder(raw, Options{}.withDefaults(), w), n
 }
 
@@ -108,6 +108,7 @@ func TestPlainTextLeaf(t *testing.T) {
 		{"text/plain; charset=utf-8", "base64", "SGVsbG8=", false},
 		{"text/plain; charset=utf-8; name=a.txt", "7bit", "named", false}, // a file name
 		{"text/calendar; charset=utf-8", "7bit", "BEGIN:VCALENDAR", false},
+		{"text/plain; charset=utf-8", "7bit\u00a0", "x", true}, // mimeHeader trims it for enmime too
 		{"text/plain; charset=utf-8; =bad", "7bit", "x", true}, // enmime repairs it, silently
 	} {
 		b, n := textLeaf(tc.ctype, tc.cte, []byte(tc.body))
