@@ -71,20 +71,30 @@ func parseBody(d *event.Data, raw []byte, hb headerBlock, opts Options, w *warni
 	t := split(raw, hb, opts.MaxDepth, opts.MaxParts, w)
 	b := newBuilder(raw, opts, w)
 	root := b.build(t.root) // never nil: the root is never too deep
-	env, err := b.parser.EnvelopeFromPart(root)
-	if err != nil {
-		w.addf("message: MIME structure not interpreted (%v): body kept undecoded as text", err)
-		d.Text = validUTF8(string(raw[hb.bodyStart:]))
-		return
+	multipart := b.containers[root]
+	var body map[*enmime.Part]bool
+	if multipart && !opts.enmimeOnly {
+		d.Text, d.HTML, body = multipartBody(root)
+		if d.Text == "" && d.HTML != "" {
+			warnNoText(root)
+		}
+	} else {
+		env, err := b.parser.EnvelopeFromPart(root)
+		if err != nil {
+			w.addf("message: MIME structure not interpreted (%v): body kept undecoded as text", err)
+			d.Text = validUTF8(string(raw[hb.bodyStart:]))
+			return
+		}
+		d.Text, d.HTML = env.Text, env.HTML
+		body = bodyParts(root, env, multipart)
 	}
-	d.Text = validUTF8(env.Text)
-	d.HTML = validUTF8(env.HTML)
+	d.Text = validUTF8(d.Text)
+	d.HTML = validUTF8(d.HTML)
 	if d.Text == "" && d.HTML != "" {
 		// enmime has warned "Message did not contain a text/plain part".
 		d.Text = textFromHTML(d.HTML, w)
 	}
 
-	body := bodyParts(root, env, b.containers[root])
 	walk(root, func(p *enmime.Part) {
 		label := "message"
 		if p.PartID != "" {
@@ -141,6 +151,8 @@ type builder struct {
 	encoded   map[*enmime.Part][]byte
 	deadline  time.Time // end of the time budget (Options.MaxDuration)
 	outOfTime bool
+	// enmimeOnly: every part is enmime's (Options.enmimeOnly).
+	enmimeOnly bool
 }
 
 // newBuilder returns a builder for the entities of raw.
@@ -154,6 +166,7 @@ func newBuilder(raw []byte, opts Options, w *warnings) *builder {
 		containers: make(map[*enmime.Part]bool),
 		encoded:    make(map[*enmime.Part][]byte),
 		deadline:   time.Now().Add(opts.MaxDuration),
+		enmimeOnly: opts.enmimeOnly,
 	}
 }
 
@@ -202,12 +215,16 @@ func (b *builder) build(n *node) *enmime.Part {
 		return p
 	}
 
-	// A multipart: enmime reads its header (the body is empty, so it finds
-	// no parts), the children are parsed on their own and linked here.
-	p, err := readParts(b.parser, bytes.NewReader(n.header))
-	if err != nil {
-		b.w.addf("%s: not readable as MIME (%v): body kept undecoded as text", n.label(), err)
-		return b.undecoded(n)
+	// A multipart: its part is made from its header (by containerPart, or
+	// by enmime, which finds no parts in the empty body it is given), the
+	// children are parsed on their own and linked here.
+	p := b.containerPart(n)
+	if p == nil {
+		var err error
+		if p, err = readParts(b.parser, bytes.NewReader(n.header)); err != nil {
+			b.w.addf("%s: not readable as MIME (%v): body kept undecoded as text", n.label(), err)
+			return b.undecoded(n)
+		}
 	}
 	p.PartID = n.id
 	p.FirstChild = nil
@@ -225,6 +242,41 @@ func (b *builder) build(n *node) *enmime.Part {
 			last.NextSibling = cp
 		}
 		last = cp
+	}
+	return p
+}
+
+// containerPart returns the part enmime reads from the header of the
+// multipart n when that header is plain (see plainMIME) and its type has
+// no parameter enmime interprets beyond boundary and charset (not name,
+// file, modification-date); otherwise nil. enmime would read it through a
+// 4 KiB buffer of its own: for a small message, the root's header was the
+// largest allocation of the parse. FuzzParseFastPaths checks the result
+// against enmime's.
+//
+// Such a part carries no enmime parser, so it must not be handed to
+// enmime's EnvelopeFromPart; parseBody reads a multipart message's body
+// without it (multipartBody).
+func (b *builder) containerPart(n *node) *enmime.Part {
+	t := n.plain
+	if t == nil || b.enmimeOnly {
+		return nil
+	}
+	for k := range t.params {
+		switch k {
+		case "name", "file", "modification-date":
+			return nil // enmime's: FileName, FileModDate
+		}
+	}
+	p := &enmime.Part{
+		Header:      textproto.MIMEHeader{"Content-Type": {t.ctype}},
+		Boundary:    n.boundary,
+		ContentType: n.mtype,
+		Charset:     t.params["charset"],
+		Epilogue:    []byte{}, // what enmime leaves after an empty body
+	}
+	if t.cte != "" {
+		p.Header["Content-Transfer-Encoding"] = []string{t.cte}
 	}
 	return p
 }
@@ -292,7 +344,7 @@ var base64LeafMin = 64 << 10
 // bit group. Otherwise, or below base64LeafMin, it returns nil.
 func (b *builder) decodeBase64Leaf(n *node) *enmime.Part {
 	body := b.raw[n.bodyStart:n.end]
-	if n.cte != "base64" || len(body) < base64LeafMin {
+	if n.cte != "base64" || len(body) < base64LeafMin || b.enmimeOnly {
 		return nil
 	}
 	p, err := readParts(b.declared, bytes.NewReader(n.header))
@@ -364,8 +416,8 @@ func (b *builder) decodeBase64Leaf(n *node) *enmime.Part {
 // a body that enmime's cleaner passes unchanged (cleanQP).
 // FuzzPlainTextLeaf checks that the parts are enmime's.
 func (b *builder) plainTextLeaf(n *node) *enmime.Part {
-	t := n.text
-	if n.id == "" || t == nil {
+	t := n.plain
+	if n.id == "" || t == nil || b.enmimeOnly || (n.mtype != "text/plain" && n.mtype != "text/html") {
 		return nil
 	}
 	for k := range t.params {
@@ -471,31 +523,80 @@ func (b *builder) undecoded(n *node) *enmime.Part {
 // bodyParts returns the parts enmime.EnvelopeFromPart took Text and HTML
 // from, by the same rules (enmime v2.3.0 envelope.go).
 func bodyParts(root *enmime.Part, env *enmime.Envelope, multipart bool) map[*enmime.Part]bool {
-	body := make(map[*enmime.Part]bool)
-	if !multipart {
-		if !slices.Contains(env.Attachments, root) && !slices.Contains(env.Inlines, root) {
-			body[root] = true
-		}
+	if multipart {
+		_, _, body := multipartBody(root)
 		return body
 	}
+	body := make(map[*enmime.Part]bool)
+	if !slices.Contains(env.Attachments, root) && !slices.Contains(env.Inlines, root) {
+		body[root] = true
+	}
+	return body
+}
+
+// multipartBody is what enmime.EnvelopeFromPart (v2.3.0, envelope.go)
+// makes of the multipart message root, without it: the Text, the HTML,
+// and the parts they were taken from. Text is the first text/plain part
+// not an attachment, breadth first, of a multipart/alternative, and
+// every such part, depth first, joined by "\n--\n", of any other
+// multipart; HTML the first text/html part not an attachment, depth first.
+// FuzzParseFastPaths checks it against enmime.
+func multipartBody(root *enmime.Part) (text, html string, body map[*enmime.Part]bool) {
+	body = make(map[*enmime.Part]bool)
 	isText := func(p *enmime.Part) bool {
 		return p.ContentType == "text/plain" && p.Disposition != "attachment"
 	}
 	if root.ContentType == "multipart/alternative" {
-		if p := root.BreadthMatchFirst(isText); p != nil {
-			body[p] = true
+		// Breadth first, as enmime's BreadthMatchFirst, without its list.
+		queue := []*enmime.Part{root}
+		for len(queue) > 0 {
+			p := queue[0]
+			queue = queue[1:]
+			if isText(p) {
+				text = string(p.Content)
+				body[p] = true
+				break
+			}
+			for c := p.FirstChild; c != nil; c = c.NextSibling {
+				queue = append(queue, c)
+			}
 		}
 	} else {
-		for _, p := range root.DepthMatchAll(isText) {
-			body[p] = true
+		var b strings.Builder
+		walk(root, func(p *enmime.Part) {
+			if isText(p) {
+				if len(body) > 0 {
+					b.WriteString("\n--\n")
+				}
+				b.Write(p.Content)
+				body[p] = true
+			}
+		})
+		text = b.String()
+	}
+	var found *enmime.Part
+	walk(root, func(p *enmime.Part) {
+		if found == nil && p.ContentType == "text/html" && p.Disposition != "attachment" {
+			found = p
 		}
+	})
+	if found != nil {
+		html = string(found.Content)
+		body[found] = true
 	}
-	if p := root.DepthMatchFirst(func(p *enmime.Part) bool {
-		return p.ContentType == "text/html" && p.Disposition != "attachment"
-	}); p != nil {
-		body[p] = true
+	return text, html, body
+}
+
+// warnNoText adds to root the warning enmime.EnvelopeFromPart adds when
+// a message has HTML but no text (within the parser's cap on a part's
+// problems).
+func warnNoText(root *enmime.Part) {
+	if len(root.Errors) < maxPartErrors {
+		root.Errors = append(root.Errors, &enmime.Error{
+			Name:   enmime.ErrorPlainTextFromHTML,
+			Detail: "Message did not contain a text/plain part",
+		})
 	}
-	return body
 }
 
 // charsetName names the charset a text part was decoded from.

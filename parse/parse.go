@@ -55,6 +55,11 @@ type Options struct {
 	// remaining parts are left out with a warning (the headers and the
 	// parts already decoded are kept). 0 means DefaultMaxDuration.
 	MaxDuration time.Duration
+
+	// enmimeOnly makes every part with enmime, as before the builder's
+	// fast paths, and the body with enmime.EnvelopeFromPart: tests
+	// compare the two.
+	enmimeOnly bool
 }
 
 func (o Options) withDefaults() Options {

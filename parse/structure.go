@@ -22,7 +22,7 @@ type node struct {
 	mtype     string     // media type, lower case, "" when none or unparseable
 	cte       string     // Content-Transfer-Encoding, lower case
 	boundary  string     // multipart boundary, set only for entities split as multipart
-	text      *plainText // set for a plain text entity (see plainText)
+	plain     *plainMIME // set when the header is plain (see plainMIME)
 	children  []*node
 	tooDeep   bool // a multipart nested deeper than the limit: not split, not parsed
 }
@@ -55,7 +55,7 @@ func split(raw []byte, hb headerBlock, maxDepth, maxParts int, w *warnings) tree
 	budget := mimeHeaderBudget
 	root.header = mimeHeader(hb.fields, w, "message")
 	budget -= len(root.header)
-	root.mtype, root.cte, root.boundary, root.text = classify(root.header, w, "message")
+	root.mtype, root.cte, root.boundary, root.plain = classify(root.header, w, "message")
 	if root.boundary == "" {
 		return t
 	}
@@ -74,7 +74,7 @@ func split(raw []byte, hb headerBlock, maxDepth, maxParts int, w *warnings) tree
 		label := "part " + cur.id
 		cur.header = mimeHeader(splitHeader(raw[cur.start:hdrEnd], w, label).fields, w, label)
 		budget -= len(cur.header)
-		cur.mtype, cur.cte, cur.boundary, cur.text = classify(cur.header, w, label)
+		cur.mtype, cur.cte, cur.boundary, cur.plain = classify(cur.header, w, label)
 		if cur.boundary == "" {
 			return
 		}
@@ -209,11 +209,12 @@ func borrowReader(r io.Reader) (*bufio.Reader, func()) {
 // parse it as a multipart (a multipart/* type with a boundary parameter),
 // the boundary. Using enmime's own header reader and media type parser
 // here guarantees that every entity handed to enmime as a leaf is parsed by
-// it as a single part. For a plain text entity it also returns what
-// plainTextLeaf needs (plainText), so that the header is read once.
-func classify(header []byte, w *warnings, label string) (mtype, cte, boundary string, text *plainText) {
-	ctype, rawCTE, others, plain := plainHeader(header)
-	if !plain {
+// it as a single part. For an entity with a plain header it also returns
+// what the builder needs to make its part without enmime (plainMIME), so
+// that the header is read once.
+func classify(header []byte, w *warnings, label string) (mtype, cte, boundary string, plain *plainMIME) {
+	ctype, rawCTE, others, isPlain := plainHeader(header)
+	if !isPlain {
 		var ok bool
 		if ctype, rawCTE, ok = enmimeFields(header); !ok {
 			return "", "", "", nil
@@ -224,25 +225,25 @@ func classify(header []byte, w *warnings, label string) (mtype, cte, boundary st
 		return "", cte, "", nil
 	}
 	mtype, params, invalid, err := parseMediaType(ctype)
-	if err == nil && len(invalid) == 0 && plain && !others && (mtype == "text/plain" || mtype == "text/html") {
-		text = &plainText{ctype: ctype, cte: rawCTE, params: params}
+	if err == nil && len(invalid) == 0 && isPlain && !others {
+		plain = &plainMIME{ctype: ctype, cte: rawCTE, params: params}
 	}
 	if err != nil || !strings.HasPrefix(mtype, "multipart/") {
-		return mtype, cte, "", text
+		return mtype, cte, "", plain
 	}
 	if params["boundary"] == "" {
 		w.addf("%s: %s without a boundary parameter: body kept undecoded as text", label, mtype)
 		return mtype, cte, "", nil
 	}
-	return mtype, cte, params["boundary"], nil
+	return mtype, cte, params["boundary"], plain
 }
 
-// plainText is what classify learned of a text/plain or text/html entity
-// whose header plainHeader read, holding no field but Content-Type and
-// perhaps Content-Transfer-Encoding, with a Content-Type that enmime
-// parses without a warning: the two values as enmime's header keeps them,
-// and the type's parameters. plainTextLeaf decides on it.
-type plainText struct {
+// plainMIME is what classify learned of an entity whose header plainHeader
+// read, holding no field but Content-Type and perhaps
+// Content-Transfer-Encoding, with a Content-Type that enmime parses
+// without a warning: the two values as enmime's header keeps them, and the
+// type's parameters. plainTextLeaf and containerPart decide on it.
+type plainMIME struct {
 	ctype, cte string
 	params     map[string]string
 }

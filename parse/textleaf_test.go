@@ -22,7 +22,7 @@ func textLeaf(ctype, cte string, body []byte) (*builder, *node) {
 	header := mimeHeader(fields, w, "part 1")
 	raw := append(append([]byte{}, header...), body...)
 	n := &node{id: "1", header: header, bodyStart: len(header), end: len(raw)}
-	n.mtype, n.cte, n.boundary, n.text = classify(header, w, "part 1")
+	n.mtype, n.cte, n.boundary, n.plain = classify(header, w, "part 1")
 	return newBuilder(raw, Options{}.withDefaults(), w), n
 }
 
