@@ -194,7 +194,7 @@ func (q *Queue) Accept(ctx context.Context, id string, receivedAt time.Time, env
 		// Encoded when the store reads it, after the raw body.
 		reqs = append(reqs, store.PutRequest{Key: RecordKey(d.State, d.ID), Body: &lazyReader{encode: func() ([]byte, error) {
 			d.Raw = rawRead()
-			return json.Marshal(d)
+			return marshalRecord(d)
 		}}, Opts: store.PutOptions{IfNoneMatch: true, ContentType: "application/json", Size: -1, Unordered: true}})
 	}
 
@@ -336,7 +336,7 @@ func (q *Queue) cleanup(ctx context.Context, keys []string) {
 
 // put encodes d and writes it to key; on success it records the new ETag.
 func (q *Queue) put(ctx context.Context, key string, d *Delivery, opts store.PutOptions) error {
-	b, err := json.Marshal(d)
+	b, err := marshalRecord(d)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
 	}
@@ -662,14 +662,16 @@ func (q *Queue) finish(ctx context.Context, d, nd *Delivery) error {
 // record; see finish.
 func (q *Queue) move(ctx context.Context, nd *Delivery) error {
 	from, to := RecordKey(StatePending, nd.ID), RecordKey(nd.State, nd.ID)
-	b, err := json.Marshal(nd)
+	// The tail: a line break, then the record.
+	tail, err := appendRecordJSON(append(make([]byte, 0, 1024), '\n'), nd)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", to, err)
 	}
+	b := tail[1:]
 	// Lazy: a crash of the machine that undoes the move leaves the record
 	// pending, and the delivery is made again (at least once, same
 	// webhook-id); nothing is lost.
-	obj, err := store.MoveAppend(ctx, q.store, from, to, append([]byte{'\n'}, b...), store.MoveOptions{Lazy: true})
+	obj, err := store.MoveAppend(ctx, q.store, from, to, tail, store.MoveOptions{Lazy: true})
 	switch {
 	case err == nil:
 		nd.etag = obj.ETag
