@@ -176,26 +176,23 @@ func appendAttempt(b []byte, a *Attempt) []byte {
 	return append(b, '}')
 }
 
-// appendField appends ,"name":"value"; name needs no escaping.
-func appendField(b []byte, name, value string) []byte {
+// appendKey appends ,"name": (name needs no escaping).
+func appendKey(b []byte, name string) []byte {
 	b = append(b, ',', '"')
 	b = append(b, name...)
-	b = append(b, '"', ':')
-	return appendString(b, value)
+	return append(b, '"', ':')
+}
+
+func appendField(b []byte, name, value string) []byte {
+	return appendString(appendKey(b, name), value)
 }
 
 func appendIntField(b []byte, name string, v int64) []byte {
-	b = append(b, ',', '"')
-	b = append(b, name...)
-	b = append(b, '"', ':')
-	return strconv.AppendInt(b, v, 10)
+	return strconv.AppendInt(appendKey(b, name), v, 10)
 }
 
 func appendTimeField(b []byte, name string, t time.Time) []byte {
-	b = append(b, ',', '"')
-	b = append(b, name...)
-	b = append(b, '"', ':')
-	return appendTime(b, t)
+	return appendTime(appendKey(b, name), t)
 }
 
 // appendTime appends t as time.Time's MarshalJSON does (given
