@@ -521,17 +521,40 @@ func (b *builder) undecoded(n *node) *enmime.Part {
 }
 
 // bodyParts returns the parts enmime.EnvelopeFromPart took Text and HTML
-// from, by the same rules (enmime v2.3.0 envelope.go).
+// from, by the same rules (enmime v2.3.0 envelope.go) and with enmime's
+// own tree searches: for a multipart message it is the reference
+// multipartBody is tested against (Options.enmimeOnly).
 func bodyParts(root *enmime.Part, env *enmime.Envelope, multipart bool) map[*enmime.Part]bool {
-	if multipart {
-		_, _, body := multipartBody(root)
+	body := make(map[*enmime.Part]bool)
+	if !multipart {
+		if !slices.Contains(env.Attachments, root) && !slices.Contains(env.Inlines, root) {
+			body[root] = true
+		}
 		return body
 	}
-	body := make(map[*enmime.Part]bool)
-	if !slices.Contains(env.Attachments, root) && !slices.Contains(env.Inlines, root) {
-		body[root] = true
+	if root.ContentType == "multipart/alternative" {
+		if p := root.BreadthMatchFirst(isTextBody); p != nil {
+			body[p] = true
+		}
+	} else {
+		for _, p := range root.DepthMatchAll(isTextBody) {
+			body[p] = true
+		}
+	}
+	if p := root.DepthMatchFirst(isHTMLBody); p != nil {
+		body[p] = true
 	}
 	return body
+}
+
+// isTextBody and isHTMLBody match the parts enmime takes a message's Text
+// and HTML from.
+func isTextBody(p *enmime.Part) bool {
+	return p.ContentType == "text/plain" && p.Disposition != "attachment"
+}
+
+func isHTMLBody(p *enmime.Part) bool {
+	return p.ContentType == "text/html" && p.Disposition != "attachment"
 }
 
 // multipartBody is what enmime.EnvelopeFromPart (v2.3.0, envelope.go)
@@ -543,16 +566,13 @@ func bodyParts(root *enmime.Part, env *enmime.Envelope, multipart bool) map[*enm
 // FuzzParseFastPaths checks it against enmime.
 func multipartBody(root *enmime.Part) (text, html string, body map[*enmime.Part]bool) {
 	body = make(map[*enmime.Part]bool)
-	isText := func(p *enmime.Part) bool {
-		return p.ContentType == "text/plain" && p.Disposition != "attachment"
-	}
 	if root.ContentType == "multipart/alternative" {
 		// Breadth first, as enmime's BreadthMatchFirst, without its list.
 		queue := []*enmime.Part{root}
 		for len(queue) > 0 {
 			p := queue[0]
 			queue = queue[1:]
-			if isText(p) {
+			if isTextBody(p) {
 				text = string(p.Content)
 				body[p] = true
 				break
@@ -564,7 +584,7 @@ func multipartBody(root *enmime.Part) (text, html string, body map[*enmime.Part]
 	} else {
 		var b strings.Builder
 		walk(root, func(p *enmime.Part) {
-			if isText(p) {
+			if isTextBody(p) {
 				if len(body) > 0 {
 					b.WriteString("\n--\n")
 				}
@@ -576,7 +596,7 @@ func multipartBody(root *enmime.Part) (text, html string, body map[*enmime.Part]
 	}
 	var found *enmime.Part
 	walk(root, func(p *enmime.Part) {
-		if found == nil && p.ContentType == "text/html" && p.Disposition != "attachment" {
+		if found == nil && isHTMLBody(p) {
 			found = p
 		}
 	})
