@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -35,15 +38,17 @@ func parseBoth(t *testing.T, raw []byte, opts Options) (fast, slow []byte) {
 // FuzzParseFastPaths: the event is the same, warnings included, whether
 // the parts are made by the builder's fast paths (decodeBase64Leaf,
 // plainTextLeaf, containerPart) and the body by multipartBody, or all by
-// enmime. Seeds: the corpus and testdata/fuzz/FuzzParseFastPaths (which
-// started as FuzzParse's hostile shapes).
+// enmime. Seeds: the corpus and FuzzParse's hostile shapes
+// (testdata/fuzz/FuzzParse).
 func FuzzParseFastPaths(f *testing.F) {
-	seeds := corpus(f)
-	for _, path := range seeds {
+	for _, path := range corpus(f) {
 		raw, err := os.ReadFile(path)
 		if err != nil {
 			f.Fatal(err)
 		}
+		f.Add(raw)
+	}
+	for _, raw := range fuzzCorpus(f, "FuzzParse") {
 		f.Add(raw)
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -52,4 +57,32 @@ func FuzzParseFastPaths(f *testing.F) {
 			t.Fatalf("fast paths differ from enmime on %q:\nfast   %s\nenmime %s", raw, fast, slow)
 		}
 	})
+}
+
+// fuzzCorpus returns the inputs of the committed corpus of the fuzz target
+// name (testdata/fuzz/<name>), each a file of go test's format holding
+// one []byte.
+func fuzzCorpus(t testing.TB, name string) [][]byte {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", "fuzz", name, "*"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no corpus for %s (%v)", name, err)
+	}
+	var out [][]byte
+	for _, path := range files {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head, lit, ok := strings.Cut(strings.TrimSpace(string(b)), "\n")
+		if !ok || head != "go test fuzz v1" || !strings.HasPrefix(lit, "[]byte(") || !strings.HasSuffix(lit, ")") {
+			t.Fatalf("%s: not one []byte in go test fuzz v1 format", path)
+		}
+		v, err := strconv.Unquote(lit[len("[]byte(") : len(lit)-1])
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		out = append(out, []byte(v))
+	}
+	return out
 }
