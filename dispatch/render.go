@@ -1,11 +1,9 @@
 package dispatch
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -98,14 +96,11 @@ func newRenderer(raw RawOpener, parseFn parseFunc, opts parse.Options) Renderer 
 		// The event holds the decoded text and HTML and the attachments
 		// in base64: about the raw size and a header's worth more. Sized
 		// up front, the buffer is not regrown and copied a dozen times.
-		var buf bytes.Buffer
-		buf.Grow(int(min(d.Raw.Size, maxRenderGuess)) + 2<<10)
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(ev); err != nil {
+		body, err := ev.AppendJSON(make([]byte, 0, int(min(d.Raw.Size, maxRenderGuess))+2<<10))
+		if err != nil {
 			return nil, fmt.Errorf("render %s: encode: %w", d.ID, err)
 		}
-		return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+		return body, nil
 	}
 }
 

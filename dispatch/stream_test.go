@@ -23,7 +23,8 @@ import (
 	"github.com/mailhook/mailhook/signing"
 )
 
-// marshalEvent is the in-memory encoding of NewRenderer.
+// marshalEvent is encoding/json's encoding of ev, the bytes that
+// event.Event's encoders must write.
 func marshalEvent(t testing.TB, ev *event.Event) []byte {
 	t.Helper()
 	var buf bytes.Buffer
@@ -35,19 +36,27 @@ func marshalEvent(t testing.TB, ev *event.Event) []byte {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
+// checkEncodeEvent fails unless the in-memory (AppendJSON) and streaming
+// (WriteJSON) encoders write marshalEvent's bytes.
 func checkEncodeEvent(t *testing.T, name string, ev *event.Event) {
 	t.Helper()
 	want := marshalEvent(t, ev)
-	var got bytes.Buffer
-	if err := encodeEvent(&got, ev); err != nil {
-		t.Fatalf("%s: encodeEvent: %v", name, err)
+	var streamed bytes.Buffer
+	if err := ev.WriteJSON(&streamed); err != nil {
+		t.Fatalf("%s: WriteJSON: %v", name, err)
 	}
-	if !bytes.Equal(got.Bytes(), want) {
-		i := 0
-		for i < min(got.Len(), len(want)) && got.Bytes()[i] == want[i] {
-			i++
+	appended, err := ev.AppendJSON(nil)
+	if err != nil {
+		t.Fatalf("%s: AppendJSON: %v", name, err)
+	}
+	for how, got := range map[string][]byte{"WriteJSON": streamed.Bytes(), "AppendJSON": appended} {
+		if !bytes.Equal(got, want) {
+			i := 0
+			for i < min(len(got), len(want)) && got[i] == want[i] {
+				i++
+			}
+			t.Errorf("%s: %s differs from encoding/json at byte %d:\n got …%.80s\nwant …%.80s", name, how, i, got[i:], want[i:])
 		}
-		t.Errorf("%s: encodeEvent differs from encoding/json at byte %d:\n got …%.80s\nwant …%.80s", name, i, got.Bytes()[i:], want[i:])
 	}
 }
 
@@ -81,8 +90,8 @@ func eventOf(data *event.Data) *event.Event {
 	return &event.Event{Type: event.Type, Version: event.SchemaVersion, Timestamp: t0, Data: *data}
 }
 
-// The streaming encoder writes exactly the bytes of encoding/json, which
-// receivers verify signatures over.
+// The event encoders write exactly the bytes of encoding/json, which
+// receivers verify signatures over, for the parse corpus's events.
 func TestEncodeEventMatchesJSON(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("..", "parse", "testdata", "*.eml"))
 	if err != nil || len(files) == 0 {

@@ -4,9 +4,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
-	"github.com/mailhook/mailhook/event"
+	"github.com/mailhook/mailhook/internal/jsonenc"
 )
 
 // A record is encoded twice on every delivered message (by Accept, and by
@@ -30,17 +29,10 @@ func appendRecordJSON(b []byte, d *Delivery) ([]byte, error) {
 	return appendRecord(b, d), nil
 }
 
-// encodableTimes reports whether every time in d is one time.Time's
-// MarshalJSON accepts (a year in [0, 9999]; a zone offset in whole
-// minutes, within a day).
+// encodableTimes reports whether jsonenc.Time can write every time in d
+// (jsonenc.TimeOK).
 func encodableTimes(d *Delivery) bool {
-	ok := func(t time.Time) bool {
-		if y := t.Year(); y < 0 || y > 9999 {
-			return false
-		}
-		_, off := t.Zone()
-		return off%60 == 0 && off > -24*3600 && off < 24*3600
-	}
+	ok := jsonenc.TimeOK
 	if !ok(d.ReceivedAt) || !ok(d.CreatedAt) || !ok(d.NextAttemptAt) || !ok(d.ReplayedAt) {
 		return false
 	}
@@ -63,7 +55,7 @@ func appendRecord(b []byte, d *Delivery) []byte {
 	b = appendField(b, "event_id", d.EventID)
 	b = appendField(b, "endpoint", d.Endpoint)
 	b = append(b, `,"envelope":`...)
-	b = appendEnvelope(b, &d.Envelope)
+	b = d.Envelope.AppendJSON(b, true)
 	b = appendTimeField(b, "received_at", d.ReceivedAt)
 	b = append(b, `,"raw":{"key":`...)
 	b = appendString(b, d.Raw.Key)
@@ -115,45 +107,6 @@ func appendRecord(b []byte, d *Delivery) []byte {
 	return append(b, '}')
 }
 
-func appendEnvelope(b []byte, e *event.Envelope) []byte {
-	b = append(b, `{"mail_from":`...)
-	b = appendString(b, e.MailFrom)
-	b = append(b, `,"rcpt_to":`...)
-	if e.RcptTo == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i, r := range e.RcptTo {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, r)
-		}
-		b = append(b, ']')
-	}
-	b = appendField(b, "helo", e.Helo)
-	b = appendField(b, "remote_addr", e.RemoteAddr)
-	b = append(b, `,"tls":`...)
-	if t := e.TLS; t == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, `{"version":`...)
-		b = appendString(b, t.Version)
-		b = appendField(b, "cipher", t.Cipher)
-		if t.ServerName != "" {
-			b = appendField(b, "server_name", t.ServerName)
-		}
-		b = append(b, '}')
-	}
-	if e.SMTPUTF8 {
-		b = append(b, `,"smtputf8":true`...)
-	}
-	if e.Body != "" {
-		b = appendField(b, "body", e.Body)
-	}
-	return append(b, '}')
-}
-
 func appendAttempt(b []byte, a *Attempt) []byte {
 	b = append(b, `{"at":`...)
 	b = appendTime(b, a.At)
@@ -197,62 +150,7 @@ func appendTimeField(b []byte, name string, t time.Time) []byte {
 
 // appendTime appends t as time.Time's MarshalJSON does (given
 // encodableTimes).
-func appendTime(b []byte, t time.Time) []byte {
-	b = append(b, '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"')
-}
+func appendTime(b []byte, t time.Time) []byte { return jsonenc.Time(b, t) }
 
-// appendString appends s quoted as json.Marshal quotes it: ", \ and the
-// control characters escaped, < > & too (its HTML-safe default), U+2028
-// and U+2029 as \u escapes, each invalid UTF-8 byte as \ufffd.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0 // s[start:i] is to be copied as it is
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+// appendString appends s quoted as json.Marshal quotes it (HTML escaped).
+func appendString(b []byte, s string) []byte { return jsonenc.String(b, s, true) }

@@ -3,11 +3,11 @@ package queue
 import (
 	"bytes"
 	"encoding/json"
-	"reflect"
 	"testing"
 	"time"
 
 	"github.com/mailhook/mailhook/event"
+	"github.com/mailhook/mailhook/internal/fieldtest"
 )
 
 // fullRecord returns a Delivery with every exported field set, nested
@@ -49,7 +49,7 @@ func fullRecord() *Delivery {
 // It fails when a type gains a field that fullRecord does not set.
 func TestRecordJSONFields(t *testing.T) {
 	full := fullRecord()
-	checkAllSet(t, reflect.ValueOf(full).Elem(), "Delivery")
+	fieldtest.AllSet(t, full, "set it in fullRecord, and encode it in appendRecord")
 
 	accepted := fullRecord()
 	accepted.Envelope.TLS, accepted.Envelope.SMTPUTF8, accepted.Envelope.Body = nil, false, ""
@@ -71,36 +71,6 @@ func TestRecordJSONFields(t *testing.T) {
 				t.Errorf("marshalRecord differs from json.Marshal:\ngot  %s\nwant %s", got, want)
 			}
 		})
-	}
-}
-
-// checkAllSet fails for every exported field of the struct v (and of the
-// structs it holds, through pointers and slices) that is zero.
-func checkAllSet(t *testing.T, v reflect.Value, path string) {
-	t.Helper()
-	if v.Type() == reflect.TypeFor[time.Time]() {
-		return
-	}
-	for i := 0; i < v.NumField(); i++ {
-		f := v.Type().Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		fv := v.Field(i)
-		p := path + "." + f.Name
-		if fv.IsZero() {
-			t.Errorf("fullRecord leaves %s unset: set it, and encode it in appendRecord", p)
-			continue
-		}
-		switch fv.Kind() {
-		case reflect.Pointer:
-			fv = fv.Elem()
-		case reflect.Slice:
-			fv = fv.Index(0)
-		}
-		if fv.Kind() == reflect.Struct {
-			checkAllSet(t, fv, p)
-		}
 	}
 }
 
