@@ -87,6 +87,7 @@ type result struct {
 	latency    time.Duration
 	response   string
 	retryAfter time.Duration // 0 = none
+	host       string        // the endpoint's host, once attempt parsed it
 }
 
 // process makes one attempt at the delivery of it, under its lease,
@@ -326,6 +327,7 @@ func (d *Dispatcher) attempt(ctx context.Context, rec *queue.Delivery) (res resu
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return result{err: errors.New("invalid endpoint URL"), permanent: true}
 	}
+	defer func() { res.host = u.Host }()
 	release, err := d.takeMemory(ctx, rec.Raw.Size)
 	if err != nil {
 		return result{err: transportError(err, ctx, d.cfg.AttemptTimeout)}
@@ -460,10 +462,14 @@ func transportError(err error, actx context.Context, timeout time.Duration) erro
 // latency, outcome, next attempt. Never bodies, secrets or full URLs. It
 // also tells Config.OnAttempt.
 func (d *Dispatcher) logAttempt(ctx context.Context, rec *queue.Delivery, n int, res result, v verdict, next time.Time) {
+	host := res.host
+	if host == "" {
+		host = endpointHost(rec.Endpoint)
+	}
 	attrs := []slog.Attr{
 		slog.String("id", rec.ID),
 		slog.String("event_id", rec.EventID),
-		slog.String("endpoint_host", endpointHost(rec.Endpoint)),
+		slog.String("endpoint_host", host),
 		slog.Int("attempt", n),
 		slog.Int("status", res.status),
 		slog.Int64("latency_ms", res.latency.Milliseconds()),
