@@ -71,7 +71,8 @@ func (ev *Event) WriteJSON(w io.Writer) error {
 }
 
 // jsonWriter appends JSON to b and, when w is set, hands b to w before
-// each attachment's content and at the end. It remembers the first error.
+// each attachment's content, after a string field that filled flushAt,
+// and at the end. It remembers the first error.
 type jsonWriter struct {
 	b   []byte
 	w   io.Writer // nil: b gets the whole event
@@ -107,7 +108,13 @@ func (j *jsonWriter) key(name string) {
 func (j *jsonWriter) field(name, value string) {
 	j.key(name)
 	j.str(value)
+	if j.w != nil && len(j.b) >= flushAt {
+		j.flush() // a large text or HTML body: not held with the next one
+	}
 }
+
+// flushAt is how much WriteJSON holds before handing it to its writer.
+const flushAt = 64 << 10
 
 // time appends t as its MarshalJSON does, failing as it fails.
 func (j *jsonWriter) time(t time.Time) {

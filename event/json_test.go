@@ -3,6 +3,7 @@ package event
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,4 +150,38 @@ func FuzzEventJSON(f *testing.F) {
 		}
 		checkEventJSON(t, ev)
 	})
+}
+
+// largestWriter keeps the bytes written to it and the size of the
+// largest write.
+type largestWriter struct {
+	bytes.Buffer
+	largest int
+}
+
+func (w *largestWriter) Write(p []byte) (int, error) {
+	w.largest = max(w.largest, len(p))
+	return w.Buffer.Write(p)
+}
+
+// WriteJSON does not hold a large text and a large HTML body at once: it
+// hands each to its writer before encoding the next.
+func TestWriteJSONLargeBodies(t *testing.T) {
+	ev := fullEvent()
+	ev.Data.Text = strings.Repeat("text line\r\n", 100_000) // 1.1 MB, 1.3 MB encoded
+	ev.Data.HTML = strings.Repeat("<p>html</p>\n", 100_000) // 1.2 MB, 1.3 MB encoded
+	var w largestWriter
+	if err := ev.WriteJSON(&w); err != nil {
+		t.Fatal(err)
+	}
+	want, err := encodingJSON(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(w.Bytes(), want) {
+		t.Fatal("WriteJSON differs from encoding/json")
+	}
+	if w.largest > 1_400_000 {
+		t.Errorf("largest write %d bytes: the text and HTML were held together", w.largest)
+	}
 }
