@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jhillyerd/enmime/v2"
 
@@ -167,11 +168,10 @@ func validFieldName(name []byte) bool {
 
 // headerReader decodes the top-level fields and answers lookups by name.
 type headerReader struct {
-	fields  []field // values decoded to UTF-8 (8-bit and encoded words)
-	raw     []string
-	dec     *wordDecoder
-	w       *warnings
-	byLower map[string][]int
+	fields []field // values decoded to UTF-8 (8-bit and encoded words)
+	raw    []string
+	dec    *wordDecoder
+	w      *warnings
 
 	addrBudget int // bytes of address lists still to be parsed
 }
@@ -187,13 +187,15 @@ const (
 )
 
 func newHeaderReader(hb headerBlock, dec *wordDecoder, w *warnings) *headerReader {
-	hr := &headerReader{dec: dec, w: w, byLower: make(map[string][]int), addrBudget: addressBudget}
+	hr := &headerReader{dec: dec, w: w, addrBudget: addressBudget}
 	fields := hb.fields
 	if len(fields) > maxHeaderFields {
 		w.addf("%d header fields: only the first %d are listed and used", len(fields), maxHeaderFields)
 		fields = fields[:maxHeaderFields]
 	}
-	for i, f := range fields {
+	hr.fields = make([]field, 0, len(fields))
+	hr.raw = make([]string, 0, len(fields))
+	for _, f := range fields {
 		value := strings.TrimSpace(strings.ReplaceAll(f.value, "\r", " ")) // stray CR from a bare-CR line end
 		value, was8bit := from8bit(value)
 		if was8bit {
@@ -205,10 +207,48 @@ func newHeaderReader(hb headerBlock, dec *wordDecoder, w *warnings) *headerReade
 		}
 		hr.fields = append(hr.fields, field{name: f.name, value: decoded})
 		hr.raw = append(hr.raw, value)
-		key := strings.ToLower(f.name)
-		hr.byLower[key] = append(hr.byLower[key], i)
 	}
 	return hr
+}
+
+// named returns the index of the first field called name and how many
+// there are. A handful of lookups per message: a scan costs less than
+// indexing every field by its lower-cased name.
+func (hr *headerReader) named(name string) (first, n int) {
+	lower := strings.ToLower(name)
+	first = -1
+	for i := range hr.fields {
+		if nameIs(hr.fields[i].name, lower) {
+			if n == 0 {
+				first = i
+			}
+			n++
+		}
+	}
+	return first, n
+}
+
+// nameIs reports whether strings.ToLower(name) == lower, without
+// allocating when name is ASCII.
+func nameIs(name, lower string) bool {
+	for i := 0; i < len(name); i++ {
+		if name[i] >= utf8.RuneSelf {
+			return strings.ToLower(name) == lower
+		}
+	}
+	if len(name) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // headers returns every field, in order, as event headers. Never nil.
@@ -223,14 +263,14 @@ func (hr *headerReader) headers() []event.Header {
 // first returns the decoded value of the first field called name, warning
 // when RFC 5322 §3.6 allows at most one and there are more.
 func (hr *headerReader) first(name string) string {
-	idx := hr.byLower[strings.ToLower(name)]
-	if len(idx) == 0 {
+	i, n := hr.named(name)
+	if n == 0 {
 		return ""
 	}
-	if len(idx) > 1 {
-		hr.w.addf("%d %s header fields, RFC 5322 allows one: using the first", len(idx), name)
+	if n > 1 {
+		hr.w.addf("%d %s header fields, RFC 5322 allows one: using the first", n, name)
 	}
-	return hr.fields[idx[0]].value
+	return hr.fields[i].value
 }
 
 // addresses parses every field called name as an address list. All fields
@@ -238,12 +278,18 @@ func (hr *headerReader) first(name string) string {
 // would hide what the message claims. Never nil.
 func (hr *headerReader) addresses(name string) []event.Address {
 	out := []event.Address{}
-	idx := hr.byLower[strings.ToLower(name)]
-	if len(idx) > 1 {
-		hr.w.addf("%d %s header fields, RFC 5322 allows one: addresses from all are listed", len(idx), name)
+	first, n := hr.named(name)
+	if n > 1 {
+		hr.w.addf("%d %s header fields, RFC 5322 allows one: addresses from all are listed", n, name)
 	}
-	for _, i := range idx {
-		out = append(out, hr.parseAddressList(name, hr.raw[i])...)
+	if n == 0 {
+		return out
+	}
+	lower := strings.ToLower(name)
+	for i := first; i < len(hr.fields); i++ {
+		if nameIs(hr.fields[i].name, lower) {
+			out = append(out, hr.parseAddressList(name, hr.raw[i])...)
+		}
 	}
 	return out
 }

@@ -1,0 +1,54 @@
+package parse
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// FuzzNameIs: nameIs agrees with comparing strings.ToLower of the name,
+// for any name, against any lower-case name.
+func FuzzNameIs(f *testing.F) {
+	for _, s := range [][2]string{{"Subject", "Subject"}, {"MESSAGE-ID", "message-id"}, {"Fro", "From"},
+		{"\u212Aey", "Key"}, {"ſubject", "subject"}, {"To\xff", "to"}, {"", ""}, {"İd", "id"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, name, other string) {
+		lower := strings.ToLower(other)
+		if got, want := nameIs(name, lower), strings.ToLower(name) == lower; got != want {
+			t.Fatalf("nameIs(%q, %q) = %v, want %v", name, lower, got, want)
+		}
+	})
+}
+
+// Fields are found by name whatever its case; a repeated single field is
+// taken from its first occurrence with a warning, and repeated address
+// fields give the addresses of all. A name that only folds to a known
+// one (U+017F) is not it.
+func TestRepeatedFields(t *testing.T) {
+	raw := "SUBJECT: first\r\nTo: a@example.com\r\nsubject: second\r\n\u017fubject: not a subject\r\n" +
+		"tO: b@example.com, c@example.com\r\nFrom: s@example.org\r\n\r\nbody\r\n"
+	d, err := Parse(strings.NewReader(raw), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Subject != "first" {
+		t.Errorf("Subject = %q, want the first field's", d.Subject)
+	}
+	var to []string
+	for _, a := range d.To {
+		to = append(to, a.Address)
+	}
+	if strings.Join(to, " ") != "a@example.com b@example.com c@example.com" {
+		t.Errorf("To = %v, want the addresses of both fields in order", to)
+	}
+	if len(d.From) != 1 || d.From[0].Address != "s@example.org" {
+		t.Errorf("From = %v", d.From)
+	}
+	for _, w := range []string{"2 Subject header fields, RFC 5322 allows one: using the first",
+		"2 To header fields, RFC 5322 allows one: addresses from all are listed"} {
+		if !slices.Contains(d.Warnings, w) {
+			t.Errorf("warnings %q lack %q", d.Warnings, w)
+		}
+	}
+}
