@@ -1,6 +1,7 @@
 package parse
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -438,16 +440,9 @@ func (b *builder) plainTextLeaf(n *node) *enmime.Part {
 		// Decoding never grows the text: with one byte to spare the
 		// buffer cannot fill before the end.
 		content = make([]byte, 0, len(body)+1)
-		qr := quotedprintable.NewReader(bytes.NewReader(body))
-		for len(content) < cap(content) {
-			m, err := qr.Read(content[len(content):cap(content)])
-			content = content[:len(content)+m]
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return nil // enmime keeps what decoded, with a warning
-			}
+		var ok bool
+		if content, ok = decodeQP(content, body); !ok {
+			return nil // enmime keeps what decoded, with a warning
 		}
 		if len(content) == cap(content) {
 			return nil
@@ -710,3 +705,35 @@ func contentID(p *enmime.Part) string {
 	slices.Sort(keys) // deterministic should the map hold two spellings
 	return validUTF8(firstMsgID(p.Header[keys[0]][0]))
 }
+
+// decodeQP decodes the quoted-printable body into content's spare capacity
+// until it is full or body ends, and reports whether decoding succeeded.
+// The bufio.Reader that quotedprintable.NewReader would allocate (4 KiB a
+// part) comes from a pool: NewReader uses a *bufio.Reader of that size as
+// it is.
+func decodeQP(content, body []byte) ([]byte, bool) {
+	r := qpReaders.Get().(*qpReader)
+	defer qpReaders.Put(r)
+	r.body.Reset(body)
+	r.br.Reset(&r.body)
+	defer func() { r.br.Reset(nil); r.body.Reset(nil) }() // pin nothing in the pool
+	qr := quotedprintable.NewReader(r.br)
+	for len(content) < cap(content) {
+		m, err := qr.Read(content[len(content):cap(content)])
+		content = content[:len(content)+m]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return content, false
+		}
+	}
+	return content, true
+}
+
+type qpReader struct {
+	body bytes.Reader
+	br   *bufio.Reader
+}
+
+var qpReaders = sync.Pool{New: func() any { return &qpReader{br: bufio.NewReaderSize(nil, 4096)} }}
