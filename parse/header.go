@@ -45,7 +45,7 @@ func splitHeader(raw []byte, w *warnings, label string) headerBlock {
 		name, value [2]int // offsets in raw
 		folded      []byte // the unfolded value, if the field is folded
 	}
-	var spans []span
+	spans := make([]span, 0, 32) // on the stack: most headers have fewer fields
 	unfold := func(sp *span, sep, line []byte) {
 		if sp.folded == nil {
 			sp.folded = append([]byte(nil), raw[sp.value[0]:sp.value[1]]...)
