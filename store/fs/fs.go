@@ -975,17 +975,26 @@ func object(key string, fi os.FileInfo) store.Object {
 	return store.Object{Key: key, Size: fi.Size(), ETag: etag(fi), ModTime: fi.ModTime()}
 }
 
-// etag is "<inode>-<size>-<mtime ns>" in hex; see the package comment.
+// etag is "<inode>-<size>-<mtime ns>" in hex, of the file fi describes;
+// see the package comment.
 func etag(fi os.FileInfo) string {
-	var ino uint64
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		ino = uint64(st.Ino)
-	}
+	return etagOf(inode(fi), fi.Size(), fi.ModTime())
+}
+
+// etagOf is the ETag of a file of that inode, size and modification time.
+func etagOf(ino uint64, size int64, mtime time.Time) string {
 	b := make([]byte, 0, 48)
 	b = strconv.AppendUint(b, ino, 16)
 	b = append(b, '-')
-	b = strconv.AppendUint(b, uint64(fi.Size()), 16)
+	b = strconv.AppendUint(b, uint64(size), 16)
 	b = append(b, '-')
-	b = strconv.AppendUint(b, uint64(fi.ModTime().UnixNano()), 16)
+	b = strconv.AppendUint(b, uint64(mtime.UnixNano()), 16)
 	return string(b)
+}
+
+func inode(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Ino)
+	}
+	return 0
 }

@@ -85,12 +85,15 @@ func (s *Store) moveLocked(ctx context.Context, from, to string, tail []byte) (s
 		}
 	}
 	// A stamp of our own, as Put gives: the ETag must change.
-	if err := setMtime(f, src, s.stamp()); err != nil {
+	stamp := s.stamp()
+	if err := setMtime(f, src, stamp); err != nil {
 		return store.Object{}, s.moveErr(from, to, err)
 	}
-	if fi, err = f.Stat(); err != nil {
-		return store.Object{}, s.moveErr(from, to, err)
-	}
+	// What a second fstat would say: the tail went to the end (O_APPEND,
+	// under the key's lock; a key's file grows only by moves), and the
+	// filesystem keeps the stamp to the nanosecond (New checks).
+	size := fi.Size() + int64(len(tail))
+	obj := store.Object{Key: to, Size: size, ETag: etagOf(inode(fi), size, stamp), ModTime: stamp}
 	if err := ctx.Err(); err != nil {
 		return store.Object{}, fmt.Errorf("fs: move %s: %w", from, err)
 	}
@@ -106,7 +109,7 @@ func (s *Store) moveLocked(ctx context.Context, from, to string, tail []byte) (s
 	if err != nil {
 		return store.Object{}, s.moveErr(from, to, err)
 	}
-	return object(to, fi), nil
+	return obj, nil
 }
 
 // syncMove makes a rename from one key's directory to another's durable.

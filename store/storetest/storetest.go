@@ -652,7 +652,7 @@ func testMoveAppend(t *testing.T, s store.Store) {
 	if string(got) != "body+tail" {
 		t.Errorf("moved object = %q, want %q", got, "body+tail")
 	}
-	if obj.Key != "moved/deeper/b" || obj.Size != int64(len("body+tail")) || obj.ETag != gobj.ETag {
+	if obj.Key != "moved/deeper/b" || obj.Size != int64(len("body+tail")) || obj.ETag != gobj.ETag || !obj.ModTime.Equal(gobj.ModTime) {
 		t.Errorf("MoveAppend returned %+v, Get says %+v", obj, gobj)
 	}
 	if obj.ETag == first.ETag {
@@ -665,12 +665,15 @@ func testMoveAppend(t *testing.T, s store.Store) {
 	// Over an existing object, with an empty tail.
 	put(t, s, "m/c", "new", store.PutOptions{})
 	put(t, s, "m/d", "old and longer", store.PutOptions{})
-	if _, err := store.MoveAppend(ctx, s, "m/c", "m/d", nil, store.MoveOptions{}); err != nil {
+	cobj, err := store.MoveAppend(ctx, s, "m/c", "m/d", nil, store.MoveOptions{})
+	if err != nil {
 		t.Fatalf("MoveAppend over an object: %v", err)
 	}
 	assertMissing(t, s, "m/c")
-	if got, _ := get(t, s, "m/d"); string(got) != "new" {
+	if got, gobj := get(t, s, "m/d"); string(got) != "new" {
 		t.Errorf("moved over m/d = %q, want %q", got, "new")
+	} else if cobj.Size != 3 || cobj.ETag != gobj.ETag || !cobj.ModTime.Equal(gobj.ModTime) {
+		t.Errorf("MoveAppend over m/d returned %+v, Get says %+v", cobj, gobj)
 	}
 
 	// Conditional writes see the moved object's new ETag.
