@@ -77,9 +77,6 @@ func parseBody(d *event.Data, raw []byte, hb headerBlock, opts Options, w *warni
 	var body map[*enmime.Part]bool
 	if multipart && !opts.enmimeOnly {
 		d.Text, d.HTML, body = multipartBody(root)
-		if d.Text == "" && d.HTML != "" {
-			warnNoText(root)
-		}
 	} else {
 		env, err := b.parser.EnvelopeFromPart(root)
 		if err != nil {
@@ -554,7 +551,8 @@ func isHTMLBody(p *enmime.Part) bool {
 
 // multipartBody is what enmime.EnvelopeFromPart (v2.3.0, envelope.go)
 // makes of the multipart message root, without it: the Text, the HTML,
-// and the parts they were taken from. Text is the first text/plain part
+// and the parts they were taken from, and the warning on root when there
+// is HTML but no text. Text is the first text/plain part
 // not an attachment, breadth first, of a multipart/alternative, and
 // every such part, depth first, joined by "\n--\n", of any other
 // multipart; HTML the first text/html part not an attachment, depth first.
@@ -598,6 +596,9 @@ func multipartBody(root *enmime.Part) (text, html string, body map[*enmime.Part]
 	if found != nil {
 		html = string(found.Content)
 		body[found] = true
+	}
+	if text == "" && html != "" {
+		warnNoText(root)
 	}
 	return text, html, body
 }

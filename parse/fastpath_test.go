@@ -41,13 +41,7 @@ func parseBoth(t *testing.T, raw []byte, opts Options) (fast, slow []byte) {
 // enmime. Seeds: the corpus and FuzzParse's hostile shapes
 // (testdata/fuzz/FuzzParse).
 func FuzzParseFastPaths(f *testing.F) {
-	for _, path := range corpus(f) {
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(raw)
-	}
+	addCorpus(f)
 	for _, raw := range fuzzCorpus(f, "FuzzParse") {
 		f.Add(raw)
 	}

@@ -44,6 +44,18 @@ func corpus(t testing.TB) []string {
 	return files
 }
 
+// addCorpus adds every corpus message to f's seeds.
+func addCorpus(f *testing.F) {
+	f.Helper()
+	for _, path := range corpus(f) {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+}
+
 // parseFile parses one corpus message with default options.
 func parseFile(t *testing.T, path string) *event.Data {
 	t.Helper()
@@ -575,13 +587,7 @@ func TestWorkCaps(t *testing.T) {
 // FuzzParse: no panic, no broken invariant, and the output marshals, on
 // anything. Seeds: the corpus and testdata/fuzz/FuzzParse (hostile shapes).
 func FuzzParse(f *testing.F) {
-	for _, path := range corpus(f) {
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(raw)
-	}
+	addCorpus(f)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		before := bugs.Load()
 		d, err := Parse(bytes.NewReader(raw), Options{MaxDepth: 8, MaxParts: 64, MaxAttachmentBytes: 1 << 10})
