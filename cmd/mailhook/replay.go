@@ -52,7 +52,7 @@ func replay(ctx context.Context, args []string, lookup func(string) (string, boo
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, cfg)
+	st, err := openStore(ctx, cfg, newLogger(cfg, stderr))
 	if err != nil {
 		return err
 	}

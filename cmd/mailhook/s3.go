@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/mailhook/mailhook/config"
@@ -14,8 +15,11 @@ import (
 // openS3 opens an S3-compatible bucket and proves, before anything is
 // accepted, that it exists, that the credentials may read, write and delete
 // there, and that the server enforces conditional writes (replicas rely on
-// them). Every failure names the variable to fix and exits 2.
-func openS3(ctx context.Context, cfg *config.Config, u config.StoreURL) (store.Store, error) {
+// them). Every failure names the variable to fix and exits 2. A server
+// whose only fault is that If-Match creates a missing key is used, with a
+// warning on log: on it a race between replicas can deliver a message
+// twice (same webhook-id), never lose one.
+func openS3(ctx context.Context, cfg *config.Config, u config.StoreURL, log *slog.Logger) (store.Store, error) {
 	st, err := s3store.New(ctx, s3store.Config{
 		Bucket:    u.Bucket,
 		Prefix:    u.Prefix,
@@ -31,6 +35,12 @@ func openS3(ctx context.Context, cfg *config.Config, u config.StoreURL) (store.S
 	err = st.Check(ctx)
 	if err == nil {
 		err = st.CheckConditionalWrites(ctx)
+	}
+	if errors.Is(err, s3store.ErrIfMatchCreates) {
+		log.Warn("this S3 server lets a conditional replace (If-Match) create an object that does not exist; "+
+			"with several replicas a race can then deliver a message twice (same webhook-id); upgrade the server to fix it",
+			"store", st.String(), "err", err)
+		err = nil
 	}
 	if err == nil {
 		return st, nil

@@ -194,3 +194,39 @@ func TestS3BadConfiguration(t *testing.T) {
 		})
 	}
 }
+
+// A server whose only fault is that If-Match creates a missing key (MinIO
+// before the fix of minio/minio#21526) is used, with a warning naming the
+// fault; a server that ignores conditional writes altogether still stops
+// start-up (TestS3BadConfiguration).
+func TestS3IfMatchCreatesWarns(t *testing.T) {
+	lax := s3test.StartIfMatchCreates(t, "lax")
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_SESSION_TOKEN": "", "AWS_PROFILE": "",
+		"AWS_CONFIG_FILE": "/nonexistent/mailhook", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/mailhook",
+		"AWS_EC2_METADATA_DISABLED": "true",
+	} {
+		t.Setenv(k, v)
+	}
+	env := map[string]string{
+		"MAILHOOK_STORE":         "s3://lax",
+		"MAILHOOK_S3_ENDPOINT":   lax.Endpoint,
+		"MAILHOOK_S3_PATH_STYLE": "true",
+		"MAILHOOK_LOG_FORMAT":    "json",
+	}
+	cfg, err := loadConfig(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	st, err := openStore(t.Context(), cfg, newLogger(cfg, &logs))
+	if err != nil {
+		t.Fatalf("openStore: %v", err)
+	}
+	if st == nil || !strings.Contains(logs.String(), `"level":"WARN"`) || !strings.Contains(logs.String(), "If-Match") {
+		t.Errorf("store %v, logs %q: want the store and a warning about If-Match", st, logs.String())
+	}
+	if n := lax.Keys(); n != 0 {
+		t.Errorf("probe left %d objects", n)
+	}
+}

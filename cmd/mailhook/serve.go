@@ -39,7 +39,7 @@ type app struct {
 
 // compose wires every stage from the configuration.
 func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
-	st, err := openStore(ctx, cfg)
+	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -143,8 +143,9 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 	return a, nil
 }
 
-// openStore opens MAILHOOK_STORE and checks it is usable.
-func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+// openStore opens MAILHOOK_STORE and checks it is usable, warning on log
+// about what is usable but not right.
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
 	u, err := config.ParseStore(cfg.Store)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("MAILHOOK_STORE: %w", err)}
@@ -157,7 +158,7 @@ func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 		}
 		return st, nil
 	}
-	return openS3(ctx, cfg, u)
+	return openS3(ctx, cfg, u, log)
 }
 
 // extraVars are the MAILHOOK_ variables read outside package config

@@ -575,4 +575,16 @@ func TestCheckConditionalWrites(t *testing.T) {
 		assertNoSDKErrors(t, err)
 		t.Logf("%s: %v", name, err)
 	}
+
+	// A server whose If-Match creates a missing key, and is right otherwise.
+	lax := s3test.StartIfMatchCreates(t, srv.Bucket)
+	ls := newStore(t, srv, func(c *Config) { c.Endpoint = lax.Endpoint; c.MaxAttempts = 1 })
+	err := ls.CheckConditionalWrites(t.Context())
+	if !errors.Is(err, ErrIfMatchCreates) || errors.Is(err, ErrNoConditionalWrites) || errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("server whose If-Match creates: %v, want ErrIfMatchCreates only", err)
+	}
+	assertNoSDKErrors(t, err)
+	if n := lax.Keys(); n != 0 {
+		t.Errorf("probe left %d objects on the server whose If-Match creates", n)
+	}
 }
