@@ -31,18 +31,28 @@ const Region = "us-east-1"
 // module is the versitygw module, run as `go tool versitygw` by go.mod.
 const module = "github.com/versity/versitygw"
 
-// Server is a running versitygw with one bucket.
+// The environment that points the tests at an S3-compatible server of the
+// developer's choosing instead of versitygw (see External).
+const (
+	EnvEndpoint  = "MAILHOOK_TEST_S3_ENDPOINT"
+	EnvAccessKey = "MAILHOOK_TEST_S3_ACCESS_KEY"
+	EnvSecretKey = "MAILHOOK_TEST_S3_SECRET_KEY"
+)
+
+// Server is a running versitygw with one bucket, or the external server
+// named by EnvEndpoint.
 type Server struct {
 	Endpoint  string // http://127.0.0.1:PORT
 	Bucket    string // created empty by Start
 	AccessKey string
 	SecretKey string
-	Dir       string // the posix backend's root; one subdirectory per bucket
+	Dir       string // the posix backend's root; one subdirectory per bucket; "" for an external server
 
-	t       testing.TB
-	bin     string
-	addr    string
-	sidecar string // metadata directory when Dir lacks xattrs, else ""
+	t        testing.TB
+	external bool
+	bin      string
+	addr     string
+	sidecar  string // metadata directory when Dir lacks xattrs, else ""
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -53,8 +63,15 @@ type Server struct {
 // Start builds versitygw if needed, runs it on a free loopback port over
 // a fresh temporary directory, creates the bucket, and stops the server
 // when the test ends. It fails the test if any of that goes wrong.
+//
+// With EnvEndpoint set it starts nothing: it creates a bucket with a fresh
+// name on that server instead, and empties and deletes it when the test
+// ends (see External).
 func Start(t testing.TB) *Server {
 	t.Helper()
+	if endpoint := os.Getenv(EnvEndpoint); endpoint != "" {
+		return startExternal(t, endpoint)
+	}
 	bin, err := binary(t)
 	if err != nil {
 		t.Fatalf("s3test: cannot build versitygw: %v", err)
@@ -145,13 +162,23 @@ var bucketSeq atomic.Int64
 func (s *Server) NewBucket(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("mailhook-test-%d", bucketSeq.Add(1))
+	if s.external {
+		name = externalBucket()
+	}
 	s.CreateBucket(t, name)
+	if s.external {
+		t.Cleanup(func() { s.removeBucket(name) })
+	}
 	return name
 }
 
 // Stop kills the server (by its PID) and waits for it to exit. Data in
-// Dir stays. Stopping a stopped server does nothing.
+// Dir stays. Stopping a stopped server does nothing. An external server
+// cannot be stopped: the test is skipped from there on.
 func (s *Server) Stop() {
+	if s.external {
+		s.t.Skipf("s3test: the rest of this test stops the S3 server; %s (%s) is not ours to stop", s.Endpoint, EnvEndpoint)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd == nil {

@@ -52,3 +52,45 @@ func TestStartRestart(t *testing.T) {
 		t.Errorf("NewBucket reused %s", name)
 	}
 }
+
+// With MAILHOOK_TEST_S3_ENDPOINT set, Start uses that server: a bucket of
+// its own, emptied and deleted when the test ends; Stop skips the rest of
+// the test instead of stopping a server that is not the test's.
+func TestExternal(t *testing.T) {
+	host := Start(t)
+	if host.External() {
+		t.Skip("already running against an external server")
+	}
+	t.Setenv(EnvEndpoint, host.Endpoint)
+	t.Setenv(EnvAccessKey, host.AccessKey)
+	t.Setenv(EnvSecretKey, host.SecretKey)
+
+	var bucket, second string
+	t.Run("inner", func(t *testing.T) {
+		s := Start(t)
+		if !s.External() || s.Endpoint != host.Endpoint || s.Dir != "" {
+			t.Fatalf("Start with %s = %+v, want the external server", EnvEndpoint, s)
+		}
+		bucket, second = s.Bucket, s.NewBucket(t)
+		for _, b := range []string{bucket, second} {
+			if _, err := s.Client().PutObject(t.Context(), &s3.PutObjectInput{
+				Bucket: aws.String(b), Key: aws.String("k/v"), Body: strings.NewReader("x"),
+			}); err != nil {
+				t.Fatalf("put into %s: %v", b, err)
+			}
+		}
+		s.Stop()
+		t.Error("Stop of an external server returned instead of skipping")
+	})
+	if bucket == "" || bucket == second || !strings.HasPrefix(bucket, "mailhook-test-") {
+		t.Fatalf("buckets %q and %q: want two fresh names", bucket, second)
+	}
+	for _, b := range []string{bucket, second} {
+		if _, err := host.Client().HeadBucket(t.Context(), &s3.HeadBucketInput{Bucket: aws.String(b)}); err == nil {
+			t.Errorf("bucket %s still exists after its test ended", b)
+		}
+	}
+	if _, err := host.Client().HeadBucket(t.Context(), &s3.HeadBucketInput{Bucket: aws.String(host.Bucket)}); err != nil {
+		t.Errorf("the host server is unusable after the external test: %v", err)
+	}
+}
