@@ -72,7 +72,8 @@ var (
 	replyLineTooLong     = reply{500, "5.5.2", "Line too long"} // RFC 5321 §4.5.3.1.10
 	replyNotImplemented  = reply{502, "5.5.1", "Command not implemented"}
 	replySyntax          = reply{501, "5.5.4", "Syntax error in parameters or arguments"}
-	replyHeloSyntax      = reply{501, "5.5.4", "Syntax: EHLO hostname"}
+	replyEhloSyntax      = reply{501, "5.5.4", "Syntax: EHLO hostname"}
+	replyHeloSyntax      = reply{501, "5.5.4", "Syntax: HELO hostname"}
 	replyMailSyntax      = reply{501, "5.5.4", "Syntax: MAIL FROM:<address> [parameters]"}
 	replyRcptSyntax      = reply{501, "5.5.4", "Syntax: RCPT TO:<address>"}
 	replyBDATSyntax      = reply{501, "5.5.4", "Syntax: BDAT size [LAST]"} // RFC 3030 §2

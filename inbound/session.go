@@ -379,7 +379,11 @@ func (s *session) dispatch(cmd command) bool {
 // hello handles EHLO and HELO (RFC 5321 §4.1.1.1).
 func (s *session) hello(cmd command, esmtp bool) {
 	if !validHelo(cmd.args) {
-		s.reply(replyHeloSyntax)
+		if esmtp {
+			s.reply(replyEhloSyntax)
+		} else {
+			s.reply(replyHeloSyntax)
+		}
 		return
 	}
 	// RFC 5321 §4.1.4: EHLO/HELO in a session resets the state as RSET.

@@ -42,7 +42,8 @@ func TestScripts(t *testing.T) {
 		{"EHLO lists extensions", []step{
 			{send: "EHLO x", code: 250, enh: "-", text: "PIPELINING\nSIZE 1000\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nCHUNKING"},
 		}},
-		{"EHLO without argument", []step{{send: "EHLO", code: 501, enh: "5.5.4"}}},
+		{"EHLO without argument", []step{{send: "EHLO", code: 501, enh: "5.5.4", text: "Syntax: EHLO hostname"}}},
+		{"HELO without argument", []step{{send: "HELO", code: 501, enh: "5.5.4", text: "Syntax: HELO hostname"}}},
 		{"EHLO with control character", []step{{send: "EHLO a\x01b", code: 501, enh: "5.5.4"}}},
 		{"lower-case verbs and space after colon", []step{
 			{send: "ehlo x", code: 250, enh: "-"},
