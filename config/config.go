@@ -51,6 +51,7 @@ type Config struct {
 	MaxRecipients    int   `env:"MAX_RECIPIENTS" envDefault:"100" help:"recipients per message; more get 452 4.5.3"`
 	MaxSessions      int   `env:"MAX_SESSIONS" envDefault:"1000" help:"concurrent SMTP sessions; more get 421 4.7.0"`
 	MaxSessionsPerIP int   `env:"MAX_SESSIONS_PER_IP" envDefault:"20" help:"concurrent SMTP sessions from one client IP (the real client behind PROXY protocol); more get 421 4.7.0"`
+	MaxBadCommands   int   `env:"MAX_BAD_COMMANDS" envDefault:"10" help:"SMTP commands refused in a row for being unknown, out of sequence or malformed (500–504, 553, 555; an unknown recipient does not count) after which the session gets 421 4.7.0 and is closed"`
 
 	SessionLimitExceptions string        `env:"SESSION_LIMIT_EXCEPTIONS" envDefault:"127.0.0.0/8,::1/128" help:"comma-separated client networks exempt from MAX_SESSIONS_PER_IP (as Postfix exempts $mynetworks): local relays, load generators"`
 	EvictIdleAfter         time.Duration `env:"SMTP_EVICT_IDLE_AFTER" envDefault:"10s" help:"at MAX_SESSIONS, a new client takes the slot of the session idle longest outside a transaction, if idle at least this long (it gets 421 4.7.0)"`
@@ -224,6 +225,7 @@ func (c *Config) validate(bad *Error) {
 	}
 	positive("MAX_MESSAGE_BYTES", c.MaxMessageBytes)
 	positive("MAX_RECIPIENTS", int64(c.MaxRecipients))
+	positive("MAX_BAD_COMMANDS", int64(c.MaxBadCommands))
 	positive("MAX_SESSIONS", int64(c.MaxSessions))
 	positive("MAX_SESSIONS_PER_IP", int64(c.MaxSessionsPerIP))
 	positive("DELIVERY_CONCURRENCY", int64(c.DeliveryConcurrency))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/smtp"
@@ -418,16 +420,52 @@ func TestBadConfigurationExits2(t *testing.T) {
 		"MAILHOOK_MAX_RECIPIENTS=many",
 		"MAILHOOK_WEBHOOK_URL=not a url",
 		"MAILHOOK_STORE=ftp://x",
+		"MAILHOOK_MAX_BAD_COMMANDS=0",
 	}
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
 		t.Fatalf("exit = %v, want status 2\n%s", err, out)
 	}
-	for _, v := range []string{"MAILHOOK_MAX_RECIPIENTS", "MAILHOOK_WEBHOOK_URL", "MAILHOOK_STORE"} {
+	for _, v := range []string{"MAILHOOK_MAX_RECIPIENTS", "MAILHOOK_WEBHOOK_URL", "MAILHOOK_STORE", "MAILHOOK_MAX_BAD_COMMANDS"} {
 		if !strings.Contains(string(out), v) {
 			t.Errorf("output does not name %s:\n%s", v, out)
 		}
+	}
+}
+
+// MAILHOOK_MAX_BAD_COMMANDS reaches the SMTP sessions: with 2, the second
+// unknown command in a row ends the session with 421 4.7.0.
+func TestMaxBadCommands(t *testing.T) {
+	srv := startServer(t, t.TempDir(), map[string]string{"MAILHOOK_MAX_BAD_COMMANDS": "2"})
+	c, err := net.DialTimeout("tcp", srv.smtpAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	line := func() string {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read: %v (so far %q)", err, l)
+		}
+		return l
+	}
+	line() // banner
+	var got []string
+	for range 2 {
+		fmt.Fprintf(c, "XYZZY\r\n")
+		got = append(got, line())
+	}
+	if !strings.HasPrefix(got[0], "500 5.5.2") || !strings.HasPrefix(got[1], "500 5.5.2") {
+		t.Fatalf("replies %q, want two 500 5.5.2", got)
+	}
+	if l := line(); !strings.HasPrefix(l, "421 4.7.0") {
+		t.Fatalf("after two bad commands: %q, want 421 4.7.0", l)
+	}
+	if l, err := r.ReadString('\n'); err == nil {
+		t.Errorf("session still open after 421: %q", l)
 	}
 }
 

@@ -118,6 +118,7 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		SessionTimeout:     cfg.SessionTimeout,
 		MaxSessions:        cfg.MaxSessions,
 		MaxSessionsPerIP:   cfg.MaxSessionsPerIP,
+		MaxBadCommands:     cfg.MaxBadCommands,
 		SessionLimitExempt: exempt,
 		EvictIdleAfter:     cfg.EvictIdleAfter,
 		TLSConfig:          tlsConfig,
