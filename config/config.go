@@ -64,6 +64,11 @@ type Config struct {
 	RetryMaxInterval time.Duration `env:"RETRY_MAX_INTERVAL" envDefault:"1h" help:"longest delay between two attempts"`
 	RetryMaxElapsed  time.Duration `env:"RETRY_MAX_ELAPSED" envDefault:"72h" help:"how long a delivery is retried before it becomes a dead letter"`
 
+	MaxAttachmentBytes int64         `env:"MAX_ATTACHMENT_BYTES" envDefault:"0" help:"attachments whose decoded size is larger go in the webhook without their content (content null; size, sha256 and a warning kept; the raw message keeps them whole); 0 = no limit"`
+	ParseMaxParts      int           `env:"PARSE_MAX_PARTS" envDefault:"1000" help:"MIME parts parsed into the webhook; the rest of a message with more is left out with a warning (the raw message keeps it)"`
+	ParseMaxDepth      int           `env:"PARSE_MAX_DEPTH" envDefault:"50" help:"deepest multipart nesting parsed into the webhook; deeper parts are left out with a warning"`
+	ParseTimeout       time.Duration `env:"PARSE_TIMEOUT" envDefault:"5s" help:"time allowed for decoding one message's parts; parts left when it is spent are left out with a warning"`
+
 	DeliveryTimeout            time.Duration `env:"DELIVERY_TIMEOUT" envDefault:"30s" help:"time allowed for one webhook attempt"`
 	DeliveryConcurrency        int           `env:"DELIVERY_CONCURRENCY" envDefault:"32" help:"deliveries worked on at once (request, then recording its outcome); requests to one endpoint are further limited by MAILHOOK_DELIVERY_ENDPOINT_CONCURRENCY"`
 	DeliveryEndpointConcurrent int           `env:"DELIVERY_ENDPOINT_CONCURRENCY" envDefault:"16" help:"webhook attempts in flight at once to one endpoint"`
@@ -231,6 +236,11 @@ func (c *Config) validate(bad *Error) {
 	positive("DELIVERY_CONCURRENCY", int64(c.DeliveryConcurrency))
 	positive("DELIVERY_ENDPOINT_CONCURRENCY", int64(c.DeliveryEndpointConcurrent))
 	positive("DELIVERY_MEMORY", c.DeliveryMemory)
+	positive("PARSE_MAX_PARTS", int64(c.ParseMaxParts))
+	positive("PARSE_MAX_DEPTH", int64(c.ParseMaxDepth))
+	if c.MaxAttachmentBytes < 0 {
+		bad.add(fmt.Sprintf("%sMAX_ATTACHMENT_BYTES=%d: must not be negative", Prefix, c.MaxAttachmentBytes))
+	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -240,9 +250,11 @@ func (c *Config) validate(bad *Error) {
 		{"RETRY_MAX_INTERVAL", c.RetryMaxInterval}, {"RETRY_MAX_ELAPSED", c.RetryMaxElapsed},
 		{"DELIVERY_TIMEOUT", c.DeliveryTimeout}, {"QUEUE_SCAN_INTERVAL", c.QueueScanInterval},
 		{"PROXY_HEADER_TIMEOUT", c.ProxyHeaderTimeout}, {"LEASE_TTL", c.LeaseTTL},
-		{"SMTP_EVICT_IDLE_AFTER", c.EvictIdleAfter},
+		{"SMTP_EVICT_IDLE_AFTER", c.EvictIdleAfter}, {"PARSE_TIMEOUT", c.ParseTimeout},
 	} {
-		positive(d.name, int64(d.v))
+		if d.v <= 0 {
+			bad.add(fmt.Sprintf("%s%s=%s: must be greater than 0", Prefix, d.name, d.v))
+		}
 	}
 	if c.StoreCommitDelay < 0 || c.StoreCommitDelay > time.Second {
 		bad.add(fmt.Sprintf("%sSTORE_COMMIT_DELAY=%s: want 0 to 1s", Prefix, c.StoreCommitDelay))

@@ -31,19 +31,24 @@ func TestDefaults(t *testing.T) {
 
 func TestEveryBadVariableIsNamed(t *testing.T) {
 	_, err := Load(lookupMap(map[string]string{
-		"MAILHOOK_MAX_RECIPIENTS":     "lots",
-		"MAILHOOK_RETRY_INITIAL":      "soon",
-		"MAILHOOK_S3_PATH_STYLE":      "maybe",
-		"MAILHOOK_RECIPIENTS":         "ok@example.com,not-an-address",
-		"MAILHOOK_WEBHOOK_URL":        "ftp://x/",
-		"MAILHOOK_WEBHOOK_SECRET":     "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,whsec_!!!",
-		"MAILHOOK_ROUTES":             "a@b.com",
-		"MAILHOOK_STORE":              "gopher://x",
-		"MAILHOOK_TLS_CERT_FILE":      "/nonexistent/cert.pem",
-		"MAILHOOK_BARE_NEWLINE":       "ignore",
-		"MAILHOOK_SMTP_ADDR":          "25",
-		"MAILHOOK_MAX_MESSAGE_BYTES":  "0",
-		"MAILHOOK_STORE_COMMIT_DELAY": "-1ms",
+		"MAILHOOK_MAX_RECIPIENTS":       "lots",
+		"MAILHOOK_RETRY_INITIAL":        "soon",
+		"MAILHOOK_S3_PATH_STYLE":        "maybe",
+		"MAILHOOK_RECIPIENTS":           "ok@example.com,not-an-address",
+		"MAILHOOK_WEBHOOK_URL":          "ftp://x/",
+		"MAILHOOK_WEBHOOK_SECRET":       "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,whsec_!!!",
+		"MAILHOOK_ROUTES":               "a@b.com",
+		"MAILHOOK_STORE":                "gopher://x",
+		"MAILHOOK_TLS_CERT_FILE":        "/nonexistent/cert.pem",
+		"MAILHOOK_BARE_NEWLINE":         "ignore",
+		"MAILHOOK_SMTP_ADDR":            "25",
+		"MAILHOOK_MAX_MESSAGE_BYTES":    "0",
+		"MAILHOOK_STORE_COMMIT_DELAY":   "-1ms",
+		"MAILHOOK_MAX_BAD_COMMANDS":     "0",
+		"MAILHOOK_MAX_ATTACHMENT_BYTES": "-1",
+		"MAILHOOK_PARSE_MAX_PARTS":      "0",
+		"MAILHOOK_PARSE_MAX_DEPTH":      "-3",
+		"MAILHOOK_PARSE_TIMEOUT":        "0s",
 	}))
 	var ce *Error
 	if !errors.As(err, &ce) {
@@ -51,7 +56,8 @@ func TestEveryBadVariableIsNamed(t *testing.T) {
 	}
 	for _, v := range []string{"MAX_RECIPIENTS", "RETRY_INITIAL", "S3_PATH_STYLE", "RECIPIENTS:", "WEBHOOK_URL",
 		"WEBHOOK_SECRET: secret #2", "ROUTES", "STORE", "TLS_CERT_FILE", "TLS_KEY_FILE", "BARE_NEWLINE", "SMTP_ADDR", "MAX_MESSAGE_BYTES",
-		"STORE_COMMIT_DELAY=-1ms: want 0 to 1s"} {
+		"STORE_COMMIT_DELAY=-1ms: want 0 to 1s", "MAX_BAD_COMMANDS=0", "MAX_ATTACHMENT_BYTES=-1", "PARSE_MAX_PARTS=0",
+		"PARSE_MAX_DEPTH=-3", "PARSE_TIMEOUT=0s"} {
 		if !strings.Contains(err.Error(), "MAILHOOK_"+v) {
 			t.Errorf("error does not name MAILHOOK_%s:\n%v", v, err)
 		}

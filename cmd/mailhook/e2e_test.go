@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -466,6 +467,59 @@ func TestMaxBadCommands(t *testing.T) {
 	}
 	if l, err := r.ReadString('\n'); err == nil {
 		t.Errorf("session still open after 421: %q", l)
+	}
+}
+
+// The parse caps reach the webhook from the environment: an attachment
+// over MAILHOOK_MAX_ATTACHMENT_BYTES comes without its content, and parts
+// past MAILHOOK_PARSE_MAX_PARTS are left out, each with a warning; the raw
+// message keeps everything.
+func TestParseLimitsFromEnvironment(t *testing.T) {
+	rcv := newReceiver(t, nil)
+	srv := startServer(t, t.TempDir(), map[string]string{
+		"MAILHOOK_WEBHOOK_URL":          rcv.URL(),
+		"MAILHOOK_WEBHOOK_SECRET":       testSecret,
+		"MAILHOOK_MAX_ATTACHMENT_BYTES": "1000",
+		"MAILHOOK_PARSE_MAX_PARTS":      "4",
+	})
+	var msg bytes.Buffer
+	msg.WriteString("From: a@example.org\r\nTo: b@example.com\r\nSubject: limits\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n")
+	for _, a := range []struct {
+		name string
+		size int
+	}{{"a1.bin", 100}, {"a2.bin", 5000}, {"a3.bin", 10}, {"a4.bin", 10}} {
+		fmt.Fprintf(&msg, "--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=%q\r\n"+
+			"Content-Transfer-Encoding: base64\r\n\r\n%s\r\n", a.name, base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{'x'}, a.size)))
+	}
+	msg.WriteString("--b--\r\n")
+	if _, err := sendGoSMTP(srv.smtpAddr, "a@example.org", []string{"b@example.com"}, msg.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	ev := rcv.waitFor(30*time.Second, "the webhook", func(d []delivery) bool { return len(d) == 1 })[0].Event
+	byName := map[string]event.Attachment{}
+	for _, a := range ev.Data.Attachments {
+		byName[a.Filename] = a
+	}
+	if a := byName["a1.bin"]; len(a.Content) != 100 {
+		t.Errorf("a1.bin (100 bytes, under the cap): %d bytes of content, want 100", len(a.Content))
+	}
+	sum := sha256.Sum256(bytes.Repeat([]byte{'x'}, 5000))
+	if a, ok := byName["a2.bin"]; !ok || a.Content != nil || a.Size != 5000 || a.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("a2.bin (5000 bytes, over the cap): found %v, %d bytes of content, size %d, sha256 %q; want no content, size 5000 and its sha256",
+			ok, len(a.Content), a.Size, a.SHA256)
+	}
+	if _, ok := byName["a4.bin"]; ok {
+		t.Errorf("a4.bin is past MAILHOOK_PARSE_MAX_PARTS=4 but was parsed")
+	}
+	warnings := strings.Join(ev.Data.Warnings, "\n")
+	for _, want := range []string{"a2.bin", "larger than 1000", "more than 4 parts"} {
+		if !strings.Contains(warnings, want) {
+			t.Errorf("warnings %q lack %q", ev.Data.Warnings, want)
+		}
+	}
+	if ev.Data.Raw.Size < int64(msg.Len()) {
+		t.Errorf("raw message %d bytes, less than the %d sent", ev.Data.Raw.Size, msg.Len())
 	}
 }
 

@@ -79,7 +79,12 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		Owner:    owner,
 		ClaimTTL: cfg.LeaseTTL,
 	})
-	renderer := dispatch.NewRenderer(a.queue, parse.Options{})
+	renderer := dispatch.NewRenderer(a.queue, parse.Options{
+		MaxAttachmentBytes: cfg.MaxAttachmentBytes,
+		MaxParts:           cfg.ParseMaxParts,
+		MaxDepth:           cfg.ParseMaxDepth,
+		MaxDuration:        cfg.ParseTimeout,
+	})
 	a.disp = dispatch.New(dispatch.Config{
 		RetryInitial:           cfg.RetryInitial,
 		RetryMaxInterval:       cfg.RetryMaxInterval,
