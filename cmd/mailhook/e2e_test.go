@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
@@ -11,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/smtp"
@@ -439,33 +437,14 @@ func TestBadConfigurationExits2(t *testing.T) {
 // unknown command in a row ends the session with 421 4.7.0.
 func TestMaxBadCommands(t *testing.T) {
 	srv := startServer(t, t.TempDir(), map[string]string{"MAILHOOK_MAX_BAD_COMMANDS": "2"})
-	c, err := net.DialTimeout("tcp", srv.smtpAddr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(c)
-	line := func() string {
-		l, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("read: %v (so far %q)", err, l)
-		}
-		return l
-	}
-	line() // banner
-	var got []string
-	for range 2 {
-		fmt.Fprintf(c, "XYZZY\r\n")
-		got = append(got, line())
-	}
-	if !strings.HasPrefix(got[0], "500 5.5.2") || !strings.HasPrefix(got[1], "500 5.5.2") {
-		t.Fatalf("replies %q, want two 500 5.5.2", got)
-	}
-	if l := line(); !strings.HasPrefix(l, "421 4.7.0") {
-		t.Fatalf("after two bad commands: %q, want 421 4.7.0", l)
-	}
-	if l, err := r.ReadString('\n'); err == nil {
+	c := dialRaw(t, srv.smtpAddr)
+	c.expect("220 ")
+	c.send("XYZZY\r\n")
+	c.expect("500 5.5.2")
+	c.send("XYZZY\r\n")
+	c.expect("500 5.5.2")
+	c.expect("421 4.7.0")
+	if l, err := c.r.ReadString('\n'); err == nil {
 		t.Errorf("session still open after 421: %q", l)
 	}
 }
