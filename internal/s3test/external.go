@@ -30,7 +30,6 @@ func startExternal(t testing.TB, endpoint string) *Server {
 	t.Helper()
 	s := &Server{
 		Endpoint:  endpoint,
-		Bucket:    externalBucket(),
 		AccessKey: os.Getenv(EnvAccessKey),
 		SecretKey: os.Getenv(EnvSecretKey),
 		t:         t,
@@ -39,13 +38,19 @@ func startExternal(t testing.TB, endpoint string) *Server {
 	if s.AccessKey == "" || s.SecretKey == "" {
 		t.Fatalf("s3test: %s is set but %s or %s is empty", EnvEndpoint, EnvAccessKey, EnvSecretKey)
 	}
-	s.CreateBucket(t, s.Bucket)
-	t.Cleanup(func() { s.removeBucket(s.Bucket) })
+	s.Bucket = s.newExternalBucket(t)
 	return s
 }
 
-// externalBucket is a bucket name no earlier run on the same server used.
-func externalBucket() string { return "mailhook-test-" + randomHex(6) }
+// newExternalBucket creates a bucket with a name no earlier run on the
+// same server used, removed when t ends.
+func (s *Server) newExternalBucket(t testing.TB) string {
+	t.Helper()
+	name := "mailhook-test-" + randomHex(6)
+	s.CreateBucket(t, name)
+	t.Cleanup(func() { s.removeBucket(name) })
+	return name
+}
 
 // removeBucket deletes every object of bucket, any unfinished multipart
 // upload, and the bucket. It is best effort: what it cannot remove is

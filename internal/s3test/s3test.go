@@ -161,14 +161,11 @@ var bucketSeq atomic.Int64
 // NewBucket creates an empty bucket with a fresh name and returns it.
 func (s *Server) NewBucket(t testing.TB) string {
 	t.Helper()
+	if s.external {
+		return s.newExternalBucket(t)
+	}
 	name := fmt.Sprintf("mailhook-test-%d", bucketSeq.Add(1))
-	if s.external {
-		name = externalBucket()
-	}
 	s.CreateBucket(t, name)
-	if s.external {
-		t.Cleanup(func() { s.removeBucket(name) })
-	}
 	return name
 }
 
