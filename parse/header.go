@@ -211,11 +211,10 @@ func newHeaderReader(hb headerBlock, dec *wordDecoder, w *warnings) *headerReade
 	return hr
 }
 
-// named returns the index of the first field called name and how many
-// there are. A handful of lookups per message: a scan costs less than
-// indexing every field by its lower-cased name.
-func (hr *headerReader) named(name string) (first, n int) {
-	lower := strings.ToLower(name)
+// named returns the index of the first field whose lower-cased name is
+// lower and how many there are. A handful of lookups per message: a scan
+// costs less than indexing every field by its lower-cased name.
+func (hr *headerReader) named(lower string) (first, n int) {
 	first = -1
 	for i := range hr.fields {
 		if nameIs(hr.fields[i].name, lower) {
@@ -263,7 +262,7 @@ func (hr *headerReader) headers() []event.Header {
 // first returns the decoded value of the first field called name, warning
 // when RFC 5322 §3.6 allows at most one and there are more.
 func (hr *headerReader) first(name string) string {
-	i, n := hr.named(name)
+	i, n := hr.named(strings.ToLower(name))
 	if n == 0 {
 		return ""
 	}
@@ -278,14 +277,14 @@ func (hr *headerReader) first(name string) string {
 // would hide what the message claims. Never nil.
 func (hr *headerReader) addresses(name string) []event.Address {
 	out := []event.Address{}
-	first, n := hr.named(name)
+	lower := strings.ToLower(name)
+	first, n := hr.named(lower)
 	if n > 1 {
 		hr.w.addf("%d %s header fields, RFC 5322 allows one: addresses from all are listed", n, name)
 	}
 	if n == 0 {
 		return out
 	}
-	lower := strings.ToLower(name)
 	for i := first; i < len(hr.fields); i++ {
 		if nameIs(hr.fields[i].name, lower) {
 			out = append(out, hr.parseAddressList(name, hr.raw[i])...)
