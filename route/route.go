@@ -71,12 +71,7 @@ func (p Pattern) Match(addr string) bool {
 	if at < 0 {
 		return false // "postmaster" without a domain has no match but "*"
 	}
-	domain := normDomain(addr[at+1:])
-	if p.suffix {
-		if !strings.HasSuffix(domain, p.domain) {
-			return false
-		}
-	} else if domain != p.domain {
+	if !p.matchDomain(normDomain(addr[at+1:])) {
 		return false
 	}
 	if p.local == "" {
@@ -91,6 +86,18 @@ func (p Pattern) Match(addr string) bool {
 		return local[:plus] == p.local
 	}
 	return false
+}
+
+// matchDomain reports whether the pattern accepts mail at domain (lower
+// case, no trailing dot) for some local part.
+func (p Pattern) matchDomain(domain string) bool {
+	switch {
+	case p.any:
+		return true
+	case p.suffix:
+		return strings.HasSuffix(domain, p.domain)
+	}
+	return domain == p.domain
 }
 
 // String returns the pattern in its canonical written form.
@@ -128,11 +135,19 @@ func ParsePatterns(list string) ([]Pattern, error) {
 }
 
 // Policy is the recipient policy: an address is accepted if it matches any
-// pattern, or always when there are none.
-type Policy struct{ patterns []Pattern }
+// pattern, or always when there are none. Postmaster is accepted at every
+// domain a pattern serves and at the server's own name, whatever the
+// patterns say of its local part: RFC 5321 §4.5.1 requires it.
+type Policy struct {
+	patterns []Pattern
+	hostname string // lower case, no trailing dot
+}
 
-// NewPolicy returns a policy over patterns; none means accept everything.
-func NewPolicy(patterns []Pattern) *Policy { return &Policy{patterns: patterns} }
+// NewPolicy returns a policy over patterns for a server named hostname;
+// no patterns means accept everything.
+func NewPolicy(patterns []Pattern, hostname string) *Policy {
+	return &Policy{patterns: patterns, hostname: normDomain(hostname)}
+}
 
 // AcceptsAll reports whether the policy accepts any address.
 func (p *Policy) AcceptsAll() bool { return len(p.patterns) == 0 }
@@ -144,6 +159,19 @@ func (p *Policy) Allow(addr string) bool {
 	}
 	for _, pat := range p.patterns {
 		if pat.Match(addr) {
+			return true
+		}
+	}
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 || !strings.EqualFold(addr[:at], "postmaster") {
+		return false
+	}
+	domain := normDomain(addr[at+1:])
+	if domain == p.hostname {
+		return true
+	}
+	for _, pat := range p.patterns {
+		if pat.matchDomain(domain) {
 			return true
 		}
 	}

@@ -72,18 +72,24 @@ func TestParsePatternsReportsEvery(t *testing.T) {
 }
 
 func TestPolicy(t *testing.T) {
-	open := NewPolicy(nil)
+	open := NewPolicy(nil, "mx.example.net")
 	if !open.AcceptsAll() || !open.Allow("x@y") {
 		t.Error("empty policy must accept all")
 	}
-	ps, err := ParsePatterns("sales@a.com,*@b.com")
+	ps, err := ParsePatterns("sales@a.com,*@b.com,*@*.d.org")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := NewPolicy(ps)
+	p := NewPolicy(ps, "MX.example.net.")
 	for addr, want := range map[string]bool{
 		"sales@a.com": true, "sales+q4@A.com": true, "other@a.com": false,
 		"x@b.com": true, "x@c.com": false,
+		// RFC 5321 §4.5.1: postmaster at every domain served, and at
+		// the server's own name (where "<Postmaster>" alone leads).
+		"postmaster@a.com": true, "PostMaster@A.COM.": true,
+		"postmaster@mx.example.net": true, "postmaster@eu.d.org": true,
+		"postmaster@c.com": false, "postmaster@d.org": false,
+		"postmaster+x@a.com": false, "postmaster": false,
 	} {
 		if got := p.Allow(addr); got != want {
 			t.Errorf("Allow(%q) = %v, want %v", addr, got, want)

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -446,6 +447,45 @@ func TestMaxBadCommands(t *testing.T) {
 	c.expect("421 4.7.0")
 	if l, err := c.r.ReadString('\n'); err == nil {
 		t.Errorf("session still open after 421: %q", l)
+	}
+}
+
+// With MAILHOOK_RECIPIENTS set, postmaster is still accepted at the
+// domains it serves and at MAILHOOK_HOSTNAME, bare "<Postmaster>"
+// included (RFC 5321 §4.5.1), and its mail reaches the default webhook;
+// postmaster at a domain not served is refused like anyone there.
+func TestPostmasterAccepted(t *testing.T) {
+	rcv := newReceiver(t, nil)
+	srv := startServer(t, t.TempDir(), map[string]string{
+		"MAILHOOK_WEBHOOK_URL":    rcv.URL(),
+		"MAILHOOK_WEBHOOK_SECRET": testSecret,
+		"MAILHOOK_RECIPIENTS":     "sales@example.com",
+		"MAILHOOK_HOSTNAME":       "mx.example.net",
+	})
+	c := dialRaw(t, srv.smtpAddr)
+	c.expect("220 ")
+	c.send("EHLO client.example.org\r\n")
+	c.expect("250 ")
+	c.send("MAIL FROM:<bounce@example.org>\r\n")
+	c.expect("250 ")
+	for _, r := range []struct{ rcpt, want string }{
+		{"<Postmaster>", "250 2.1.5"},
+		{"<POSTMASTER@Example.COM>", "250 2.1.5"},
+		{"<postmaster@mx.example.net>", "250 2.1.5"}, // the same mailbox as <Postmaster>
+		{"<postmaster@other.example>", "550 5.1.1"},
+		{"<info@example.com>", "550 5.1.1"},
+	} {
+		c.send("RCPT TO:" + r.rcpt + "\r\n")
+		c.expect(r.want)
+	}
+	c.send("DATA\r\n")
+	c.expect("354 ")
+	c.send("From: bounce@example.org\r\nSubject: abuse report\r\n\r\nhello\r\n.\r\n")
+	c.expect("250 2.0.0")
+	ev := rcv.waitFor(30*time.Second, "the webhook", func(d []delivery) bool { return len(d) == 1 })[0].Event
+	want := []string{"postmaster@mx.example.net", "POSTMASTER@Example.COM"}
+	if !slices.Equal(ev.Data.Envelope.RcptTo, want) {
+		t.Errorf("rcpt_to = %q, want %q", ev.Data.Envelope.RcptTo, want)
 	}
 }
 

@@ -47,7 +47,7 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 	mx := metrics.New(version)
 	st = metrics.InstrumentStore(st, mx)
 	patterns, _ := route.ParsePatterns(cfg.Recipients) // validated by config
-	policy := route.NewPolicy(patterns)
+	policy := route.NewPolicy(patterns, cfg.Hostname)
 	if policy.AcceptsAll() {
 		log.Warn("MAILHOOK_RECIPIENTS is empty: accepting mail for any recipient")
 	}
