@@ -354,6 +354,11 @@ func (s *session) dispatch(cmd command) bool {
 		s.reply(replyVRFY)
 	case "EXPN":
 		s.reply(replyNotImplemented) // RFC 5321 §3.5.2 lets us refuse
+	case "AUTH", "ETRN", "ATRN", "TURN":
+		// Known extensions we do not offer (RFC 4954, 1985, 2645; TURN
+		// is obsolete): 502, not the 500 of a command never heard of,
+		// so that a client tells "not here" from "not understood".
+		s.reply(replyNotImplemented)
 	case "HELP":
 		extra := ""
 		if s.srv.cfg.TLSConfig != nil {

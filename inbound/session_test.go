@@ -127,6 +127,14 @@ func TestScripts(t *testing.T) {
 			{send: "\r\n", raw: true, code: 500, enh: "5.5.2"},
 			{send: "M@IL", code: 500, enh: "5.5.2"},
 		}},
+		{"known extensions not offered", []step{
+			ehlo,
+			{send: "AUTH PLAIN AGFAYg==", code: 502, enh: "5.5.1"},
+			{send: "auth login", code: 502, enh: "5.5.1"},
+			{send: "ETRN example.org", code: 502, enh: "5.5.1"},
+			{send: "EXPN staff", code: 502, enh: "5.5.1"},
+			{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
+		}},
 		{"line too long", []step{
 			{send: "NOOP " + strings.Repeat("x", 507), code: 500, enh: "5.5.2", text: "Line too long"},
 			{send: "NOOP " + strings.Repeat("x", 505), code: 250, enh: "2.0.0"}, // 512 with CRLF
