@@ -3,10 +3,12 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,6 +66,9 @@ type Config struct {
 	RetryMaxInterval time.Duration `env:"RETRY_MAX_INTERVAL" envDefault:"1h" help:"longest delay between two attempts"`
 	RetryMaxElapsed  time.Duration `env:"RETRY_MAX_ELAPSED" envDefault:"72h" help:"how long a delivery is retried before it becomes a dead letter"`
 
+	Retention       time.Duration `env:"RETENTION" envDefault:"0" help:"delivered mail is deleted once received and delivered longer ago than this (7d, 720h): its delivery records, and its raw message when no other record of it is left; 0 = kept forever"`
+	FailedRetention time.Duration `env:"FAILED_RETENTION" envDefault:"0" help:"dead letters are deleted the same way once received and failed longer ago than this; 0 = kept until replayed"`
+
 	MaxAttachmentBytes int64         `env:"MAX_ATTACHMENT_BYTES" envDefault:"0" help:"attachments whose decoded size is larger go in the webhook without their content (content null; size, sha256 and a warning kept; the raw message keeps them whole); 0 = no limit"`
 	ParseMaxParts      int           `env:"PARSE_MAX_PARTS" envDefault:"1000" help:"MIME parts parsed into the webhook; the rest of a message with more is left out with a warning (the raw message keeps it)"`
 	ParseMaxDepth      int           `env:"PARSE_MAX_DEPTH" envDefault:"50" help:"deepest multipart nesting parsed into the webhook; deeper parts are left out with a warning"`
@@ -91,7 +96,8 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 	}
 	var c Config
 	var bad Error
-	err := env.ParseWithOptions(&c, env.Options{Environment: envs, Prefix: Prefix})
+	err := env.ParseWithOptions(&c, env.Options{Environment: envs, Prefix: Prefix,
+		FuncMap: map[reflect.Type]env.ParserFunc{reflect.TypeOf(time.Duration(0)): parseDuration}})
 	var agg env.AggregateError
 	if errors.As(err, &agg) {
 		for _, e := range agg.Errors {
@@ -136,10 +142,21 @@ func explainParseError(err error, envs map[string]string) string {
 	return err.Error()
 }
 
+// parseDuration reads a Go duration (90s, 1h30m) or a number of days
+// (7d, 1.5d).
+func parseDuration(v string) (any, error) {
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		if n, err := strconv.ParseFloat(days, 64); err == nil && !math.IsInf(n, 0) && !math.IsNaN(n) && math.Abs(n) < 100000 {
+			return time.Duration(n * float64(24*time.Hour)), nil
+		}
+	}
+	return time.ParseDuration(v)
+}
+
 func kindOf(t reflect.Type) string {
 	switch {
 	case t == reflect.TypeOf(time.Duration(0)):
-		return "duration like 30s, 5m or 1h"
+		return "duration like 30s, 5m, 1h or 7d"
 	case t.Kind() == reflect.Bool:
 		return "boolean (true or false)"
 	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64:
@@ -259,8 +276,13 @@ func (c *Config) validate(bad *Error) {
 	if c.StoreCommitDelay < 0 || c.StoreCommitDelay > time.Second {
 		bad.add(fmt.Sprintf("%sSTORE_COMMIT_DELAY=%s: want 0 to 1s", Prefix, c.StoreCommitDelay))
 	}
-	if c.ShutdownGrace < 0 {
-		bad.add(fmt.Sprintf("%sSHUTDOWN_GRACE=%s: must not be negative", Prefix, c.ShutdownGrace))
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"SHUTDOWN_GRACE", c.ShutdownGrace}, {"RETENTION", c.Retention}, {"FAILED_RETENTION", c.FailedRetention}} {
+		if d.v < 0 {
+			bad.add(fmt.Sprintf("%s%s=%s: must not be negative", Prefix, d.name, d.v))
+		}
 	}
 	if c.RetryMaxInterval > 0 && c.RetryInitial > c.RetryMaxInterval {
 		bad.add(fmt.Sprintf("%sRETRY_INITIAL=%s: larger than %sRETRY_MAX_INTERVAL=%s", Prefix, c.RetryInitial, Prefix, c.RetryMaxInterval))

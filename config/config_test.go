@@ -29,6 +29,26 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// Every duration may be given in days too.
+func TestDurationsInDays(t *testing.T) {
+	c, err := Load(lookupMap(map[string]string{
+		"MAILHOOK_RETENTION": "7d", "MAILHOOK_FAILED_RETENTION": "1.5d", "MAILHOOK_RETRY_MAX_ELAPSED": "2d",
+		"MAILHOOK_RETRY_MAX_INTERVAL": "90m",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Retention != 7*24*time.Hour || c.FailedRetention != 36*time.Hour || c.RetryMaxElapsed != 48*time.Hour ||
+		c.RetryMaxInterval != 90*time.Minute {
+		t.Errorf("got %s, %s, %s, %s", c.Retention, c.FailedRetention, c.RetryMaxElapsed, c.RetryMaxInterval)
+	}
+	for _, v := range []string{"d", "1h2d", "NaNd", "Infd", "1e9d"} {
+		if _, err := Load(lookupMap(map[string]string{"MAILHOOK_RETENTION": v})); err == nil {
+			t.Errorf("MAILHOOK_RETENTION=%q accepted", v)
+		}
+	}
+}
+
 func TestEveryBadVariableIsNamed(t *testing.T) {
 	_, err := Load(lookupMap(map[string]string{
 		"MAILHOOK_MAX_RECIPIENTS":       "lots",
@@ -49,6 +69,8 @@ func TestEveryBadVariableIsNamed(t *testing.T) {
 		"MAILHOOK_PARSE_MAX_PARTS":      "0",
 		"MAILHOOK_PARSE_MAX_DEPTH":      "-3",
 		"MAILHOOK_PARSE_TIMEOUT":        "0s",
+		"MAILHOOK_RETENTION":            "-1d",
+		"MAILHOOK_FAILED_RETENTION":     "2w",
 	}))
 	var ce *Error
 	if !errors.As(err, &ce) {
@@ -57,7 +79,8 @@ func TestEveryBadVariableIsNamed(t *testing.T) {
 	for _, v := range []string{"MAX_RECIPIENTS", "RETRY_INITIAL", "S3_PATH_STYLE", "RECIPIENTS:", "WEBHOOK_URL",
 		"WEBHOOK_SECRET: secret #2", "ROUTES", "STORE", "TLS_CERT_FILE", "TLS_KEY_FILE", "BARE_NEWLINE", "SMTP_ADDR", "MAX_MESSAGE_BYTES",
 		"STORE_COMMIT_DELAY=-1ms: want 0 to 1s", "MAX_BAD_COMMANDS=0", "MAX_ATTACHMENT_BYTES=-1", "PARSE_MAX_PARTS=0",
-		"PARSE_MAX_DEPTH=-3", "PARSE_TIMEOUT=0s"} {
+		"PARSE_MAX_DEPTH=-3", "PARSE_TIMEOUT=0s", "RETENTION=-24h0m0s: must not be negative",
+		`FAILED_RETENTION="2w": not a valid duration like 30s, 5m, 1h or 7d`} {
 		if !strings.Contains(err.Error(), "MAILHOOK_"+v) {
 			t.Errorf("error does not name MAILHOOK_%s:\n%v", v, err)
 		}
