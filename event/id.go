@@ -3,6 +3,7 @@ package event
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"strings"
 	"time"
 )
 
@@ -45,4 +46,17 @@ func ValidID(s string) bool {
 		}
 	}
 	return true
+}
+
+// IDTime returns the time an id made by NewID carries, to the
+// millisecond, or the zero time if id is not ValidID.
+func IDTime(id string) time.Time {
+	if !ValidID(id) {
+		return time.Time{}
+	}
+	var ms int64
+	for i := 0; i < 10; i++ { // 3 + 9×5 bits: the 48 of the time
+		ms = ms<<5 | int64(strings.IndexByte(crockford, id[i]))
+	}
+	return time.UnixMilli(ms)
 }

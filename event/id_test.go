@@ -20,6 +20,9 @@ func TestNewIDShapeAndOrder(t *testing.T) {
 		}
 		seen[id] = true
 		ids = append(ids, id)
+		if got, want := IDTime(id), base.Add(time.Duration(i)*time.Millisecond); !got.Equal(want) {
+			t.Fatalf("IDTime(%s) = %s, want %s", id, got, want)
+		}
 	}
 	if !sort.StringsAreSorted(ids) {
 		t.Error("ids made at increasing times do not sort in that order")
@@ -46,5 +49,16 @@ func TestValidIDRejects(t *testing.T) {
 		if ValidID(s) {
 			t.Errorf("ValidID(%q) = true", s)
 		}
+	}
+}
+
+func TestIDTimeOfInvalid(t *testing.T) {
+	for _, id := range []string{"", "8ZZZZZZZZZZZZZZZZZZZZZZZZZ", "01KB000000000000000000000I", "01kb0000000000000000000000"} {
+		if got := IDTime(id); !got.IsZero() {
+			t.Errorf("IDTime(%q) = %s, want zero", id, got)
+		}
+	}
+	if got := IDTime("7ZZZZZZZZZZZZZZZZZZZZZZZZZ"); got.UnixMilli() != 1<<48-1 {
+		t.Errorf("IDTime(max) = %d ms, want 2^48-1", got.UnixMilli())
 	}
 }

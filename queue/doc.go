@@ -38,6 +38,9 @@
 //	                                       the recipients routed to endpoint
 //	  "received_at": "RFC 3339",
 //	  "raw": {"key": "raw/<msgid>.eml", "size": 123, "sha256": "<hex>"},
+//	  "records": 2,                        the message's record count: ids
+//	                                       <msgid>-1 to <msgid>-2 (absent
+//	                                       in records of older versions)
 //	  "state": "pending" | "delivered" | "failed",
 //	  "created_at": "RFC 3339",
 //	  "next_attempt_at": "RFC 3339",       pending only: not before this
@@ -111,6 +114,13 @@
 //     instead of being sent again.
 //   - Replay writes the pending record (IfNoneMatch), then deletes the
 //     failed one. Repeating a replay that was interrupted finishes it.
+//   - Expire (retention) deletes delivered or failed records, then the
+//     raw object of a message none of whose records is left in any state.
+//     Every move above writes its target before it removes its source (or
+//     renames), so Expire, looking for a message's other records under
+//     pending, failed, delivered and pending again, sees a record that
+//     moves meanwhile. A crash between the two leaves a raw object that
+//     nothing names: garbage, never a record without its message.
 //
 // # Claims
 //

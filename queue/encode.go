@@ -62,6 +62,9 @@ func appendRecord(b []byte, d *Delivery) []byte {
 	b = appendIntField(b, "size", d.Raw.Size)
 	b = appendField(b, "sha256", d.Raw.SHA256)
 	b = append(b, '}')
+	if d.Records != 0 {
+		b = appendIntField(b, "records", int64(d.Records))
+	}
 	b = appendField(b, "state", string(d.State))
 	b = appendTimeField(b, "created_at", d.CreatedAt)
 	if !d.NextAttemptAt.IsZero() {

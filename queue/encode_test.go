@@ -30,6 +30,7 @@ func fullRecord() *Delivery {
 		},
 		ReceivedAt:    at,
 		Raw:           event.Raw{Key: "raw/01KB0000000000000000000000.eml", Size: 2048, SHA256: "ab12"},
+		Records:       2,
 		State:         StatePending,
 		CreatedAt:     at.Add(time.Millisecond),
 		NextAttemptAt: at.Add(time.Second),

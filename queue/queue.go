@@ -174,6 +174,7 @@ func (q *Queue) Accept(ctx context.Context, id string, receivedAt time.Time, env
 			Endpoint:   g.endpoint,
 			Envelope:   e,
 			ReceivedAt: receivedAt.UTC(),
+			Records:    len(groups),
 			State:      StatePending,
 			CreatedAt:  now,
 			Attempts:   []Attempt{},

@@ -131,16 +131,21 @@ type Delivery struct {
 	Endpoint string `json:"endpoint"`
 	// Envelope is the message's envelope with RcptTo narrowed to the
 	// recipients routed to Endpoint.
-	Envelope      event.Envelope `json:"envelope"`
-	ReceivedAt    time.Time      `json:"received_at"`
-	Raw           event.Raw      `json:"raw"`
-	State         State          `json:"state"`
-	CreatedAt     time.Time      `json:"created_at"`
-	NextAttemptAt time.Time      `json:"next_attempt_at,omitzero"`
-	ReplayedAt    time.Time      `json:"replayed_at,omitzero"`
-	Replays       int            `json:"replays,omitempty"`
-	Attempts      []Attempt      `json:"attempts"`
-	LastError     string         `json:"last_error,omitempty"`
+	Envelope   event.Envelope `json:"envelope"`
+	ReceivedAt time.Time      `json:"received_at"`
+	Raw        event.Raw      `json:"raw"`
+	// Records is how many delivery records the message has (its
+	// endpoints, and one for recipients without any), all made by
+	// Accept: ids RecordID(EventID, 1) to RecordID(EventID, Records).
+	// 0 in records written before it was kept.
+	Records       int       `json:"records,omitempty"`
+	State         State     `json:"state"`
+	CreatedAt     time.Time `json:"created_at"`
+	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
+	ReplayedAt    time.Time `json:"replayed_at,omitzero"`
+	Replays       int       `json:"replays,omitempty"`
+	Attempts      []Attempt `json:"attempts"`
+	LastError     string    `json:"last_error,omitempty"`
 	// Claim is the accepting replica's lease, written with the record by
 	// Accept and dropped by its first update (see Claims).
 	Claim *Claim `json:"claim,omitempty"`
