@@ -49,6 +49,9 @@ type Metrics struct {
 	// dispatch
 	attemptDuration prometheus.Histogram
 	retries         atomic.Uint64
+
+	// retention
+	expiredTotal *prometheus.CounterVec
 }
 
 // New returns the metrics of one process, registered in a registry of
@@ -126,7 +129,22 @@ func New(version string) *Metrics {
 		Help:    "Webhook attempts that sent a request: time to the response (or to the transport error).",
 		Buckets: attemptBuckets,
 	})
+
+	m.expiredTotal = f.counterVec(prometheus.CounterOpts{
+		Name: "expired_total",
+		Help: "Objects deleted by MAILHOOK_RETENTION and MAILHOOK_FAILED_RETENTION, by kind: delivered and failed records, raw messages.",
+	}, "kind")
+	for _, k := range []string{"delivered", "failed", "raw"} {
+		m.expiredTotal.WithLabelValues(k)
+	}
 	return m
+}
+
+// Expired counts what one retention pass over the records in state
+// (delivered or failed) deleted.
+func (m *Metrics) Expired(state string, records, raws int) {
+	m.expiredTotal.WithLabelValues(state).Add(float64(records))
+	m.expiredTotal.WithLabelValues("raw").Add(float64(raws))
 }
 
 // Registry is where the metrics live, for more collectors.

@@ -35,6 +35,8 @@ type app struct {
 	smtp  *inbound.Server
 	http  *http.Server
 	api   *httpapi.Handler
+	// retention is nil when everything is kept.
+	retention *retention
 }
 
 // compose wires every stage from the configuration.
@@ -137,6 +139,12 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		return a.queue.Accept(ctx, m.ID, m.ReceivedAt, m.Envelope, m.Body)
 	}), policy)
 
+	if cfg.Retention > 0 || cfg.FailedRetention > 0 {
+		a.retention = &retention{queue: a.queue, delivered: cfg.Retention, failed: cfg.FailedRetention,
+			onExpired: mx.Expired, log: log}
+		log.Info("retention on: finished mail older than this is deleted (0: kept)",
+			"delivered", cfg.Retention, "failed", cfg.FailedRetention, "pass_every", a.retention.interval())
+	}
 	mx.WatchDispatcher(a.disp)
 	a.api = httpapi.New(map[string]httpapi.Checker{"store": st.Ping}, log)
 	a.api.Handle("GET /metrics", mx.Handler())
@@ -205,6 +213,13 @@ func serve(ctx context.Context, lookup func(string) (string, bool), stderr io.Wr
 	go func() { errc <- ignoreClosed(a.http.Serve(httpLn), http.ErrServerClosed) }()
 	dispDone := make(chan error, 1)
 	go func() { dispDone <- a.disp.Run(dispCtx) }()
+	retDone := make(chan struct{})
+	go func() {
+		defer close(retDone)
+		if a.retention != nil {
+			a.retention.run(dispCtx)
+		}
+	}()
 
 	var runErr error
 	select {
@@ -231,6 +246,7 @@ func serve(ctx context.Context, lookup func(string) (string, bool), stderr io.Wr
 	// Phase two: stop everything else.
 	cancelDisp()
 	<-dispDone
+	<-retDone
 	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), time.Second)
 	defer cancelHTTP()
 	_ = a.http.Shutdown(httpCtx)

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/mailhook/mailhook/internal/s3test"
+)
+
+// MAILHOOK_RETENTION deletes a delivered message, record and raw message,
+// once it is older than the period, while a dead letter (no
+// MAILHOOK_FAILED_RETENTION) keeps its record and its raw message; on the
+// filesystem store and on S3.
+func TestRetention(t *testing.T) {
+	t.Run("fs", func(t *testing.T) {
+		dir := t.TempDir()
+		testRetention(t, dir, nil, func(key string) bool {
+			_, err := os.Stat(filepath.Join(dir, filepath.FromSlash(key)))
+			return err == nil
+		})
+	})
+	t.Run("s3", func(t *testing.T) {
+		s3srv := s3test.Start(t)
+		client := s3srv.Client()
+		testRetention(t, t.TempDir(), s3srv.Env(), func(key string) bool {
+			_, err := client.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(s3srv.Bucket), Key: aws.String(key)})
+			var nf *types.NotFound
+			if err != nil && !errors.As(err, &nf) {
+				t.Fatalf("HEAD %s: %v", key, err)
+			}
+			return err == nil
+		})
+	})
+}
+
+func testRetention(t *testing.T, dir string, env map[string]string, exists func(key string) bool) {
+	rcv := newReceiver(t, func(_ int, d delivery) int {
+		if strings.Contains(d.Event.Data.Subject, "refused") {
+			return http.StatusGone // a dead letter at once
+		}
+		return http.StatusNoContent
+	})
+	if env == nil {
+		env = map[string]string{}
+	}
+	env["MAILHOOK_WEBHOOK_URL"] = rcv.URL()
+	env["MAILHOOK_WEBHOOK_SECRET"] = testSecret
+	env["MAILHOOK_RETENTION"] = "2s"
+	srv := startServer(t, dir, env)
+	ids := map[string]string{}
+	for _, subject := range []string{"kept a while", "refused"} {
+		id, err := sendGoSMTP(srv.smtpAddr, "a@example.org", []string{"b@example.com"},
+			[]byte("From: a@example.org\r\nSubject: "+subject+"\r\n\r\nhello\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[subject] = id
+	}
+	rcv.waitFor(30*time.Second, "the delivery", func(d []delivery) bool { return len(d) == 1 })
+	raw := func(subject string) string { return "raw/" + ids[subject] + ".eml" }
+	record := func(subject, state string) string { return "deliveries/" + state + "/" + ids[subject] + "-1.json" }
+
+	// Both are finished within the period, then the delivered one goes.
+	deadline := time.Now().Add(30 * time.Second)
+	for exists(raw("kept a while")) || exists(record("kept a while", "delivered")) {
+		if time.Now().After(deadline) {
+			t.Fatalf("delivered message still stored after 30 s with MAILHOOK_RETENTION=2s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !exists(raw("refused")) || !exists(record("refused", "failed")) {
+		t.Errorf("the dead letter lost its record or raw message without MAILHOOK_FAILED_RETENTION")
+	}
+	if n := rcv.requests(); n != 2 {
+		t.Errorf("%d webhook requests, want 2", n)
+	}
+	resp, err := http.Get("http://" + srv.httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`mailhook_expired_total{kind="delivered"} 1`, `mailhook_expired_total{kind="raw"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
