@@ -266,8 +266,11 @@ func (d *Dispatcher) process(ctx context.Context, it *item) {
 		d.done1(it, endpoint, false, time.Time{})
 		d.failed.Add(1)
 	default:
+		// The record is not kept: a delivery waiting for its retry costs
+		// only its scheduling facts, however long a receiver stays down
+		// and however many deliveries wait for it. The next attempt
+		// reads it again (one store read a retry).
 		d.mu.Lock()
-		it.rec = rec // the record is current: no need to read it again
 		it.endpoint = rec.Endpoint
 		d.mu.Unlock()
 		d.done1(it, endpoint, true, next)

@@ -291,6 +291,14 @@ func TestConnectionRefusedIsRetried(t *testing.T) {
 	if d.State != queue.StatePending || !d.NextAttemptAt.After(t0) {
 		t.Errorf("record = %+v, want pending with a later attempt", d)
 	}
+	// Waiting for its retry, the delivery is only scheduled: its record
+	// is not kept in memory (a long outage would pile them up).
+	waitFor(t, "the retry scheduled without the record", func() bool {
+		h.d.mu.Lock()
+		defer h.d.mu.Unlock()
+		it := h.d.known[id+"-1"]
+		return it != nil && it.index >= 0 && it.rec == nil && it.again == nil
+	})
 	h.advance(time.Second)
 	d = h.waitAttempts(t, id+"-1", 2)
 	if d.State != queue.StatePending || len(d.Attempts) != 2 {
