@@ -77,6 +77,7 @@ type Config struct {
 	DeliveryTimeout            time.Duration `env:"DELIVERY_TIMEOUT" envDefault:"30s" help:"time allowed for one webhook attempt"`
 	DeliveryConcurrency        int           `env:"DELIVERY_CONCURRENCY" envDefault:"32" help:"deliveries worked on at once (request, then recording its outcome); requests to one endpoint are further limited by MAILHOOK_DELIVERY_ENDPOINT_CONCURRENCY"`
 	DeliveryEndpointConcurrent int           `env:"DELIVERY_ENDPOINT_CONCURRENCY" envDefault:"16" help:"webhook attempts in flight at once to one endpoint"`
+	EndpointPauseAfter         int           `env:"ENDPOINT_PAUSE_AFTER" envDefault:"10" help:"webhook failures in a row (no connection, timeout, 408, 429, 5xx) that pause an endpoint: its deliveries wait, without attempts, and one is tried at a time (after MAILHOOK_RETRY_INITIAL, doubling up to 1 min) until it answers; then they all go out; 0 = never pause"`
 	DeliveryMemory             int64         `env:"DELIVERY_MEMORY" envDefault:"67108864" help:"bytes of memory the webhook attempts in flight may hold, estimated from their messages' sizes (about twice the size of a message over 1 MiB, four times a smaller one); attempts wait for room; one message too large for it is sent alone"`
 	LeaseTTL                   time.Duration `env:"LEASE_TTL" envDefault:"15s" help:"how long a replica's claim on a delivery lasts unrenewed (renewed every third of it while an attempt runs); a dead replica's deliveries are taken over by the others after about this long"`
 	QueueScanInterval          time.Duration `env:"QUEUE_SCAN_INTERVAL" envDefault:"30s" help:"how often the pending queue is re-read from the store, picking up replays and deliveries other processes left"`
@@ -255,6 +256,9 @@ func (c *Config) validate(bad *Error) {
 	positive("DELIVERY_MEMORY", c.DeliveryMemory)
 	positive("PARSE_MAX_PARTS", int64(c.ParseMaxParts))
 	positive("PARSE_MAX_DEPTH", int64(c.ParseMaxDepth))
+	if c.EndpointPauseAfter < 0 {
+		bad.add(fmt.Sprintf("%sENDPOINT_PAUSE_AFTER=%d: must not be negative", Prefix, c.EndpointPauseAfter))
+	}
 	if c.MaxAttachmentBytes < 0 {
 		bad.add(fmt.Sprintf("%sMAX_ATTACHMENT_BYTES=%d: must not be negative", Prefix, c.MaxAttachmentBytes))
 	}

@@ -88,6 +88,10 @@ type result struct {
 	response   string
 	retryAfter time.Duration // 0 = none
 	host       string        // the endpoint's host, once attempt parsed it
+	// sent: the request went out and ended on its own (answered, refused,
+	// timed out), not cut short by a shutdown or a lost lease: what it
+	// says of the endpoint's health counts (see pause.go).
+	sent bool
 }
 
 // process makes one attempt at the delivery of it, under its lease,
@@ -196,7 +200,7 @@ func (d *Dispatcher) process(ctx context.Context, it *item) {
 
 	res := d.attempt(actx, rec)
 	end := d.cfg.Now()
-	d.freeSlot(it, endpoint)
+	d.answered(ctx, it, endpoint, start, end, res)
 	a := queue.Attempt{
 		At:        start.UTC(),
 		Endpoint:  rec.Endpoint,
@@ -381,7 +385,7 @@ func (d *Dispatcher) attempt(ctx context.Context, rec *queue.Delivery) (res resu
 	t0 := time.Now()
 	resp, err := d.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return result{err: transportError(err, actx, d.cfg.AttemptTimeout), latency: time.Since(t0)}
+		return result{err: transportError(err, actx, d.cfg.AttemptTimeout), latency: time.Since(t0), sent: ctx.Err() == nil}
 	}
 	defer resp.Body.Close()
 	var head [queue.MaxResponseBytes]byte
@@ -391,6 +395,7 @@ func (d *Dispatcher) attempt(ctx context.Context, rec *queue.Delivery) (res resu
 		status:   resp.StatusCode,
 		latency:  time.Since(t0),
 		response: strings.ToValidUTF8(string(head[:k]), string(utf8.RuneError)),
+		sent:     true,
 	}
 	if classify(resp.StatusCode) == verdictRetry {
 		res.retryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), d.cfg.Now(), d.cfg.RetryMaxInterval)

@@ -70,6 +70,13 @@ type Config struct {
 	// into the request, instead of being built in memory (1 MiB;
 	// negative: never).
 	StreamThreshold int64
+	// PauseAfter is how many failures in a row (no connection, a
+	// timeout, 408, 429 or 5xx), with nothing taken in between, pause an
+	// endpoint (10; negative: never). See pause.go.
+	PauseAfter int
+	// PauseMax caps the wait between two attempts at a paused endpoint
+	// (1 min, and at most RetryMaxInterval).
+	PauseMax time.Duration
 	// RenderMemory bounds the memory held by the attempts in flight, as
 	// estimated from their raw messages (renderWeight): an attempt waits
 	// until its share fits (64 MiB; negative: no bound). One message too
@@ -92,6 +99,8 @@ const (
 	DefaultUserAgent              = "mailhook/dev"
 	DefaultStreamThreshold        = 1 << 20
 	DefaultRenderMemory           = 64 << 20
+	DefaultPauseAfter             = 10
+	DefaultPauseMax               = time.Minute
 )
 
 // withDefaults returns c with zero fields set to their defaults.
@@ -124,6 +133,11 @@ func (c Config) withDefaults() Config {
 	if c.PerEndpointConcurrency <= 0 {
 		c.PerEndpointConcurrency = DefaultPerEndpointConcurrency
 	}
+	if c.PauseAfter == 0 {
+		c.PauseAfter = DefaultPauseAfter
+	}
+	setDur(&c.PauseMax, DefaultPauseMax)
+	c.PauseMax = min(c.PauseMax, c.RetryMaxInterval)
 	if c.ReplicaID == "" {
 		c.ReplicaID = randomID()
 	}

@@ -63,14 +63,18 @@ type Dispatcher struct {
 	log    *slog.Logger
 	mem    *semaphore.Weighted // Config.RenderMemory; nil: unbounded
 
-	mu       sync.Mutex
-	sched    schedule
-	known    map[string]*item   // every delivery scheduled, parked or in flight
-	parked   map[string][]*item // due, waiting for a free slot at their endpoint
-	busy     map[string]int     // attempts in flight per endpoint
-	inflight int
-	state    runState
-	cancel   context.CancelFunc // cancels the running Run's attempts
+	mu     sync.Mutex
+	sched  schedule
+	known  map[string]*item   // every delivery scheduled, parked or in flight
+	parked map[string][]*item // due, waiting for a free slot at their endpoint
+	busy   map[string]int     // attempts in flight per endpoint
+	health map[string]*health // endpoints failing, or paused (see pause.go)
+	// nextSweep: parked deliveries are next looked through for closed
+	// retry windows then (see probeLocked).
+	nextSweep time.Time
+	inflight  int
+	state     runState
+	cancel    context.CancelFunc // cancels the running Run's attempts
 
 	// orphans are the leases on deliveries that are no longer pending,
 	// as last seen by rescan (which alone uses it), until collected.
@@ -115,6 +119,7 @@ func New(cfg Config, q Queue, render Renderer, signer Signer, logger *slog.Logge
 		known:    make(map[string]*item),
 		parked:   make(map[string][]*item),
 		busy:     make(map[string]int),
+		health:   make(map[string]*health),
 		wake:     make(chan struct{}, 1),
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
@@ -322,19 +327,24 @@ func (d *Dispatcher) loop(ctx context.Context, jobs chan<- *item) {
 }
 
 // take pops the earliest due delivery whose endpoint has a free slot and
-// reserves the slot. Due deliveries of saturated endpoints are parked.
-// With nothing due it returns how long until the next one (-1: none).
+// reserves the slot. Due deliveries of saturated or paused endpoints are
+// parked. With nothing due it returns how long until the next one, or
+// until a paused endpoint may be tried again (-1: neither).
 func (d *Dispatcher) take() (*item, time.Duration) {
 	now := d.cfg.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	probe := d.probeLocked(now)
 	for d.sched.Len() > 0 {
 		it := d.sched[0]
 		if wait := it.at.Sub(now); wait > 0 {
+			if probe >= 0 {
+				wait = min(wait, probe)
+			}
 			return nil, wait
 		}
 		heap.Pop(&d.sched)
-		if d.busy[it.endpoint] >= d.cfg.PerEndpointConcurrency {
+		if !d.openLocked(it, now) {
 			d.parked[it.endpoint] = append(d.parked[it.endpoint], it)
 			continue
 		}
@@ -343,7 +353,7 @@ func (d *Dispatcher) take() (*item, time.Duration) {
 		d.inflight++
 		return it, 0
 	}
-	return nil, -1
+	return nil, probe
 }
 
 // release gives back the slot of a taken item that will not be attempted
@@ -382,18 +392,6 @@ func (d *Dispatcher) done1(it *item, endpoint string, keep bool, next time.Time)
 		delete(d.known, it.id)
 	}
 	d.poke()
-}
-
-// freeSlot gives back its slot at endpoint once its request has been
-// answered, so that the next request to that endpoint need not wait for
-// this one's outcome to be stored: the per-endpoint limit bounds requests,
-// not store writes.
-func (d *Dispatcher) freeSlot(it *item, endpoint string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.freeSlotLocked(it, endpoint) {
-		d.poke()
-	}
 }
 
 // freeSlotLocked frees its slot at endpoint, if it holds one, unparking

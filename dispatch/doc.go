@@ -20,5 +20,7 @@
 //
 // Receiver answers: 2xx → delivered; 5xx, 408, 429, timeouts and transport
 // errors → retried (Retry-After honoured, capped at RetryMaxInterval);
-// other 4xx and all 3xx → failed at once (dead letter, replayable).
+// other 4xx and all 3xx → failed at once (dead letter, replayable). An
+// endpoint that keeps failing is paused: its deliveries wait while one at
+// a time is tried, and all go out once it answers (see pause.go).
 package dispatch

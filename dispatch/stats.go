@@ -48,6 +48,9 @@ type Stats struct {
 	// OldestPendingAge is how long ago the oldest pending delivery's
 	// message was received; 0 when nothing is pending (gauge).
 	OldestPendingAge time.Duration
+	// PausedEndpoints is the number of endpoints paused after failures
+	// in a row (gauge; see pause.go).
+	PausedEndpoints int
 }
 
 // AttemptCounts counts attempts by answer class; Error is no answer.
@@ -75,6 +78,11 @@ func (d *Dispatcher) Stats() Stats {
 	defer d.mu.Unlock()
 	s.Pending = len(d.known)
 	s.InFlight = d.inflight
+	for _, h := range d.health {
+		if h.paused {
+			s.PausedEndpoints++
+		}
+	}
 	var oldest time.Time
 	for _, it := range d.known {
 		if oldest.IsZero() || it.receivedAt.Before(oldest) {

@@ -11,7 +11,7 @@ type dispatchCollector struct {
 	src     StatsSource
 	retries *atomic.Uint64
 
-	deliveries, attempts, pending, inFlight, oldest, takeovers, claimed *prometheus.Desc
+	deliveries, attempts, pending, inFlight, oldest, takeovers, claimed, paused *prometheus.Desc
 }
 
 func newDispatchCollector(src StatsSource, retries *atomic.Uint64) *dispatchCollector {
@@ -35,6 +35,8 @@ func newDispatchCollector(src StatsSource, retries *atomic.Uint64) *dispatchColl
 			"Deliveries this process took over from a replica that stopped renewing its lease.", nil, nil),
 		claimed: prometheus.NewDesc(name("delivery_claimed_attempts_total"),
 			"First attempts made under the claim written with the record when the message was accepted here (no lease write needed).", nil, nil),
+		paused: prometheus.NewDesc(name("endpoints_paused"),
+			"Webhook endpoints this process has paused after failures in a row: their deliveries wait, one is tried at a time.", nil, nil),
 	}
 }
 
@@ -46,6 +48,7 @@ func (c *dispatchCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.oldest
 	ch <- c.takeovers
 	ch <- c.claimed
+	ch <- c.paused
 }
 
 func (c *dispatchCollector) Collect(ch chan<- prometheus.Metric) {
@@ -67,6 +70,7 @@ func (c *dispatchCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.pending, float64(s.Pending))
 	gauge(c.inFlight, float64(s.InFlight))
 	gauge(c.oldest, s.OldestPendingAge.Seconds())
+	gauge(c.paused, float64(s.PausedEndpoints))
 	ch <- prometheus.MustNewConstMetric(c.takeovers, prometheus.CounterValue, float64(s.LeaseTakeovers))
 	ch <- prometheus.MustNewConstMetric(c.claimed, prometheus.CounterValue, float64(s.ClaimedAttempts))
 }

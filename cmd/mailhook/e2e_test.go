@@ -489,6 +489,76 @@ func TestPostmasterAccepted(t *testing.T) {
 	}
 }
 
+// MAILHOOK_ENDPOINT_PAUSE_AFTER reaches the dispatcher: with 2, two 503s
+// in a row pause the endpoint (logged, and counted in /metrics), and the
+// first 2xx resumes it and delivers what waited.
+func TestEndpointPauseFromEnvironment(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	rcv := newReceiver(t, func(int, delivery) int {
+		if down.Load() {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusNoContent
+	})
+	srv := startServer(t, t.TempDir(), map[string]string{
+		"MAILHOOK_WEBHOOK_URL":          rcv.URL(),
+		"MAILHOOK_WEBHOOK_SECRET":       testSecret,
+		"MAILHOOK_ENDPOINT_PAUSE_AFTER": "2",
+		"MAILHOOK_RETRY_INITIAL":        "200ms",
+	})
+	for i := range 4 {
+		if _, err := sendGoSMTP(srv.smtpAddr, "a@example.org", []string{"b@example.com"},
+			fmt.Appendf(nil, "From: a@example.org\r\nSubject: %d\r\n\r\nhello\r\n", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(srv.Logs(), "endpoint paused") {
+		if time.Now().After(deadline) {
+			t.Fatal("the endpoint was not paused after failures in a row with MAILHOOK_ENDPOINT_PAUSE_AFTER=2")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := getMetrics(t, srv.httpAddr)["mailhook_endpoints_paused"]; n != 1 {
+		t.Errorf("mailhook_endpoints_paused = %v, want 1", n)
+	}
+	down.Store(false)
+	rcv.waitFor(30*time.Second, "the four webhooks", func(d []delivery) bool { return len(d) == 4 })
+	if n := getMetrics(t, srv.httpAddr)["mailhook_endpoints_paused"]; n != 0 {
+		t.Errorf("mailhook_endpoints_paused = %v once the endpoint answered, want 0", n)
+	}
+}
+
+// MAILHOOK_ENDPOINT_PAUSE_AFTER=0: an endpoint is never paused, however
+// many failures in a row.
+func TestEndpointPauseOff(t *testing.T) {
+	rcv := newReceiver(t, func(int, delivery) int { return http.StatusServiceUnavailable })
+	srv := startServer(t, t.TempDir(), map[string]string{
+		"MAILHOOK_WEBHOOK_URL":          rcv.URL(),
+		"MAILHOOK_WEBHOOK_SECRET":       testSecret,
+		"MAILHOOK_ENDPOINT_PAUSE_AFTER": "0",
+		"MAILHOOK_RETRY_INITIAL":        "50ms",
+		"MAILHOOK_RETRY_MAX_INTERVAL":   "100ms",
+	})
+	for i := range 4 {
+		if _, err := sendGoSMTP(srv.smtpAddr, "a@example.org", []string{"b@example.com"},
+			fmt.Appendf(nil, "From: a@example.org\r\nSubject: %d\r\n\r\nhello\r\n", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for rcv.requests() < 25 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests in 30 s, want 25", rcv.requests())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if strings.Contains(srv.Logs(), "endpoint paused") {
+		t.Error("paused with MAILHOOK_ENDPOINT_PAUSE_AFTER=0")
+	}
+}
+
 // The parse caps reach the webhook from the environment: an attachment
 // over MAILHOOK_MAX_ATTACHMENT_BYTES comes without its content, and parts
 // past MAILHOOK_PARSE_MAX_PARTS are left out, each with a warning; the raw

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -85,15 +84,10 @@ func testRetention(t *testing.T, dir string, env map[string]string, exists func(
 	if n := rcv.requests(); n != 2 {
 		t.Errorf("%d webhook requests, want 2", n)
 	}
-	resp, err := http.Get("http://" + srv.httpAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{`mailhook_expired_total{kind="delivered"} 1`, `mailhook_expired_total{kind="raw"} 1`} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("/metrics lacks %s", want)
+	m := getMetrics(t, srv.httpAddr)
+	for _, series := range []string{`mailhook_expired_total{kind="delivered"}`, `mailhook_expired_total{kind="raw"}`} {
+		if m[series] != 1 {
+			t.Errorf("%s = %v, want 1", series, m[series])
 		}
 	}
 }

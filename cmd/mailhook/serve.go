@@ -94,6 +94,7 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		AttemptTimeout:         cfg.DeliveryTimeout,
 		Concurrency:            cfg.DeliveryConcurrency,
 		PerEndpointConcurrency: cfg.DeliveryEndpointConcurrent,
+		PauseAfter:             pauseAfter(cfg.EndpointPauseAfter),
 		RenderMemory:           cfg.DeliveryMemory,
 		RescanInterval:         cfg.QueueScanInterval,
 		LeaseTTL:               cfg.LeaseTTL,
@@ -155,6 +156,15 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 	}, log))
 	a.http = &http.Server{Handler: a.api, ReadHeaderTimeout: 10 * time.Second}
 	return a, nil
+}
+
+// pauseAfter is dispatch.Config.PauseAfter for MAILHOOK_ENDPOINT_PAUSE_AFTER
+// (0: never, which the dispatcher spells negative).
+func pauseAfter(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // openStore opens MAILHOOK_STORE and checks it is usable, warning on log

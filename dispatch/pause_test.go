@@ -1,0 +1,123 @@
+package dispatch
+
+import (
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mailhook/mailhook/queue"
+	"github.com/mailhook/mailhook/store"
+)
+
+// pauseTestConfig: a real clock, short waits, few slots.
+func pauseTestConfig() Config {
+	cfg := defaultTestConfig()
+	cfg.Now = time.Now
+	cfg.RetryInitial = 20 * time.Millisecond
+	cfg.RetryMaxInterval = 200 * time.Millisecond
+	cfg.PerEndpointConcurrency = 4
+	cfg.PauseAfter = 3
+	return cfg
+}
+
+// A receiver that is down gets a few requests, not one per delivery and
+// retry; once it answers again, the deliveries that waited go out, most
+// of them on their first attempt.
+func TestEndpointPausedDuringOutage(t *testing.T) {
+	backends(t, func(t *testing.T, s store.Store) {
+		var down atomic.Bool
+		down.Store(true)
+		rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+			if down.Load() {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		})
+		h := newHarness(t, s, rc.srv.URL+"/hook", pauseTestConfig())
+		h.start(t)
+		var ids []string
+		for range 40 {
+			ids = append(ids, h.accept(t, time.Now(), "a@example.com"))
+		}
+		waitFor(t, "the endpoint paused", func() bool { return strings.Contains(h.logs.String(), "endpoint paused") })
+		if n := h.d.Stats().PausedEndpoints; n != 1 {
+			t.Errorf("Stats().PausedEndpoints = %d, want 1", n)
+		}
+		time.Sleep(time.Second)
+		// Without the pause: 40 first attempts, then retries every 20 to
+		// 200 ms each, several hundred requests in this second.
+		if n := len(rc.requests()); n > 40 {
+			t.Errorf("%d requests during the outage, want at most 40", n)
+		}
+		down.Store(false)
+		firstTry := 0
+		for _, id := range ids {
+			d := h.waitState(t, id+"-1", queue.StateDelivered)
+			if len(d.Attempts) == 1 {
+				firstTry++
+			}
+		}
+		// At most PauseAfter + PerEndpointConcurrency deliveries were
+		// attempted before the pause, and one at a time during it.
+		if firstTry < 25 {
+			t.Errorf("%d of 40 deliveries delivered on their first attempt, want at least 25", firstTry)
+		}
+		if n := h.d.Stats().PausedEndpoints; n != 0 {
+			t.Errorf("Stats().PausedEndpoints = %d after the endpoint answered, want 0", n)
+		}
+		if !strings.Contains(h.logs.String(), "endpoint answering again") {
+			t.Errorf("no log line on the endpoint's return:\n%s", h.logs.String())
+		}
+	})
+}
+
+// A delivery whose retry window closes while its endpoint is paused still
+// gets its last attempt, and becomes a dead letter: the pause never holds
+// a delivery past its window.
+func TestPausedEndpointStillEndsRetryWindows(t *testing.T) {
+	rc := newReceiver(t, statuses(http.StatusServiceUnavailable))
+	cfg := pauseTestConfig()
+	cfg.RetryMaxElapsed = 300 * time.Millisecond
+	cfg.PauseMax = time.Hour // the pause alone would hold them for longer than the test
+	cfg.RetryInitial = time.Hour
+	cfg.RetryMaxInterval = time.Hour
+	h := newHarness(t, newMemStore(), rc.srv.URL+"/hook", cfg)
+	h.start(t)
+	var ids []string
+	for range 20 {
+		ids = append(ids, h.accept(t, time.Now(), "a@example.com"))
+	}
+	for _, id := range ids {
+		h.waitState(t, id+"-1", queue.StateFailed)
+	}
+}
+
+// Answers that say the endpoint is up (2xx, and 4xx, which fail only the
+// delivery) keep it from pausing however many retryable failures there
+// are in between.
+func TestEndpointNotPausedWhileItAnswers(t *testing.T) {
+	rc := newReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) {
+		if n%3 == 2 {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.WriteHeader(http.StatusBadGateway)
+	})
+	cfg := pauseTestConfig()
+	cfg.PerEndpointConcurrency = 1 // answers in the order of the requests
+	h := newHarness(t, newMemStore(), rc.srv.URL+"/hook", cfg)
+	h.start(t)
+	var ids []string
+	for range 10 {
+		ids = append(ids, h.accept(t, time.Now(), "a@example.com"))
+	}
+	for _, id := range ids {
+		h.waitState(t, id+"-1", queue.StateDelivered)
+	}
+	if strings.Contains(h.logs.String(), "endpoint paused") {
+		t.Errorf("paused although it answered 2xx every third request:\n%s", h.logs.String())
+	}
+}
