@@ -345,6 +345,12 @@ func (d *Dispatcher) take() (*item, time.Duration) {
 		}
 		heap.Pop(&d.sched)
 		if !d.openLocked(it, now) {
+			if h := d.health[it.endpoint]; h != nil && h.paused {
+				// It may wait long: keep only its scheduling facts (see
+				// attempt's retry case); its record is read when its turn
+				// comes.
+				it.rec, it.again = nil, nil
+			}
 			d.parked[it.endpoint] = append(d.parked[it.endpoint], it)
 			continue
 		}

@@ -161,6 +161,9 @@ func (d *Dispatcher) answered(ctx context.Context, it *item, endpoint string, st
 		case !h.paused && h.fails >= d.cfg.PauseAfter:
 			h.paused, paused, h.since = true, true, end
 			h.until = end.Add(d.pauseWait(0))
+			for _, p := range d.parked[endpoint] {
+				p.rec, p.again = nil, nil // see take
+			}
 		case h.paused && !start.Before(h.since):
 			h.probes++
 			h.until = end.Add(d.pauseWait(h.probes))

@@ -47,6 +47,20 @@ func TestEndpointPausedDuringOutage(t *testing.T) {
 			t.Errorf("Stats().PausedEndpoints = %d, want 1", n)
 		}
 		time.Sleep(time.Second)
+		// Parked, they keep only their scheduling facts: however long the
+		// outage, memory does not hold their records.
+		h.d.mu.Lock()
+		parked := h.d.parked[rc.srv.URL+"/hook"]
+		for _, it := range parked {
+			if it.rec != nil || it.again != nil {
+				t.Errorf("delivery %s parked at the paused endpoint with its record in memory", it.id)
+				break
+			}
+		}
+		h.d.mu.Unlock()
+		if len(parked) < 25 {
+			t.Errorf("%d deliveries parked at the paused endpoint, want at least 25", len(parked))
+		}
 		// Without the pause: 40 first attempts, then retries every 20 to
 		// 200 ms each, several hundred requests in this second.
 		if n := len(rc.requests()); n > 40 {
