@@ -156,19 +156,32 @@ func (s *instrumentedStore) Delete(ctx context.Context, key string) error {
 // caller's loop body. An iteration the caller stops early counts as ok; an
 // iteration that is never started is not observed.
 func (s *instrumentedStore) List(ctx context.Context, prefix string) iter.Seq2[store.Object, error] {
-	seq := s.inner.List(ctx, prefix)
-	return func(yield func(store.Object, error) bool) {
+	return timedList(s, s.inner.List(ctx, prefix))
+}
+
+// ListKeys passes a key listing on to a store that lists keys
+// (store.KeyLister), timed as List is; otherwise it lists objects.
+func (s *instrumentedStore) ListKeys(ctx context.Context, prefix string) iter.Seq2[string, error] {
+	if _, ok := s.inner.(store.KeyLister); !ok {
+		return store.Keys(s.List(ctx, prefix))
+	}
+	return timedList(s, store.ListKeys(ctx, s.inner, prefix))
+}
+
+// timedList observes seq's iteration as a list (see List).
+func timedList[T any](s *instrumentedStore, seq iter.Seq2[T, error]) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
 		var (
 			elapsed time.Duration
 			failed  error
 		)
 		t := time.Now()
-		seq(func(obj store.Object, err error) bool {
+		seq(func(v T, err error) bool {
 			elapsed += time.Since(t)
 			if err != nil && failed == nil {
 				failed = err
 			}
-			more := yield(obj, err)
+			more := yield(v, err)
 			t = time.Now()
 			return more
 		})

@@ -154,12 +154,12 @@ func (q *Queue) ReadLease(ctx context.Context, recID string) (*Lease, error) {
 // LeaseIDs yields the record ids that have a lease, in key order.
 func (q *Queue) LeaseIDs(ctx context.Context) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
-		for obj, err := range q.store.List(ctx, LeasePrefix) {
+		for key, err := range store.ListKeys(ctx, q.store, LeasePrefix) {
 			if err != nil {
 				yield("", fmt.Errorf("queue: list %s: %w", LeasePrefix, err))
 				return
 			}
-			id := strings.TrimPrefix(obj.Key, LeasePrefix)
+			id := strings.TrimPrefix(key, LeasePrefix)
 			if !ValidRecordID(id) {
 				continue
 			}

@@ -520,12 +520,12 @@ func (q *Queue) records(ctx context.Context, prefix string, load func(context.Co
 // ids yields the record ids listed under prefix, oldest first.
 func (q *Queue) ids(ctx context.Context, prefix string) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
-		for obj, err := range q.store.List(ctx, prefix) {
+		for key, err := range store.ListKeys(ctx, q.store, prefix) {
 			if err != nil {
 				yield("", fmt.Errorf("queue: list %s: %w", prefix, err))
 				return
 			}
-			id, ok := strings.CutSuffix(strings.TrimPrefix(obj.Key, prefix), recordExt)
+			id, ok := strings.CutSuffix(strings.TrimPrefix(key, prefix), recordExt)
 			if !ok || !ValidRecordID(id) {
 				continue // not ours (a temporary file, a stray object)
 			}

@@ -133,6 +133,35 @@ type MoveOptions struct {
 	Lazy bool
 }
 
+// KeyLister is implemented by stores that list keys more cheaply than
+// objects (the filesystem store: no stat of each file).
+type KeyLister interface {
+	// ListKeys yields the keys List would yield for prefix, in the same
+	// order, without describing the objects. A key may name an object
+	// deleted while the listing ran.
+	ListKeys(ctx context.Context, prefix string) iter.Seq2[string, error]
+}
+
+// ListKeys lists the keys under prefix with s.ListKeys when s is a
+// KeyLister, else with s.List.
+func ListKeys(ctx context.Context, s Store, prefix string) iter.Seq2[string, error] {
+	if kl, ok := s.(KeyLister); ok {
+		return kl.ListKeys(ctx, prefix)
+	}
+	return Keys(s.List(ctx, prefix))
+}
+
+// Keys yields the keys of the objects objs yields, and its error.
+func Keys(objs iter.Seq2[Object, error]) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		for obj, err := range objs {
+			if !yield(obj.Key, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
 // MoveAppend calls s.MoveAppend when s is a Mover; otherwise it returns
 // an error wrapping errors.ErrUnsupported and does nothing.
 func MoveAppend(ctx context.Context, s Store, from, to string, tail []byte, opts MoveOptions) (Object, error) {

@@ -879,6 +879,17 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // List yields the objects under prefix in lexical key order, walking one
 // directory at a time.
 func (s *Store) List(ctx context.Context, prefix string) iter.Seq2[store.Object, error] {
+	return s.list(ctx, prefix, true)
+}
+
+// ListKeys yields the keys List would, without a stat of each file
+// (store.KeyLister).
+func (s *Store) ListKeys(ctx context.Context, prefix string) iter.Seq2[string, error] {
+	return store.Keys(s.list(ctx, prefix, false))
+}
+
+// list is List, whose objects carry only their key unless describe.
+func (s *Store) list(ctx context.Context, prefix string, describe bool) iter.Seq2[store.Object, error] {
 	return func(yield func(store.Object, error) bool) {
 		if err := ctx.Err(); err != nil {
 			yield(store.Object{}, fmt.Errorf("fs: list %s: %w", prefix, err))
@@ -891,14 +902,14 @@ func (s *Store) List(ctx context.Context, prefix string) iter.Seq2[store.Object,
 				return // no valid key lies under an invalid directory
 			}
 		}
-		s.walk(ctx, prefix, dir, rest, yield)
+		s.walk(ctx, prefix, dir, rest, describe, yield)
 	}
 }
 
 // walk yields the objects in directory dir (relative, "" or ending in "/")
-// whose names start with namePrefix, descending into subdirectories. It
-// returns false when iteration must stop.
-func (s *Store) walk(ctx context.Context, prefix, dir, namePrefix string, yield func(store.Object, error) bool) bool {
+// whose names start with namePrefix, descending into subdirectories; only
+// their keys unless describe. It returns false when iteration must stop.
+func (s *Store) walk(ctx context.Context, prefix, dir, namePrefix string, describe bool, yield func(store.Object, error) bool) bool {
 	f, err := os.OpenFile(filepath.Join(s.root, filepath.FromSlash(dir)), os.O_RDONLY|syscall.O_DIRECTORY, 0)
 	if errors.Is(err, iofs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return true
@@ -906,42 +917,66 @@ func (s *Store) walk(ctx context.Context, prefix, dir, namePrefix string, yield 
 	if err != nil {
 		return yield(store.Object{}, s.opErr("list", prefix, err))
 	}
-	entries, err := f.ReadDir(-1)
-	f.Close()
-	if err != nil {
-		return yield(store.Object{}, s.opErr("list", prefix, err))
+	// Only the names are kept, a directory's few subdirectories apart
+	// from its files: a listing of a million records holds about 50 MB,
+	// a quarter of what os.DirEntry values would.
+	var files, dirs []string
+	for {
+		batch, err := f.ReadDir(1024)
+		for _, e := range batch {
+			name := e.Name()
+			if !strings.HasPrefix(name, namePrefix) || strings.ContainsRune(name, '/') || store.ValidKey(name) != nil {
+				continue
+			}
+			switch {
+			case e.IsDir():
+				dirs = append(dirs, name+"/") // see below
+			case e.Type().IsRegular():
+				files = append(files, name)
+			}
+		}
+		if errors.Is(err, io.EOF) || (err == nil && len(batch) == 0) {
+			break
+		}
+		if err != nil {
+			f.Close()
+			return yield(store.Object{}, s.opErr("list", prefix, err))
+		}
 	}
-	entries = slices.DeleteFunc(entries, func(e os.DirEntry) bool {
-		name := e.Name()
-		return !strings.HasPrefix(name, namePrefix) || !(e.IsDir() || e.Type().IsRegular()) ||
-			strings.ContainsRune(name, '/') || store.ValidKey(name) != nil
-	})
+	f.Close()
+	slices.Sort(files)
+	slices.Sort(dirs)
 	// Keys under directory "d" all start with "d/", so a directory sorts
 	// as its name plus "/": "d-x" < "d/..." < "d0".
-	sortName := func(e os.DirEntry) string {
-		if e.IsDir() {
-			return e.Name() + "/"
-		}
-		return e.Name()
-	}
-	slices.SortFunc(entries, func(a, b os.DirEntry) int { return strings.Compare(sortName(a), sortName(b)) })
-	for _, e := range entries {
+	for len(files) > 0 || len(dirs) > 0 {
 		if err := ctx.Err(); err != nil {
 			return yield(store.Object{}, fmt.Errorf("fs: list %s: %w", prefix, err))
 		}
-		key := dir + e.Name()
-		if e.IsDir() {
-			if !s.walk(ctx, prefix, key+"/", "", yield) {
+		if len(dirs) > 0 && (len(files) == 0 || dirs[0] < files[0]) {
+			if !s.walk(ctx, prefix, dir+dirs[0], "", describe, yield) {
+				return false
+			}
+			dirs = dirs[1:]
+			continue
+		}
+		key := dir + files[0]
+		files[0] = "" // let the name go with the listing's progress
+		files = files[1:]
+		if !describe {
+			if !yield(store.Object{Key: key}, nil) {
 				return false
 			}
 			continue
 		}
-		fi, err := e.Info()
+		fi, err := os.Lstat(filepath.Join(s.root, filepath.FromSlash(key)))
 		if errors.Is(err, iofs.ErrNotExist) {
 			continue // deleted while listing
 		}
 		if err != nil {
 			return yield(store.Object{}, s.opErr("list", prefix, err))
+		}
+		if !fi.Mode().IsRegular() {
+			continue // replaced while listing
 		}
 		if !yield(object(key, fi), nil) {
 			return false

@@ -435,6 +435,17 @@ func testList(t *testing.T, s store.Store) {
 		if !slices.Equal(got, tt.want) {
 			t.Errorf("List(%q) = %q, want %q", tt.prefix, got, tt.want)
 		}
+		// store.ListKeys: the store's own when it is a KeyLister.
+		var keys []string
+		for k, err := range store.ListKeys(t.Context(), s, tt.prefix) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys = append(keys, k)
+		}
+		if !slices.Equal(keys, tt.want) {
+			t.Errorf("ListKeys(%q) = %q, want %q", tt.prefix, keys, tt.want)
+		}
 	}
 	for obj, err := range s.List(t.Context(), "") {
 		if err != nil {
@@ -644,6 +655,15 @@ func testMoveAppend(t *testing.T, s store.Store) {
 	// A move to a new key, through a directory not seen before.
 	first := put(t, s, "m/a", "body", store.PutOptions{})
 	obj, err := store.MoveAppend(ctx, s, "m/a", "moved/deeper/b", []byte("+tail"), store.MoveOptions{})
+	if errors.Is(err, errors.ErrUnsupported) {
+		// A decorator that passes moves on to a store that does not
+		// move: the refusal must leave everything as it was.
+		if got, _ := get(t, s, "m/a"); string(got) != "body" {
+			t.Errorf("after a refused move m/a = %q, want it untouched", got)
+		}
+		assertMissing(t, s, "moved/deeper/b")
+		return
+	}
 	if err != nil {
 		t.Fatalf("MoveAppend: %v", err)
 	}
