@@ -75,6 +75,12 @@
 //
 //	mailhook-bench -rate 350 -c 32 -n 0 -d 30s -size 2KB -pipelining -secret "$SECRET"
 //
+// A receiver outage: the sink answers 503 for the first minute, then takes
+// everything; recovery_seconds is how long after its return the last
+// webhook came (the sender's retries and backoff):
+//
+//	mailhook-bench -sink-down 60s -n 20000 -d 0 -drain-timeout 10m -c 32 -size 2KB -pipelining -secret "$SECRET"
+//
 // SMTP only, against a reference sink (Postfix's smtp-sink):
 //
 //	smtp-sink -u nobody 127.0.0.1:2526 1000 &

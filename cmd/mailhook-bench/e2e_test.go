@@ -58,7 +58,7 @@ func TestMain(m *testing.M) {
 
 // startMailhook builds and runs the real server with the sink as its
 // webhook endpoint, and returns its SMTP address and process.
-func startMailhook(t *testing.T, webhookURL string) (string, *os.Process) {
+func startMailhook(t *testing.T, webhookURL string, env ...string) (string, *os.Process) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs mailhook")
@@ -75,6 +75,7 @@ func startMailhook(t *testing.T, webhookURL string) (string, *os.Process) {
 		"MAILHOOK_WEBHOOK_URL=" + webhookURL,
 		"MAILHOOK_WEBHOOK_SECRET=" + testSecret,
 	}
+	cmd.Env = append(cmd.Env, env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -184,6 +185,37 @@ func TestEndToEndAgainstMailhook(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// -sink-down: the sink refuses every webhook for a while, mailhook
+// retries, and once it is back every message arrives; the report counts
+// the refusals and the recovery.
+func TestSinkDown(t *testing.T) {
+	o := testOptions("")
+	o.load.Count, o.sinkDown = 50, 1500*time.Millisecond
+	sk, err := startSink("127.0.0.1:0", testSecret, o.run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sk.Close() })
+	sk.downFor = o.sinkDown
+	o.load.Target, _ = startMailhook(t, sk.URL(), "MAILHOOK_RETRY_INITIAL=200ms", "MAILHOOK_RETRY_MAX_INTERVAL=1s")
+	var log bytes.Buffer
+	res, err := runBench(t.Context(), o, sk, &log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.writeHuman(&log)
+	t.Logf("%s", log.String())
+	if res.Missing != 0 || res.Delivered != 50 || !res.OK {
+		t.Errorf("missing %d delivered %d ok %v", res.Missing, res.Delivered, res.OK)
+	}
+	if res.SinkRefused == 0 || res.SinkDownSeconds != 1.5 || res.RecoverySeconds <= 0 || res.E2ESeconds < 1.5 {
+		t.Errorf("refused %d, down %vs, recovery %vs, e2e %vs", res.SinkRefused, res.SinkDownSeconds, res.RecoverySeconds, res.E2ESeconds)
+	}
+	if !strings.Contains(log.String(), "answered 503 for the first 1.5s") {
+		t.Errorf("summary does not tell the outage:\n%s", log.String())
 	}
 }
 

@@ -37,6 +37,7 @@ type options struct {
 	sinkAddr     string
 	sinkURLFile  string
 	noSink       bool
+	sinkDown     time.Duration
 	secret       string
 	drainTimeout time.Duration
 	wait         time.Duration
@@ -70,6 +71,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.sinkAddr, "sink", "127.0.0.1:0", "address of the built-in webhook sink (its URL is printed on stderr)")
 	fs.StringVar(&o.sinkURLFile, "sink-url-file", "", "also write the sink's URL to this file (atomically), for scripts")
 	fs.BoolVar(&o.noSink, "no-sink", false, "measure SMTP only: no webhook sink, no end-to-end figures")
+	fs.DurationVar(&o.sinkDown, "sink-down", 0, "the sink answers 503 to every webhook for this long from the start (a receiver outage); the report says how long after its return the last webhook came (recovery_seconds). Give -drain-timeout room for the sender's retries")
 	fs.StringVar(&o.secret, "secret", "", "whsec_… secret to verify webhook signatures with (empty: signatures are not checked)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 60*time.Second, "after sending, wait at most this long for the webhooks of acknowledged messages")
 	fs.DurationVar(&o.wait, "wait", 30*time.Second, "wait up to this long for the SMTP server to accept connections before starting")
@@ -120,8 +122,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			problems = append(problems, fmt.Sprintf("%s %q: must be non-empty, without spaces or angle brackets", name, v))
 		}
 	}
-	if o.noSink && (o.sinkURLFile != "" || o.secret != "") {
-		problems = append(problems, "-no-sink excludes -sink-url-file and -secret")
+	if o.sinkDown < 0 {
+		problems = append(problems, "-sink-down must not be negative")
+	}
+	if o.noSink && (o.sinkURLFile != "" || o.secret != "" || o.sinkDown > 0) {
+		problems = append(problems, "-no-sink excludes -sink-url-file, -secret and -sink-down")
 	}
 	if o.rssPID < 0 {
 		problems = append(problems, "-rss-pid must be a process id")
@@ -151,6 +156,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		defer sk.Close()
+		sk.downFor = o.sinkDown
 		fmt.Fprintf(stderr, "mailhook-bench: webhook sink at %s — set MAILHOOK_WEBHOOK_URL=%s\n", sk.URL(), sk.URL())
 		if o.secret == "" {
 			fmt.Fprintln(stderr, "mailhook-bench: no -secret: webhook signatures are not checked")

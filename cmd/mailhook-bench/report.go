@@ -44,6 +44,12 @@ type result struct {
 	Foreign          int64 `json:"foreign_webhooks"`  // verified, but no token of this run (e.g. an earlier run's backlog)
 	UnackedDelivered int64 `json:"unacked_delivered"` // reached the sink but the client never saw a 250
 	BadRequests      int64 `json:"bad_requests"`
+	// With -sink-down: how long the sink answered 503 from the start,
+	// the requests it so refused, and the time from its return to the
+	// last webhook of an acknowledged message (recovery).
+	SinkDownSeconds float64 `json:"sink_down_seconds,omitempty"`
+	SinkRefused     int64   `json:"sink_refused,omitempty"`
+	RecoverySeconds float64 `json:"recovery_seconds,omitempty"`
 
 	SMTPMsgsPerSec  float64  `json:"smtp_msgs_per_s"`     // acked / smtp_seconds
 	E2EMsgsPerSec   *float64 `json:"e2e_msgs_per_s"`      // delivered / e2e_seconds
@@ -125,6 +131,10 @@ func newResult(o *options, tmpl *template, st *loadStats, trk *tracker, sk *sink
 		mps, bps := perSec(float64(r.Delivered), e2e), perSec(float64(s.Bytes), e2e)
 		r.E2EMsgsPerSec, r.SinkBytesPerSec = &mps, &bps
 		r.E2ELatency = latencyOf(&trk.e2e)
+		if sk.downFor > 0 {
+			r.SinkDownSeconds, r.SinkRefused = round3(sk.downFor.Seconds()), s.Refused
+			r.RecoverySeconds = round3(max(e2e-sk.downFor, 0).Seconds())
+		}
 	}
 	r.OK = r.Acked > 0 && r.Missing == 0 && r.SigFailures == 0
 	return r
@@ -159,6 +169,10 @@ func (r *result) writeHuman(w io.Writer) {
 		}
 		p("             end to end %.1f msg/s over %.2fs, webhook bodies %s/s", *r.E2EMsgsPerSec, r.E2ESeconds, humanBytes(*r.SinkBytesPerSec))
 		p("             latency 250→webhook: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms", r.E2ELatency.P50, r.E2ELatency.P90, r.E2ELatency.P99, r.E2ELatency.Max)
+		if r.SinkDownSeconds > 0 {
+			p("             the sink answered 503 for the first %.1fs (%d requests); the last webhook came %.2fs after it was back",
+				r.SinkDownSeconds, r.SinkRefused, r.RecoverySeconds)
+		}
 		if !r.SigChecked {
 			p("             (signatures not checked: no -secret)")
 		}

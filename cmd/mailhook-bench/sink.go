@@ -40,6 +40,13 @@ type sink struct {
 	badRequest atomic.Int64
 
 	bufs sync.Pool // *bytes.Buffer
+
+	// downFor (-sink-down): answer 503 to every request for this long
+	// from attach on, as a receiver in an outage; downUntil is when that
+	// ends (Unix ns, 0: never down).
+	downFor   time.Duration
+	downUntil atomic.Int64
+	refused   atomic.Int64 // requests answered 503 while down
 }
 
 // maxEventBytes bounds one webhook body: a 25 MB message becomes about
@@ -79,6 +86,9 @@ func (s *sink) attach(trk *tracker) {
 	s.mu.Lock()
 	s.trk = trk
 	s.mu.Unlock()
+	if s.downFor > 0 {
+		s.downUntil.Store(time.Now().Add(s.downFor).UnixNano())
+	}
 }
 
 // Close stops the server.
@@ -98,6 +108,12 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now()
 	s.requests.Add(1)
+	if until := s.downUntil.Load(); until != 0 && now.UnixNano() < until {
+		s.refused.Add(1)
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxEventBytes))
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
 	buf, _ := s.bufs.Get().(*bytes.Buffer)
 	if buf == nil {
 		buf = new(bytes.Buffer)
@@ -271,13 +287,13 @@ func skipValue(dec *json.Decoder) bool {
 
 // sinkStats is a snapshot of the sink's counters.
 type sinkStats struct {
-	Requests, Verified, SigFails, DupIDs, DupTokens, Foreign, Bytes, BadRequests int64
+	Requests, Verified, SigFails, DupIDs, DupTokens, Foreign, Bytes, BadRequests, Refused int64
 }
 
 func (s *sink) stats() sinkStats {
 	return sinkStats{
 		Requests: s.requests.Load(), Verified: s.verified.Load(), SigFails: s.sigFails.Load(),
 		DupIDs: s.dupIDs.Load(), DupTokens: s.dupTokens.Load(), Foreign: s.foreign.Load(),
-		Bytes: s.bytes.Load(), BadRequests: s.badRequest.Load(),
+		Bytes: s.bytes.Load(), BadRequests: s.badRequest.Load(), Refused: s.refused.Load(),
 	}
 }

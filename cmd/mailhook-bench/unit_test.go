@@ -196,6 +196,7 @@ func TestBadFlagsExitTwo(t *testing.T) {
 		{"-size", "huge"}, {"-c", "0"}, {"-n", "0", "-d", "0"}, {"-per-conn", "0"},
 		{"-smtp", "nohostport"}, {"-rcpt", "a b@c"}, {"-no-sink", "-secret", "whsec_x"}, {"extra"},
 		{"-undefined-flag"}, {"-rate", "-1"}, {"-rate", "NaN"}, {"-secret", "whsec_!!notbase64", "-sink", "127.0.0.1:0"},
+		{"-sink-down", "-1s"}, {"-no-sink", "-sink-down", "5s"},
 	} {
 		var stderr bytes.Buffer
 		if code := run(t.Context(), args, io.Discard, &stderr); code != exitUsage {
