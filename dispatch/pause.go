@@ -67,6 +67,9 @@ func (d *Dispatcher) probeLocked(now time.Time) time.Duration {
 		}
 	}
 	sweep := !now.Before(d.nextSweep)
+	if sweep {
+		d.nextSweep = now.Add(windowSweep)
+	}
 	for ep, h := range d.health {
 		if !h.paused || len(d.parked[ep]) == 0 {
 			continue
@@ -74,7 +77,7 @@ func (d *Dispatcher) probeLocked(now time.Time) time.Duration {
 		if sweep {
 			d.unparkClosedLocked(ep, now)
 		}
-		soonest(max(d.nextSweep.Sub(now), 0))
+		soonest(d.nextSweep.Sub(now))
 		if d.busy[ep] > 0 || len(d.parked[ep]) == 0 {
 			continue
 		}
@@ -83,12 +86,6 @@ func (d *Dispatcher) probeLocked(now time.Time) time.Duration {
 			continue
 		}
 		d.unparkLocked(ep, 1)
-	}
-	if sweep {
-		d.nextSweep = now.Add(windowSweep)
-		if next >= 0 {
-			next = min(next, windowSweep)
-		}
 	}
 	return next
 }
