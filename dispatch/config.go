@@ -75,7 +75,7 @@ type Config struct {
 	// endpoint (10; negative: never). See pause.go.
 	PauseAfter int
 	// PauseMax caps the wait between two attempts at a paused endpoint
-	// (1 min, and at most RetryMaxInterval).
+	// (30 s, and at most RetryMaxInterval).
 	PauseMax time.Duration
 	// RenderMemory bounds the memory held by the attempts in flight, as
 	// estimated from their raw messages (renderWeight): an attempt waits
@@ -100,7 +100,7 @@ const (
 	DefaultStreamThreshold        = 1 << 20
 	DefaultRenderMemory           = 64 << 20
 	DefaultPauseAfter             = 10
-	DefaultPauseMax               = time.Minute
+	DefaultPauseMax               = 30 * time.Second
 )
 
 // withDefaults returns c with zero fields set to their defaults.
