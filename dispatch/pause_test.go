@@ -22,6 +22,17 @@ func pauseTestConfig() Config {
 	return cfg
 }
 
+// acceptN accepts n messages for one recipient, received now, and returns
+// their ids.
+func acceptN(t *testing.T, h *harness, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = h.accept(t, time.Now(), "a@example.com")
+	}
+	return ids
+}
+
 // A receiver that is down gets a few requests, not one per delivery and
 // retry; once it answers again, the deliveries that waited go out, most
 // of them on their first attempt.
@@ -38,10 +49,7 @@ func TestEndpointPausedDuringOutage(t *testing.T) {
 		})
 		h := newHarness(t, s, rc.srv.URL+"/hook", pauseTestConfig())
 		h.start(t)
-		var ids []string
-		for range 40 {
-			ids = append(ids, h.accept(t, time.Now(), "a@example.com"))
-		}
+		ids := acceptN(t, h, 40)
 		waitFor(t, "the endpoint paused", func() bool { return strings.Contains(h.logs.String(), "endpoint paused") })
 		if n := h.d.Stats().PausedEndpoints; n != 1 {
 			t.Errorf("Stats().PausedEndpoints = %d, want 1", n)
@@ -100,11 +108,7 @@ func TestPausedEndpointStillEndsRetryWindows(t *testing.T) {
 	cfg.RetryMaxInterval = time.Hour
 	h := newHarness(t, newMemStore(), rc.srv.URL+"/hook", cfg)
 	h.start(t)
-	var ids []string
-	for range 20 {
-		ids = append(ids, h.accept(t, time.Now(), "a@example.com"))
-	}
-	for _, id := range ids {
+	for _, id := range acceptN(t, h, 20) {
 		h.waitState(t, id+"-1", queue.StateFailed)
 	}
 }
@@ -124,11 +128,7 @@ func TestEndpointNotPausedWhileItAnswers(t *testing.T) {
 	cfg.PerEndpointConcurrency = 1 // answers in the order of the requests
 	h := newHarness(t, newMemStore(), rc.srv.URL+"/hook", cfg)
 	h.start(t)
-	var ids []string
-	for range 10 {
-		ids = append(ids, h.accept(t, time.Now(), "a@example.com"))
-	}
-	for _, id := range ids {
+	for _, id := range acceptN(t, h, 10) {
 		h.waitState(t, id+"-1", queue.StateDelivered)
 	}
 	if strings.Contains(h.logs.String(), "endpoint paused") {

@@ -129,6 +129,19 @@ func startMailhook(t *testing.T, webhookURL string, env ...string) (string, *os.
 	return "", nil
 }
 
+// runLogged runs the bench and logs its summary, which it also returns.
+func runLogged(t *testing.T, o *options, sk *sink) (*result, string) {
+	t.Helper()
+	var log bytes.Buffer
+	res, err := runBench(t.Context(), o, sk, &log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.writeHuman(&log)
+	t.Logf("%s", log.String())
+	return res, log.String()
+}
+
 func testOptions(target string) *options {
 	return &options{
 		load: loadConfig{
@@ -152,13 +165,7 @@ func TestEndToEndAgainstMailhook(t *testing.T) {
 			addr, proc := startMailhook(t, sk.URL())
 			o.load.Target, o.rssPID = addr, proc.Pid
 
-			var log bytes.Buffer
-			res, err := runBench(t.Context(), o, sk, &log)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res.writeHuman(&log)
-			t.Logf("%s", log.String())
+			res, _ := runLogged(t, o, sk)
 			if res.Sent != 200 || res.Acked != 200 || res.TempFailed+res.PermFailed+res.ConnErrors != 0 {
 				t.Errorf("sent %d acked %d 4xx %d 5xx %d conn %d", res.Sent, res.Acked, res.TempFailed, res.PermFailed, res.ConnErrors)
 			}
@@ -201,21 +208,15 @@ func TestSinkDown(t *testing.T) {
 	t.Cleanup(func() { sk.Close() })
 	sk.downFor = o.sinkDown
 	o.load.Target, _ = startMailhook(t, sk.URL(), "MAILHOOK_RETRY_INITIAL=200ms", "MAILHOOK_RETRY_MAX_INTERVAL=1s")
-	var log bytes.Buffer
-	res, err := runBench(t.Context(), o, sk, &log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.writeHuman(&log)
-	t.Logf("%s", log.String())
+	res, log := runLogged(t, o, sk)
 	if res.Missing != 0 || res.Delivered != 50 || !res.OK {
 		t.Errorf("missing %d delivered %d ok %v", res.Missing, res.Delivered, res.OK)
 	}
 	if res.SinkRefused == 0 || res.SinkDownSeconds != 1.5 || res.RecoverySeconds <= 0 || res.E2ESeconds < 1.5 {
 		t.Errorf("refused %d, down %vs, recovery %vs, e2e %vs", res.SinkRefused, res.SinkDownSeconds, res.RecoverySeconds, res.E2ESeconds)
 	}
-	if !strings.Contains(log.String(), "answered 503 for the first 1.5s") {
-		t.Errorf("summary does not tell the outage:\n%s", log.String())
+	if !strings.Contains(log, "answered 503 for the first 1.5s") {
+		t.Errorf("summary does not tell the outage:\n%s", log)
 	}
 }
 
