@@ -156,37 +156,14 @@ func (j *jsonWriter) event(ev *Event) {
 	j.field("in_reply_to", d.InReplyTo)
 	j.key("references")
 	j.b = appendStrings(j.b, d.References, false)
-	j.key("headers")
-	if d.Headers == nil {
-		j.raw("null")
-	} else {
-		j.raw("[")
-		for i := range d.Headers {
-			if i > 0 {
-				j.raw(",")
-			}
-			j.raw(`{"name":`)
-			j.str(d.Headers[i].Name)
-			j.field("value", d.Headers[i].Value)
-			j.raw("}")
-		}
-		j.raw("]")
-	}
+	j.list("headers", d.Headers == nil, len(d.Headers), func(i int) {
+		j.named(d.Headers[i].Name, "value", d.Headers[i].Value)
+	})
 	j.field("text", d.Text)
 	j.field("html", d.HTML)
-	j.key("attachments")
-	if d.Attachments == nil {
-		j.raw("null")
-	} else {
-		j.raw("[")
-		for i := range d.Attachments {
-			if i > 0 {
-				j.raw(",")
-			}
-			j.attachment(&d.Attachments[i])
-		}
-		j.raw("]")
-	}
+	j.list("attachments", d.Attachments == nil, len(d.Attachments), func(i int) {
+		j.attachment(&d.Attachments[i])
+	})
 	j.raw(`,"raw":{"key":`)
 	j.str(d.Raw.Key)
 	j.raw(`,"size":`)
@@ -199,22 +176,33 @@ func (j *jsonWriter) event(ev *Event) {
 }
 
 func (j *jsonWriter) addresses(name string, as []Address) {
+	j.list(name, as == nil, len(as), func(i int) { j.named(as[i].Name, "address", as[i].Address) })
+}
+
+// list writes the field name: null when null, else an array of n
+// elements, element i written by elem(i).
+func (j *jsonWriter) list(name string, null bool, n int, elem func(i int)) {
 	j.key(name)
-	if as == nil {
+	if null {
 		j.raw("null")
 		return
 	}
 	j.raw("[")
-	for i := range as {
+	for i := range n {
 		if i > 0 {
 			j.raw(",")
 		}
-		j.raw(`{"name":`)
-		j.str(as[i].Name)
-		j.field("address", as[i].Address)
-		j.raw("}")
+		elem(i)
 	}
 	j.raw("]")
+}
+
+// named writes {"name":name,"<key>":value}.
+func (j *jsonWriter) named(name, key, value string) {
+	j.raw(`{"name":`)
+	j.str(name)
+	j.field(key, value)
+	j.raw("}")
 }
 
 func (j *jsonWriter) attachment(a *Attachment) {
