@@ -14,7 +14,8 @@ import (
 	"github.com/mailhook/mailhook/store"
 )
 
-// Expired counts what an Expire call deleted.
+// Expired counts what an Expire call deleted (with several replicas
+// expiring at once, an object may be counted by more than one).
 type Expired struct {
 	Records int // delivery records
 	Raws    int // raw messages
@@ -81,19 +82,25 @@ func (q *Queue) Expire(ctx context.Context, s State, cutoff time.Time) (Expired,
 			cur.kept = true // finished recently: kept, and so is the raw message
 			continue
 		}
-		d, err := q.get(ctx, obj.Key)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			// Expired by another process, or replayed: the check below
-			// looks for it as for one deleted here.
-			cur.deleted = append(cur.deleted, recordNumber(id))
-			continue
-		case err != nil:
-			// Unreadable: it still counts, and so does its message's
-			// record count, which is unknown now.
-			q.log.LogAttrs(ctx, slog.LevelWarn, "retention: expiring an unreadable record", slog.String("key", obj.Key), slog.String("err", err.Error()))
-		default:
-			cur.records = max(cur.records, d.Records)
+		if cur.records == 0 {
+			// Every record of a message carries its count: one read a
+			// message, at its first record, unless that one lacks it.
+			d, err := q.get(ctx, obj.Key)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				// Expired by another process, or replayed: the check
+				// below looks for it as for one deleted here.
+				cur.deleted = append(cur.deleted, recordNumber(id))
+				continue
+			case errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil:
+				return done, fmt.Errorf("queue: expire %s: %w", id, err)
+			case err != nil:
+				// Unreadable: it is expired all the same, and the
+				// message's record count stays unknown.
+				q.log.LogAttrs(ctx, slog.LevelWarn, "retention: expiring an unreadable record", slog.String("key", obj.Key), slog.String("err", err.Error()))
+			default:
+				cur.records = d.Records
+			}
 		}
 		if err := q.store.Delete(ctx, obj.Key); err != nil {
 			return done, fmt.Errorf("queue: expire %s: %w", id, err)

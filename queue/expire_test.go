@@ -2,6 +2,8 @@ package queue_test
 
 import (
 	"context"
+	"errors"
+	"io"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -53,6 +55,9 @@ func TestExpire(t *testing.T) {
 		accept("unrouted", "c@x")
 		accept("delivered+unrouted", "a@x", "c@x")
 		finish(0, true)
+		accept("delivered×2", "a@x", "b@x")
+		finish(0, true)
+		finish(1, true)
 		accept("old delivered×2", "a@x", "b@x")
 		finish(0, true)
 		finish(1, true)
@@ -74,7 +79,7 @@ func TestExpire(t *testing.T) {
 		rawsLeft := func() []string {
 			var left []string
 			for _, name := range []string{"delivered", "delivered+failed", "pending", "unrouted", "delivered+unrouted",
-				"old delivered×2", "old delivered+unrouted", "finished late", "young"} {
+				"delivered×2", "old delivered×2", "old delivered+unrouted", "finished late", "young"} {
 				if slices.Contains(keys(t, s, "raw/"), queue.RawKey(msg[name])) {
 					left = append(left, name)
 				}
@@ -82,7 +87,7 @@ func TestExpire(t *testing.T) {
 			return left
 		}
 		// Expire through a queue that counts the lookups of records.
-		cs := &statCounter{Store: s}
+		cs := &lookupCounter{Store: s}
 		q := queue.New(queue.Options{Store: cs, Router: routes{}})
 		expire := func(st queue.State, want queue.Expired, wantRaws []string) {
 			t.Helper()
@@ -98,7 +103,7 @@ func TestExpire(t *testing.T) {
 			}
 		}
 
-		expire(queue.StateDelivered, queue.Expired{Records: 6, Raws: 2}, []string{
+		expire(queue.StateDelivered, queue.Expired{Records: 8, Raws: 3}, []string{
 			"delivered+failed", "pending", "unrouted", "delivered+unrouted", "old delivered+unrouted", "finished late", "young"})
 		if got := keys(t, s, queue.DeliveredPrefix); len(got) != 2 {
 			t.Errorf("delivered records left: %q, want those of \"finished late\" and \"young\"", got)
@@ -109,6 +114,11 @@ func TestExpire(t *testing.T) {
 		// written before their count was kept.
 		if n := cs.stats.Load(); n > 3*2*4 {
 			t.Errorf("Expire looked up %d records", n)
+		}
+		// One read a message for its record count, two for the one whose
+		// records lack it: 7 for the 8 records.
+		if n := cs.gets.Load(); n != 7 {
+			t.Errorf("Expire read %d records, want 7", n)
 		}
 		expire(queue.StateDelivered, queue.Expired{}, []string{
 			"delivered+failed", "pending", "unrouted", "delivered+unrouted", "old delivered+unrouted", "finished late", "young"})
@@ -125,13 +135,45 @@ func TestExpire(t *testing.T) {
 	})
 }
 
-// statCounter counts Stat calls.
-type statCounter struct {
+// lookupCounter counts Stat and Get calls.
+type lookupCounter struct {
 	store.Store
-	stats atomic.Int64
+	stats, gets atomic.Int64
 }
 
-func (c *statCounter) Stat(ctx context.Context, key string) (store.Object, error) {
+func (c *lookupCounter) Stat(ctx context.Context, key string) (store.Object, error) {
 	c.stats.Add(1)
 	return c.Store.Stat(ctx, key)
+}
+
+func (c *lookupCounter) Get(ctx context.Context, key string) (io.ReadCloser, store.Object, error) {
+	c.gets.Add(1)
+	return c.Store.Get(ctx, key)
+}
+
+// A store that cannot be read stops Expire before it deletes anything: a
+// record it could not read is not taken for an unreadable one.
+func TestExpireStopsWhenTheStoreIsUnavailable(t *testing.T) {
+	s := newMemStore()
+	f := newFixture(t, s, routes{"a@x": "http://one"})
+	f.accept(t, "a@x")
+	if err := f.q.MarkDelivered(t.Context(), f.enqueued[0], queue.Attempt{At: f.now, Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Millisecond) // object times are the wall clock's
+	q := queue.New(queue.Options{Store: unreadable{s}, Router: routes{}})
+	got, err := q.Expire(t.Context(), queue.StateDelivered, time.Now())
+	if !errors.Is(err, store.ErrUnavailable) || got != (queue.Expired{}) {
+		t.Errorf("Expire = %+v, %v; want nothing deleted and ErrUnavailable", got, err)
+	}
+	if n := len(keys(t, s, queue.DeliveredPrefix)); n != 1 {
+		t.Errorf("%d delivered records left, want 1", n)
+	}
+}
+
+// unreadable is a store whose Get fails as an outage would.
+type unreadable struct{ store.Store }
+
+func (unreadable) Get(context.Context, string) (io.ReadCloser, store.Object, error) {
+	return nil, store.Object{}, store.ErrUnavailable
 }
