@@ -152,6 +152,15 @@ func (s *instrumentedStore) Delete(ctx context.Context, key string) error {
 	return err
 }
 
+// DeleteLazy passes a lazy delete on to a store that has them
+// (store.LazyDeleter), observed as a delete; otherwise it deletes.
+func (s *instrumentedStore) DeleteLazy(ctx context.Context, key string) error {
+	start := time.Now()
+	err := store.DeleteLazy(ctx, s.inner, key)
+	s.observe(opDelete, start, err)
+	return err
+}
+
 // List times the whole iteration, leaving out the time spent in the
 // caller's loop body. An iteration the caller stops early counts as ok; an
 // iteration that is never started is not observed.

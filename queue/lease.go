@@ -88,7 +88,10 @@ func (q *Queue) ClaimLease(ctx context.Context, recID string, owner LeaseOwner, 
 		RenewedAt:  now,
 		ExpiresAt:  now.Add(ttl),
 	}
-	opts := store.PutOptions{IfNoneMatch: true}
+	// A new lease is created Unordered: a crash of the machine may leave
+	// it torn, which ReadLease takes for a lease expired when it was
+	// written.
+	opts := store.PutOptions{IfNoneMatch: true, Unordered: true}
 	if prev != nil {
 		opts = store.PutOptions{IfMatch: prev.etag}
 		if prev.etag == "" {
@@ -120,7 +123,10 @@ func (q *Queue) RenewLease(ctx context.Context, l *Lease, now time.Time, ttl tim
 // ReleaseLease deletes l. The store has no conditional delete, so the
 // caller releases only a lease it believes it still holds.
 func (q *Queue) ReleaseLease(ctx context.Context, l *Lease) error {
-	if err := q.store.Delete(ctx, LeaseKey(l.ID)); err != nil {
+	// Lazy (store.DeleteLazy): a crash of the machine that undoes the
+	// delete ends the owner too, and its lease is then taken over like
+	// any dead owner's (see package dispatch).
+	if err := store.DeleteLazy(ctx, q.store, LeaseKey(l.ID)); err != nil {
 		return fmt.Errorf("queue: release lease %s: %w", l.ID, err)
 	}
 	return nil

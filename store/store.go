@@ -142,6 +142,27 @@ type KeyLister interface {
 	ListKeys(ctx context.Context, prefix string) iter.Seq2[string, error]
 }
 
+// LazyDeleter is implemented by stores whose Delete waits for the removal
+// to be durable (the filesystem store's group commit) and can skip that.
+type LazyDeleter interface {
+	// DeleteLazy removes the object as Delete does, visibly at once, but
+	// the removal may become durable only when the next Put, Delete or
+	// move without Lazy made by this process on this store returns: a
+	// crash of the machine (not merely of the process) before then may
+	// bring the object back whole. For objects whose return is harmless
+	// (a lease whose owner is gone).
+	DeleteLazy(ctx context.Context, key string) error
+}
+
+// DeleteLazy deletes key with s.DeleteLazy when s is a LazyDeleter, else
+// with s.Delete.
+func DeleteLazy(ctx context.Context, s Store, key string) error {
+	if ld, ok := s.(LazyDeleter); ok {
+		return ld.DeleteLazy(ctx, key)
+	}
+	return s.Delete(ctx, key)
+}
+
 // ListKeys lists the keys under prefix with s.ListKeys when s is a
 // KeyLister, else with s.List.
 func ListKeys(ctx context.Context, s Store, prefix string) iter.Seq2[string, error] {

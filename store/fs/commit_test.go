@@ -201,6 +201,51 @@ func TestLazyMove(t *testing.T) {
 	}
 }
 
+// A lazy delete, and a create-only Put both Unordered and Lazy (a new
+// lease), wait at no barrier in SyncFS mode; the next durable operation
+// covers them. In SyncFiles mode a lazy delete fsyncs its directory.
+func TestLazyDeleteAndUnorderedLazyPut(t *testing.T) {
+	ctx := context.Background()
+	var syncs atomic.Int64
+	s := newSyncFSStore(t, func() error { syncs.Add(1); return nil })
+	putString(t, s, "m/a", "x", store.PutOptions{})
+	before := syncs.Load()
+	if err := s.DeleteLazy(ctx, "m/a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteLazy(ctx, "m/missing"); err != nil {
+		t.Errorf("DeleteLazy of a missing key: %v, want nil", err)
+	}
+	putString(t, s, "m/b", "y", store.PutOptions{IfNoneMatch: true, Unordered: true, Lazy: true})
+	if got := syncs.Load() - before; got != 0 {
+		t.Errorf("a lazy delete and an Unordered Lazy Put made %d syncfs calls, want 0", got)
+	}
+	if _, err := s.Stat(ctx, "m/a"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Stat after DeleteLazy: %v, want ErrNotFound", err)
+	}
+	if got := readKey(t, s, "m/b"); got != "y" {
+		t.Errorf("m/b = %q, want y", got)
+	}
+	if err := s.Delete(ctx, "m/b"); err != nil {
+		t.Fatal(err)
+	}
+	if got := syncs.Load() - before; got != 1 {
+		t.Errorf("a durable delete made %d syncfs calls, want 1", got-0)
+	}
+
+	f := newTestStore(t, t.TempDir(), WithSync(SyncFiles))
+	var dirSyncs atomic.Int64
+	f.syncDirFn = func(dir string) error { dirSyncs.Add(1); return syncDir(dir) }
+	putString(t, f, "m/a", "x", store.PutOptions{})
+	before = dirSyncs.Load()
+	if err := f.DeleteLazy(ctx, "m/a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := dirSyncs.Load() - before; got != 1 {
+		t.Errorf("SyncFiles: a lazy delete fsynced %d directories, want 1", got)
+	}
+}
+
 // A move onto a key that is a directory here (a prefix of other keys)
 // fails as an invalid key and leaves both where they were: rename(2)
 // refuses it, without the lstat(2) os.Rename would make first.

@@ -850,6 +850,18 @@ func (s *Store) Stat(ctx context.Context, key string) (store.Object, error) {
 
 // Delete removes the object durably. A missing key is not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
+	return s.delete(ctx, key, false)
+}
+
+// DeleteLazy removes the object without waiting for the removal to be
+// durable (store.LazyDeleter): in SyncFS mode the next barrier anyone
+// passes covers it, as for a Lazy Put; in SyncFiles mode it is Delete.
+func (s *Store) DeleteLazy(ctx context.Context, key string) error {
+	return s.delete(ctx, key, s.mode == SyncFS)
+}
+
+// delete is Delete, which skips the barrier after the unlink if lazy.
+func (s *Store) delete(ctx context.Context, key string, lazy bool) error {
 	if err := store.ValidKey(key); err != nil {
 		return fmt.Errorf("fs: delete: %w", err)
 	}
@@ -869,6 +881,8 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return nil
 	case err != nil:
 		return s.opErr("delete", key, err)
+	case lazy:
+		return nil
 	}
 	if err := s.syncRename(gen, path.Dir(key)); err != nil {
 		return s.opErr("delete", key, err)

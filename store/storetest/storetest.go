@@ -397,6 +397,15 @@ func testDelete(t *testing.T, s store.Store) {
 	if keys := listKeys(t, s, "del/"); !slices.Equal(keys, []string{"del/b"}) {
 		t.Errorf("List after Delete = %q, want [del/b]", keys)
 	}
+	// A lazy delete (store.DeleteLazy: the store's own, or Delete) is as
+	// visible at once.
+	if err := store.DeleteLazy(ctx, s, "del/b"); err != nil {
+		t.Fatalf("DeleteLazy: %v", err)
+	}
+	assertMissing(t, s, "del/b")
+	if err := store.DeleteLazy(ctx, s, "del/b"); err != nil {
+		t.Errorf("second DeleteLazy: %v, want nil", err)
+	}
 }
 
 func testList(t *testing.T, s store.Store) {
