@@ -156,7 +156,16 @@ func (d *Dispatcher) process(ctx context.Context, it *item) {
 	// expired. (While the attempt runs, the lease, renewed, keeps the
 	// others off, however long it takes.) A fresh record needs no such
 	// write: its claim, written with it, already keeps everyone off
-	// until it expires, this process too once restarted.
+	// until it expires, this process too once restarted. Nor does the
+	// first attempt on a record still carrying this process's claim
+	// (one that waited too long, behind a paused endpoint or a backlog):
+	// like a fresh one it is made by the process that accepted it, which
+	// has not died since; should it die now, its successor, another
+	// owner, persists its own attempt, so no message can crash-loop the
+	// service without its attempts being counted and spaced. Only a
+	// check that the record is still the version read, now that the
+	// lease is held (another replica may have settled it before), takes
+	// the write's place.
 	var n int
 	var delay time.Duration
 	var start, intent time.Time
@@ -178,7 +187,12 @@ func (d *Dispatcher) process(ctx context.Context, it *item) {
 			break
 		}
 		bctx, cancel := d.persistCtx(ctx)
-		err := d.q.BeginAttempt(bctx, rec, start, intent)
+		var err error
+		if d.claimedHere(rec) && len(rec.Attempts) == 0 {
+			err = d.q.Unchanged(bctx, rec)
+		} else {
+			err = d.q.BeginAttempt(bctx, rec, start, intent)
+		}
 		cancel()
 		if err == nil {
 			break

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mailhook/mailhook/event"
+	"github.com/mailhook/mailhook/parse"
 	"github.com/mailhook/mailhook/queue"
 	"github.com/mailhook/mailhook/store"
 )
@@ -327,4 +329,122 @@ func TestListedDuringAcceptAttemptedOnce(t *testing.T) {
 	if !h2.d.isKnown(late + "-1") {
 		t.Error("the scan left alone a record whose own claim has expired")
 	}
+}
+
+// The first attempt on a record this process accepted, made after its
+// claim grew too old to start under (a backlog, a paused endpoint), takes
+// the lease but writes nothing to the pending record before the request:
+// the process that accepted it has not died since.
+func TestOwnStaleClaimFirstAttemptWritesNoRecordBefore(t *testing.T) {
+	backends(t, func(t *testing.T, s store.Store) {
+		t.Run("handed over", func(t *testing.T) { testOwnStaleClaim(t, s, false) })
+		// Found by the scan, as a delivery parked at a paused endpoint is
+		// read again: the record read carries the claim, nothing else.
+		t.Run("listed", func(t *testing.T) { testOwnStaleClaim(t, s, true) })
+	})
+}
+
+func testOwnStaleClaim(t *testing.T, s store.Store, listed bool) {
+	rc := newReceiver(t, statuses(200))
+	w := &writeLog{Store: s}
+	cfg := replicaConfig("a")
+	h := newHarnessClaims(t, w, rc.srv.URL, cfg, true)
+	var id string
+	if listed {
+		q := queue.New(queue.Options{
+			Store:    s,
+			Router:   queue.RouterFunc(func(string) string { return rc.srv.URL }),
+			Owner:    ownerOf(cfg.ReplicaID),
+			ClaimTTL: cfg.LeaseTTL,
+		})
+		now := time.Now()
+		id = event.NewID(now)
+		env := event.Envelope{MailFrom: "sender@example.org", RcptTo: []string{"a@example.com"}}
+		if err := q.Accept(context.Background(), id, now, env, strings.NewReader("Subject: x\r\n\r\nbody\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		id = h.accept(t, time.Now(), "a@example.com")
+	}
+	time.Sleep(testLeaseTTL) // past half the claim's validity
+	h.start(t)
+	d := h.waitState(t, id+"-1", queue.StateDelivered)
+	if len(d.Attempts) != 1 || d.Attempts[0].Status != 200 {
+		t.Errorf("delivered record = %+v, want one attempt", d)
+	}
+	waitFor(t, "no leases left", func() bool { return len(keys(t, s, queue.LeasePrefix)) == 0 })
+	if p, del := w.count(queue.LeasePrefix); p != 1 || del != 1 {
+		t.Errorf("%d lease writes and %d deletes, want 1 and 1", p, del)
+	}
+	accepted := 1 // Accept's write
+	if listed {
+		accepted = 0 // not through w
+	}
+	if p, _ := w.count(queue.PendingPrefix); p != accepted {
+		t.Errorf("pending record written %d times, want %d (Accept's only)", p, accepted)
+	}
+	if st := h.d.Stats(); st.ClaimedAttempts != 0 {
+		t.Errorf("ClaimedAttempts = %d, want 0 (the claim was too old)", st.ClaimedAttempts)
+	}
+}
+
+// Another owner's claim, even once it has expired with no attempt made
+// (its process died, maybe during that attempt), gets its attempt
+// persisted before the request, so that a message whose attempt kills
+// processes has its attempts counted and spaced.
+func TestOthersClaimFirstAttemptPersisted(t *testing.T) {
+	backends(t, func(t *testing.T, s store.Store) {
+		rc := newReceiver(t, statuses(200))
+		dead := newHarnessClaims(t, s, rc.srv.URL, replicaConfig("dead"), true) // never started
+		id := dead.accept(t, time.Now(), "a@example.com")
+		w := &writeLog{Store: s}
+		survivor := newHarness(t, w, rc.srv.URL, replicaConfig("survivor"))
+		survivor.start(t)
+		survivor.waitState(t, id+"-1", queue.StateDelivered)
+		if p, _ := w.count(queue.PendingPrefix); p != 1 {
+			t.Errorf("the survivor wrote the pending record %d times before delivering, want once (BeginAttempt)", p)
+		}
+	})
+}
+
+// settledOnClaim is a Queue on which another replica settles a delivery
+// just before this one gets its lease.
+type settledOnClaim struct {
+	*queue.Queue
+	other *queue.Queue
+	once  sync.Once
+}
+
+func (q *settledOnClaim) ClaimLease(ctx context.Context, recID string, owner queue.LeaseOwner, now time.Time, ttl time.Duration, prev *queue.Lease) (*queue.Lease, error) {
+	var err error
+	q.once.Do(func() {
+		var d *queue.Delivery
+		if d, err = q.other.Load(ctx, recID); err == nil {
+			err = q.other.MarkDelivered(ctx, d, queue.Attempt{At: now, Endpoint: d.Endpoint, Status: 200})
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return q.Queue.ClaimLease(ctx, recID, owner, now, ttl, prev)
+}
+
+// A first attempt that writes nothing before its request still checks,
+// once it holds the lease, that the record it read is current: a record
+// settled meanwhile by another replica is not sent again.
+func TestOwnStaleClaimSettledElsewhereNotSent(t *testing.T) {
+	backends(t, func(t *testing.T, s store.Store) {
+		rc := newReceiver(t, statuses(200))
+		h := newHarnessClaims(t, s, rc.srv.URL, replicaConfig("a"), true)
+		other := queue.New(queue.Options{Store: s, Router: queue.RouterFunc(func(string) string { return rc.srv.URL })})
+		h.d = New(replicaConfig("a"), &settledOnClaim{Queue: h.q, other: other}, newRenderer(h.q, fakeParse, parse.Options{}), testSigner{}, slog.New(slog.NewJSONHandler(h.logs, nil)))
+		id := h.accept(t, time.Now(), "a@example.com")
+		time.Sleep(testLeaseTTL)
+		h.start(t)
+		waitFor(t, "the delivery forgotten", func() bool { return !h.d.isKnown(id + "-1") })
+		if n := len(rc.requests()); n != 0 {
+			t.Errorf("receiver got %d requests, want 0: the record was settled elsewhere", n)
+		}
+		waitFor(t, "no leases left", func() bool { return len(keys(t, s, queue.LeasePrefix)) == 0 })
+	})
 }

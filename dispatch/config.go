@@ -45,7 +45,9 @@ type Config struct {
 	// once its leases have stood unchanged for LeaseTTL (see lease.go).
 	LeaseTTL time.Duration
 	// ReplicaID names this dispatcher in the leases it writes. It must be
-	// unique among the processes sharing a store. Default: 16 random hex
+	// unique among the processes sharing a store, and new in every
+	// process: a process restarted is another replica, which must not
+	// take its predecessor's claims for its own. Default: 16 random hex
 	// digits.
 	ReplicaID string
 	// UserAgent is sent on every request ("mailhook/dev"; the binary sets

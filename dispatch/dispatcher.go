@@ -23,6 +23,7 @@ type Queue interface {
 	Load(ctx context.Context, recID string) (*queue.Delivery, error)
 	DropEmpty(ctx context.Context, recID string, notAfter time.Time) (bool, error)
 	BeginAttempt(ctx context.Context, d *queue.Delivery, at, retryAt time.Time) error
+	Unchanged(ctx context.Context, d *queue.Delivery) error
 	ReleaseClaim(ctx context.Context, d *queue.Delivery) error
 	RecordAttempt(ctx context.Context, d *queue.Delivery, a queue.Attempt, next time.Time) error
 	MarkDelivered(ctx context.Context, d *queue.Delivery, a queue.Attempt) error

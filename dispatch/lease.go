@@ -216,6 +216,13 @@ func (d *Dispatcher) freshClaim(rec *queue.Delivery) bool {
 	return d.ownClaim(rec) && time.Since(rec.ClaimedAt()) < d.leaseValidity()/2
 }
 
+// claimedHere reports whether rec, however it was read, carries a claim
+// this process wrote: an owner id is new in every process, so a process
+// restarted, or another, never takes such a record for its own.
+func (d *Dispatcher) claimedHere(rec *queue.Delivery) bool {
+	return rec.Claim != nil && rec.Claim.Owner == d.owner.ID
+}
+
 // ownClaim reports whether rec carries a claim this process wrote.
 func (d *Dispatcher) ownClaim(rec *queue.Delivery) bool {
 	return !rec.ClaimedAt().IsZero() && rec.Claim.Owner == d.owner.ID

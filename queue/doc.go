@@ -91,7 +91,12 @@
 //     and a lease that nobody may take over before it has expired: no
 //     tight loop, even for a message that crashes the process. The first
 //     attempt of a delivery made under its claim (below) skips this
-//     write: the claim plays its part.
+//     write: the claim plays its part. So does the first attempt that the
+//     process which accepted the message makes after its claim grew too
+//     old to start under (a backlog, a paused endpoint): it takes the
+//     lease and checks that the record is the version it read
+//     (Unchanged), a stat instead of a write. That process has not died
+//     since; its successor is another owner and persists its attempts.
 //   - MarkDelivered and MarkFailed, on a store that moves objects
 //     (store.Mover: the filesystem store), append the new record to the
 //     pending one and rename it under its new state prefix: no object

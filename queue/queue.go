@@ -574,6 +574,23 @@ func (q *Queue) BeginAttempt(ctx context.Context, d *Delivery, at, retryAt time.
 	return q.update(ctx, d, nd)
 }
 
+// Unchanged checks that d is still the current version of its pending
+// record, as BeginAttempt would before writing: an error wrapping
+// store.ErrPrecondition if it has changed or is gone (reload it).
+func (q *Queue) Unchanged(ctx context.Context, d *Delivery) error {
+	if d.State != StatePending {
+		return fmt.Errorf("queue: check %s: state is %s, not pending", d.ID, d.State)
+	}
+	obj, err := q.store.Stat(ctx, RecordKey(StatePending, d.ID))
+	switch {
+	case errors.Is(err, store.ErrNotFound) || err == nil && obj.ETag != d.etag:
+		return fmt.Errorf("queue: check %s: record changed: %w", d.ID, store.ErrPrecondition)
+	case err != nil:
+		return fmt.Errorf("queue: check %s: %w", d.ID, err)
+	}
+	return nil
+}
+
 // RecordAttempt persists the result a of an attempt that will be retried
 // at next (it replaces the unfinished attempt BeginAttempt wrote). Like
 // BeginAttempt it is conditional on d being the current version.
