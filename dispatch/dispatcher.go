@@ -335,32 +335,45 @@ func (d *Dispatcher) take() (*item, time.Duration) {
 	now := d.cfg.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	probe := d.probeLocked(now)
-	for d.sched.Len() > 0 {
-		it := d.sched[0]
-		if wait := it.at.Sub(now); wait > 0 {
-			if probe >= 0 {
-				wait = min(wait, probe)
+	for {
+		probe := d.probeLocked(now)
+		// pausedParked: a delivery was parked at a paused endpoint here,
+		// after probeLocked looked: look again, so that the endpoint's
+		// next try and the sweep of closed retry windows are timed even
+		// when nothing else wakes the loop.
+		pausedParked := false
+		for d.sched.Len() > 0 {
+			it := d.sched[0]
+			if wait := it.at.Sub(now); wait > 0 {
+				if pausedParked {
+					break
+				}
+				if probe >= 0 {
+					wait = min(wait, probe)
+				}
+				return nil, wait
 			}
-			return nil, wait
-		}
-		heap.Pop(&d.sched)
-		if !d.openLocked(it, now) {
-			if h := d.health[it.endpoint]; h != nil && h.paused {
-				// It may wait long: keep only its scheduling facts (see
-				// attempt's retry case); its record is read when its turn
-				// comes.
-				it.rec, it.again = nil, nil
+			heap.Pop(&d.sched)
+			if !d.openLocked(it, now) {
+				if h := d.health[it.endpoint]; h != nil && h.paused {
+					// It may wait long: keep only its scheduling facts
+					// (see attempt's retry case); its record is read
+					// when its turn comes.
+					it.rec, it.again = nil, nil
+					pausedParked = true
+				}
+				d.parked[it.endpoint] = append(d.parked[it.endpoint], it)
+				continue
 			}
-			d.parked[it.endpoint] = append(d.parked[it.endpoint], it)
-			continue
+			d.busy[it.endpoint]++
+			it.slot = true
+			d.inflight++
+			return it, 0
 		}
-		d.busy[it.endpoint]++
-		it.slot = true
-		d.inflight++
-		return it, 0
+		if !pausedParked {
+			return nil, probe
+		}
 	}
-	return nil, probe
 }
 
 // release gives back the slot of a taken item that will not be attempted

@@ -135,3 +135,31 @@ func TestEndpointNotPausedWhileItAnswers(t *testing.T) {
 		t.Errorf("paused although it answered 2xx every third request:\n%s", h.logs.String())
 	}
 }
+
+// A delivery that comes due while its endpoint is paused is parked, and
+// the loop is told when to look again (the endpoint's next try, the sweep
+// of closed retry windows) even though nothing was parked before: with no
+// new mail to wake it, the loop would otherwise sleep until the rescan.
+func TestParkingAtPausedEndpointArmsTheTimer(t *testing.T) {
+	const ep = "http://127.0.0.1:1/hook"
+	h := newHarness(t, newMemStore(), ep, pauseTestConfig()) // not started
+	d := h.d
+	now := d.cfg.Now()
+	d.mu.Lock()
+	d.health[ep] = &health{fails: 3, paused: true, since: now, until: now.Add(time.Minute)}
+	d.mu.Unlock()
+	d.add(&item{id: "01M97FZK90S622G04AX16NMC75-1", endpoint: ep, at: now, receivedAt: now})
+	it, wait := d.take()
+	if it != nil {
+		t.Fatalf("take = %s, want nothing: its endpoint is paused for a minute", it.id)
+	}
+	if wait < 0 || wait > windowSweep {
+		t.Errorf("take's wait = %v, want at most %v (the next sweep)", wait, windowSweep)
+	}
+	d.mu.Lock()
+	parked := len(d.parked[ep])
+	d.mu.Unlock()
+	if parked != 1 {
+		t.Errorf("%d deliveries parked, want 1", parked)
+	}
+}
