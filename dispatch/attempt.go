@@ -171,7 +171,7 @@ func (d *Dispatcher) process(ctx context.Context, it *item) {
 	var start, intent time.Time
 	for try := 0; ; try++ {
 		d.mu.Lock()
-		it.replays = rec.Replays
+		it.replays, it.windowStart = rec.Replays, rec.RetryWindowStart()
 		d.mu.Unlock()
 		start = d.cfg.Now()
 		if rec.NextAttemptAt.After(start) {

@@ -135,7 +135,7 @@ func (d *Dispatcher) Enqueue(rec *queue.Delivery) {
 	if rec == nil || rec.State != queue.StatePending || rec.Endpoint == "" {
 		return
 	}
-	d.add(&item{id: rec.ID, endpoint: rec.Endpoint, at: rec.NextAttemptAt, receivedAt: rec.ReceivedAt, rec: rec})
+	d.add(newItem(rec.ID, rec, rec))
 }
 
 // inMemory is the record of it to work from without reading the store,
@@ -399,7 +399,7 @@ func (d *Dispatcher) done1(it *item, endpoint string, keep bool, next time.Time)
 	case it.again != nil && !keep:
 		// Finished, but a newer version was enqueued meanwhile (a replay).
 		it.rec, it.again = it.again, nil
-		it.endpoint, it.at = it.rec.Endpoint, it.rec.NextAttemptAt
+		it.endpoint, it.at, it.windowStart = it.rec.Endpoint, it.rec.NextAttemptAt, it.rec.RetryWindowStart()
 		heap.Push(&d.sched, it)
 	case keep:
 		if it.again != nil {
@@ -499,7 +499,7 @@ func (d *Dispatcher) rescan(ctx context.Context) {
 		}
 		// Keep only the schedule in memory; the record is read again
 		// before its attempt.
-		if d.add(&item{id: id, endpoint: rec.Endpoint, at: rec.NextAttemptAt, receivedAt: rec.ReceivedAt}) {
+		if d.add(newItem(id, rec, nil)) {
 			added++
 		}
 	}

@@ -39,7 +39,7 @@ type health struct {
 func (d *Dispatcher) openLocked(it *item, now time.Time) bool {
 	limit := d.cfg.PerEndpointConcurrency
 	if h := d.health[it.endpoint]; h != nil && h.paused {
-		if it.receivedAt.Add(d.cfg.RetryMaxElapsed).Before(now) {
+		if it.windowClosed(d.cfg.RetryMaxElapsed, now) {
 			return true // its last attempt, whatever the endpoint's state
 		}
 		if now.Before(h.until) {
@@ -48,6 +48,12 @@ func (d *Dispatcher) openLocked(it *item, now time.Time) bool {
 		limit = 1
 	}
 	return d.busy[it.endpoint] < limit
+}
+
+// windowClosed reports whether the retry window of it, window long, has
+// closed by now (its last attempt is due, paused endpoint or not).
+func (it *item) windowClosed(window time.Duration, now time.Time) bool {
+	return it.windowStart.Add(window).Before(now)
 }
 
 // windowSweep is how often the deliveries parked at paused endpoints are
@@ -97,7 +103,7 @@ func (d *Dispatcher) unparkClosedLocked(endpoint string, now time.Time) {
 	p := d.parked[endpoint]
 	kept := p[:0]
 	for _, it := range p {
-		if it.receivedAt.Add(d.cfg.RetryMaxElapsed).Before(now) {
+		if it.windowClosed(d.cfg.RetryMaxElapsed, now) {
 			heap.Push(&d.sched, it)
 		} else {
 			kept = append(kept, it)

@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -136,6 +137,53 @@ func TestEndpointNotPausedWhileItAnswers(t *testing.T) {
 	}
 }
 
+// A replay restarts a delivery's retry window, and a paused endpoint
+// holds a replayed delivery for that new window: only a window that has
+// closed lets a delivery through a pause.
+func TestPausedEndpointHoldsReplayForItsNewWindow(t *testing.T) {
+	rc := newReceiver(t, statuses(http.StatusServiceUnavailable))
+	cfg := pauseTestConfig()
+	cfg.RetryMaxElapsed = 2500 * time.Millisecond
+	cfg.PauseMax = time.Hour // the pause alone would hold them for longer than the test
+	cfg.RetryInitial = time.Hour
+	cfg.RetryMaxInterval = time.Hour
+	h := newHarness(t, newMemStore(), rc.srv.URL+"/hook", cfg)
+	h.start(t)
+	acceptN(t, h, cfg.PauseAfter) // their failures pause the endpoint
+	waitFor(t, "the endpoint paused", func() bool { return h.d.Stats().PausedEndpoints == 1 })
+	// Received long ago: its window has closed, so it gets its one
+	// attempt through the pause and fails.
+	old := h.accept(t, time.Now().Add(-time.Hour), "a@example.com")
+	h.waitState(t, old+"-1", queue.StateFailed)
+	sent := func() (n int) {
+		for _, r := range rc.requests() {
+			if r.id == old {
+				n++
+			}
+		}
+		return n
+	}
+	before := sent()
+	if err := h.q.Replay(context.Background(), old+"-1", ""); err != nil {
+		t.Fatal(err)
+	}
+	replayed := time.Now()
+	time.Sleep(cfg.RetryMaxElapsed / 2) // at least one sweep of the parked deliveries
+	if n := sent() - before; n != 0 && time.Since(replayed) < cfg.RetryMaxElapsed {
+		t.Errorf("the replayed delivery was sent %d times through the pause within its new retry window", n)
+	}
+	// Its new window ends all the same.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(h.logs.String())
+		}
+	})
+	d := h.waitState(t, old+"-1", queue.StateFailed)
+	if !strings.Contains(d.LastError, "retry window") {
+		t.Errorf("after the replay: last error %q, want its retry window exhausted", d.LastError)
+	}
+}
+
 // A delivery that comes due while its endpoint is paused is parked, and
 // the loop is told when to look again (the endpoint's next try, the sweep
 // of closed retry windows) even though nothing was parked before: with no
@@ -148,7 +196,7 @@ func TestParkingAtPausedEndpointArmsTheTimer(t *testing.T) {
 	d.mu.Lock()
 	d.health[ep] = &health{fails: 3, paused: true, since: now, until: now.Add(time.Minute)}
 	d.mu.Unlock()
-	d.add(&item{id: "01M97FZK90S622G04AX16NMC75-1", endpoint: ep, at: now, receivedAt: now})
+	d.add(&item{id: "01M97FZK90S622G04AX16NMC75-1", endpoint: ep, at: now, receivedAt: now, windowStart: now})
 	it, wait := d.take()
 	if it != nil {
 		t.Fatalf("take = %s, want nothing: its endpoint is paused for a minute", it.id)

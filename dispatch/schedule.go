@@ -7,6 +7,12 @@ import (
 	"github.com/mailhook/mailhook/queue"
 )
 
+// newItem is the item of the pending delivery id, scheduled as rec says;
+// cached, when not nil, is the record to keep until its first attempt.
+func newItem(id string, rec, cached *queue.Delivery) *item {
+	return &item{id: id, endpoint: rec.Endpoint, at: rec.NextAttemptAt, receivedAt: rec.ReceivedAt, windowStart: rec.RetryWindowStart(), rec: cached}
+}
+
 // item is one pending delivery known to the dispatcher. Only its
 // scheduling facts are kept in memory; the record itself is cached only
 // until its first attempt and read from the store again before each retry.
@@ -15,7 +21,10 @@ type item struct {
 	endpoint   string
 	at         time.Time // not before
 	receivedAt time.Time
-	rec        *queue.Delivery // cached record, nil = load before the attempt
+	// windowStart is when its retry window began, as of the version
+	// last read (queue.Delivery.RetryWindowStart: a replay restarts it).
+	windowStart time.Time
+	rec         *queue.Delivery // cached record, nil = load before the attempt
 	// replays is the Replays count of the version last attempted.
 	replays int
 	// again is a version handed to Enqueue while the item was known. It
