@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -229,4 +230,54 @@ func TestS3IfMatchCreatesWarns(t *testing.T) {
 	if n := lax.Keys(); n != 0 {
 		t.Errorf("probe left %d objects", n)
 	}
+}
+
+// On S3, deliveries held by a paused endpoint until their claims have
+// grown old are each delivered once when the endpoint answers again: the
+// first attempt of such a delivery checks the record it read against the
+// store's ETag (a HEAD) instead of rewriting it.
+func TestS3BacklogAfterPause(t *testing.T) {
+	s3srv := s3test.Start(t)
+	var down atomic.Bool
+	down.Store(true)
+	rcv := newReceiver(t, func(int, delivery) int {
+		if down.Load() {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusNoContent
+	})
+	env := s3srv.Env()
+	env["MAILHOOK_WEBHOOK_URL"] = rcv.URL()
+	env["MAILHOOK_WEBHOOK_SECRET"] = testSecret
+	env["MAILHOOK_ENDPOINT_PAUSE_AFTER"] = "2"
+	env["MAILHOOK_RETRY_INITIAL"] = "200ms"
+	env["MAILHOOK_LEASE_TTL"] = "2s" // claims too old to start under after 0.9 s
+	srv := startServer(t, t.TempDir(), env)
+	const n = 6
+	for i := range n {
+		if _, err := sendGoSMTP(srv.smtpAddr, "a@example.org", []string{"b@example.com"},
+			fmt.Appendf(nil, "From: a@example.org\r\nSubject: %d\r\n\r\nhello\r\n", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(srv.Logs(), "endpoint paused") {
+		if time.Now().After(deadline) {
+			t.Fatal("the endpoint was not paused")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond) // the claims of the parked deliveries grow old
+	down.Store(false)
+	got := rcv.waitFor(60*time.Second, "every message", func(d []delivery) bool { return len(d) >= n })
+	time.Sleep(time.Second) // a second delivery of any would show now
+	got = rcv.accepted()
+	ids := map[string]int{}
+	for _, d := range got {
+		ids[d.Header.Get("webhook-id")]++
+	}
+	if len(got) != n || len(ids) != n {
+		t.Errorf("%d webhooks answered 2xx for %d webhook-ids, want %d of each", len(got), len(ids), n)
+	}
+	srv.stop()
 }
