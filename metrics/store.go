@@ -21,10 +21,11 @@ const (
 	opList
 	opPing
 	opMove
+	opAppend
 	numOps
 )
 
-var opNames = [numOps]string{"put", "get", "stat", "delete", "list", "ping", "move"}
+var opNames = [numOps]string{"put", "get", "stat", "delete", "list", "ping", "move", "append"}
 
 // Results, the result label. Not found and a lost conditional write are
 // part of normal operation, not store trouble, so they are told apart from
@@ -128,6 +129,19 @@ func (s *instrumentedStore) MoveAppend(ctx context.Context, from, to string, tai
 	start := time.Now()
 	obj, err := store.MoveAppend(ctx, s.inner, from, to, tail, opts)
 	s.observe(opMove, start, err)
+	return obj, err
+}
+
+// AppendIfMatch passes an append on to a store that appends
+// (store.Appender); otherwise it fails like store.AppendIfMatch,
+// unobserved.
+func (s *instrumentedStore) AppendIfMatch(ctx context.Context, key, etag string, tail []byte, opts store.AppendOptions) (store.Object, error) {
+	if _, ok := s.inner.(store.Appender); !ok {
+		return store.AppendIfMatch(ctx, s.inner, key, etag, tail, opts)
+	}
+	start := time.Now()
+	obj, err := store.AppendIfMatch(ctx, s.inner, key, etag, tail, opts)
+	s.observe(opAppend, start, err)
 	return obj, err
 }
 

@@ -133,6 +133,38 @@ type MoveOptions struct {
 	Lazy bool
 }
 
+// Appender is implemented by stores that can append to an object in place
+// (the filesystem store). The queue gives a pending record its next
+// version this way: no new file, no rename, and no wait for the data to be
+// durable before the name.
+type Appender interface {
+	// AppendIfMatch appends tail to the object at key if its current ETag
+	// is etag, and returns the object as it now is; otherwise it fails
+	// with ErrPrecondition (ErrNotFound: there is no object at key). As
+	// with MoveAppend, the append is not atomic: a reader, or a restart
+	// after a crash, may find the object ending with any prefix of tail,
+	// including none. When it returns nil the append is durable, unless
+	// opts.Lazy.
+	AppendIfMatch(ctx context.Context, key, etag string, tail []byte, opts AppendOptions) (Object, error)
+}
+
+// AppendOptions qualify an AppendIfMatch.
+type AppendOptions struct {
+	// Lazy defers durability as PutOptions.Lazy does: a crash of the
+	// machine before the next durable write of this process may cut the
+	// append, anywhere.
+	Lazy bool
+}
+
+// AppendIfMatch calls s.AppendIfMatch when s is an Appender; otherwise it
+// returns an error wrapping errors.ErrUnsupported and does nothing.
+func AppendIfMatch(ctx context.Context, s Store, key, etag string, tail []byte, opts AppendOptions) (Object, error) {
+	if a, ok := s.(Appender); ok {
+		return a.AppendIfMatch(ctx, key, etag, tail, opts)
+	}
+	return Object{}, fmt.Errorf("store: append %s: %w", key, errors.ErrUnsupported)
+}
+
 // KeyLister is implemented by stores that list keys more cheaply than
 // objects (the filesystem store: no stat of each file).
 type KeyLister interface {

@@ -246,6 +246,44 @@ func TestLazyDeleteAndUnorderedLazyPut(t *testing.T) {
 	}
 }
 
+// A Lazy append waits at no barrier in SyncFS mode, a durable one at one;
+// SyncFiles mode fsyncs the file and no directory.
+func TestAppendDurability(t *testing.T) {
+	ctx := context.Background()
+	var syncs atomic.Int64
+	s := newSyncFSStore(t, func() error { syncs.Add(1); return nil })
+	obj := putString(t, s, "m/a", "x", store.PutOptions{})
+	before := syncs.Load()
+	obj, err := s.AppendIfMatch(ctx, "m/a", obj.ETag, []byte("+"), store.AppendOptions{Lazy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := syncs.Load() - before; got != 0 {
+		t.Errorf("a Lazy append made %d syncfs calls, want 0", got)
+	}
+	if _, err := s.AppendIfMatch(ctx, "m/a", obj.ETag, []byte("+"), store.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := syncs.Load() - before; got != 1 {
+		t.Errorf("a durable append made %d syncfs calls, want 1", got)
+	}
+	if got := readKey(t, s, "m/a"); got != "x++" {
+		t.Errorf("m/a = %q, want x++", got)
+	}
+
+	f := newTestStore(t, t.TempDir(), WithSync(SyncFiles))
+	var dirSyncs atomic.Int64
+	f.syncDirFn = func(dir string) error { dirSyncs.Add(1); return syncDir(dir) }
+	obj = putString(t, f, "m/a", "x", store.PutOptions{})
+	before = dirSyncs.Load()
+	if _, err := f.AppendIfMatch(ctx, "m/a", obj.ETag, []byte("+"), store.AppendOptions{Lazy: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := dirSyncs.Load() - before; got != 0 {
+		t.Errorf("SyncFiles: an append fsynced %d directories, want none (the file is)", got)
+	}
+}
+
 // A move onto a key that is a directory here (a prefix of other keys)
 // fails as an invalid key and leaves both where they were: rename(2)
 // refuses it, without the lstat(2) os.Rename would make first.

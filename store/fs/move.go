@@ -60,22 +60,14 @@ func (s *Store) MoveAppend(ctx context.Context, from, to string, tail []byte, op
 
 func (s *Store) moveLocked(ctx context.Context, from, to string, tail []byte) (store.Object, error) {
 	src := s.path(from)
-	f, err := openFile(src, os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0)
+	f, fi, err := openAppend(src)
 	switch {
-	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ENOTDIR),
-		errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ELOOP):
-		return store.Object{}, fmt.Errorf("fs: move %s: %w", from, store.ErrNotFound)
+	case errors.Is(err, store.ErrNotFound):
+		return store.Object{}, fmt.Errorf("fs: move %s: %w", from, err)
 	case err != nil:
 		return store.Object{}, s.moveErr(from, to, err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return store.Object{}, s.moveErr(from, to, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return store.Object{}, fmt.Errorf("fs: move %s: %w", from, store.ErrNotFound)
-	}
 	if len(tail) > 0 {
 		if _, err := f.Write(tail); err != nil {
 			// Best effort: take a partial tail back off (a full disk), so
@@ -112,6 +104,30 @@ func (s *Store) moveLocked(ctx context.Context, from, to string, tail []byte) (s
 	return obj, nil
 }
 
+// openAppend opens the object file at p for appending and describes it;
+// store.ErrNotFound if there is no regular file there (symbolic links are
+// not objects). The caller closes the file.
+func openAppend(p string) (*os.File, os.FileInfo, error) {
+	f, err := openFile(p, os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0)
+	switch {
+	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ENOTDIR),
+		errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ELOOP):
+		return nil, nil, store.ErrNotFound
+	case err != nil:
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+		f.Close()
+		return nil, nil, err
+	case !fi.Mode().IsRegular():
+		f.Close()
+		return nil, nil, store.ErrNotFound
+	}
+	return f, fi, nil
+}
+
 // syncMove makes a rename from one key's directory to another's durable.
 func (s *Store) syncMove(gen uint64, from, to string) error {
 	if s.mode == SyncFS {
@@ -137,4 +153,78 @@ func (s *Store) moveErr(from, to string, err error) error {
 		return fmt.Errorf("fs: move %s to %s: %w: %w", from, to, store.ErrInvalidKey, err)
 	}
 	return fmt.Errorf("fs: move %s to %s: %w", from, to, classify(err))
+}
+
+var _ store.Appender = (*Store)(nil)
+
+// AppendIfMatch appends tail to the file of key if its ETag is etag (see
+// store.Appender), under key's lock like a conditional Put, so that the
+// comparison and the append are one step for every writer in every
+// process. Nothing is created or renamed. The append is made durable
+// before it returns, unless opts.Lazy in SyncFS mode (the next barrier,
+// whoever's, covers it): by a barrier in SyncFS mode, by an fsync of the
+// file in SyncFiles mode.
+func (s *Store) AppendIfMatch(ctx context.Context, key, ifMatch string, tail []byte, opts store.AppendOptions) (store.Object, error) {
+	if err := store.ValidKey(key); err != nil {
+		return store.Object{}, fmt.Errorf("fs: append: %w", err)
+	}
+	if ifMatch == "" {
+		return store.Object{}, fmt.Errorf("fs: append %s: no ETag to match", key)
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Object{}, fmt.Errorf("fs: append %s: %w", key, err)
+	}
+	gen := s.syncErrs.Load()
+	unlock, err := s.locks.lock(ctx, key)
+	if err != nil {
+		return store.Object{}, s.appendErr(key, err)
+	}
+	obj, err := s.appendLocked(key, ifMatch, tail, s.mode != SyncFS)
+	unlock()
+	if err != nil || s.mode != SyncFS || opts.Lazy {
+		return obj, err
+	}
+	if err := s.barrier(gen); err != nil {
+		// Appended, but perhaps not durably: the caller must not rely on it.
+		return store.Object{}, s.appendErr(key, err)
+	}
+	return obj, nil
+}
+
+// appendLocked is AppendIfMatch under key's lock; sync: fsync the file.
+func (s *Store) appendLocked(key, ifMatch string, tail []byte, sync bool) (store.Object, error) {
+	p := s.path(key)
+	f, fi, err := openAppend(p)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.Object{}, fmt.Errorf("fs: append %s: %w", key, err)
+	case err != nil:
+		return store.Object{}, s.appendErr(key, err)
+	}
+	defer f.Close()
+	if etag(fi) != ifMatch {
+		return store.Object{}, fmt.Errorf("fs: append %s: %w", key, store.ErrPrecondition)
+	}
+	if _, err := f.Write(tail); err != nil {
+		// Best effort: take a partial tail back off (a full disk).
+		_ = f.Truncate(fi.Size())
+		return store.Object{}, s.appendErr(key, err)
+	}
+	stamp := s.stamp() // the ETag must change, as for a Put
+	if err := setMtime(f, p, stamp); err != nil {
+		return store.Object{}, s.appendErr(key, err)
+	}
+	if sync {
+		if err := f.Sync(); err != nil {
+			return store.Object{}, s.appendErr(key, err)
+		}
+	}
+	// As in moveLocked: the tail went to the end, under the key's lock.
+	size := fi.Size() + int64(len(tail))
+	return store.Object{Key: key, Size: size, ETag: etagOf(inode(fi), size, stamp), ModTime: stamp}, nil
+}
+
+// appendErr wraps err for an append, like putErr does for a Put.
+func (s *Store) appendErr(key string, err error) error {
+	return fmt.Errorf("fs: append %s: %w", key, classify(err))
 }

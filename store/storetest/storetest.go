@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mailhook/mailhook/store"
@@ -58,6 +59,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Ping", testPing},
 		{"Concurrent", testConcurrent},
 		{"MoveAppend", testMoveAppend},
+		{"AppendIfMatch", testAppendIfMatch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -892,4 +894,78 @@ func (c *cancellingReader) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
 	c.n += n
 	return n, err
+}
+
+func testAppendIfMatch(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	first := put(t, s, "a/x", "body", store.PutOptions{})
+	obj, err := store.AppendIfMatch(ctx, s, "a/x", first.ETag, []byte("+tail"), store.AppendOptions{})
+	if errors.Is(err, errors.ErrUnsupported) {
+		// A store that does not append, or a decorator passing appends
+		// on to one: the refusal must leave the object as it was.
+		if got, _ := get(t, s, "a/x"); string(got) != "body" {
+			t.Errorf("after a refused append a/x = %q, want it untouched", got)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("AppendIfMatch: %v", err)
+	}
+	got, gobj := get(t, s, "a/x")
+	if string(got) != "body+tail" {
+		t.Errorf("appended object = %q, want %q", got, "body+tail")
+	}
+	if obj.Key != "a/x" || obj.Size != int64(len("body+tail")) || obj.ETag != gobj.ETag || !obj.ModTime.Equal(gobj.ModTime) {
+		t.Errorf("AppendIfMatch returned %+v, Get says %+v", obj, gobj)
+	}
+	if obj.ETag == first.ETag {
+		t.Errorf("ETag %q unchanged by the append", obj.ETag)
+	}
+
+	// The old ETag no longer matches, for an append or a Put.
+	if _, err := store.AppendIfMatch(ctx, s, "a/x", first.ETag, []byte("!"), store.AppendOptions{Lazy: true}); !errors.Is(err, store.ErrPrecondition) {
+		t.Errorf("append with a stale ETag: %v, want ErrPrecondition", err)
+	}
+	if _, err := s.Put(ctx, "a/x", strings.NewReader("x"), store.PutOptions{IfMatch: first.ETag}); !errors.Is(err, store.ErrPrecondition) {
+		t.Errorf("Put with the ETag from before the append: %v, want ErrPrecondition", err)
+	}
+	if got, _ := get(t, s, "a/x"); string(got) != "body+tail" {
+		t.Errorf("after refused writes a/x = %q, want %q", got, "body+tail")
+	}
+	// The new one does, Lazy too.
+	if _, err := store.AppendIfMatch(ctx, s, "a/x", obj.ETag, []byte("+more"), store.AppendOptions{Lazy: true}); err != nil {
+		t.Errorf("append with the current ETag: %v", err)
+	}
+	if got, _ := get(t, s, "a/x"); string(got) != "body+tail+more" {
+		t.Errorf("a/x = %q, want %q", got, "body+tail+more")
+	}
+	if _, err := store.AppendIfMatch(ctx, s, "a/missing", obj.ETag, []byte("x"), store.AppendOptions{}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("append to a missing key: %v, want ErrNotFound", err)
+	}
+	assertMissing(t, s, "a/missing")
+
+	// Of two appends with one ETag, exactly one wins.
+	_, cur := get(t, s, "a/x")
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := store.AppendIfMatch(ctx, s, "a/x", cur.ETag, []byte{'0' + byte(i)}, store.AppendOptions{Lazy: true})
+			switch {
+			case err == nil:
+				wins.Add(1)
+			case !errors.Is(err, store.ErrPrecondition):
+				t.Errorf("concurrent append: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := wins.Load(); n != 1 {
+		t.Errorf("%d of 8 concurrent appends with one ETag succeeded, want 1", n)
+	}
+	if got, _ := get(t, s, "a/x"); len(got) != len("body+tail+more")+1 {
+		t.Errorf("a/x after the race = %q, want one more byte", got)
+	}
 }
