@@ -97,11 +97,19 @@
 //     lease and checks that the record is the version it read
 //     (Unchanged), a stat instead of a write. That process has not died
 //     since; its successor is another owner and persists its attempts.
+//   - On a store that appends (store.Appender: the filesystem store),
+//     BeginAttempt, RecordAttempt and ReleaseClaim append the new version
+//     to the pending record's object, conditional on its ETag, instead
+//     of replacing the object: no new file, no rename, no wait for a
+//     group commit. A crash may cut the appended document, which is
+//     ignored: the previous version again. An object grown past 16 KiB
+//     is replaced by its last version alone.
 //   - MarkDelivered and MarkFailed, on a store that moves objects
 //     (store.Mover: the filesystem store), append the new record to the
 //     pending one and rename it under its new state prefix: no object
 //     created, none deleted. A record object therefore holds one JSON
-//     document or several in a row, and the last complete one is the
+//     document or several in a row, each after a line break, and the
+//     last complete one is the
 //     record. A crash may cut the append anywhere: a partial document is
 //     ignored, and a record found under delivered/ or failed/ whose last
 //     complete document still says pending takes the state of its key

@@ -48,6 +48,11 @@ func (c *countingStore) MoveAppend(ctx context.Context, from, to string, tail []
 	return store.MoveAppend(ctx, c.Store, from, to, tail, opts)
 }
 
+func (c *countingStore) AppendIfMatch(ctx context.Context, key, etag string, tail []byte, opts store.AppendOptions) (store.Object, error) {
+	c.note("append " + key)
+	return store.AppendIfMatch(ctx, c.Store, key, etag, tail, opts)
+}
+
 // A store wrapper that offers MoveAppend over a store that cannot move
 // (the metrics decorator over S3) gets the record written and the pending
 // one deleted.
@@ -78,17 +83,11 @@ func TestFinishMovesThePendingRecord(t *testing.T) {
 	for _, final := range []queue.State{queue.StateDelivered, queue.StateFailed} {
 		t.Run(string(final), func(t *testing.T) {
 			ctx := t.Context()
-			s, err := fs.New(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			cs := &countingStore{Store: s}
-			f := newFixture(t, cs, routes{"a@x": "http://one"})
-			f.accept(t, "a@x")
-			d := f.enqueued[0]
+			s, cs, f, d := fsAccepted(t)
 			cs.calls = nil
 
 			a := queue.Attempt{At: t0, Endpoint: d.Endpoint, Status: 200}
+			var err error
 			if final == queue.StateDelivered {
 				err = f.q.MarkDelivered(ctx, d, a)
 			} else {
@@ -254,16 +253,7 @@ func mustDeliveredDoc(t *testing.T, d *queue.Delivery, a queue.Attempt) []byte {
 	if err := q.MarkDelivered(t.Context(), d, a); err != nil {
 		t.Fatal(err)
 	}
-	rc, _, err := s.Get(t.Context(), queue.RecordKey(queue.StateDelivered, d.ID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bytes.TrimSpace(b)
+	return bytes.TrimSpace(objectBytes(t, s, queue.RecordKey(queue.StateDelivered, d.ID)))
 }
 
 // pending lists q's pending deliveries, failing t on any error.
@@ -277,4 +267,148 @@ func pending(t *testing.T, q *queue.Queue) []*queue.Delivery {
 		ds = append(ds, d)
 	}
 	return ds
+}
+
+// fsAccepted is a queue on a filesystem store, seen through a
+// countingStore, that has accepted one message for one endpoint: its
+// delivery is returned.
+func fsAccepted(t *testing.T) (*fs.Store, *countingStore, *fixture, *queue.Delivery) {
+	t.Helper()
+	s, err := fs.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &countingStore{Store: s}
+	f := newFixture(t, cs, routes{"a@x": "http://one"})
+	f.accept(t, "a@x")
+	return s, cs, f, f.enqueued[0]
+}
+
+// objectBytes returns the object at key as stored.
+func objectBytes(t *testing.T, s store.Store, key string) []byte {
+	t.Helper()
+	rc, _, err := s.Get(t.Context(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// On a store that appends, an update of a pending record appends its new
+// version to the object (no new file, no rename); the last complete
+// document is the record, a cut one is ignored, and an object grown past
+// the bound is rewritten with its last version alone. Conditional as
+// ever: a stale version cannot append.
+func TestUpdateAppends(t *testing.T) {
+	ctx := t.Context()
+	s, cs, f, d := fsAccepted(t)
+	key := queue.RecordKey(queue.StatePending, d.ID)
+	stale := *d
+	if err := f.q.BeginAttempt(ctx, d, t0, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(objectBytes(t, s, key), []byte("\n{")); n != 1 {
+		t.Errorf("after one update the object holds %d appended documents, want 1", n)
+	}
+	puts := func() (n int) {
+		for _, c := range cs.calls {
+			if c == "put "+key {
+				n++
+			}
+		}
+		return n
+	}
+	if n := puts(); n != 1 {
+		t.Errorf("the record was put %d times, want once (Accept): %q", n, cs.calls)
+	}
+	got, err := f.q.Load(ctx, d.ID)
+	if err != nil || len(got.Attempts) != 1 || !got.Attempts[0].Unfinished {
+		t.Fatalf("Load after the update = %+v, %v; want its unfinished attempt", got, err)
+	}
+	if err := f.q.BeginAttempt(ctx, &stale, t0, t0.Add(time.Minute)); !errors.Is(err, store.ErrPrecondition) {
+		t.Errorf("update of a stale version: %v, want ErrPrecondition", err)
+	}
+
+	// A cut append (a crash) leaves the previous version.
+	b := objectBytes(t, s, key)
+	cut := append(slices.Clone(b), []byte("\n{\"version\":1,\"id\":\"")...)
+	if _, err := s.Put(ctx, key, bytes.NewReader(cut), store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = f.q.Load(ctx, d.ID)
+	if err != nil || len(got.Attempts) != 1 {
+		t.Fatalf("Load of a record with a cut tail = %+v, %v; want the last complete version", got, err)
+	}
+	// The next version is not appended after the cut document, where it
+	// would never be read.
+	if err := f.q.RecordAttempt(ctx, got, queue.Attempt{At: t0, Endpoint: d.Endpoint, Status: 503}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = f.q.Load(ctx, d.ID); err != nil || len(got.Attempts) != 1 || got.Attempts[0].Status != 503 {
+		t.Fatalf("Load after an update of a record with a cut tail = %+v, %v; want the update", got, err)
+	}
+	if n := bytes.Count(objectBytes(t, s, key), []byte("\n{")); n != 0 {
+		t.Errorf("the update after a cut appended to the damaged object (%d documents after the first), want it rewritten", n)
+	}
+
+	// Attempts until the object would pass the bound: then it is
+	// rewritten.
+	d = got
+	for i := 0; i < 39; i++ {
+		if err := f.q.RecordAttempt(ctx, d, queue.Attempt{At: t0, Endpoint: d.Endpoint, Status: 503}, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b = objectBytes(t, s, key)
+	if len(b) > 16<<10 {
+		t.Errorf("pending record object is %d bytes, want it rewritten before 16 KiB", len(b))
+	}
+	if puts() < 3 { // Accept's, the test's cut one, and a rewrite
+		t.Errorf("40 updates never rewrote the record: %d bytes", len(b))
+	}
+	got, err = f.q.Load(ctx, d.ID)
+	if err != nil || len(got.Attempts) != 40 {
+		t.Fatalf("Load after 40 attempts = %d attempts, %v", len(got.Attempts), err)
+	}
+	// And the outcome is appended and moved as before.
+	if err := f.q.MarkDelivered(ctx, got, queue.Attempt{At: t0, Endpoint: d.Endpoint, Status: 204}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.q.Load(ctx, d.ID); err != nil || got.State != queue.StateDelivered || len(got.Attempts) != 41 {
+		t.Fatalf("Load after MarkDelivered = %+v, %v", got, err)
+	}
+}
+
+// A version appended after a document a crash cut (or after the zeros it
+// left) is still read: documents are found by the line break that starts
+// each, not by decoding the object from its start.
+func TestRecordAfterCutDocumentIsRead(t *testing.T) {
+	ctx := t.Context()
+	s, _, f, d := fsAccepted(t)
+	key := queue.RecordKey(queue.StatePending, d.ID)
+	first := objectBytes(t, s, key)
+	if err := f.q.BeginAttempt(ctx, d, t0, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	second := bytes.TrimPrefix(objectBytes(t, s, key), first) // "\n{…}"
+	for name, junk := range map[string][]byte{
+		"cut document": []byte("\n{\"version\":1,\"id\":\"" + d.ID),
+		"zeros":        make([]byte, 300),
+	} {
+		t.Run(name, func(t *testing.T) {
+			obj := bytes.Join([][]byte{first, junk, second}, nil)
+			if _, err := s.Put(ctx, key, bytes.NewReader(obj), store.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := f.q.Load(ctx, d.ID)
+			if err != nil || len(got.Attempts) != 1 || !got.Attempts[0].Unfinished {
+				t.Fatalf("Load = %+v, %v; want the version after the damage", got, err)
+			}
+		})
+	}
 }

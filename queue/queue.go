@@ -222,7 +222,7 @@ func (q *Queue) Accept(ctx context.Context, id string, receivedAt time.Time, env
 		return fmt.Errorf("queue: accept %s: %w", id, err)
 	}
 	for i, d := range recs {
-		d.etag = objs[i+1].ETag
+		d.etag, d.size = objs[i+1].ETag, objs[i+1].Size
 		d.fresh = true
 	}
 	if hr.capture != nil && !hr.capture.over { // routed to one: pending[0]
@@ -352,7 +352,7 @@ func (q *Queue) putEncoded(ctx context.Context, key string, d *Delivery, b []byt
 	if err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	d.etag = obj.ETag
+	d.etag, d.size = obj.ETag, obj.Size
 	return nil
 }
 
@@ -360,9 +360,10 @@ func (q *Queue) putEncoded(ctx context.Context, key string, d *Delivery, b []byt
 // missing.
 //
 // A record object holds one JSON document, or several in a row once
-// finish has appended the outcome and moved it (store.Mover): the last
-// complete document is the record. An append cut short by a crash leaves
-// a partial document, which is ignored; if the move happened, the key's
+// update has appended versions or finish has appended the outcome and
+// moved it (store.Appender, store.Mover): the last complete document is
+// the record. An append cut short by a crash leaves a partial document,
+// which is ignored (see lastDocument); if the move happened, the key's
 // state is the record's state even though its outcome was lost.
 func (q *Queue) get(ctx context.Context, key string) (*Delivery, error) {
 	rc, obj, err := q.store.Get(ctx, key)
@@ -373,24 +374,17 @@ func (q *Queue) get(ctx context.Context, key string) (*Delivery, error) {
 	if obj.Size == 0 {
 		return nil, fmt.Errorf("get %s: %w", key, ErrEmptyRecord)
 	}
-	dec := json.NewDecoder(rc)
-	var d *Delivery
-	for {
-		var next Delivery
-		if err := dec.Decode(&next); err != nil {
-			if d == nil {
-				if err == io.EOF {
-					err = io.ErrUnexpectedEOF
-				}
-				return nil, fmt.Errorf("decode %s: %w", key, err)
-			}
-			if err != io.EOF && !isCut(err) {
-				q.log.LogAttrs(ctx, slog.LevelWarn, "record has a damaged tail; using its last complete document",
-					slog.String("key", key), slog.String("error", err.Error()))
-			}
-			break
-		}
-		d = &next
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	d, whole, err := lastDocument(b)
+	switch {
+	case d == nil:
+		return nil, fmt.Errorf("decode %s: %w", key, err)
+	case err != nil && !isCut(err):
+		q.log.LogAttrs(ctx, slog.LevelWarn, "record has a damaged tail; using its last complete document",
+			slog.String("key", key), slog.String("error", err.Error()))
 	}
 	if s := keyState(key); s != "" && s != StatePending && d.State == StatePending {
 		// Moved, but the outcome appended before the move was lost.
@@ -400,8 +394,41 @@ func (q *Queue) get(ctx context.Context, key string) (*Delivery, error) {
 			d.LastError = errOutcomeLost
 		}
 	}
-	d.etag = obj.ETag
+	d.etag, d.size = obj.ETag, obj.Size
+	if !whole {
+		// The next update rewrites the object (see update), leaving
+		// the damaged part behind.
+		d.size = 0
+	}
 	return d, nil
+}
+
+// lastDocument decodes the last complete record document of b, a record
+// object: documents follow each other, each appended one after a line
+// break, and a crash may have cut the last of them or left zeros where it
+// was to be, after which later ones may still have been appended. The
+// JSON encoder never writes a raw line break, so a line break followed by
+// "{" always starts a document. whole reports that the document decoded
+// is the last thing in b; err is why a later part did not decode.
+func lastDocument(b []byte) (d *Delivery, whole bool, err error) {
+	whole = true
+	for end := len(b); end > 0; {
+		start := bytes.LastIndex(b[:end], []byte("\n{")) + 1 // 0: the first document
+		var next Delivery
+		derr := json.Unmarshal(bytes.TrimRight(b[start:end], "\x00 \t\r\n"), &next)
+		if derr == nil {
+			return &next, whole, err
+		}
+		if err == nil {
+			err = derr
+		}
+		whole = false
+		end = start - 1 // before the line break
+	}
+	if err == nil {
+		err = io.ErrUnexpectedEOF
+	}
+	return nil, false, err
 }
 
 // isCut reports whether a decoding error is what an append cut short by a
@@ -613,18 +640,45 @@ func (q *Queue) ReleaseClaim(ctx context.Context, d *Delivery) error {
 	return q.update(ctx, d, d.clone())
 }
 
+// maxAppendedRecord bounds a pending record object that updates append
+// to: past it, the next update rewrites the object with its last version
+// alone.
+const maxAppendedRecord = 16 << 10
+
 // update replaces the pending record d with nd, conditional on d being
-// the current version. It writes Lazy (store.PutOptions.Lazy):
-// the update is atomic and visible at once, so it guards against other
-// processes and against a crash of this one, and only a crash of the
-// machine before the next durable write can undo it, which brings back
-// the previous version: an attempt is then repeated sooner, nothing is
-// lost.
+// the current version. It writes Lazy (store.PutOptions.Lazy): only a
+// crash of the machine before the next durable write can undo it, which
+// brings back the previous version: an attempt is then repeated sooner,
+// nothing is lost.
+//
+// On a store that appends (store.Appender, the filesystem store) nd is
+// appended to the record's object, as finish appends the outcome: no new
+// file, no rename, no wait for a group commit. A crash may cut the
+// appended document, which is then ignored (see get): the previous
+// version again. Elsewhere, or once the object has grown past
+// maxAppendedRecord, nd replaces it.
 func (q *Queue) update(ctx context.Context, d, nd *Delivery) error {
 	if d.State != StatePending {
 		return fmt.Errorf("queue: update %s: state is %s, not pending", d.ID, d.State)
 	}
-	if err := q.put(ctx, RecordKey(StatePending, d.ID), nd, store.PutOptions{IfMatch: d.etag, Lazy: true}); err != nil {
+	key := RecordKey(StatePending, d.ID)
+	// The tail: a line break, then the record.
+	tail, err := appendRecordJSON(append(make([]byte, 0, 1024), '\n'), nd)
+	if err != nil {
+		return fmt.Errorf("queue: update %s: encode: %w", d.ID, err)
+	}
+	if d.size > 0 && d.size+int64(len(tail)) <= maxAppendedRecord {
+		obj, err := store.AppendIfMatch(ctx, q.store, key, d.etag, tail, store.AppendOptions{Lazy: true})
+		switch {
+		case err == nil:
+			nd.etag, nd.size = obj.ETag, obj.Size
+			*d = *nd
+			return nil
+		case !errors.Is(err, errors.ErrUnsupported):
+			return fmt.Errorf("queue: update %s: %w", d.ID, err)
+		}
+	}
+	if err := q.putEncoded(ctx, key, nd, tail[1:], store.PutOptions{IfMatch: d.etag, Lazy: true}); err != nil {
 		return fmt.Errorf("queue: update %s: %w", d.ID, err)
 	}
 	*d = *nd

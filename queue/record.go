@@ -151,6 +151,9 @@ type Delivery struct {
 	Claim *Claim `json:"claim,omitempty"`
 
 	etag string // store ETag of the version read or written last, for IfMatch
+	// size is the size of the object read or written last (its documents
+	// so far, on a store that appends; see Queue.update).
+	size int64
 	// claimedAt is when this process started writing Claim (monotonic
 	// clock); zero in a record read from the store.
 	claimedAt time.Time
