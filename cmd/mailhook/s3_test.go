@@ -269,9 +269,9 @@ func TestS3BacklogAfterPause(t *testing.T) {
 	}
 	time.Sleep(1500 * time.Millisecond) // the claims of the parked deliveries grow old
 	down.Store(false)
-	got := rcv.waitFor(60*time.Second, "every message", func(d []delivery) bool { return len(d) >= n })
+	rcv.waitFor(60*time.Second, "every message", func(d []delivery) bool { return len(d) >= n })
 	time.Sleep(time.Second) // a second delivery of any would show now
-	got = rcv.accepted()
+	got := rcv.accepted()
 	ids := map[string]int{}
 	for _, d := range got {
 		ids[d.Header.Get("webhook-id")]++
