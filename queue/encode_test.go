@@ -153,3 +153,47 @@ func BenchmarkMarshalRecord(b *testing.B) {
 		}
 	})
 }
+
+// FuzzLastDocument: whatever a record object holds, reading it never
+// panics; a version whose append was cut anywhere leaves the previous
+// one; and a whole version appended after any damage (without a line
+// break followed by "{", which no document holds) is the one read.
+func FuzzLastDocument(f *testing.F) {
+	f.Add([]byte(`{"version":1`), []byte("\x00\x00\x00"), 10, "HTTP 503")
+	f.Add([]byte("\n{\n{"), []byte(`}{"id":"x"}`), 0, "")
+	f.Add([]byte{}, []byte("\n"), 1<<20, "\u2028\n{")
+	f.Fuzz(func(t *testing.T, obj, junk []byte, cut int, lastError string) {
+		lastDocument(obj) // no panic, whatever it holds
+
+		d1 := fullRecord()
+		d2 := fullRecord()
+		d2.Attempts = append(d2.Attempts, Attempt{At: d2.ReceivedAt, Status: 204})
+		d2.LastError = lastError
+		b1, err := marshalRecord(d1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b2, err := marshalRecord(d2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		junk = bytes.ReplaceAll(junk, []byte("\n{"), []byte("\n "))
+		cut = min(max(cut, 0), len(b2)-1)
+
+		got, whole, _ := lastDocument(append(append(slicesClone(b1), '\n'), b2[:cut]...))
+		if got == nil || len(got.Attempts) != 1 || (cut > 0 && whole) {
+			t.Fatalf("a version cut after %d bytes: got %+v (whole %v), want the previous one", cut, got, whole)
+		}
+		obj2 := append(append(append(slicesClone(b1), junk...), '\n'), b2...)
+		got, _, _ = lastDocument(obj2)
+		var want Delivery // lastError as JSON keeps it (invalid UTF-8 replaced)
+		if err := json.Unmarshal(b2, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got == nil || len(got.Attempts) != 2 || got.LastError != want.LastError {
+			t.Fatalf("a version after %q: got %+v, want it", junk, got)
+		}
+	})
+}
+
+func slicesClone(b []byte) []byte { return append([]byte(nil), b...) }
