@@ -6,6 +6,7 @@ import (
 	"errors"
 	"iter"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -160,7 +161,7 @@ func (d *Dispatcher) add(it *item) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if cur, ok := d.known[it.id]; ok {
-		if it.rec != nil {
+		if it.rec != nil && !d.parkedPausedLocked(cur) {
 			cur.again = it.rec
 		}
 		return false
@@ -169,6 +170,14 @@ func (d *Dispatcher) add(it *item) bool {
 	heap.Push(&d.sched, it)
 	d.poke()
 	return true
+}
+
+// parkedPausedLocked reports whether it waits, parked, at a paused
+// endpoint: it keeps no record there (see take), and its turn reads the
+// current version from the store. d.mu must be held.
+func (d *Dispatcher) parkedPausedLocked(it *item) bool {
+	h := d.health[it.endpoint]
+	return h != nil && h.paused && slices.Contains(d.parked[it.endpoint], it)
 }
 
 // poke wakes the scheduling loop.

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -209,5 +210,36 @@ func TestParkingAtPausedEndpointArmsTheTimer(t *testing.T) {
 	d.mu.Unlock()
 	if parked != 1 {
 		t.Errorf("%d deliveries parked, want 1", parked)
+	}
+}
+
+// A record handed over for a delivery that already waits, parked, at a
+// paused endpoint (listed by a scan before its Accept returned) is not
+// kept in memory either: its turn reads the store.
+func TestParkedAtPausedEndpointKeepsNoHandedOverRecord(t *testing.T) {
+	const ep = "http://127.0.0.1:1/hook"
+	h := newHarness(t, newMemStore(), ep, pauseTestConfig()) // not started
+	d := h.d
+	now := d.cfg.Now()
+	d.mu.Lock()
+	d.health[ep] = &health{fails: 3, paused: true, since: now, until: now.Add(time.Minute)}
+	d.mu.Unlock()
+	id := h.accept(t, now, "a@example.com") + "-1" // handed over: known, with its record
+	if it, _ := d.take(); it != nil {
+		t.Fatalf("take = %s, want nothing: its endpoint is paused", it.id)
+	}
+	rec, err := h.q.Load(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Enqueue(rec) // again, as after a scan that listed it first
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	it := d.known[id]
+	if it == nil || !slices.Contains(d.parked[ep], it) {
+		t.Fatalf("delivery %s not parked", id)
+	}
+	if it.rec != nil || it.again != nil {
+		t.Errorf("delivery parked at the paused endpoint holds a record (rec %v, again %v)", it.rec != nil, it.again != nil)
 	}
 }
