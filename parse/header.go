@@ -27,17 +27,38 @@ type headerBlock struct {
 }
 
 // splitHeader splits the header block at the start of raw into fields, in
-// order, names as written. It follows enmime's reading of a header so both
-// agree on where the body starts: the block ends at the first empty line
-// (or at the end of raw); a line starting with SP or HTAB continues the
-// previous field (RFC 5322 §2.2.3: unfolding removes the CRLF only); a line
-// without a colon is taken as a continuation that forgot its indent; lines
-// with a malformed name are dropped with a warning.
+// order, names as written. The block ends at the first empty line (or at
+// the end of raw); a line starting with SP or HTAB continues the previous
+// field (RFC 5322 §2.2.3: unfolding removes the CRLF only); a line without
+// a colon is taken as a continuation that forgot its indent; lines with a
+// malformed name are dropped with a warning.
+//
+// Except in a message's own header (label ""), where a line that is not a
+// header field and comes after the last one starts the body even without
+// the empty line, as Postfix's cleanup(8) reads it: the text of a message
+// sent with no header at all ("hello" after DATA, which scripts do), or
+// with no empty line after its header, is its body, not a continuation of
+// the Received field mailhook put before it. A field name with a space
+// counts as no field there (RFC 5322 §3.6.8: printable US-ASCII, no space).
 func splitHeader(raw []byte, w *warnings, label string) headerBlock {
+	top := label == ""
 	if label != "" {
 		label += ": "
 	}
 	var hb headerBlock
+	// lastField is where the last well-formed field line of a message's
+	// header starts (-1: none), looked for once, at its first line that
+	// is not one.
+	lastField, looked := -1, false
+	bodyAfter := func(start int) bool {
+		if !top {
+			return false
+		}
+		if !looked {
+			lastField, looked = lastFieldLine(raw, start), true
+		}
+		return start > lastField
+	}
 	// Names and values are cut from one string of the whole block, so a
 	// header costs one allocation, not two a field; only a folded value
 	// is built apart (+= on strings is quadratic on long folds).
@@ -52,7 +73,7 @@ func splitHeader(raw []byte, w *warnings, label string) headerBlock {
 		}
 		sp.folded = append(append(sp.folded, sep...), line...)
 	}
-	pos := 0
+	pos, bodyAt := 0, -1
 	for pos < len(raw) {
 		end := bytes.IndexByte(raw[pos:], '\n')
 		next := len(raw)
@@ -67,9 +88,21 @@ func splitHeader(raw []byte, w *warnings, label string) headerBlock {
 		if len(line) == 0 {
 			break
 		}
+		if top && mboxFromLine(line) {
+			w.addf("header line %s ignored: an mbox \"From \" separator, not a field", quoteBytes(line))
+			continue
+		}
 		last := len(spans) - 1
+		indented := line[0] == ' ' || line[0] == '\t' || line[0] == '\r'
+		if (last < 0 || !indented) && !fieldLine(line) && bodyAfter(start) {
+			if last >= 0 || start > 0 {
+				w.addf("%sno empty line before the body: it starts at line %s, which is not a header field", label, quoteBytes(line))
+			}
+			bodyAt = start
+			break
+		}
 		switch colon := bytes.IndexByte(line, ':'); {
-		case line[0] == ' ' || line[0] == '\t' || line[0] == '\r':
+		case indented:
 			if last < 0 {
 				w.addf("%sheader line %s ignored: continuation without a field", label, quoteBytes(line))
 				continue
@@ -95,10 +128,13 @@ func splitHeader(raw []byte, w *warnings, label string) headerBlock {
 		}
 	}
 	hb.bodyStart = pos
+	if bodyAt >= 0 {
+		hb.bodyStart = bodyAt
+	}
 	if len(spans) == 0 {
 		return hb // fields stay nil
 	}
-	block := string(raw[:pos])
+	block := string(raw[:hb.bodyStart])
 	hb.fields = make([]field, len(spans))
 	for i, sp := range spans {
 		hb.fields[i].name = block[sp.name[0]:sp.name[1]]
@@ -150,6 +186,60 @@ func mimeHeader(fields []field, w *warnings, label string) []byte {
 	}
 	b.WriteString("\r\n")
 	return b.Bytes()
+}
+
+// fieldLine reports whether line is a well-formed header field line: a
+// name of printable US-ASCII (RFC 5322 §3.6.8, no space), optionally
+// followed by WSP (§4.5.4), then a colon.
+func fieldLine(line []byte) bool {
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return false
+	}
+	name := bytes.TrimRight(line[:colon], " \t")
+	if len(name) == 0 {
+		return false
+	}
+	for _, c := range name {
+		if c < 33 || c > 126 {
+			return false
+		}
+	}
+	return true
+}
+
+// mboxFromLine reports whether line is the "From " line that starts each
+// message in an mbox file ("From sender date"), which files of mail
+// often keep and scripts then send as the first line of the message; a
+// From field written with space before its colon is not one.
+func mboxFromLine(line []byte) bool {
+	if !bytes.HasPrefix(line, []byte("From ")) {
+		return false
+	}
+	name, _, _ := bytes.Cut(line, []byte(":"))
+	return !bytes.Equal(bytes.TrimRight(name, " \t"), []byte("From"))
+}
+
+// lastFieldLine returns where the last field line (fieldLine) of the
+// header block starts, looking from offset from up to the block's first
+// empty line; -1 if there is none.
+func lastFieldLine(raw []byte, from int) int {
+	last := -1
+	for pos := from; pos < len(raw); {
+		next := len(raw)
+		if i := bytes.IndexByte(raw[pos:], '\n'); i >= 0 {
+			next = pos + i + 1
+		}
+		line := bytes.TrimSuffix(bytes.TrimSuffix(raw[pos:next], []byte("\n")), []byte("\r"))
+		if len(line) == 0 {
+			break
+		}
+		if fieldLine(line) {
+			last = pos
+		}
+		pos = next
+	}
+	return last
 }
 
 // validFieldName reports whether name is an RFC 5322 §2.2 field name:

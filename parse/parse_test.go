@@ -187,7 +187,17 @@ func TestSplitHeader(t *testing.T) {
 		{"space before colon", "Subject : x\r\n\r\n", []field{{"Subject", " x"}}, 15, 0},
 		{"name as written", "message-ID: <a@b>\r\n\r\n", []field{{"message-ID", " <a@b>"}}, 21, 0},
 		{"leading continuation", " x\r\nA: 1\r\n\r\n", []field{{"A", " 1"}}, 12, 1},
-		{"no colon", "A: 1\r\noops\r\n\r\n", []field{{"A", " 1 oops"}}, 14, 1},
+		{"no colon before a field", "A: 1\r\noops\r\nB: 2\r\n\r\n", []field{{"A", " 1 oops"}, {"B", " 2"}}, 20, 1},
+		// After the last field, a line that is not one starts the body.
+		{"no colon after the fields", "A: 1\r\noops\r\n\r\nmore", []field{{"A", " 1"}}, 6, 1},
+		{"no empty line", "Subject: hi\r\n folded\r\nHello there\r\nbye\r\n", []field{{"Subject", " hi folded"}}, 22, 1},
+		{"no header", "hello\r\nworld\r\n\r\nmore", nil, 0, 0},
+		{"no header, indented", " hello\r\nworld\r\n", nil, 0, 0},
+		{"spaced name after the fields", "A: 1\r\nNote to self: x\r\n", []field{{"A", " 1"}}, 6, 1},
+		{"spaced name before a field", "Note to self: x\r\nA: 1\r\n", []field{{"Note to self", " x"}, {"A", " 1"}}, 23, 0},
+		{"mbox From_ line", "From a@b.c Mon Jan  1 00:00:00 2024\r\nhello\r\n", nil, 37, 2},
+		{"From field, space before colon", "From : a@b.c\r\n\r\n", []field{{"From", " a@b.c"}}, 16, 0},
+		{"mbox From_ line before the fields", "From a@b.c Mon Jan  1 00:00:00 2024\r\nA: 1\r\n\r\nbody", []field{{"A", " 1"}}, 45, 1},
 		{"empty name", ": x\r\nA: 1\r\n\r\n", []field{{"A", " 1"}}, 13, 1},
 		{"invalid name", "Bad\x01Name: x\r\nA: 1\r\n\r\n", []field{{"A", " 1"}}, 21, 1},
 		{"empty input", "", nil, 0, 0},
@@ -497,6 +507,59 @@ func TestBoundedWork(t *testing.T) {
 	}
 }
 
+// parseWarned parses raw with default options, checks the invariants and
+// that exactly one warning contains warning.
+func parseWarned(t *testing.T, raw, warning string) *event.Data {
+	t.Helper()
+	d, err := Parse(strings.NewReader(raw), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkInvariants(t, d)
+	if countContaining(d.Warnings, warning) != 1 {
+		t.Errorf("warnings = %q, want one containing %q", d.Warnings, warning)
+	}
+	return d
+}
+
+// TestHeaderWithoutEmptyLine: mail as scripts send it, after the
+// Received field mailhook puts first: text with no header at all, a
+// header with no empty line after it, and an mbox "From " line first.
+func TestHeaderWithoutEmptyLine(t *testing.T) {
+	const received = "Received: from [127.0.0.1] (unknown [127.0.0.1])\r\n\tby mx (mailhook) with ESMTP id 01M983HD6TZVY9FTNXWMXPR9P7;\r\n\tMon, 07 Dec 2026 11:17:03 +0000\r\n"
+	tests := []struct {
+		name, raw, warning  string
+		subject, from, text string
+		headers             int
+	}{
+		{"no header", received + "Hello world\r\nsecond line\r\n", "no empty line before the body", "", "", "Hello world\r\nsecond line", 1},
+		{"no empty line", received + "Subject: hi\r\nHello there, Bob\r\n", "no empty line before the body", "hi", "", "Hello there, Bob", 2},
+		{
+			"mbox From line", received + "From bob@example.com  Thu Aug 22 12:36:23 2002\r\nFrom: Bob <bob@example.com>\r\nSubject: hi\r\n\r\nbody\r\n",
+			`an mbox "From " separator`, "hi", "bob@example.com", "body", 3,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := parseWarned(t, tt.raw, tt.warning)
+			if strings.TrimSpace(d.Text) != tt.text || d.Subject != tt.subject || len(d.Headers) != tt.headers {
+				t.Errorf("text %q, subject %q, %d headers %q; want %q, %q, %d", d.Text, d.Subject, len(d.Headers), d.Headers, tt.text, tt.subject, tt.headers)
+			}
+			if got := ""; len(d.From) > 0 {
+				got = d.From[0].Address
+				if got != tt.from {
+					t.Errorf("from = %q, want %q", got, tt.from)
+				}
+			} else if tt.from != "" {
+				t.Errorf("no from, want %q", tt.from)
+			}
+			if d.Headers[0].Name != "Received" || strings.Contains(d.Headers[0].Value, "Hello") || strings.Contains(d.Headers[0].Value, "2002") {
+				t.Errorf("Received field took in a line of the message: %q", d.Headers[0].Value)
+			}
+		})
+	}
+}
+
 // TestWorkCaps: the internal bounds on header and decoding work hold and
 // say so in a warning.
 func TestWorkCaps(t *testing.T) {
@@ -571,14 +634,7 @@ func TestWorkCaps(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d, err := Parse(strings.NewReader(tt.raw), Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkInvariants(t, d)
-			if countContaining(d.Warnings, tt.warning) != 1 {
-				t.Errorf("warnings = %q, want one containing %q", d.Warnings, tt.warning)
-			}
+			d := parseWarned(t, tt.raw, tt.warning)
 			tt.check(t, d)
 		})
 	}

@@ -36,6 +36,9 @@ with smtplib.SMTP(sys.argv[1], int(sys.argv[2])) as s:
     s.ehlo("python.test")
     refused = s.send_message(m)
     assert not refused, refused
+    # A script's message: text, no header at all.
+    refused = s.sendmail("zoe@example.org", ["hello@example.com"], "Hello from a script\nSee you: soon\n")
+    assert not refused, refused
     try:
         s.sendmail("zoe@example.org", ["nobody@elsewhere.test"], "Subject: x\r\n\r\nx\r\n")
         sys.exit("unknown recipient was accepted")
@@ -48,7 +51,13 @@ print("ok")
 	if err != nil || !strings.Contains(string(out), "ok") {
 		t.Fatalf("smtplib: %v\n%s", err, out)
 	}
-	got := rcv.waitFor(30*time.Second, "the smtplib message", func(d []delivery) bool { return len(d) == 1 })
+	got := rcv.waitFor(30*time.Second, "the smtplib messages", func(d []delivery) bool { return len(d) == 2 })
+	if got[0].Event.Data.Subject == "" {
+		got[0], got[1] = got[1], got[0]
+	}
+	if bare := got[1].Event.Data; bare.Text != "Hello from a script\r\nSee you: soon\r\n" || bare.Subject != "" || len(bare.Headers) != 1 {
+		t.Errorf("the message without a header: text %q, subject %q, headers %q", bare.Text, bare.Subject, bare.Headers)
+	}
 	data := got[0].Event.Data
 	if data.Subject != "Grüße from smtplib" || len(data.From) != 1 || data.From[0].Name != "Zoë Sender" ||
 		!strings.Contains(data.Text, "Plain body ✓") || !strings.Contains(data.Text, ".leading dot line") ||
