@@ -33,13 +33,15 @@ type headerBlock struct {
 // a colon is taken as a continuation that forgot its indent; lines with a
 // malformed name are dropped with a warning.
 //
-// Except in a message's own header (label ""), where a line that is not a
-// header field and comes after the last one starts the body even without
-// the empty line, as Postfix's cleanup(8) reads it: the text of a message
-// sent with no header at all ("hello" after DATA, which scripts do), or
-// with no empty line after its header, is its body, not a continuation of
-// the Received field mailhook put before it. A field name with a space
-// counts as no field there (RFC 5322 §3.6.8: printable US-ASCII, no space).
+// Except that a line that is not a header field and comes after the last
+// one starts the body even without the empty line, as Postfix's
+// cleanup(8) reads a message: the text of a message sent with no header at
+// all ("hello" after DATA, which scripts do), or with no empty line after
+// its header, is its body, not a continuation of the Received field
+// mailhook put before it; so is that of a MIME part written the same way
+// (bodyStart then falls inside raw). A field name with a space counts as
+// no field there (RFC 5322 §3.6.8: printable US-ASCII, no space). In a
+// message's own header (label ""), an mbox "From " line is skipped.
 func splitHeader(raw []byte, w *warnings, label string) headerBlock {
 	top := label == ""
 	if label != "" {
@@ -51,9 +53,6 @@ func splitHeader(raw []byte, w *warnings, label string) headerBlock {
 	// is not one.
 	lastField, looked := -1, false
 	bodyAfter := func(start int) bool {
-		if !top {
-			return false
-		}
 		if !looked {
 			lastField, looked = lastFieldLine(raw, start), true
 		}
@@ -95,9 +94,7 @@ func splitHeader(raw []byte, w *warnings, label string) headerBlock {
 		last := len(spans) - 1
 		indented := line[0] == ' ' || line[0] == '\t' || line[0] == '\r'
 		if (last < 0 || !indented) && !fieldLine(line) && bodyAfter(start) {
-			if last >= 0 || start > 0 {
-				w.addf("%sno empty line before the body: it starts at line %s, which is not a header field", label, quoteBytes(line))
-			}
+			w.addf("%sno empty line before the body: it starts at line %s, which is not a header field", label, quoteBytes(line))
 			bodyAt = start
 			break
 		}

@@ -191,8 +191,8 @@ func TestSplitHeader(t *testing.T) {
 		// After the last field, a line that is not one starts the body.
 		{"no colon after the fields", "A: 1\r\noops\r\n\r\nmore", []field{{"A", " 1"}}, 6, 1},
 		{"no empty line", "Subject: hi\r\n folded\r\nHello there\r\nbye\r\n", []field{{"Subject", " hi folded"}}, 22, 1},
-		{"no header", "hello\r\nworld\r\n\r\nmore", nil, 0, 0},
-		{"no header, indented", " hello\r\nworld\r\n", nil, 0, 0},
+		{"no header", "hello\r\nworld\r\n\r\nmore", nil, 0, 1},
+		{"no header, indented", " hello\r\nworld\r\n", nil, 0, 1},
 		{"spaced name after the fields", "A: 1\r\nNote to self: x\r\n", []field{{"A", " 1"}}, 6, 1},
 		{"spaced name before a field", "Note to self: x\r\nA: 1\r\n", []field{{"Note to self", " x"}, {"A", " 1"}}, 23, 0},
 		{"mbox From_ line", "From a@b.c Mon Jan  1 00:00:00 2024\r\nhello\r\n", nil, 37, 2},
@@ -356,7 +356,13 @@ func TestSplit(t *testing.T) {
 		{"unclosed", hdr + "--b\r\n\r\none\r\n", 1, 1, []string{"one\r\n"}, 1},
 		{"no delimiter", hdr + "just text\r\n", 0, 1, nil, 0},
 		{"empty part", hdr + "--b\r\n--b\r\n\r\nx\r\n--b--\r\n", 2, 1, []string{"", "x"}, 0},
-		{"header cut by end of message", hdr + "--b\r\nX", 1, 1, []string{""}, 2},
+		{"header cut by end of message", hdr + "--b\r\nX-A: 1", 1, 1, []string{""}, 1},
+		{"no header, no empty line", hdr + "--b\r\nX", 1, 1, []string{"X"}, 2},
+		{
+			"part headers without the empty line",
+			hdr + "--b\r\nContent-Type: text/plain\r\nbar\r\n\r\n--b\r\nContent-Type: text/html\r\n<p>baz</p>\r\n--b--\r\n",
+			2, 1, []string{"bar\r\n", "<p>baz</p>"}, 2,
+		},
 		{
 			"nested, inner unclosed",
 			hdr + "--b\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n--c\r\n\r\ninner\r\n--b\r\n\r\nouter\r\n--b--\r\n",
@@ -538,6 +544,11 @@ func TestHeaderWithoutEmptyLine(t *testing.T) {
 			"mbox From line", received + "From bob@example.com  Thu Aug 22 12:36:23 2002\r\nFrom: Bob <bob@example.com>\r\nSubject: hi\r\n\r\nbody\r\n",
 			`an mbox "From " separator`, "hi", "bob@example.com", "body", 3,
 		},
+		{
+			"parts", received + "Subject: parts\r\nContent-Type: multipart/alternative; boundary=foo\r\n\r\n" +
+				"--foo\r\nContent-Type: text/plain\r\nbar\r\n\r\n--foo\r\nContent-Type: text/html\r\n<p>baz</p>\r\n--foo--\r\n",
+			"part 2: no empty line before the body", "parts", "", "bar", 3,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -552,6 +563,9 @@ func TestHeaderWithoutEmptyLine(t *testing.T) {
 				}
 			} else if tt.from != "" {
 				t.Errorf("no from, want %q", tt.from)
+			}
+			if tt.name == "parts" && d.HTML != "<p>baz</p>" {
+				t.Errorf("html = %q", d.HTML)
 			}
 			if d.Headers[0].Name != "Received" || strings.Contains(d.Headers[0].Value, "Hello") || strings.Contains(d.Headers[0].Value, "2002") {
 				t.Errorf("Received field took in a line of the message: %q", d.Headers[0].Value)

@@ -72,7 +72,11 @@ func split(raw []byte, hb headerBlock, maxDepth, maxParts int, w *warnings) tree
 		inHeader = false
 		cur.bodyStart = body
 		label := "part " + cur.id
-		cur.header = mimeHeader(splitHeader(raw[cur.start:hdrEnd], w, label).fields, w, label)
+		hb := splitHeader(raw[cur.start:hdrEnd], w, label)
+		if hb.bodyStart < hdrEnd-cur.start {
+			cur.bodyStart = cur.start + hb.bodyStart // no empty line after the header
+		}
+		cur.header = mimeHeader(hb.fields, w, label)
 		budget -= len(cur.header)
 		cur.mtype, cur.cte, cur.boundary, cur.plain = classify(cur.header, w, label)
 		if cur.boundary == "" {
