@@ -148,6 +148,27 @@ const (
 	forwardPath                 // RCPT TO: Forward-path
 )
 
+// bareMailbox parses a path sent without its angle brackets,
+// "MAIL FROM:a@b.c": old scripts and devices (printers that scan to mail)
+// send it, and Postfix (strict_rfc821_envelopes = no, its default), Exim
+// and Sendmail take it. Only a whole mailbox is taken so; anything else
+// gets the syntax reply.
+func bareMailbox(s, prefix string, kind pathKind, syntax reply) (pathCommand, reply, bool) {
+	mailbox, params, hasParams := strings.Cut(s, " ")
+	if strings.ContainsAny(mailbox, "<>\"") {
+		return pathCommand{}, syntax, false
+	}
+	path := prefix + "<" + mailbox + ">"
+	if hasParams {
+		path += " " + params
+	}
+	p, r, ok := parsePath(path, kind)
+	if !ok {
+		return pathCommand{}, syntax, false
+	}
+	return p, r, true
+}
+
 // parsePath parses the arguments of MAIL ("FROM:<path> params") or RCPT
 // ("TO:<path> params") per RFC 5321 §4.1.2 as extended by RFC 6531 §3.3.
 // On failure it returns the reply to send.
@@ -164,8 +185,11 @@ func parsePath(args string, kind pathKind) (pathCommand, reply, bool) {
 	// Tolerate "MAIL FROM: <a@b>": real clients send it (Postfix and
 	// Exim accept it too).
 	s = strings.TrimLeft(s, " ")
-	if len(s) == 0 || s[0] != '<' {
+	if len(s) == 0 {
 		return p, syntax, false
+	}
+	if s[0] != '<' {
+		return bareMailbox(s, prefix, kind, syntax)
 	}
 	i := 1
 	// RFC 5321 §4.1.2 / §C: a source route (A-d-l ":") is accepted and

@@ -52,6 +52,15 @@ func TestScripts(t *testing.T) {
 			{send: "data", code: 354, enh: "-"},
 			{send: ".", code: 250, enh: "2.0.0"},
 		}},
+		{"paths without angle brackets", []step{
+			ehlo,
+			{send: "MAIL FROM:a@example.org SIZE=20", code: 250, enh: "2.1.0"},
+			{send: "RCPT TO: b@example.com", code: 250, enh: "2.1.5"},
+			{send: "RCPT TO:nobody@example.com", code: 550, enh: "5.1.1"},
+			{send: "RCPT TO:b@example.com junk=", code: 501, enh: "5.5.4"},
+			{send: "DATA", code: 354, enh: "-"},
+			{send: "x\r\n.", code: 250, enh: "2.0.0"},
+		}},
 		{"NOOP VRFY HELP RSET", []step{
 			{send: "NOOP", code: 250, enh: "2.0.0"},
 			{send: "NOOP anything", code: 250, enh: "2.0.0"},
@@ -80,7 +89,7 @@ func TestScripts(t *testing.T) {
 		{"syntax errors", []step{
 			ehlo,
 			{send: "MAIL a@b.c", code: 501, enh: "5.5.4"},
-			{send: "MAIL FROM:a@b.c", code: 501, enh: "5.5.4"},
+			{send: "MAIL FROM:a@", code: 501, enh: "5.5.4"},
 			{send: "MAIL FROM:<a@b.c", code: 501, enh: "5.1.7"},
 			{send: "MAIL FROM:<a b@c>", code: 501, enh: "5.1.7"},
 			{send: "MAIL FROM:<a@b..c>", code: 501, enh: "5.1.7"},
