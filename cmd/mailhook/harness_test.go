@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -180,6 +181,16 @@ type receiver struct {
 	notify chan struct{}
 }
 
+// stockVerifier is the Standard Webhooks reference library's verifier for
+// testSecret.
+func stockVerifier(t *testing.T) *standardwebhooks.Webhook {
+	wh, err := standardwebhooks.NewWebhook(testSecret)
+	if err != nil {
+		t.Fatalf("standardwebhooks.NewWebhook: %v", err)
+	}
+	return wh
+}
+
 func newReceiver(t *testing.T, status func(n int, d delivery) int) *receiver {
 	t.Helper()
 	r := &receiver{t: t, status: status, notify: make(chan struct{}, 1)}
@@ -192,6 +203,11 @@ func newReceiver(t *testing.T, status func(n int, d delivery) int) *receiver {
 		d := delivery{Header: req.Header.Clone(), Body: body}
 		if err := signing.VerifyRequest(testSecret, req.Header, body, time.Now(), 0); err != nil {
 			t.Errorf("webhook signature does not verify: %v", err)
+		}
+		// And as receivers check it: with the Standard Webhooks
+		// reference library, which enforces its own 5-minute tolerance.
+		if err := stockVerifier(t).Verify(body, req.Header); err != nil {
+			t.Errorf("webhook signature refused by the standardwebhooks library: %v", err)
 		}
 		if ct := req.Header.Get("Content-Type"); ct != "application/json" {
 			t.Errorf("Content-Type = %q", ct)
