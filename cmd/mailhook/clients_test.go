@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +62,7 @@ print("ok")
 	if bare := got[1].Event.Data; bare.Text != "Hello from a script\r\nSee you: soon\r\n" || bare.Subject != "" || len(bare.Headers) != 1 {
 		t.Errorf("the message without a header: text %q, subject %q, headers %q", bare.Text, bare.Subject, bare.Headers)
 	}
+	verifyWithPythonLibrary(t, py, got)
 	data := got[0].Event.Data
 	if data.Subject != "Grüße from smtplib" || len(data.From) != 1 || data.From[0].Name != "Zoë Sender" ||
 		!strings.Contains(data.Text, "Plain body ✓") || !strings.Contains(data.Text, ".leading dot line") ||
@@ -67,6 +72,48 @@ print("ok")
 	}
 	if data.Envelope.Helo != "python.test" || data.Envelope.MailFrom != "zoe@example.org" {
 		t.Errorf("envelope = %+v", data.Envelope)
+	}
+}
+
+// verifyWithPythonLibrary checks the deliveries' signatures with the
+// Python package standardwebhooks, which the Go module of the reference
+// libraries carries (standard library only, so no pip needed).
+func verifyWithPythonLibrary(t *testing.T, py string, ds []delivery) {
+	t.Helper()
+	dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/standard-webhooks/standard-webhooks/libraries").Output()
+	if err != nil || len(bytes.TrimSpace(dir)) == 0 {
+		t.Fatalf("go list the standard-webhooks module: %v", err)
+	}
+	type signed struct {
+		Headers map[string]string `json:"headers"`
+		Body    []byte            `json:"body"`
+	}
+	var in []signed
+	for _, d := range ds {
+		h := map[string]string{}
+		for _, k := range []string{"webhook-id", "webhook-timestamp", "webhook-signature"} {
+			h[k] = d.Header.Get(k)
+		}
+		in = append(in, signed{h, d.Body})
+	}
+	input, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := `
+import base64, json, sys
+from standardwebhooks import Webhook
+wh = Webhook(sys.argv[1])
+for d in json.load(sys.stdin):
+    wh.verify(base64.b64decode(d["body"]), d["headers"])
+print("verified")
+`
+	cmd := exec.Command(py, "-c", script, testSecret)
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+filepath.Join(string(bytes.TrimSpace(dir)), "python"))
+	cmd.Stdin = bytes.NewReader(input)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "verified") {
+		t.Errorf("the Python standardwebhooks library refused a delivery: %v\n%s", err, out)
 	}
 }
 
