@@ -280,12 +280,19 @@ func (b *builder) containerPart(n *node) *enmime.Part {
 	return p
 }
 
+// detectedAlready reports whether enmime ran charset detection on the text
+// part p even though it was asked not to: with no charset to go by (none
+// declared, none in an HTML <meta>) it detects anyway, and p.Charset stays
+// empty unless detection picked one. Parsing again with detection on would
+// give the same part: for an HTML newsletter, the cost of its parse again.
+func detectedAlready(p *enmime.Part) bool { return p.Charset == "" }
+
 // enmimeLeaf has enmime parse the single-part entity n, without charset
 // detection where the declared charset is one it could not improve on.
 func (b *builder) enmimeLeaf(n *node) (*enmime.Part, error) {
 	body := b.leafBody(n)
 	p, err := readParts(b.declared, io.MultiReader(bytes.NewReader(n.header), bytes.NewReader(body)))
-	if err == nil && strings.HasPrefix(p.ContentType, "text/") && !declaredAndValid(p) {
+	if err == nil && strings.HasPrefix(p.ContentType, "text/") && !declaredAndValid(p) && !detectedAlready(p) {
 		p, err = readParts(b.parser, io.MultiReader(bytes.NewReader(n.header), bytes.NewReader(body)))
 	}
 	return p, err

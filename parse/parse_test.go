@@ -695,6 +695,7 @@ func BenchmarkParse(b *testing.B) {
 		{"attachment1MB", big.Bytes()},
 		{"deep5000", deepMessage(5000)},
 		{"parts10000", manyPartsMessage(10000)},
+		{"htmlNewsletter100KB", htmlNewsletter(350)},
 	} {
 		b.Run(bm.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -706,6 +707,20 @@ func BenchmarkParse(b *testing.B) {
 			}
 		})
 	}
+}
+
+// htmlNewsletter is an HTML-only message of n table rows (about 300 bytes
+// each), with no charset named anywhere, as bulk mail often is.
+func htmlNewsletter(n int) []byte {
+	var b bytes.Buffer
+	b.WriteString("From: news@example.com\r\nTo: b@example.com\r\nSubject: news\r\nMIME-Version: 1.0\r\nContent-Type: text/html\r\n\r\n")
+	b.WriteString("<html><head><style>td{color:#333}</style></head><body><table width=\"600\">\r\n")
+	for range n {
+		b.WriteString(`<tr><td style="padding:10px;font-family:Arial"><a href="https://example.com/t?id=123456&amp;u=abcdef">Read more</a>` +
+			`<p>Lorem ipsum dolor sit amet, <b>consectetur</b> adipiscing elit, sed do eiusmod tempor.</p><img src="https://example.com/i.png" alt="" width="100"></td></tr>` + "\r\n")
+	}
+	b.WriteString("</table></body></html>\r\n")
+	return b.Bytes()
 }
 
 func wrap76(data []byte) string {

@@ -1,6 +1,7 @@
 package parse
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"strings"
@@ -133,5 +134,31 @@ func TestPlainTextLeaf(t *testing.T) {
 	n.id = ""
 	if b.plainTextLeaf(n) != nil {
 		t.Error("plainTextLeaf took the root")
+	}
+}
+
+// TestUndeclaredCharset: a text part with no charset to go by is read once
+// (enmime detects its charset even when asked not to), and the same as
+// enmime reads it with detection on.
+func TestUndeclaredCharset(t *testing.T) {
+	ascii := strings.Repeat("<p>Plain ASCII newsletter text, with a <a href=\"https://example.com/\">link</a>.</p>\r\n", 20)
+	latin1 := strings.Repeat("Caf\xe9 cr\xe8me br\xfbl\xe9e, na\xefve fa\xe7ade, d\xe9j\xe0 vu. ", 20)
+	for _, tc := range []struct{ ctype, body, want string }{
+		{"text/html", ascii, ascii},
+		{"text/plain", ascii, ascii},
+		{"text/plain", latin1, latin1}, // detection is not confident enough to convert
+	} {
+		b, n := textLeaf(tc.ctype, "8bit", []byte(tc.body))
+		p, err := b.enmimeLeaf(n)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.ctype, err)
+		}
+		detected, err := readParts(b.parser, bytes.NewReader(b.raw[n.start:n.end]))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.ctype, err)
+		}
+		if string(p.Content) != tc.want || string(detected.Content) != tc.want {
+			t.Errorf("%s %.20q: content %.40q, with detection %.40q; want %.40q", tc.ctype, tc.body, p.Content, detected.Content, tc.want)
+		}
 	}
 }
