@@ -75,7 +75,7 @@ type Config struct {
 	ParseTimeout       time.Duration `env:"PARSE_TIMEOUT" envDefault:"5s" help:"time allowed for decoding one message's parts; parts left when it is spent are left out with a warning"`
 
 	DeliveryTimeout            time.Duration `env:"DELIVERY_TIMEOUT" envDefault:"30s" help:"time allowed for one webhook attempt"`
-	DeliveryConcurrency        int           `env:"DELIVERY_CONCURRENCY" envDefault:"32" help:"deliveries worked on at once (request, then recording its outcome); requests to one endpoint are further limited by MAILHOOK_DELIVERY_ENDPOINT_CONCURRENCY"`
+	DeliveryConcurrency        int           `env:"DELIVERY_CONCURRENCY" envDefault:"0" help:"deliveries worked on at once (request, then recording its outcome); 0 = 32 on the filesystem store, 128 on S3, whose writes each take a round trip; requests to one endpoint are further limited by MAILHOOK_DELIVERY_ENDPOINT_CONCURRENCY"`
 	DeliveryEndpointConcurrent int           `env:"DELIVERY_ENDPOINT_CONCURRENCY" envDefault:"16" help:"webhook attempts in flight at once to one endpoint"`
 	EndpointPauseAfter         int           `env:"ENDPOINT_PAUSE_AFTER" envDefault:"10" help:"webhook failures in a row (no connection, timeout, 408, 429, 5xx) that pause an endpoint: its deliveries wait, without attempts, and one is tried at a time (after MAILHOOK_RETRY_INITIAL, doubling up to 30 s) until it answers; then they all go out; 0 = never pause"`
 	DeliveryMemory             int64         `env:"DELIVERY_MEMORY" envDefault:"67108864" help:"bytes of memory the webhook attempts in flight may hold, estimated from their messages' sizes (about twice the size of a message over 1 MiB, four times a smaller one); attempts wait for room; one message too large for it is sent alone"`
@@ -251,7 +251,9 @@ func (c *Config) validate(bad *Error) {
 	positive("MAX_BAD_COMMANDS", int64(c.MaxBadCommands))
 	positive("MAX_SESSIONS", int64(c.MaxSessions))
 	positive("MAX_SESSIONS_PER_IP", int64(c.MaxSessionsPerIP))
-	positive("DELIVERY_CONCURRENCY", int64(c.DeliveryConcurrency))
+	if c.DeliveryConcurrency < 0 {
+		bad.add(fmt.Sprintf("%sDELIVERY_CONCURRENCY=%d: must not be negative (0 = the store's default)", Prefix, c.DeliveryConcurrency))
+	}
 	positive("DELIVERY_ENDPOINT_CONCURRENCY", int64(c.DeliveryEndpointConcurrent))
 	positive("DELIVERY_MEMORY", c.DeliveryMemory)
 	positive("PARSE_MAX_PARTS", int64(c.ParseMaxParts))

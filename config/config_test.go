@@ -71,6 +71,7 @@ func TestEveryBadVariableIsNamed(t *testing.T) {
 		"MAILHOOK_PARSE_TIMEOUT":        "0s",
 		"MAILHOOK_RETENTION":            "-1d",
 		"MAILHOOK_FAILED_RETENTION":     "2w",
+		"MAILHOOK_DELIVERY_CONCURRENCY": "-4",
 	}))
 	var ce *Error
 	if !errors.As(err, &ce) {
@@ -80,7 +81,7 @@ func TestEveryBadVariableIsNamed(t *testing.T) {
 		"WEBHOOK_SECRET: secret #2", "ROUTES", "STORE", "TLS_CERT_FILE", "TLS_KEY_FILE", "BARE_NEWLINE", "SMTP_ADDR", "MAX_MESSAGE_BYTES",
 		"STORE_COMMIT_DELAY=-1ms: want 0 to 1s", "MAX_BAD_COMMANDS=0", "MAX_ATTACHMENT_BYTES=-1", "PARSE_MAX_PARTS=0",
 		"PARSE_MAX_DEPTH=-3", "PARSE_TIMEOUT=0s", "RETENTION=-24h0m0s: must not be negative",
-		`FAILED_RETENTION="2w": not a valid duration like 30s, 5m, 1h or 7d`} {
+		`FAILED_RETENTION="2w": not a valid duration like 30s, 5m, 1h or 7d`, "DELIVERY_CONCURRENCY=-4: must not be negative"} {
 		if !strings.Contains(err.Error(), "MAILHOOK_"+v) {
 			t.Errorf("error does not name MAILHOOK_%s:\n%v", v, err)
 		}

@@ -92,7 +92,7 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		RetryMaxInterval:       cfg.RetryMaxInterval,
 		RetryMaxElapsed:        cfg.RetryMaxElapsed,
 		AttemptTimeout:         cfg.DeliveryTimeout,
-		Concurrency:            cfg.DeliveryConcurrency,
+		Concurrency:            deliveryConcurrency(cfg),
 		PerEndpointConcurrency: cfg.DeliveryEndpointConcurrent,
 		PauseAfter:             pauseAfter(cfg.EndpointPauseAfter),
 		RenderMemory:           cfg.DeliveryMemory,
@@ -165,6 +165,29 @@ func pauseAfter(n int) int {
 		return -1
 	}
 	return n
+}
+
+// s3DeliveryConcurrency is MAILHOOK_DELIVERY_CONCURRENCY's default on S3.
+// A delivery worker waits for the outcome's writes after the webhook (a
+// PUT and a DELETE, a round trip each), so 32 workers cap delivery at
+// 32 / (request + 2 round trips): on MinIO under load (about 100 ms a
+// request) that was half the acceptance rate, the backlog and end-to-end
+// p99 (12.8 s) growing for as long as mail came. With 128: 231 webhooks/s
+// against 164, p99 4.4 ms, and less CPU a message on both sides (no
+// backlog to take over). On the filesystem store 128 changed nothing at
+// 2 KB and raised peak RSS at 1 MB from 99 to 132 MB, so it stays 32.
+const s3DeliveryConcurrency = 128
+
+// deliveryConcurrency is MAILHOOK_DELIVERY_CONCURRENCY, or when 0 the
+// default for the kind of store.
+func deliveryConcurrency(cfg *config.Config) int {
+	if cfg.DeliveryConcurrency > 0 {
+		return cfg.DeliveryConcurrency
+	}
+	if u, err := config.ParseStore(cfg.Store); err == nil && u.Scheme == "file" {
+		return dispatch.DefaultConcurrency
+	}
+	return s3DeliveryConcurrency
 }
 
 // openStore opens MAILHOOK_STORE and checks it is usable, warning on log
