@@ -40,7 +40,8 @@ type headerBlock struct {
 // its header, is its body, not a continuation of the Received field
 // mailhook put before it; so is that of a MIME part written the same way
 // (bodyStart then falls inside raw). A field name with a space counts as
-// no field there (RFC 5322 §3.6.8: printable US-ASCII, no space). In a
+// no field there (RFC 5322 §3.6.8: printable US-ASCII, no space); a fold
+// that lost its indent (lostIndent) still continues its field. In a
 // message's own header (label ""), an mbox "From " line is skipped.
 func splitHeader(raw []byte, w *warnings, label string) headerBlock {
 	top := label == ""
@@ -93,7 +94,8 @@ func splitHeader(raw []byte, w *warnings, label string) headerBlock {
 		}
 		last := len(spans) - 1
 		indented := line[0] == ' ' || line[0] == '\t' || line[0] == '\r'
-		if (last < 0 || !indented) && !fieldLine(line) && bodyAfter(start) {
+		if (last < 0 || !indented) && !fieldLine(line) && bodyAfter(start) &&
+			(last < 0 || !lostIndent(lastValue(spans[last].folded, raw[spans[last].value[0]:spans[last].value[1]]), line)) {
 			w.addf("%sno empty line before the body: it starts at line %s, which is not a header field", label, quoteBytes(line))
 			bodyAt = start
 			break
@@ -199,6 +201,37 @@ func fieldLine(line []byte) bool {
 	}
 	for _, c := range name {
 		if c < 33 || c > 126 {
+			return false
+		}
+	}
+	return true
+}
+
+// lastValue is a field's value so far: its unfolded value if it was
+// folded, else as written.
+func lastValue(folded, written []byte) []byte {
+	if folded != nil {
+		return folded
+	}
+	return written
+}
+
+// lostIndent reports whether line, not a field, reads as the continuation
+// of a field whose value so far is value but whose fold lost its indent,
+// as some mailers write: a value ending in ";" or "," asks for more
+// (parameters, addresses), and a line starting with a parameter
+// ("name=…", "filename*0*=…") gives one. Such a line stays a continuation
+// even after the last field.
+func lostIndent(value, line []byte) bool {
+	if v := bytes.TrimRight(value, " \t"); len(v) > 0 && (v[len(v)-1] == ';' || v[len(v)-1] == ',') {
+		return true
+	}
+	name, _, ok := bytes.Cut(line, []byte("="))
+	if !ok || len(name) == 0 {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '*') {
 			return false
 		}
 	}

@@ -196,6 +196,10 @@ func TestSplitHeader(t *testing.T) {
 		{"spaced name after the fields", "A: 1\r\nNote to self: x\r\n", []field{{"A", " 1"}}, 6, 1},
 		{"spaced name before a field", "Note to self: x\r\nA: 1\r\n", []field{{"Note to self", " x"}, {"A", " 1"}}, 23, 0},
 		{"mbox From_ line", "From a@b.c Mon Jan  1 00:00:00 2024\r\nhello\r\n", nil, 37, 2},
+		// A fold that lost its indent still continues its field.
+		{"parameter after the fields", "Content-Type: application/pdf\r\nname=\"a.pdf\"\r\n\r\nx", []field{{"Content-Type", " application/pdf name=\"a.pdf\""}}, 47, 1},
+		{"after a semicolon", "Content-Type: text/plain;\r\nformat flowed\r\n\r\n", []field{{"Content-Type", " text/plain; format flowed"}}, 44, 1},
+		{"after a comma", "To: a@b.c,\r\nd@e.f\r\n\r\n", []field{{"To", " a@b.c, d@e.f"}}, 21, 1},
 		{"From field, space before colon", "From : a@b.c\r\n\r\n", []field{{"From", " a@b.c"}}, 16, 0},
 		{"mbox From_ line before the fields", "From a@b.c Mon Jan  1 00:00:00 2024\r\nA: 1\r\n\r\nbody", []field{{"A", " 1"}}, 45, 1},
 		{"empty name", ": x\r\nA: 1\r\n\r\n", []field{{"A", " 1"}}, 13, 1},
