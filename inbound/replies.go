@@ -102,6 +102,7 @@ var (
 	replyTimeout         = reply{421, "4.4.2", "Timeout, closing connection"}
 	replySessionTooLong  = reply{421, "4.4.2", "Session time limit exceeded, closing connection"}
 	replyTooManyErrors   = reply{421, "4.7.0", "Too many errors, closing connection"}
+	replyTooManyJunk     = reply{421, "4.7.0", "Too many commands without mail, closing connection"}
 	replyTooManySessions = reply{421, "4.7.0", "Too many connections, try again later"}
 	replyEvicted         = reply{421, "4.7.0", "Idle too long while the server is busy, try again later"}
 	replyShuttingDown    = reply{421, "4.3.2", "Service shutting down, try again later"}

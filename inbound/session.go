@@ -50,6 +50,7 @@ type session struct {
 	tls   *event.TLS
 	tx    *transaction
 	bad   int // failed commands in a row
+	junk  int // commands that move no mail (NOOP, RSET, VRFY, HELP, EHLO, HELO) since the last message taken
 
 	obsCmd cmdState // the command awaiting its reply, for Config.Observer
 
@@ -321,7 +322,29 @@ func (s *session) command() bool {
 	return true
 }
 
+// maxJunkCommands bounds the commands that move no mail (junkCommand) a
+// session may send between messages, as Postfix's
+// smtpd_junk_command_limit does (also 100): a client looping on NOOP or
+// RSET would otherwise hold its connection slot for the whole session
+// time limit.
+const maxJunkCommands = 100
+
+// junkCommand reports whether verb moves no mail.
+func junkCommand(verb string) bool {
+	switch verb {
+	case "NOOP", "RSET", "VRFY", "HELP", "EHLO", "HELO":
+		return true
+	}
+	return false
+}
+
 func (s *session) dispatch(cmd command) bool {
+	if junkCommand(cmd.verb) {
+		if s.junk++; s.junk > maxJunkCommands {
+			s.log.Debug("smtp: too many commands without mail")
+			return s.closeWith(replyTooManyJunk)
+		}
+	}
 	switch cmd.verb {
 	case "EHLO":
 		s.hello(cmd, true)
@@ -783,6 +806,7 @@ func (s *session) deliver(t transfer) bool {
 		err = errors.New("acceptor returned nil before reading the body to EOF")
 	default:
 		r = replyQueued.withText(id)
+		s.junk = 0
 	}
 	attrs := []slog.Attr{
 		slog.String("id", id),

@@ -258,6 +258,39 @@ func TestScripts(t *testing.T) {
 	}
 }
 
+// TestJunkCommandLimit: 100 commands that move no mail are answered, the
+// 101st closes the session; a message taken starts the count again.
+func TestJunkCommandLimit(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	junk := func(n int) []step {
+		var steps []step
+		for i := range n {
+			switch i % 4 {
+			case 0:
+				steps = append(steps, step{send: "NOOP", code: 250, enh: "2.0.0"})
+			case 1:
+				steps = append(steps, step{send: "RSET", code: 250, enh: "2.0.0"})
+			case 2:
+				steps = append(steps, step{send: "VRFY x", code: 252, enh: "2.5.0"})
+			default:
+				steps = append(steps, step{send: "EHLO x", code: 250, enh: "-"})
+			}
+		}
+		return steps
+	}
+	script := junk(100)
+	script = append(script,
+		step{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
+		step{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+		step{send: "DATA", code: 354, enh: "-"},
+		step{send: "x\r\n.", code: 250, enh: "2.0.0"})
+	script = append(script, junk(100)...)
+	script = append(script,
+		step{send: "NOOP", code: 421, enh: "4.7.0", text: "Too many commands without mail"},
+		step{closed: true})
+	runScript(t, ts.addr, script)
+}
+
 func TestEnvelopeAndReceived(t *testing.T) {
 	fixed := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	ts := startServer(t, Config{Now: func() time.Time { return fixed }}, nil)
