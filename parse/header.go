@@ -49,9 +49,8 @@ func splitHeader(raw []byte, w *warnings, label string) headerBlock {
 		label += ": "
 	}
 	var hb headerBlock
-	// lastField is where the last well-formed field line of a message's
-	// header starts (-1: none), looked for once, at its first line that
-	// is not one.
+	// lastField is where the block's last well-formed field line starts
+	// (-1: none), looked for once, at the first line that is not one.
 	lastField, looked := -1, false
 	bodyAfter := func(start int) bool {
 		if !looked {
