@@ -43,7 +43,25 @@ const (
 	// minThroughput scales the timeout of requests that carry or return a
 	// body: a request may take Timeout plus its size at this rate.
 	minThroughput = 256 << 10 // bytes per second
+	// maxIdleConns is how many connections to the S3 endpoint are kept
+	// open between requests. The SDK's default keeps 10, but SMTP sessions
+	// and delivery workers (128 by default on S3) write at once: above 10
+	// in flight, each request beyond them opened a new connection (and on
+	// https a TLS handshake) and closed it after.
+	maxIdleConns = 256
 )
+
+// defaultHTTPClient is the SDK's client with a short dial timeout (fail
+// fast on an unreachable endpoint; the per-request timeout bounds the
+// rest) and room for maxIdleConns kept-alive connections.
+func defaultHTTPClient() *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().WithDialerOptions(func(d *net.Dialer) {
+		d.Timeout = 5 * time.Second
+	}).WithTransportOptions(func(tr *http.Transport) {
+		tr.MaxIdleConns = maxIdleConns
+		tr.MaxIdleConnsPerHost = maxIdleConns
+	})
+}
 
 // Config says where the objects live. Credentials are not part of it: they
 // come from the AWS SDK's default chain (AWS_ACCESS_KEY_ID and
@@ -143,11 +161,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	httpClient := cfg.HTTPClient
 	if httpClient == nil {
-		// Fail fast on an unreachable endpoint; the per-request timeout
-		// bounds the rest.
-		httpClient = awshttp.NewBuildableClient().WithDialerOptions(func(d *net.Dialer) {
-			d.Timeout = 5 * time.Second
-		})
+		httpClient = defaultHTTPClient()
 	}
 
 	opts := []func(*config.LoadOptions) error{
