@@ -74,16 +74,9 @@ func splitHeader(raw []byte, w *warnings, label string) headerBlock {
 	}
 	pos, bodyAt := 0, -1
 	for pos < len(raw) {
-		end := bytes.IndexByte(raw[pos:], '\n')
-		next := len(raw)
-		if end >= 0 {
-			next = pos + end + 1
-		}
 		start := pos
-		line := raw[pos:next]
-		pos = next
-		line = bytes.TrimSuffix(line, []byte("\n"))
-		line = bytes.TrimSuffix(line, []byte("\r"))
+		var line []byte
+		line, pos = headerLine(raw, pos)
 		if len(line) == 0 {
 			break
 		}
@@ -93,13 +86,14 @@ func splitHeader(raw []byte, w *warnings, label string) headerBlock {
 		}
 		last := len(spans) - 1
 		indented := line[0] == ' ' || line[0] == '\t' || line[0] == '\r'
-		if (last < 0 || !indented) && !fieldLine(line) && bodyAfter(start) &&
+		colon := bytes.IndexByte(line, ':')
+		if (last < 0 || !indented) && !fieldLine(line, colon) && bodyAfter(start) &&
 			(last < 0 || !lostIndent(lastValue(spans[last].folded, raw[spans[last].value[0]:spans[last].value[1]]), line)) {
 			w.addf("%sno empty line before the body: it starts at line %s, which is not a header field", label, quoteBytes(line))
 			bodyAt = start
 			break
 		}
-		switch colon := bytes.IndexByte(line, ':'); {
+		switch {
 		case indented:
 			if last < 0 {
 				w.addf("%sheader line %s ignored: continuation without a field", label, quoteBytes(line))
@@ -186,24 +180,26 @@ func mimeHeader(fields []field, w *warnings, label string) []byte {
 	return b.Bytes()
 }
 
-// fieldLine reports whether line is a well-formed header field line: a
-// name of printable US-ASCII (RFC 5322 §3.6.8, no space), optionally
-// followed by WSP (§4.5.4), then a colon.
-func fieldLine(line []byte) bool {
-	colon := bytes.IndexByte(line, ':')
+// headerLine returns the line of raw starting at pos, without its line
+// break, and where the next one starts.
+func headerLine(raw []byte, pos int) (line []byte, next int) {
+	next = len(raw)
+	if i := bytes.IndexByte(raw[pos:], '\n'); i >= 0 {
+		next = pos + i + 1
+	}
+	return bytes.TrimSuffix(bytes.TrimSuffix(raw[pos:next], []byte("\n")), []byte("\r")), next
+}
+
+// fieldLine reports whether line, whose first colon is at colon (-1:
+// none), is a well-formed header field line: a name of printable US-ASCII
+// without space (RFC 5322 §3.6.8), optionally followed by WSP (§4.5.4),
+// then the colon.
+func fieldLine(line []byte, colon int) bool {
 	if colon <= 0 {
 		return false
 	}
 	name := bytes.TrimRight(line[:colon], " \t")
-	if len(name) == 0 {
-		return false
-	}
-	for _, c := range name {
-		if c < 33 || c > 126 {
-			return false
-		}
-	}
-	return true
+	return validFieldName(name) && bytes.IndexByte(name, ' ') < 0
 }
 
 // lastValue is a field's value so far: its unfolded value if it was
@@ -255,18 +251,15 @@ func mboxFromLine(line []byte) bool {
 func lastFieldLine(raw []byte, from int) int {
 	last := -1
 	for pos := from; pos < len(raw); {
-		next := len(raw)
-		if i := bytes.IndexByte(raw[pos:], '\n'); i >= 0 {
-			next = pos + i + 1
-		}
-		line := bytes.TrimSuffix(bytes.TrimSuffix(raw[pos:next], []byte("\n")), []byte("\r"))
+		start := pos
+		var line []byte
+		line, pos = headerLine(raw, pos)
 		if len(line) == 0 {
 			break
 		}
-		if fieldLine(line) {
-			last = pos
+		if fieldLine(line, bytes.IndexByte(line, ':')) {
+			last = start
 		}
-		pos = next
 	}
 	return last
 }
