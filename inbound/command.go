@@ -154,7 +154,7 @@ const (
 // and Sendmail take it. Only a whole mailbox is taken so; anything else
 // gets the syntax reply.
 func bareMailbox(s, prefix string, kind pathKind, syntax reply) (pathCommand, reply, bool) {
-	mailbox, params, hasParams := strings.Cut(s, " ")
+	mailbox, params, hasParams := strings.Cut(strings.ReplaceAll(s, "\t", " "), " ")
 	if strings.ContainsAny(mailbox, "<>\"") {
 		return pathCommand{}, syntax, false
 	}
@@ -182,9 +182,9 @@ func parsePath(args string, kind pathKind) (pathCommand, reply, bool) {
 		return p, syntax, false
 	}
 	s := args[len(prefix):]
-	// Tolerate "MAIL FROM: <a@b>": real clients send it (Postfix and
-	// Exim accept it too).
-	s = strings.TrimLeft(s, " ")
+	// Tolerate "MAIL FROM: <a@b>", and tabs where RFC 5321 wants one
+	// space: real clients send them (Postfix and Exim accept them too).
+	s = strings.TrimLeft(s, " \t")
 	if len(s) == 0 {
 		return p, syntax, false
 	}
@@ -255,7 +255,7 @@ func parsePath(args string, kind pathKind) (pathCommand, reply, bool) {
 		}
 	}
 	rest := s[i:]
-	if rest != "" && rest[0] != ' ' {
+	if rest != "" && rest[0] != ' ' && rest[0] != '\t' {
 		return p, syntax, false
 	}
 	for _, f := range strings.Fields(rest) {

@@ -47,6 +47,8 @@ func TestParsePath(t *testing.T) {
 		{"FROM:<> SIZE=10 body=8bitmime", reversePath, "", []param{{"SIZE", "10", true}, {"BODY", "8bitmime", true}}, ""},
 		{"FROM:<a@b.c> SMTPUTF8", reversePath, "a@b.c", []param{{"SMTPUTF8", "", false}}, ""},
 		{"FROM:<a@b.c>  SIZE=1", reversePath, "a@b.c", []param{{"SIZE", "1", true}}, ""},
+		{"FROM:\t<a@b.c>\tSIZE=1\t BODY=7BIT", reversePath, "a@b.c", []param{{"SIZE", "1", true}, {"BODY", "7BIT", true}}, ""},
+		{"FROM:a@b.c\tSIZE=1", reversePath, "a@b.c", []param{{"SIZE", "1", true}}, ""},
 		{"FROM:<@r1.example,@r2.example:a@b.c>", reversePath, "a@b.c", nil, ""},
 		{`FROM:<"a b>c"@b.c>`, reversePath, `"a b>c"@b.c`, nil, ""},
 		{`FROM:<"a\"b"@b.c>`, reversePath, `"a\"b"@b.c`, nil, ""},
