@@ -656,19 +656,32 @@ func TestWorkCaps(t *testing.T) {
 	}
 }
 
-// FuzzParse: no panic, no broken invariant, and the output marshals, on
-// anything. Seeds: the corpus and testdata/fuzz/FuzzParse (hostile shapes).
+// FuzzParse: no panic, no broken invariant, the output marshals, and two
+// parses give the same event, on anything. Seeds: the corpus and
+// testdata/fuzz/FuzzParse (hostile shapes).
 func FuzzParse(f *testing.F) {
 	addCorpus(f)
+	// No time budget: one spent on one parse only would tell them apart.
+	opts := Options{MaxDepth: 8, MaxParts: 64, MaxAttachmentBytes: 1 << 10, MaxDuration: time.Hour}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		before := bugs.Load()
-		d, err := Parse(bytes.NewReader(raw), Options{MaxDepth: 8, MaxParts: 64, MaxAttachmentBytes: 1 << 10})
+		d, err := Parse(bytes.NewReader(raw), opts)
 		if err != nil {
 			t.Fatalf("Parse: %v", err)
 		}
 		checkInvariants(t, d)
 		if bugs.Load() != before {
 			t.Fatalf("recovered panic or broken invariant: warnings %q", d.Warnings)
+		}
+		// One message, one event: every attempt renders it again.
+		again, err := Parse(bytes.NewReader(raw), opts)
+		if err != nil {
+			t.Fatalf("Parse again: %v", err)
+		}
+		j1, _ := json.Marshal(d)
+		j2, _ := json.Marshal(again)
+		if !bytes.Equal(j1, j2) {
+			t.Fatalf("two parses differ:\n%s\n%s", j1, j2)
 		}
 	})
 }
