@@ -19,7 +19,9 @@ ENV GOTOOLCHAIN=local
 WORKDIR /src
 
 # Modules first: this layer is reused until go.mod or go.sum change.
+# third_party holds a module go.mod replaces (third_party/chardet).
 COPY go.mod go.sum ./
+COPY third_party/ third_party/
 RUN go mod download && go mod verify
 
 COPY . .

@@ -113,3 +113,5 @@ require (
 )
 
 tool github.com/versity/versitygw/cmd/versitygw
+
+replace github.com/gogs/chardet => ./third_party/chardet
