@@ -99,7 +99,6 @@ func parseBody(d *event.Data, raw []byte, hb headerBlock, opts Options, w *warni
 		if p.PartID != "" {
 			label = "part " + p.PartID
 		}
-		sortMalformedParams(p.Errors)
 		for _, e := range p.Errors {
 			w.addf("%s: %s: %s", label, e.Name, e.Detail)
 		}
@@ -632,27 +631,6 @@ func charsetName(cs string) string {
 }
 
 // walk visits the tree depth first, in document order.
-// malformedParam starts enmime's warning about a Content-Type parameter it
-// could not parse (part.go, v2.3.0).
-const malformedParam = "Content-Type header has malformed parameter "
-
-// sortMalformedParams sorts each run of malformed-parameter warnings in
-// errs by parameter name. enmime makes one for each such parameter in the
-// order of a map, random, so the same message would give events whose
-// warnings, and hence bodies, differ from one attempt to the next.
-func sortMalformedParams(errs []*enmime.Error) {
-	for i := 0; i < len(errs); i++ {
-		j := i
-		for j < len(errs) && strings.HasPrefix(errs[j].Detail, malformedParam) {
-			j++
-		}
-		if j-i > 1 {
-			slices.SortFunc(errs[i:j], func(a, b *enmime.Error) int { return strings.Compare(a.Detail, b.Detail) })
-		}
-		i = max(i, j-1)
-	}
-}
-
 func walk(p *enmime.Part, visit func(*enmime.Part)) {
 	for ; p != nil; p = p.NextSibling {
 		visit(p)

@@ -2,6 +2,7 @@ package parse
 
 import (
 	"mime"
+	"slices"
 	"strings"
 
 	"github.com/jhillyerd/enmime/v2/mediatype"
@@ -16,7 +17,10 @@ import (
 // message, and enmime parses a multipart's Content-Type four times. On a
 // value that plainMediaType accepts the passes change nothing that
 // mime.ParseMediaType sees, so it is asked directly (FuzzParseMediaType
-// checks the two agree); anything else takes enmime's way.
+// checks the two agree); anything else takes enmime's way, whose invalid
+// parameters come in the order of a map: they are sorted, since enmime
+// warns about each in the order given, and the same message must give
+// the same event on every attempt.
 func parseMediaType(ctype string) (mtype string, params map[string]string, invalidParams []string, err error) {
 	if ctype == "" {
 		return "", nil, nil, nil // enmime: "no media type" is no error
@@ -26,7 +30,9 @@ func parseMediaType(ctype string) (mtype string, params map[string]string, inval
 			return mtype, params, nil, nil
 		}
 	}
-	return mediatype.ParseWithOptions(ctype, mediatype.ParseOptions{})
+	mtype, params, invalidParams, err = mediatype.ParseWithOptions(ctype, mediatype.ParseOptions{})
+	slices.Sort(invalidParams)
+	return mtype, params, invalidParams, err
 }
 
 // mediaPlaceholder is the media type enmime puts in for a missing one and
