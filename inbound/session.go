@@ -483,11 +483,10 @@ func (s *session) mail(cmd command) {
 		return
 	}
 	tx := &transaction{from: p.addr}
+	// Parameters are taken after HELO too: service extensions belong to
+	// EHLO sessions (RFC 5321 §2.2), but clients that fell back to HELO
+	// still send SIZE and BODY=8BITMIME, and Postfix and Exim take them.
 	for _, pa := range p.params {
-		if !s.esmtp {
-			s.reply(replyUnknownParam) // parameters need EHLO
-			return
-		}
 		switch pa.key {
 		case "SIZE": // RFC 1870 §6
 			n, err := strconv.ParseUint(pa.value, 10, 63)

@@ -37,7 +37,12 @@ func TestScripts(t *testing.T) {
 		}},
 		{"params after HELO", []step{
 			{send: "HELO client.test", code: 250, enh: "-"},
-			{send: "MAIL FROM:<a@b.c> SIZE=10", code: 555, enh: "5.5.4"},
+			{send: "MAIL FROM:<a@b.c> SIZE=99999999999", code: 552, enh: "5.3.4"},
+			{send: "MAIL FROM:<a@b.c> XFOO=1", code: 555, enh: "5.5.4"},
+			{send: "MAIL FROM:<a@b.c> SIZE=10 BODY=8BITMIME", code: 250, enh: "2.1.0"},
+			{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+			{send: "DATA", code: 354, enh: "-"},
+			{send: "x\r\n.", code: 250, enh: "2.0.0"},
 		}},
 		{"EHLO lists extensions", []step{
 			{send: "EHLO x", code: 250, enh: "-", text: "PIPELINING\nSIZE 1000\n8BITMIME\nENHANCEDSTATUSCODES\nSMTPUTF8\nCHUNKING"},
