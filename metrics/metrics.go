@@ -132,9 +132,9 @@ func New(version string) *Metrics {
 
 	m.expiredTotal = f.counterVec(prometheus.CounterOpts{
 		Name: "expired_total",
-		Help: "Objects deleted by MAILHOOK_RETENTION and MAILHOOK_FAILED_RETENTION, by kind: delivered and failed records, raw messages.",
+		Help: "Objects deleted by MAILHOOK_RETENTION and MAILHOOK_FAILED_RETENTION, by kind: delivered and failed records, raw messages, raw messages no record referred to (orphan).",
 	}, "kind")
-	for _, k := range []string{"delivered", "failed", "raw"} {
+	for _, k := range []string{"delivered", "failed", "raw", "orphan"} {
 		m.expiredTotal.WithLabelValues(k)
 	}
 	return m
@@ -145,6 +145,12 @@ func New(version string) *Metrics {
 func (m *Metrics) Expired(state string, records, raws int) {
 	m.expiredTotal.WithLabelValues(state).Add(float64(records))
 	m.expiredTotal.WithLabelValues("raw").Add(float64(raws))
+}
+
+// ExpiredOrphans counts the raw messages a retention pass deleted because
+// no record referred to them.
+func (m *Metrics) ExpiredOrphans(raws int) {
+	m.expiredTotal.WithLabelValues("orphan").Add(float64(raws))
 }
 
 // Registry is where the metrics live, for more collectors.

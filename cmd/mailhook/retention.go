@@ -14,8 +14,16 @@ type retention struct {
 	delivered time.Duration // 0 = keep
 	failed    time.Duration // 0 = keep
 	onExpired func(state string, records, raws int)
+	onOrphans func(raws int)
 	log       *slog.Logger
+
+	orphansSwept time.Time // the last pass that looked for orphans
 }
+
+// orphanInterval is how often, at most, a pass also looks for raw
+// messages that no record refers to (queue.ExpireOrphans): they come only
+// from crashes, and the search lists raw/ and every state.
+const orphanInterval = time.Hour
 
 // interval is how often run makes a pass: a tenth of the shorter period,
 // from 1 s to 10 min, so that nothing outlives its period by more than
@@ -66,5 +74,31 @@ func (r *retention) pass(ctx context.Context) {
 			r.log.LogAttrs(ctx, slog.LevelWarn, "retention: pass cut short; the rest waits for the next one",
 				slog.String("state", string(p.state)), slog.String("err", err.Error()))
 		}
+	}
+	r.expireOrphans(ctx)
+}
+
+// expireOrphans deletes, once an orphanInterval, the raw messages older
+// than the delivered period that no record refers to. Only with
+// MAILHOOK_RETENTION: then few records outlive the period and the search
+// reads little; a store that keeps delivered mail forever keeps the few
+// orphans too.
+func (r *retention) expireOrphans(ctx context.Context) {
+	start := time.Now()
+	if r.delivered == 0 || start.Sub(r.orphansSwept) < orphanInterval {
+		return
+	}
+	r.orphansSwept = start
+	n, err := r.queue.ExpireOrphans(ctx, start.Add(-r.delivered))
+	if r.onOrphans != nil {
+		r.onOrphans(n)
+	}
+	if n > 0 {
+		r.log.LogAttrs(ctx, slog.LevelInfo, "retention: deleted raw messages no record refers to (left by a crash)",
+			slog.Int("raws", n), slog.Duration("took", time.Since(start)))
+	}
+	if err != nil && ctx.Err() == nil {
+		r.log.LogAttrs(ctx, slog.LevelWarn, "retention: search for orphaned raw messages cut short; the rest waits for the next one",
+			slog.String("err", err.Error()))
 	}
 }

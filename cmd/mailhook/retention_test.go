@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/mailhook/mailhook/event"
 	"github.com/mailhook/mailhook/internal/s3test"
 )
 
@@ -24,7 +25,15 @@ import (
 func TestRetention(t *testing.T) {
 	t.Run("fs", func(t *testing.T) {
 		dir := t.TempDir()
-		testRetention(t, dir, nil, func(key string) bool {
+		testRetention(t, dir, nil, func(key string) {
+			p := filepath.Join(dir, filepath.FromSlash(key))
+			if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte("Subject: lost\r\n\r\n"), 0o640); err != nil {
+				t.Fatal(err)
+			}
+		}, func(key string) bool {
 			_, err := os.Stat(filepath.Join(dir, filepath.FromSlash(key)))
 			return err == nil
 		})
@@ -32,7 +41,12 @@ func TestRetention(t *testing.T) {
 	t.Run("s3", func(t *testing.T) {
 		s3srv := s3test.Start(t)
 		client := s3srv.Client()
-		testRetention(t, t.TempDir(), s3srv.Env(), func(key string) bool {
+		testRetention(t, t.TempDir(), s3srv.Env(), func(key string) {
+			if _, err := client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(s3srv.Bucket), Key: aws.String(key),
+				Body: strings.NewReader("Subject: lost\r\n\r\n")}); err != nil {
+				t.Fatalf("PUT %s: %v", key, err)
+			}
+		}, func(key string) bool {
 			_, err := client.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(s3srv.Bucket), Key: aws.String(key)})
 			var nf *types.NotFound
 			if err != nil && !errors.As(err, &nf) {
@@ -43,7 +57,13 @@ func TestRetention(t *testing.T) {
 	})
 }
 
-func testRetention(t *testing.T, dir string, env map[string]string, exists func(key string) bool) {
+func testRetention(t *testing.T, dir string, env map[string]string, put func(key string), exists func(key string) bool) {
+	// A raw message that a crash left without records two hours ago, and
+	// one of a minute ago, which may still be on its way to its records.
+	orphan, young := "raw/"+event.NewID(time.Now().Add(-2*time.Hour))+".eml", "raw/"+event.NewID(time.Now().Add(-time.Minute))+".eml"
+	put(orphan)
+	put(young)
+
 	rcv := newReceiver(t, func(_ int, d delivery) int {
 		if strings.Contains(d.Event.Data.Subject, "refused") {
 			return http.StatusGone // a dead letter at once
@@ -84,8 +104,11 @@ func testRetention(t *testing.T, dir string, env map[string]string, exists func(
 	if n := rcv.requests(); n != 2 {
 		t.Errorf("%d webhook requests, want 2", n)
 	}
+	if exists(orphan) || !exists(young) {
+		t.Errorf("orphaned raw message of two hours ago left: %v, of a minute ago left: %v; want false, true", exists(orphan), exists(young))
+	}
 	m := getMetrics(t, srv.httpAddr)
-	for _, series := range []string{`mailhook_expired_total{kind="delivered"}`, `mailhook_expired_total{kind="raw"}`} {
+	for _, series := range []string{`mailhook_expired_total{kind="delivered"}`, `mailhook_expired_total{kind="raw"}`, `mailhook_expired_total{kind="orphan"}`} {
 		if m[series] != 1 {
 			t.Errorf("%s = %v, want 1", series, m[series])
 		}

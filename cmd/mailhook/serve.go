@@ -142,7 +142,7 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 
 	if cfg.Retention > 0 || cfg.FailedRetention > 0 {
 		a.retention = &retention{queue: a.queue, delivered: cfg.Retention, failed: cfg.FailedRetention,
-			onExpired: mx.Expired, log: log}
+			onExpired: mx.Expired, onOrphans: mx.ExpiredOrphans, log: log}
 		log.Info("retention on: finished mail older than this is deleted (0: kept)",
 			"delivered", cfg.Retention, "failed", cfg.FailedRetention, "pass_every", a.retention.interval())
 	}
