@@ -102,16 +102,21 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 	var agg env.AggregateError
 	if errors.As(err, &agg) {
 		for _, e := range agg.Errors {
-			bad.add(explainParseError(e, envs))
+			name, problem := explainParseError(e, envs)
+			bad.add(problem)
+			bad.unparsed = append(bad.unparsed, name)
 		}
 	} else if err != nil {
 		return nil, err // a programming error in the struct tags
 	}
 	if c.Hostname == "" {
-		c.Hostname, _ = os.Hostname()
-		if c.Hostname == "" {
+		// An OS name that cannot stand in SMTP replies (an underscore,
+		// say) gives way to localhost rather than stopping start-up.
+		if c.Hostname, _ = os.Hostname(); validHostname(c.Hostname) != nil {
 			c.Hostname = "localhost"
 		}
+	} else if err := validHostname(c.Hostname); err != nil {
+		bad.add(fmt.Sprintf("%sHOSTNAME=%q: %v", Prefix, c.Hostname, err))
 	}
 	c.validate(&bad)
 	if len(bad.Problems) > 0 {
@@ -121,15 +126,30 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 }
 
 // Error lists every configuration problem, one per variable.
-type Error struct{ Problems []string }
+type Error struct {
+	Problems []string
 
-func (e *Error) add(p string) { e.Problems = append(e.Problems, p) }
+	unparsed []string // variables whose value did not parse: checked no further
+}
+
+// add records problem p, unless it is about a variable already reported
+// as unparsable (whose field holds a zero value, not the user's).
+func (e *Error) add(p string) {
+	for _, name := range e.unparsed {
+		if rest, ok := strings.CutPrefix(p, name); ok && (strings.HasPrefix(rest, "=") || strings.HasPrefix(rest, ":")) {
+			return
+		}
+	}
+	e.Problems = append(e.Problems, p)
+}
 
 func (e *Error) Error() string {
 	return "bad configuration:\n  " + strings.Join(e.Problems, "\n  ")
 }
 
-func explainParseError(err error, envs map[string]string) string {
+// explainParseError names the variable of a parse error and says what is
+// wrong with its value.
+func explainParseError(err error, envs map[string]string) (name, problem string) {
 	var pe env.ParseError
 	if errors.As(err, &pe) {
 		name := varOf(pe.Name)
@@ -138,9 +158,38 @@ func explainParseError(err error, envs map[string]string) string {
 		if errors.As(cause, &ne) && ne.Unwrap() != nil {
 			cause = ne.Unwrap()
 		}
-		return fmt.Sprintf("%s=%q: not a valid %s (%v)", name, envs[name], kindOf(pe.Type), cause)
+		return name, fmt.Sprintf("%s=%q: not a valid %s (%v)", name, envs[name], kindOf(pe.Type), cause)
 	}
-	return err.Error()
+	return "", err.Error()
+}
+
+// validHostname checks a name for the banner, the EHLO reply and the
+// Received header: a domain (RFC 5321 §4.1.2: letters, digits and
+// hyphens in dot-separated labels of up to 63) or an address literal
+// such as [192.0.2.1].
+func validHostname(h string) error {
+	if len(h) == 0 || len(h) > 255 {
+		return errors.New("want a domain name of 1 to 255 characters")
+	}
+	if lit, ok := strings.CutPrefix(h, "["); ok {
+		lit, ok = strings.CutSuffix(lit, "]")
+		v6, tagged := strings.CutPrefix(lit, "IPv6:")
+		if a, err := netip.ParseAddr(v6); !ok || err != nil || a.Is6() != tagged || a.Zone() != "" {
+			return errors.New("want an address literal such as [192.0.2.1] or [IPv6:2001:db8::1]")
+		}
+		return nil
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return errors.New("want a domain name: dot-separated labels of 1 to 63 letters, digits and inner hyphens")
+		}
+		for i := 0; i < len(label); i++ {
+			if c := label[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return fmt.Errorf("character %q is not allowed in a domain name (letters, digits, hyphens and dots)", c)
+			}
+		}
+	}
+	return nil
 }
 
 // parseDuration reads a Go duration (90s, 1h30m) or a number of days
@@ -191,6 +240,12 @@ func (c *Config) validate(bad *Error) {
 		if err := checkSecret(s); err != nil {
 			bad.add(fmt.Sprintf("%sWEBHOOK_SECRET: secret #%d: %v", Prefix, i+1, err))
 		}
+	}
+	if c.AdminToken != "" && strings.IndexFunc(c.AdminToken, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		// A client sends the token after "Bearer ": one that holds
+		// blanks or control characters (a newline from a secret file)
+		// could never be matched.
+		bad.add(Prefix + "ADMIN_TOKEN: must not contain spaces, line breaks or control characters")
 	}
 	if _, err := ParseStore(c.Store); err != nil {
 		bad.add(Prefix + "STORE: " + err.Error())

@@ -72,6 +72,8 @@ func TestEveryBadVariableIsNamed(t *testing.T) {
 		"MAILHOOK_RETENTION":            "-1d",
 		"MAILHOOK_FAILED_RETENTION":     "2w",
 		"MAILHOOK_DELIVERY_CONCURRENCY": "-4",
+		"MAILHOOK_HOSTNAME":             "mx\r\n250 injected",
+		"MAILHOOK_ADMIN_TOKEN":          " ",
 	}))
 	var ce *Error
 	if !errors.As(err, &ce) {
@@ -81,9 +83,17 @@ func TestEveryBadVariableIsNamed(t *testing.T) {
 		"WEBHOOK_SECRET: secret #2", "ROUTES", "STORE", "TLS_CERT_FILE", "TLS_KEY_FILE", "BARE_NEWLINE", "SMTP_ADDR", "MAX_MESSAGE_BYTES",
 		"STORE_COMMIT_DELAY=-1ms: want 0 to 1s", "MAX_BAD_COMMANDS=0", "MAX_ATTACHMENT_BYTES=-1", "PARSE_MAX_PARTS=0",
 		"PARSE_MAX_DEPTH=-3", "PARSE_TIMEOUT=0s", "RETENTION=-24h0m0s: must not be negative",
-		`FAILED_RETENTION="2w": not a valid duration like 30s, 5m, 1h or 7d`, "DELIVERY_CONCURRENCY=-4: must not be negative"} {
+		`FAILED_RETENTION="2w": not a valid duration like 30s, 5m, 1h or 7d`, "DELIVERY_CONCURRENCY=-4: must not be negative",
+		`HOSTNAME="mx\r\n250 injected": character '\r'`, "ADMIN_TOKEN: must not contain spaces"} {
 		if !strings.Contains(err.Error(), "MAILHOOK_"+v) {
 			t.Errorf("error does not name MAILHOOK_%s:\n%v", v, err)
+		}
+	}
+	// A value that does not parse is reported once, not checked again as
+	// the zero value it left behind.
+	for _, v := range []string{"MAX_RECIPIENTS", "RETRY_INITIAL"} {
+		if n := strings.Count(err.Error(), "MAILHOOK_"+v); n != 1 {
+			t.Errorf("MAILHOOK_%s named %d times:\n%v", v, n, err)
 		}
 	}
 	if strings.Contains(err.Error(), "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw") {
@@ -195,5 +205,26 @@ func TestProxyAndTLSRequired(t *testing.T) {
 	nets, err := ParseNetworks("10.1.2.3/8, 192.0.2.7, fd00::/8")
 	if err != nil || len(nets) != 3 || nets[0].String() != "10.0.0.0/8" || nets[1].String() != "192.0.2.7/32" {
 		t.Errorf("ParseNetworks = %v, %v", nets, err)
+	}
+}
+
+func TestHostname(t *testing.T) {
+	for _, h := range []string{"mx.example.com", "mx", "MX-1.example.com.", "[192.0.2.1]", "[IPv6:2001:db8::1]"} {
+		if err := validHostname(h); err != nil {
+			t.Errorf("validHostname(%q) = %v, want nil", h, err)
+		}
+	}
+	for _, h := range []string{"", "mx example.com", "mx\r\n250 x", "<mx>", "-mx.example.com", "mx..example.com",
+		"a_b.example.com", strings.Repeat("a", 64) + ".com", "[::1]", "[IPv6:192.0.2.1]", "[192.0.2.1", "[not an ip]"} {
+		if err := validHostname(h); err == nil {
+			t.Errorf("validHostname(%q) = nil, want an error", h)
+		}
+	}
+	c, err := Load(lookupMap(map[string]string{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if validHostname(c.Hostname) != nil {
+		t.Errorf("default hostname %q is not a valid one", c.Hostname)
 	}
 }

@@ -34,7 +34,10 @@ func ParsePattern(s string) (Pattern, error) {
 		return Pattern{}, fmt.Errorf("pattern %q: want user@domain, *@domain or *@*.domain", s)
 	}
 	local, domain := strings.ToLower(s[:at]), normDomain(s[at+1:])
-	if strings.ContainsAny(local, " \t<>") || strings.ContainsAny(domain, " \t<>@") || domain == "" {
+	quoted := len(local) >= 2 && local[0] == '"' && local[len(local)-1] == '"'
+	if strings.ContainsAny(local, " \t<>") || strings.Contains(local, "@") && !quoted ||
+		strings.ContainsAny(domain, " \t<>@") || domain == "" ||
+		strings.IndexFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }) >= 0 {
 		return Pattern{}, fmt.Errorf("pattern %q: not an address", s)
 	}
 	p := Pattern{local: local}

@@ -49,7 +49,7 @@ func TestPatternMatch(t *testing.T) {
 }
 
 func TestParsePatternErrors(t *testing.T) {
-	for _, s := range []string{"", "example.com", "@example.com", "user@", "us*er@example.com", "*@ex*ample.com", "a b@example.com", "*@*."} {
+	for _, s := range []string{"", "example.com", "@example.com", "user@", "us*er@example.com", "*@ex*ample.com", "a b@example.com", "*@*.", "a@@b", "a@b@example.com", "a\x01@example.com"} {
 		if _, err := ParsePattern(s); err == nil {
 			t.Errorf("ParsePattern(%q) accepted a bad pattern", s)
 		}
