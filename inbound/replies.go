@@ -61,6 +61,7 @@ var (
 	replyNeedHelo        = reply{503, "5.5.1", "Send HELO/EHLO first"}
 	replyNestedMail      = reply{503, "5.5.1", "Sender already specified"}
 	replyNeedMail        = reply{503, "5.5.1", "Need MAIL before RCPT"}
+	replyNeedMailData    = reply{503, "5.5.1", "Need MAIL before DATA"}
 	replyNeedRcpt        = reply{503, "5.5.1", "Need RCPT before DATA"} // RFC 5321 §3.3 allows 503 here
 	replyBDATExpected    = reply{503, "5.5.1", "Only BDAT, RSET, NOOP or QUIT allowed during BDAT transfer"}
 	replyNoTransaction   = reply{503, "5.5.1", "No valid transaction; BDAT data discarded"}
@@ -68,22 +69,26 @@ var (
 	replyAlreadyTLS      = reply{503, "5.5.1", "TLS already active"}            // RFC 3207 §4.2
 
 	// Syntax errors: RFC 5321 §4.2.2, RFC 3463 X.5.2 / X.5.4.
-	replyUnknownCommand  = reply{500, "5.5.2", "Command not recognized"}
-	replyLineTooLong     = reply{500, "5.5.2", "Line too long"} // RFC 5321 §4.5.3.1.10
-	replyNotImplemented  = reply{502, "5.5.1", "Command not implemented"}
-	replySyntax          = reply{501, "5.5.4", "Syntax error in parameters or arguments"}
-	replyEhloSyntax      = reply{501, "5.5.4", "Syntax: EHLO hostname"}
-	replyHeloSyntax      = reply{501, "5.5.4", "Syntax: HELO hostname"}
-	replyMailSyntax      = reply{501, "5.5.4", "Syntax: MAIL FROM:<address> [parameters]"}
-	replyRcptSyntax      = reply{501, "5.5.4", "Syntax: RCPT TO:<address>"}
-	replyBDATSyntax      = reply{501, "5.5.4", "Syntax: BDAT size [LAST]"} // RFC 3030 §2
-	replyNoArgs          = reply{501, "5.5.4", "No arguments allowed"}
-	replyUnknownParam    = reply{555, "5.5.4", "MAIL FROM/RCPT TO parameters not recognized or not implemented"} // RFC 5321 §4.1.1.11
-	replySenderSyntax    = reply{501, "5.1.7", "Bad sender address syntax"}                                      // RFC 3463 X.1.7
-	replyRecipientSyntax = reply{501, "5.1.3", "Bad recipient address syntax"}                                   // RFC 3463 X.1.3
+	replyUnknownCommand = reply{500, "5.5.2", "Command not recognized"}
+	replyLineTooLong    = reply{500, "5.5.2", "Line too long"} // RFC 5321 §4.5.3.1.10
+	replyNotImplemented = reply{502, "5.5.1", "Command not implemented"}
+	replySyntax         = reply{501, "5.5.4", "Syntax error in parameters or arguments"}
+	replyEhloSyntax     = reply{501, "5.5.4", "Syntax: EHLO hostname"}
+	replyHeloSyntax     = reply{501, "5.5.4", "Syntax: HELO hostname"}
+	replyMailSyntax     = reply{501, "5.5.4", "Syntax: MAIL FROM:<address> [parameters]"}
+	replyRcptSyntax     = reply{501, "5.5.4", "Syntax: RCPT TO:<address>"}
+	replyBDATSyntax     = reply{501, "5.5.4", "Syntax: BDAT size [LAST]"} // RFC 3030 §2
+	replyNoArgs         = reply{501, "5.5.4", "No arguments allowed"}
+	replyUnknownParam   = reply{555, "5.5.4", "MAIL FROM/RCPT TO parameters not recognized or not implemented"} // RFC 5321 §4.1.1.11
+	// A bad address is a syntax error in the arguments: 5.5.4, as every
+	// 501 here (RFC 3463 also has X.1.7 and X.1.3 for it, which Postfix
+	// sends; one code for every syntax error keeps clients' handling
+	// simple).
+	replySenderSyntax    = reply{501, "5.5.4", "Bad sender address syntax"}
+	replyRecipientSyntax = reply{501, "5.5.4", "Bad recipient address syntax"}
 	// RFC 5321 §4.5.3.1.10 lists "501 Path too long".
-	replySenderTooLong    = reply{501, "5.1.7", "Path too long"}
-	replyRecipientTooLong = reply{501, "5.1.3", "Path too long"}
+	replySenderTooLong    = reply{501, "5.5.4", "Path too long"}
+	replyRecipientTooLong = reply{501, "5.5.4", "Path too long"}
 	// RFC 6531 §3.5: non-ASCII address without SMTPUTF8 → 553 X.6.7 (RFC 5248).
 	replyNonASCIIAddress = reply{553, "5.6.7", "Non-ASCII addresses require SMTPUTF8"}
 

@@ -582,7 +582,7 @@ func (s *session) readyForData() (reply, bool) {
 	case s.helo == "":
 		return replyNeedHelo, false
 	case s.tx == nil:
-		return replyNeedMail, false
+		return replyNeedMailData, false
 	case len(s.tx.rcpts) == 0:
 		// RFC 5321 §3.3: 503 (or 554) when no RCPT was accepted.
 		return replyNeedRcpt, false
