@@ -110,10 +110,17 @@ func (b *bdatReader) nextChunk() {
 			// a reply was sent (bad line); keep waiting
 		case "BDAT":
 			a, ok := parseBDAT(cmd.args)
-			if !ok {
-				s.closeWith(replyBDATSyntax)
+			if !ok || a.huge {
+				r := replyBDATSyntax
+				if ok {
+					r = replyTooLarge
+				}
+				s.closeAfterError(r)
 				b.err = fmt.Errorf("%w: %w", ErrTransferAborted, errBDATBad)
 				return
+			}
+			if a.size == 0 && !a.last && b.junk() {
+				return // an empty chunk moves no mail, as a NOOP
 			}
 			b.remaining, b.chunk, b.last = a.size, a.size, a.last
 			b.n += a.size
@@ -123,6 +130,9 @@ func (b *bdatReader) nextChunk() {
 			}
 			return
 		case "NOOP":
+			if b.junk() {
+				return
+			}
 			s.reply(replyOK)
 		case "RSET":
 			b.err = fmt.Errorf("%w: %w", ErrTransferAborted, errBDATReset)
@@ -134,11 +144,25 @@ func (b *bdatReader) nextChunk() {
 			s.reply(replyBDATExpected)
 		}
 		if s.bad >= s.srv.cfg.MaxBadCommands {
-			s.closeWith(replyTooManyErrors)
+			s.closeAfterError(replyTooManyErrors)
 			b.err = fmt.Errorf("%w: %w", ErrTransferAborted, errBDATBad)
 			return
 		}
 	}
+}
+
+// junk counts a command between chunks that moves no mail against the
+// session's maxJunkCommands, as dispatch does outside a transfer; past
+// it, it ends the session with 421 and reports true.
+func (b *bdatReader) junk() bool {
+	s := b.s
+	if s.junk++; s.junk <= maxJunkCommands {
+		return false
+	}
+	s.log.Debug("smtp: too many commands without mail during BDAT")
+	s.closeAfterError(replyTooManyJunk)
+	b.err = fmt.Errorf("%w: %w", ErrTransferAborted, errBDATBad)
+	return true
 }
 
 func (b *bdatReader) status() (bool, error, error) { return b.done, b.violated, b.err }

@@ -417,10 +417,15 @@ func domainOf(addr string) string {
 }
 
 // dedupKey is the identity of a recipient: the local part is
-// case-sensitive (RFC 5321 §2.4), the domain is not.
+// case-sensitive (RFC 5321 §2.4), the domain is not, and neither is the
+// local part "postmaster" (RFC 5321 §4.5.1).
 func dedupKey(addr string) string {
 	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
-		return addr[:i+1] + strings.ToLower(addr[i+1:])
+		local := addr[:i]
+		if strings.EqualFold(local, "postmaster") {
+			local = "postmaster"
+		}
+		return local + "@" + strings.ToLower(addr[i+1:])
 	}
 	return strings.ToLower(addr)
 }
@@ -430,11 +435,12 @@ func dedupKey(addr string) string {
 type bdatArgs struct {
 	size int64
 	last bool
+	huge bool // a size of more than 18 digits: valid, but no chunk is that large
 }
 
 func parseBDAT(args string) (bdatArgs, bool) {
 	f := strings.Fields(args)
-	if len(f) < 1 || len(f) > 2 || len(f[0]) > 18 {
+	if len(f) < 1 || len(f) > 2 {
 		return bdatArgs{}, false
 	}
 	for k := 0; k < len(f[0]); k++ {
@@ -442,11 +448,16 @@ func parseBDAT(args string) (bdatArgs, bool) {
 			return bdatArgs{}, false
 		}
 	}
-	n, err := strconv.ParseInt(f[0], 10, 64)
-	if err != nil {
-		return bdatArgs{}, false
+	var b bdatArgs
+	if digits := strings.TrimLeft(f[0], "0"); len(digits) > 18 {
+		b.huge = true
+	} else {
+		n, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return bdatArgs{}, false
+		}
+		b.size = n
 	}
-	b := bdatArgs{size: n}
 	if len(f) == 2 {
 		if !strings.EqualFold(f[1], "LAST") {
 			return bdatArgs{}, false

@@ -108,14 +108,17 @@ func TestParseBDAT(t *testing.T) {
 		want bdatArgs
 		ok   bool
 	}{
-		{"0 LAST", bdatArgs{0, true}, true},
-		{"100", bdatArgs{100, false}, true},
-		{"100 last", bdatArgs{100, true}, true},
+		{"0 LAST", bdatArgs{size: 0, last: true}, true},
+		{"100", bdatArgs{size: 100}, true},
+		{"100 last", bdatArgs{size: 100, last: true}, true},
+		{"000000000000000000000100", bdatArgs{size: 100}, true},
+		{"999999999999999999", bdatArgs{size: 999999999999999999}, true},
+		{"9999999999999999999 LAST", bdatArgs{huge: true, last: true}, true},
 		{"", bdatArgs{}, false},
 		{"-1", bdatArgs{}, false},
 		{"1 FIRST", bdatArgs{}, false},
 		{"1 LAST x", bdatArgs{}, false},
-		{"9999999999999999999", bdatArgs{}, false},
+		{"9999999999999999999 x", bdatArgs{}, false},
 	} {
 		got, ok := parseBDAT(tc.args)
 		if ok != tc.ok || got != tc.want {
@@ -167,7 +170,7 @@ func FuzzParseCommand(f *testing.F) {
 			}
 		case "BDAT":
 			a, ok := parseBDAT(c.args)
-			if !ok {
+			if !ok || a.huge {
 				return
 			}
 			s := strconv.FormatInt(a.size, 10)
@@ -188,4 +191,24 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// Recipients are the same when they differ only in the case of the
+// domain, or of a local part "postmaster" (RFC 5321 §4.5.1); other local
+// parts keep their case (§2.4).
+func TestDedupKey(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		same bool
+	}{
+		{"u@Example.COM", "u@example.com", true},
+		{"POSTMASTER@mx.test", "postmaster@MX.TEST", true},
+		{"PostMaster@mx.test", "postmaster@mx.test", true},
+		{"U@example.com", "u@example.com", false},
+		{"postmasters@mx.test", "Postmasters@mx.test", false},
+	} {
+		if got := dedupKey(c.a) == dedupKey(c.b); got != c.same {
+			t.Errorf("dedupKey(%q) == dedupKey(%q): %v, want %v", c.a, c.b, got, c.same)
+		}
+	}
 }

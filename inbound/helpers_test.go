@@ -193,6 +193,10 @@ func readReply(r *bufio.Reader) (smtpReply, error) {
 		if len(line) < 4 {
 			return rep, fmt.Errorf("short reply line %q", line)
 		}
+		// RFC 5321 §4.2: reply text is tab and printable US-ASCII.
+		if i := strings.IndexFunc(line, func(r rune) bool { return (r < ' ' && r != '\t') || r > '~' }); i >= 0 {
+			return rep, fmt.Errorf("reply line %q: octet %d is not printable US-ASCII", line, i)
+		}
 		code, err := strconv.Atoi(line[:3])
 		if err != nil {
 			return rep, fmt.Errorf("bad reply line %q", line)

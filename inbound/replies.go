@@ -98,12 +98,13 @@ var (
 	replyTooLarge          = reply{552, "5.3.4", "Message size exceeds fixed maximum message size"} // RFC 1870 §6.1/§6.3
 
 	// Data content.
-	replyBareNewline     = reply{550, "5.5.2", "Message refused: bare <LF>/<CR> not allowed, lines must end in <CR><LF> (RFC 5321 §2.3.8)"}
-	replyDataLineTooLong = reply{550, "5.6.0", "Message refused: line longer than %d octets (RFC 5321 §4.5.3.1.6)"}
+	replyBareNewline     = reply{550, "5.5.2", "Message refused: bare <LF>/<CR> not allowed, lines must end in <CR><LF> (RFC 5321 section 2.3.8)"}
+	replyDataLineTooLong = reply{550, "5.6.0", "Message refused: line longer than %d octets (RFC 5321 section 4.5.3.1.6)"}
 	replyStorageFailure  = reply{451, "4.3.0", "Temporary failure storing message, try again later (ref %s)"}
 	replyDataTimeout     = reply{451, "4.4.2", "Timeout during data transfer, closing connection"}
 
 	// Connection-level: RFC 5321 §3.8, §4.2.2 (421 closes the channel).
+	replyClosing         = reply{421, "4.7.0", "Closing connection"}
 	replyTimeout         = reply{421, "4.4.2", "Timeout, closing connection"}
 	replySessionTooLong  = reply{421, "4.4.2", "Session time limit exceeded, closing connection"}
 	replyTooManyErrors   = reply{421, "4.7.0", "Too many errors, closing connection"}

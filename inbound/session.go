@@ -44,6 +44,7 @@ type session struct {
 	deadline   time.Time     // absolute end of the session (real clock)
 	timeout    time.Duration // per-read timeout now in force
 	closing    bool          // the next write is the last one
+	drainClose bool          // the client may still be sending: read on a moment before closing
 
 	helo  string
 	esmtp bool
@@ -174,19 +175,55 @@ func (s *session) reply(r reply) {
 
 func (s *session) flush() error { return s.w.Flush() }
 
-// closeWith sends r as the last reply. It returns false for the caller to
-// hand back to the command loop.
+// closeWith sends r as the last reply, followed by 421 unless r is a 221
+// or a 421 itself: RFC 5321 §3.8 has a server close the connection only
+// after one of those. It returns false for the caller to hand back to the
+// command loop.
 func (s *session) closeWith(r reply) bool {
 	s.closing = true
+	if r.code != 221 && r.code != 421 {
+		s.reply(r)
+		r = replyClosing
+	}
 	s.reply(r)
 	_ = s.flush()
 	return false
 }
 
+// closeAfterError is closeWith for a client that broke off the dialogue
+// (an endless line, a chunk that cannot be skipped, too many errors): it
+// may have sent more already, and closing a socket with input unread
+// makes the kernel send a reset, which may destroy our last replies
+// before the client reads them. So the session ends with a lingering
+// close (closeConn).
+func (s *session) closeAfterError(r reply) bool {
+	s.drainClose = true
+	return s.closeWith(r)
+}
+
+// closeConn closes the connection; after closeAfterError, it first shuts
+// down our side and reads what the client still sends, for up to
+// lingerTime or lingerBytes, so that the replies arrive before any reset.
+func (s *session) closeConn() {
+	if s.drainClose {
+		if cw, ok := s.rawConn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+			_ = s.rawConn.SetReadDeadline(time.Now().Add(lingerTime))
+			_, _ = io.CopyN(io.Discard, s.rawConn, lingerBytes)
+		}
+	}
+	_ = s.rawConn.Close()
+}
+
+// lingerTime and lingerBytes bound closeConn's reading.
+const (
+	lingerTime  = time.Second
+	lingerBytes = 1 << 20
+)
+
 // serve runs the session until it ends; it never lets a panic escape.
 func (s *session) serve() {
 	defer s.srv.removeSession(s)
-	defer s.rawConn.Close()
+	defer s.closeConn()
 	defer func() {
 		if v := recover(); v != nil {
 			s.srv.panics.Add(1)
@@ -261,7 +298,7 @@ func (s *session) readFailed(err error) bool {
 		return s.closeWith(replyShuttingDown)
 	case errors.Is(err, errLineFlood):
 		s.log.Debug("smtp: endless command line, closing")
-		return s.closeWith(replyLineTooLong)
+		return s.closeAfterError(replyLineTooLong)
 	case ioTimeout(err):
 		s.log.Debug("smtp: command timeout")
 		if !time.Now().Before(s.deadline) {
@@ -317,7 +354,7 @@ func (s *session) command() bool {
 	}
 	if s.bad >= s.srv.cfg.MaxBadCommands {
 		s.log.Debug("smtp: too many bad commands")
-		return s.closeWith(replyTooManyErrors)
+		return s.closeAfterError(replyTooManyErrors)
 	}
 	return true
 }
@@ -342,7 +379,7 @@ func (s *session) dispatch(cmd command) bool {
 	if junkCommand(cmd.verb) {
 		if s.junk++; s.junk > maxJunkCommands {
 			s.log.Debug("smtp: too many commands without mail")
-			return s.closeWith(replyTooManyJunk)
+			return s.closeAfterError(replyTooManyJunk)
 		}
 	}
 	switch cmd.verb {
@@ -617,10 +654,13 @@ func (s *session) data(cmd command) bool {
 // bdat handles BDAT (RFC 3030 §2).
 func (s *session) bdat(cmd command) bool {
 	a, ok := parseBDAT(cmd.args)
-	if !ok {
+	switch {
+	case !ok:
 		// Without a size the chunk cannot be skipped: its octets would
 		// be read as commands. Refuse and close.
-		return s.closeWith(replyBDATSyntax)
+		return s.closeAfterError(replyBDATSyntax)
+	case a.huge:
+		return s.closeAfterError(replyTooLarge) // and too long to skip
 	}
 	if r, ok := s.readyForData(); !ok {
 		// RFC 3030 §2: the chunk is read (and thrown away) regardless.

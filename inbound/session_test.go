@@ -2,9 +2,11 @@ package inbound
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -246,10 +248,20 @@ func TestScripts(t *testing.T) {
 			{send: "BDAT 600 LAST\r\n" + strings.Repeat("x", 600), raw: true, code: 552, enh: "5.3.4"},
 			{send: "NOOP", code: 250, enh: "2.0.0"},
 			{send: "BDAT x", code: 501, enh: "5.5.4"},
+			{code: 421, enh: "4.7.0", text: "Closing connection"},
+			{closed: true},
+		}},
+		{"BDAT size too long to skip", []step{
+			ehlo,
+			{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
+			{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+			{send: "BDAT 10000000000000000000 LAST\r\nhello", raw: true, code: 552, enh: "5.3.4"},
+			{code: 421, enh: "4.7.0", text: "Closing connection"},
 			{closed: true},
 		}},
 		{"endless line closes", []step{
 			{send: "NOOP " + strings.Repeat("x", 100000), code: 500, enh: "5.5.2"},
+			{code: 421, enh: "4.7.0", text: "Closing connection"},
 			{closed: true},
 		}},
 		{"HTTP request", []step{
@@ -295,6 +307,32 @@ func TestJunkCommandLimit(t *testing.T) {
 		step{send: "NOOP", code: 421, enh: "4.7.0", text: "Too many commands without mail"},
 		step{closed: true})
 	runScript(t, ts.addr, script)
+}
+
+// Between BDAT chunks too: NOOPs and empty chunks count, so that a
+// transfer kept open on them cannot hold its slot for the session limit.
+func TestJunkCommandLimitDuringBDAT(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	script := []step{
+		{send: "EHLO x", code: 250, enh: "-"},
+		{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
+		{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+		{send: "BDAT 3\r\nx", code: 250, enh: "2.0.0"},
+	}
+	for i := range 99 { // with the EHLO, 100
+		if i%2 == 0 {
+			script = append(script, step{send: "NOOP", code: 250, enh: "2.0.0"})
+		} else {
+			script = append(script, step{send: "BDAT 0", code: 250, enh: "2.0.0"})
+		}
+	}
+	script = append(script,
+		step{send: "BDAT 0", code: 421, enh: "4.7.0", text: "Too many commands without mail"},
+		step{closed: true})
+	runScript(t, ts.addr, script)
+	if n := len(ts.acc.messages()); n != 0 {
+		t.Errorf("%d messages taken from a transfer cut off", n)
+	}
 }
 
 func TestEnvelopeAndReceived(t *testing.T) {
@@ -484,6 +522,7 @@ func TestTimeouts(t *testing.T) {
 			{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
 			{send: "DATA", code: 354, enh: "-"},
 			{send: "partial line", code: 451, enh: "4.4.2"},
+			{code: 421, enh: "4.7.0", text: "Closing connection"},
 			{closed: true},
 		})
 		if n := len(ts.acc.messages()); n != 0 {
@@ -613,4 +652,38 @@ func TestPanicRecovered(t *testing.T) {
 		{send: "x\r\n.", code: 250, enh: "2.0.0"},
 	})
 	<-ts.acc.started
+}
+
+// A session closed on a client that is still sending (here an endless
+// command line) ends with a clean close, not a reset: the client reads
+// 500, then 421, then the end of the stream, with its data unread by us
+// when we gave up.
+func TestCloseAfterErrorIsNoReset(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	c, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	if rep, err := readReply(r); err != nil || rep.code != 220 {
+		t.Fatalf("banner %+v %v", rep, err)
+	}
+	go func() {
+		junk := bytes.Repeat([]byte("x"), 64<<10)
+		for range 8 { // 512 KiB without a line break, more than we read
+			if _, err := c.Write(junk); err != nil {
+				return
+			}
+		}
+	}()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for _, want := range []int{500, 421} {
+		if rep, err := readReply(r); err != nil || rep.code != want {
+			t.Fatalf("got %+v %v, want %d", rep, err, want)
+		}
+	}
+	if b, err := r.ReadByte(); err != io.EOF {
+		t.Fatalf("after 421: %q, %v; want io.EOF (a close, not a reset)", b, err)
+	}
 }

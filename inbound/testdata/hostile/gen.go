@@ -91,7 +91,7 @@ func main() {
 	write("long-line-data-1mb", "A 1 MiB data line: fine, only the size limit counts.\n"+oneMessage, message("Subject: long\r\n\r\n"+mb), true)
 	write("long-line-data-unterminated", "1 MiB of data without any CRLF, then EOF: nothing is accepted.\nexpect: "+envReplies+", closed\nmessages: 0",
 		envelope+mb, true)
-	write("long-line-command-1mb", "A 1 MiB command line without CRLF: 500 and closed after 64 KiB.\nexpect: 500 5.5.2, closed", mb, true)
+	write("long-line-command-1mb", "A 1 MiB command line without CRLF: 500, then 421, and closed after 64 KiB.\nexpect: 500 5.5.2, 421 4.7.0, closed", mb, true)
 	write("huge-command-lines", "Command lines over RFC 5321's limits get 500 5.5.2; the session goes on.\nexpect: 500 5.5.2, 500 5.5.2, 500 5.5.2, 250, 250 2.0.0, 221 2.0.0, closed",
 		"NOOP "+strings.Repeat("x", 600)+"\r\n"+
 			"MAIL FROM:<a@example.org> "+strings.Repeat("x", 2000)+"\r\n"+
