@@ -63,7 +63,7 @@ type Config struct {
 	SessionTimeout time.Duration `env:"SMTP_SESSION_TIMEOUT" envDefault:"30m" help:"longest an SMTP session may last"`
 
 	RetryInitial     time.Duration `env:"RETRY_INITIAL" envDefault:"10s" help:"first retry delay (exponential backoff with jitter)"`
-	RetryMaxInterval time.Duration `env:"RETRY_MAX_INTERVAL" envDefault:"1h" help:"longest delay between two attempts"`
+	RetryMaxInterval time.Duration `env:"RETRY_MAX_INTERVAL" envDefault:"1h" help:"longest delay between two attempts, a receiver's Retry-After included"`
 	RetryMaxElapsed  time.Duration `env:"RETRY_MAX_ELAPSED" envDefault:"72h" help:"how long a delivery is retried before it becomes a dead letter"`
 
 	Retention       time.Duration `env:"RETENTION" envDefault:"0" help:"delivered mail is deleted once received and delivered longer ago than this (7d, 720h): its delivery records, and its raw message when no other record of it is left; 0 = kept forever"`

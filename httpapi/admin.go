@@ -40,6 +40,10 @@ type AdminBackend interface {
 	// recID is not failed, queue.ErrNoEndpoint when there is nowhere to
 	// send it.
 	Replay(ctx context.Context, recID, endpoint string) error
+	// ReplayEndpoint is where Replay would send the failed delivery d
+	// (endpoint, when not empty, overriding). Errors wrap
+	// queue.ErrNoEndpoint when there is nowhere to send it.
+	ReplayEndpoint(d *queue.Delivery, endpoint string) (string, error)
 	// Render returns the webhook body of d, the bytes that are POSTed.
 	Render(ctx context.Context, d *queue.Delivery) ([]byte, error)
 }
@@ -419,6 +423,20 @@ func (a *admin) replayMatching(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		if req.DryRun {
+			// Say what the replay would: a delivery with nowhere to go
+			// is a failure, not a replay.
+			d, err := a.b.Load(ctx, id)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				continue
+			case err != nil:
+				a.fail(w, r, err)
+				return
+			}
+			if _, err := a.b.ReplayEndpoint(d, req.Endpoint); errors.Is(err, queue.ErrNoEndpoint) {
+				resp.Failed = append(resp.Failed, replayFailure{ID: id, Error: noEndpoint})
+				continue
+			}
 			resp.Replayed = append(resp.Replayed, id)
 			continue
 		}

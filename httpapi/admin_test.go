@@ -127,6 +127,16 @@ func (f *fakeBackend) Replay(ctx context.Context, recID, endpoint string) error 
 	return nil
 }
 
+func (f *fakeBackend) ReplayEndpoint(d *queue.Delivery, endpoint string) (string, error) {
+	if endpoint == "" {
+		endpoint = d.Endpoint
+	}
+	if endpoint == "" {
+		return "", queue.ErrNoEndpoint
+	}
+	return endpoint, nil
+}
+
 func (f *fakeBackend) Render(ctx context.Context, d *queue.Delivery) ([]byte, error) {
 	return fmt.Appendf(nil, `{"type":"email.received","data":{"id":%q,"envelope":{"rcpt_to":[%q]}}}`, d.EventID, d.Envelope.RcptTo[0]), nil
 }
@@ -582,18 +592,25 @@ func TestAdminReplayMatching(t *testing.T) {
 		return resp
 	}
 
-	// Dry runs change nothing.
+	// Dry runs change nothing, and say what a replay would: the delivery
+	// without an endpoint would fail.
+	noEPFailed := []replayFailure{{ID: noEP.ID, Error: noEndpoint}}
 	resp := replay(`{"failed": true, "dry_run": true}`, 200)
-	if want := []string{old.ID, e2a.ID, e2b.ID, noEP.ID}; !slices.Equal(resp.Replayed, want) || !resp.DryRun || resp.Truncated {
-		t.Errorf("dry run: %+v, want %v", resp, want)
+	if want := []string{old.ID, e2a.ID, e2b.ID}; !slices.Equal(resp.Replayed, want) || !slices.Equal(resp.Failed, noEPFailed) ||
+		!resp.DryRun || resp.Truncated {
+		t.Errorf("dry run: %+v, want %v and %v failed", resp, want, noEPFailed)
 	}
 	resp = replay(`{"since": "24h", "dry_run": true}`, 200)
-	if want := []string{e2a.ID, e2b.ID, noEP.ID}; !slices.Equal(resp.Replayed, want) {
-		t.Errorf("since 24h: %v, want %v", resp.Replayed, want)
+	if want := []string{e2a.ID, e2b.ID}; !slices.Equal(resp.Replayed, want) || !slices.Equal(resp.Failed, noEPFailed) {
+		t.Errorf("since 24h: %+v, want %v", resp, want)
 	}
 	resp = replay(`{"since": "2026-11-28T11:30:00Z", "dry_run": true}`, 200)
-	if want := []string{noEP.ID}; !slices.Equal(resp.Replayed, want) {
-		t.Errorf("since RFC 3339: %v, want %v", resp.Replayed, want)
+	if len(resp.Replayed) != 0 || !slices.Equal(resp.Failed, noEPFailed) {
+		t.Errorf("since RFC 3339: %+v, want only %v failed", resp, noEPFailed)
+	}
+	resp = replay(`{"since": "2026-11-28T11:30:00Z", "endpoint": "https://new.test/", "dry_run": true}`, 200)
+	if want := []string{noEP.ID}; !slices.Equal(resp.Replayed, want) || len(resp.Failed) != 0 {
+		t.Errorf("since RFC 3339 with an endpoint: %+v, want %v", resp, want)
 	}
 	resp = replay(`{"since": "3d", "event_id": "`+msgID(2)+`", "dry_run": true}`, 200)
 	if want := []string{e2a.ID, e2b.ID}; !slices.Equal(resp.Replayed, want) {

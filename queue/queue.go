@@ -844,14 +844,8 @@ func (q *Queue) Replay(ctx context.Context, recID string, endpoint string) error
 	if err != nil {
 		return fmt.Errorf("queue: replay %s: %w", recID, err)
 	}
-	if endpoint == "" {
-		endpoint = d.Endpoint
-	}
-	if endpoint == "" {
-		endpoint, err = q.reroute(d.Envelope.RcptTo)
-		if err != nil {
-			return fmt.Errorf("queue: replay %s: %w", recID, err)
-		}
+	if endpoint, err = q.ReplayEndpoint(d, endpoint); err != nil {
+		return fmt.Errorf("queue: replay %s: %w", recID, err)
 	}
 	now := q.now().UTC()
 	nd := d.clone()
@@ -887,6 +881,20 @@ func (q *Queue) Replay(ctx context.Context, recID string, endpoint string) error
 		q.onEnqueue(nd)
 	}
 	return nil
+}
+
+// ReplayEndpoint is where Replay would send the failed delivery d:
+// endpoint if not empty, else d's own, else the one endpoint its
+// recipients route to now. The error wraps ErrNoEndpoint when there is
+// none (or several). A dry run asks it what Replay would do.
+func (q *Queue) ReplayEndpoint(d *Delivery, endpoint string) (string, error) {
+	if endpoint == "" {
+		endpoint = d.Endpoint
+	}
+	if endpoint == "" {
+		return q.reroute(d.Envelope.RcptTo)
+	}
+	return endpoint, nil
 }
 
 // reroute finds the one endpoint the recipients route to now.

@@ -629,10 +629,19 @@ func TestVersionAndUsage(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(out), "mailhook ") {
 		t.Errorf("version: %v %q", err, out)
 	}
-	err = exec.Command(binPath, "frobnicate").Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-		t.Errorf("unknown command: exit %v, want 2", err)
+	for _, args := range [][]string{{"frobnicate"}, {"version", "--foo"}, {"serve", "extra"}, {"replay", "--frobnicate"}} {
+		err = exec.Command(binPath, args...).Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("%q: exit %v, want 2", args, err)
+		}
+	}
+	// Asking for help is no error.
+	for _, args := range [][]string{{"help"}, {"--help"}, {"replay", "--help"}, {"healthcheck", "--help"}} {
+		out, err := exec.Command(binPath, args...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "usage") && !strings.Contains(string(out), "Usage") {
+			t.Errorf("%q: %v\n%s", args, err, out)
+		}
 	}
 }
 

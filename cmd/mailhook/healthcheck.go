@@ -33,6 +33,10 @@ func healthcheck(ctx context.Context, args []string, lookup func(string) (string
 	ready := fs.Bool("ready", false, "check /readyz (store reachable, not draining) instead of /healthz")
 	rawURL := fs.String("url", "", "URL to GET instead of the local server's")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stdout, "usage: mailhook healthcheck [--ready] [--url URL]")
+			return nil
+		}
 		return usagef("healthcheck: %v\nusage: mailhook healthcheck [--ready] [--url URL]", err)
 	}
 	if fs.NArg() > 0 {

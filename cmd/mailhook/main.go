@@ -48,7 +48,8 @@ const usage = `usage: mailhook [command]
 commands:
   serve      run the SMTP acceptor, the HTTP side and the dispatcher (default)
   replay     put finally-failed deliveries back on the queue:
-             replay --failed | --id EVENT_ID | --since DURATION_OR_RFC3339 [--endpoint URL] [--dry-run]
+             replay --failed | --id EVENT_ID | --since DURATION_OR_RFC3339
+                    [--endpoint URL] [--dry-run] [--rate PER_SECOND]
   config     print the effective configuration (secrets redacted);
              config --help-env prints the table of every variable
   healthcheck  exit 0 if the local server answers /healthz (--ready: /readyz)
@@ -76,6 +77,9 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	case "healthcheck":
 		return healthcheck(ctx, args, lookup, stdout)
 	case "version", "--version", "-version":
+		if len(args) > 0 {
+			return usagef("version takes no arguments")
+		}
 		fmt.Fprintln(stdout, "mailhook", version)
 		return nil
 	case "help", "-h", "--help", "-help":

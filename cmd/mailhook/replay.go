@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
+	"os"
 	"time"
 
+	"github.com/mailhook/mailhook/config"
 	"github.com/mailhook/mailhook/event"
 	"github.com/mailhook/mailhook/queue"
 	"github.com/mailhook/mailhook/route"
@@ -25,6 +29,9 @@ func replay(ctx context.Context, args []string, lookup func(string) (string, boo
 	dryRun := fl.Bool("dry-run", false, "list what would be replayed, change nothing")
 	rate := fl.Float64("rate", 50, "at most this many deliveries re-queued per second (0: no limit)")
 	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // the flag set printed the usage, as asked
+		}
 		return usageError{err}
 	}
 	if fl.NArg() > 0 {
@@ -52,6 +59,13 @@ func replay(ctx context.Context, args []string, lookup func(string) (string, boo
 	if err != nil {
 		return err
 	}
+	if u, err := config.ParseStore(cfg.Store); err == nil && u.Scheme == "file" {
+		// Opening a filesystem store creates it: a mistyped path would
+		// look like "nothing to replay", and a dry run would write.
+		if _, err := os.Stat(u.Path); errors.Is(err, iofs.ErrNotExist) {
+			return usagef("replay: MAILHOOK_STORE=%q: no such directory", cfg.Store)
+		}
+	}
 	st, err := openStore(ctx, cfg, newLogger(cfg, stderr))
 	if err != nil {
 		return err
@@ -76,12 +90,15 @@ func replay(ctx context.Context, args []string, lookup func(string) (string, boo
 		if !from.IsZero() && d.ReceivedAt.Before(from) {
 			continue
 		}
-		to := d.Endpoint
-		if *endpoint != "" {
-			to = *endpoint
-		}
+		to, err := q.ReplayEndpoint(d, *endpoint)
 		if *dryRun {
-			fmt.Fprintf(stdout, "would replay %s event %s to %s (last error: %s)\n", d.ID, d.EventID, orNone(to), d.LastError)
+			if err != nil {
+				// What the replay itself would report.
+				fmt.Fprintf(stderr, "mailhook: would not replay %s: %v\n", d.ID, err)
+				failed++
+				continue
+			}
+			fmt.Fprintf(stdout, "would replay %s event %s to %s (last error: %s)\n", d.ID, d.EventID, to, d.LastError)
 			n++
 			continue
 		}
@@ -97,7 +114,7 @@ func replay(ctx context.Context, args []string, lookup func(string) (string, boo
 			failed++
 			continue
 		}
-		fmt.Fprintf(stdout, "replayed %s event %s to %s\n", d.ID, d.EventID, orNone(to))
+		fmt.Fprintf(stdout, "replayed %s event %s to %s\n", d.ID, d.EventID, to)
 		n++
 	}
 	verb := "replayed"
@@ -112,11 +129,4 @@ func replay(ctx context.Context, args []string, lookup func(string) (string, boo
 		return fmt.Errorf("replay: no failed delivery with id %s", *id)
 	}
 	return nil
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "(the current route)"
-	}
-	return s
 }

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailhook/mailhook/event"
+	"github.com/mailhook/mailhook/queue"
+	"github.com/mailhook/mailhook/store/fs"
+)
+
+// A dry run says what the replay would do: a dead letter with nowhere to
+// go (no endpoint then, none now) is reported as one that could not be
+// replayed, with the replay's exit status, until an endpoint is given.
+// Neither run changes the store.
+func TestReplayDryRunSaysWhatReplayWould(t *testing.T) {
+	dir := t.TempDir()
+	st, err := fs.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := queue.New(queue.Options{Store: st}) // no route: a dead letter at once
+	id := event.NewID(time.Now())
+	env := event.Envelope{MailFrom: "a@example.org", RcptTo: []string{"b@example.com"}, Helo: "c.example.org"}
+	if err := q.Accept(t.Context(), id, time.Now(), env, strings.NewReader("Subject: x\r\n\r\nx\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	failed := filepath.Join(dir, "deliveries", "failed", id+"-1.json")
+
+	replay := func(args ...string) (string, string, error) {
+		vars := map[string]string{"MAILHOOK_STORE": "file://" + dir}
+		lookup := func(name string) (string, bool) { v, ok := vars[name]; return v, ok }
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), append([]string{"replay"}, args...), lookup, &stdout, &stderr, func() {})
+		return stdout.String(), stderr.String(), err
+	}
+	out, errOut, err := replay("--failed", "--dry-run")
+	if exitCode(err, &bytes.Buffer{}) != 1 || !strings.Contains(out, "would replay 0 deliveries") ||
+		!strings.Contains(errOut, "would not replay "+id+"-1") || !strings.Contains(errOut, "no webhook endpoint") {
+		t.Errorf("dry run without an endpoint: %v\n%s%s", err, out, errOut)
+	}
+	out, errOut, err = replay("--failed", "--dry-run", "--endpoint", "https://hooks.example.com/in")
+	if err != nil || !strings.Contains(out, "would replay "+id+"-1 event "+id+" to https://hooks.example.com/in") ||
+		!strings.Contains(out, "would replay 1 deliveries") {
+		t.Errorf("dry run with an endpoint: %v\n%s%s", err, out, errOut)
+	}
+	if _, err := os.Stat(failed); err != nil {
+		t.Errorf("the dead letter moved in a dry run: %v", err)
+	}
+}
+
+// replay on a filesystem store that does not exist is bad usage (a
+// mistyped path), and creates nothing.
+func TestReplayMissingStore(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nonexistent")
+	lookup := func(name string) (string, bool) {
+		if name == "MAILHOOK_STORE" {
+			return "file://" + dir, true
+		}
+		return "", false
+	}
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"replay", "--failed", "--dry-run"}, lookup, &stdout, &stderr, func() {})
+	var ue usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "no such directory") {
+		t.Errorf("replay on a missing store: %v, want a usage error naming it", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("replay created the store directory: %v", err)
+	}
+}
