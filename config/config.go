@@ -165,8 +165,9 @@ func explainParseError(err error, envs map[string]string) (name, problem string)
 
 // validHostname checks a name for the banner, the EHLO reply and the
 // Received header: a domain (RFC 5321 §4.1.2: letters, digits and
-// hyphens in dot-separated labels of up to 63) or an address literal
-// such as [192.0.2.1].
+// hyphens in dot-separated labels of up to 63; underscores, which some
+// internal host names have, are let through: they harm no client) or an
+// address literal such as [192.0.2.1].
 func validHostname(h string) error {
 	if len(h) == 0 || len(h) > 255 {
 		return errors.New("want a domain name of 1 to 255 characters")
@@ -184,8 +185,8 @@ func validHostname(h string) error {
 			return errors.New("want a domain name: dot-separated labels of 1 to 63 letters, digits and inner hyphens")
 		}
 		for i := 0; i < len(label); i++ {
-			if c := label[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-				return fmt.Errorf("character %q is not allowed in a domain name (letters, digits, hyphens and dots)", c)
+			if c := label[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return fmt.Errorf("character %q is not allowed in a domain name (letters, digits, hyphens, underscores and dots)", c)
 			}
 		}
 	}
