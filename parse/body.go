@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"mime/quotedprintable"
 	"net/textproto"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/inbucket/html2text"
 	"github.com/jhillyerd/enmime/v2"
+	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/text/encoding/unicode"
 
 	"github.com/mailhook/mailhook/event"
 )
@@ -108,6 +111,7 @@ func parseBody(d *event.Data, raw []byte, hb headerBlock, opts Options, w *warni
 		if b.containers[p] || (body[p] && p.FileName == "") {
 			return
 		}
+		p.Content = b.attachmentContent(p)
 		a := attachment(p, label, opts.MaxAttachmentBytes, w)
 		if text, ok := b.encoded[p]; ok && a.Content != nil {
 			a.SetContentBase64(text)
@@ -147,7 +151,10 @@ type builder struct {
 	containers map[*enmime.Part]bool
 	// encoded holds the base64 text of the parts decodeBase64Leaf found
 	// canonical (event.Attachment.SetContentBase64).
-	encoded   map[*enmime.Part][]byte
+	encoded map[*enmime.Part][]byte
+	// nodes maps each single-part entity's part to its entity, for the
+	// bytes behind it (attachmentContent).
+	nodes     map[*enmime.Part]*node
 	deadline  time.Time // end of the time budget (Options.MaxDuration)
 	outOfTime bool
 	// enmimeOnly: every part is enmime's (Options.enmimeOnly).
@@ -164,6 +171,7 @@ func newBuilder(raw []byte, opts Options, w *warnings) *builder {
 		maxDepth:   opts.MaxDepth,
 		containers: make(map[*enmime.Part]bool),
 		encoded:    make(map[*enmime.Part][]byte),
+		nodes:      make(map[*enmime.Part]*node),
 		deadline:   time.Now().Add(opts.MaxDuration),
 		enmimeOnly: opts.enmimeOnly,
 	}
@@ -193,10 +201,12 @@ func (b *builder) build(n *node) *enmime.Part {
 	if n.boundary == "" {
 		if p := b.decodeBase64Leaf(n); p != nil {
 			p.PartID = n.id
+			b.nodes[p] = n
 			return p
 		}
 		if p := b.plainTextLeaf(n); p != nil {
 			p.PartID = n.id
+			b.nodes[p] = n
 			return p
 		}
 		p, err := b.enmimeLeaf(n)
@@ -211,6 +221,7 @@ func (b *builder) build(n *node) *enmime.Part {
 			p.FirstChild = nil
 		}
 		p.PartID = n.id
+		b.nodes[p] = n
 		return p
 	}
 
@@ -292,10 +303,85 @@ func detectedAlready(p *enmime.Part) bool { return p.Charset == "" }
 func (b *builder) enmimeLeaf(n *node) (*enmime.Part, error) {
 	body := b.leafBody(n)
 	p, err := readParts(b.declared, io.MultiReader(bytes.NewReader(n.header), bytes.NewReader(body)))
-	if err == nil && strings.HasPrefix(p.ContentType, "text/") && !declaredAndValid(p) && !detectedAlready(p) {
-		p, err = readParts(b.parser, io.MultiReader(bytes.NewReader(n.header), bytes.NewReader(body)))
+	if err != nil || !strings.HasPrefix(p.ContentType, "text/") || declaredAndValid(p) {
+		return p, err
 	}
-	return p, err
+	declared := strings.ToLower(p.Charset) // as declared: no detection in this parse
+	switch declared {
+	case "utf-16", "utf16":
+		// enmime reads "utf-16" as little-endian and keeps a byte order
+		// mark as a character; RFC 2781 §4.3 has the mark decide.
+		if raw, ok := b.transferDecoded(n); ok {
+			out, err := unicode.UTF16(unicode.LittleEndian, unicode.UseBOM).NewDecoder().Bytes(raw)
+			if err == nil {
+				p.Content, p.Charset = out, "utf-16"
+				return p, nil
+			}
+		}
+	case "", "us-ascii", "ascii":
+		// No charset, or ASCII, but 8-bit bytes that are valid UTF-8:
+		// UTF-8 it is (what mailers that omit MIME headers send), at any
+		// length; detection needs 100 characters to say so.
+		if raw, ok := b.transferDecoded(n); ok && !isASCII(raw) && utf8.Valid(raw) {
+			p.Content, p.Charset = raw, "utf-8"
+			if declaredCharset(p) != "" { // not enmime's default for a part without one
+				p.Errors = append(p.Errors, &enmime.Error{Name: enmime.ErrorCharsetDeclaration,
+					Detail: fmt.Sprintf("declared charset %q, detected %q (valid UTF-8)", declared, "UTF-8")})
+			}
+			return p, nil
+		}
+	}
+	if detectedAlready(p) {
+		return p, nil
+	}
+	pd := p
+	if p, err = readParts(b.parser, io.MultiReader(bytes.NewReader(n.header), bytes.NewReader(body))); err != nil {
+		return p, err
+	}
+	if p.OrigCharset != "" && singleByte(p.OrigCharset) && singleByte(p.Charset) {
+		// Detection swapped one 8-bit table for another (ISO-8859-15
+		// for ISO-8859-1, say): n-gram scores cannot tell such siblings
+		// apart on a few sentences, and the sender's label can. It
+		// stays where detection finds UTF-8 or a multi-byte charset.
+		return pd, nil
+	}
+	return p, nil
+}
+
+// singleByte reports whether the charset name is one of the 8-bit tables
+// (ISO-8859-*, windows-125*, KOI8-*, …), whose every byte string is valid.
+func singleByte(name string) bool {
+	_, ok := lookupCharset(name).(*charmap.Charmap)
+	return ok
+}
+
+// isASCII reports whether b has no byte above 0x7f.
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// transferDecoded returns the single-part entity n's body decoded from its
+// transfer encoding only, with no charset conversion: enmime decodes it as
+// it would the part, told it is application/octet-stream (it converts
+// only text/* to UTF-8). ok is false if enmime could not read it.
+func (b *builder) transferDecoded(n *node) (content []byte, ok bool) {
+	hdr := "Content-Type: application/octet-stream\r\n"
+	if n.cte != "" {
+		hdr += "Content-Transfer-Encoding: " + n.cte + "\r\n"
+	}
+	p, err := readParts(b.declared, io.MultiReader(strings.NewReader(hdr+"\r\n"), bytes.NewReader(b.leafBody(n))))
+	if err != nil || p.FirstChild != nil {
+		return nil, false
+	}
+	if p.Content == nil {
+		return []byte{}, true
+	}
+	return p.Content, true
 }
 
 // readParts is p.ReadParts(r) through a recycled buffered reader: enmime
@@ -638,9 +724,27 @@ func walk(p *enmime.Part, visit func(*enmime.Part)) {
 	}
 }
 
+// attachmentContent is the content of a part handed out as an attachment:
+// its bytes as sent, decoded from the transfer encoding only. enmime
+// converts every text/* part (and a part without a type, text/plain by
+// default) to UTF-8, which for a file changes the bytes the sender
+// attached (a CSV in windows-1251, an XML file whose prolog names its
+// encoding, a binary without a Content-Type); for those they are decoded
+// again, without conversion.
+func (b *builder) attachmentContent(p *enmime.Part) []byte {
+	n := b.nodes[p]
+	if n == nil || !strings.HasPrefix(p.ContentType, "text/") && p.ContentType != "" {
+		return p.Content
+	}
+	if raw, ok := b.transferDecoded(n); ok {
+		return raw
+	}
+	return p.Content
+}
+
 // attachment describes a non-body part. Content is the part decoded from
-// its transfer encoding; text/* parts are also converted to UTF-8 (their
-// declared charset is not reported, content_type has no parameters).
+// its transfer encoding, as sent (attachmentContent); a text part's
+// content_type carries the charset it declared, unless UTF-8 or ASCII.
 func attachment(p *enmime.Part, label string, maxBytes int64, w *warnings) event.Attachment {
 	content := p.Content
 	if content == nil {
@@ -657,6 +761,13 @@ func attachment(p *enmime.Part, label string, maxBytes int64, w *warnings) event
 	}
 	if a.ContentType == "" {
 		a.ContentType = "application/octet-stream"
+	}
+	if cs := declaredCharset(p); strings.HasPrefix(a.ContentType, "text/") && cs != "" {
+		switch strings.ToLower(cs) {
+		case "utf-8", "us-ascii":
+		default:
+			a.ContentType += "; charset=" + mimeParamValue(cs)
+		}
 	}
 	switch d := strings.ToLower(p.Disposition); {
 	case d == "inline" || d == "attachment":
@@ -677,6 +788,15 @@ func attachment(p *enmime.Part, label string, maxBytes int64, w *warnings) event
 		a.Content = nil
 	}
 	return a
+}
+
+// declaredCharset is the charset parameter of p's Content-Type, "" if none.
+func declaredCharset(p *enmime.Part) string {
+	_, params, _, err := parseMediaType(p.Header.Get("Content-Type"))
+	if err != nil {
+		return ""
+	}
+	return params["charset"]
 }
 
 // filename returns the decoded filename (RFC 2231/2047, by enmime) as

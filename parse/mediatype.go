@@ -131,3 +131,21 @@ var tokenByte = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// mimeParamValue is v as a MIME parameter value (RFC 2045 §5.1): a token
+// as it is, anything else as a quoted string.
+func mimeParamValue(v string) string {
+	if v != "" && tokenEnd(v, 0) == len(v) {
+		return v
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c == '"' || c == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(v[i])
+	}
+	b.WriteByte('"')
+	return b.String()
+}

@@ -806,3 +806,64 @@ func TestMalformedParamWarningsInOrder(t *testing.T) {
 func TestCharsetDetectionStable(t *testing.T) {
 	parseStable(t, []byte("\x12\x12\x12\xf1\x12\x12\x12\x12Content\x80\x00\x00\x00a0\xffA0A\x19A0a0AaA0A\x19030Aaaaaa\xca2daaa0000Ansfer-En@\x8cding\x03\xe80000\xffA0A\x19A0a0AaA0A\x19000Aaaaaa\xca2daaa00A.0"), 50)
 }
+
+// Text comes out as the sender wrote it: a byte order mark decides the
+// order of UTF-16; a correct ISO-8859-15 label is not traded for its
+// sibling ISO-8859-1 (Œ, €); valid UTF-8 without a charset is UTF-8 even
+// when short. Attachments are the bytes attached, decoded from their
+// transfer encoding only (here checked against Go's own base64 decoder),
+// and a text attachment's content_type says its charset.
+func TestCharsetsAndAttachmentBytes(t *testing.T) {
+	for name, want := range map[string]string{
+		"utf16-bom":    "UTF-16 big endian: Grüße, 日本, 😀\n",
+		"iso-8859-15":  "Œuvre à 15 €, cœur déçu",
+		"no-mime-utf8": "Grüße\r\n",
+	} {
+		d := parseFile(t, filepath.Join("testdata", name+".eml"))
+		if !strings.HasPrefix(d.Text, want) {
+			t.Errorf("%s: text %q, want it to start with %q", name, d.Text, want)
+		}
+	}
+
+	d := parseFile(t, filepath.Join("testdata", "text-attachments.eml"))
+	raw, err := os.ReadFile(filepath.Join("testdata", "text-attachments.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]string{}
+	for _, a := range d.Attachments {
+		byName[a.Filename] = a.ContentType
+		// The base64 body of the part, as it stands in the message.
+		_, after, ok := bytes.Cut(raw, []byte(`filename="`+a.Filename+`"`))
+		if !ok || a.Filename != "ru.txt" && a.Filename != "u16.txt" { // the base64 ones
+			continue
+		}
+		_, body, _ := bytes.Cut(after, []byte("\r\n\r\n"))
+		body, _, _ = bytes.Cut(body, []byte("--"))
+		sent, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(strings.Join(strings.Fields(string(body)), ""), "="))
+		if err != nil {
+			t.Fatalf("%s: %v", a.Filename, err)
+		}
+		if !bytes.Equal(a.Content, sent) || a.Size != int64(len(sent)) {
+			t.Errorf("%s: %d bytes %q, want the %d attached %q", a.Filename, a.Size, a.Content, len(sent), sent)
+		}
+	}
+	if len(byName) != 4 {
+		t.Errorf("attachments %v, want ru.txt, page.html, notes.txt and u16.txt", byName)
+	}
+	for _, a := range d.Attachments {
+		if a.Filename == "page.html" && string(a.Content) != "<p>caf\xe9 attachment html</p>\r\n" { // quoted-printable, ISO-8859-1
+			t.Errorf("page.html: %q, want its ISO-8859-1 bytes", a.Content)
+		}
+	}
+	for name, ct := range map[string]string{"ru.txt": "text/plain; charset=windows-1251", "u16.txt": "text/plain; charset=utf-16"} {
+		if byName[name] != ct {
+			t.Errorf("%s: content_type %q, want %q", name, byName[name], ct)
+		}
+	}
+
+	d = parseFile(t, filepath.Join("testdata", "part-without-type.eml"))
+	if len(d.Attachments) == 0 || d.Attachments[0].Filename != "data.bin" || string(d.Attachments[0].Content) != "\x00\x10binary\xff" {
+		t.Errorf("data.bin: %+v, want its 9 bytes as sent", d.Attachments)
+	}
+}
