@@ -3,7 +3,9 @@ package parse
 import (
 	"mime"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jhillyerd/enmime/v2/mediatype"
 )
@@ -25,6 +27,7 @@ func parseMediaType(ctype string) (mtype string, params map[string]string, inval
 	if ctype == "" {
 		return "", nil, nil, nil // enmime: "no media type" is no error
 	}
+	ctype = utf8Extended(ctype)
 	if plainMediaType(ctype) {
 		if mtype, params, err := mime.ParseMediaType(ctype); err == nil && mtype != mediaPlaceholder {
 			return mtype, params, nil, nil
@@ -147,5 +150,187 @@ func mimeParamValue(v string) string {
 		b.WriteByte(v[i])
 	}
 	b.WriteByte('"')
+	return b.String()
+}
+
+// utf8Extended rewrites the RFC 2231 extended parameters of the media
+// type or disposition v (name*=charset'lang'%xx, or in sections name*0*=,
+// name*1*=, …) whose charset is neither UTF-8 nor US-ASCII as one
+// name*=utf-8”… parameter with the same text: mime.ParseMediaType, which
+// enmime calls, decodes only those two charsets and drops the others
+// (filename*=iso-8859-1”r%E9sum%E9.pdf gave no filename at all). Values
+// it cannot convert are left as they are.
+func utf8Extended(v string) string {
+	if !strings.Contains(v, "*=") {
+		return v // no extended section
+	}
+	segs := splitParams(v)
+	type section struct {
+		n        int
+		extended bool
+		value    string
+	}
+	groups := map[string][]section{}
+	for _, seg := range segs[1:] {
+		attr, val, ok := strings.Cut(seg, "=")
+		if !ok {
+			continue
+		}
+		attr = strings.ToLower(strings.TrimSpace(attr))
+		base, ext := strings.CutSuffix(attr, "*")
+		n := -1
+		if b, num, ok := strings.Cut(base, "*"); ok {
+			k, err := strconv.Atoi(num)
+			if err != nil || k < 0 || k > 999 {
+				continue
+			}
+			base, n = b, k
+		}
+		groups[base] = append(groups[base], section{n: n, extended: ext, value: strings.TrimSpace(val)})
+	}
+	converted := map[string]string{}
+	for base, secs := range groups {
+		slices.SortFunc(secs, func(a, b section) int { return a.n - b.n })
+		first := secs[0]
+		if !first.extended || first.n > 0 {
+			continue
+		}
+		charset, rest, ok := strings.Cut(first.value, "'")
+		if !ok {
+			continue
+		}
+		if _, rest, ok = strings.Cut(rest, "'"); !ok { // the language
+			continue
+		}
+		switch strings.ToLower(charset) {
+		case "utf-8", "us-ascii", "":
+			continue
+		}
+		enc := lookupCharset(charset)
+		if enc == nil {
+			continue
+		}
+		var raw []byte
+		good := true
+		for i, sec := range secs {
+			if first.n < 0 && i > 0 || sec.n >= 0 && sec.n != i { // a gap, or sections with a plain one
+				good = false
+				break
+			}
+			text := sec.value
+			if i == 0 {
+				text = rest
+			}
+			if !sec.extended {
+				raw = append(raw, unquote(text)...)
+				continue
+			}
+			dec, ok := percentDecode(text)
+			if !ok {
+				good = false
+				break
+			}
+			raw = append(raw, dec...)
+		}
+		if !good {
+			continue
+		}
+		out, err := enc.NewDecoder().Bytes(raw)
+		if err != nil || !utf8.Valid(out) {
+			continue
+		}
+		converted[base] = string(out)
+	}
+	if len(converted) == 0 {
+		return v
+	}
+	var b strings.Builder
+	b.WriteString(segs[0])
+	for _, seg := range segs[1:] {
+		attr, _, _ := strings.Cut(seg, "=")
+		base, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(attr)), "*")
+		if _, ok := converted[base]; ok {
+			continue
+		}
+		b.WriteString(";")
+		b.WriteString(seg)
+	}
+	names := make([]string, 0, len(converted))
+	for base := range converted {
+		names = append(names, base)
+	}
+	slices.Sort(names)
+	for _, base := range names {
+		b.WriteString("; " + base + "*=utf-8''" + percentEncode(converted[base]))
+	}
+	return b.String()
+}
+
+// splitParams splits v at the semicolons outside quoted strings.
+func splitParams(v string) []string {
+	var segs []string
+	start, quoted := 0, false
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '\\' && quoted:
+			i++
+		case c == '"':
+			quoted = !quoted
+		case c == ';' && !quoted:
+			segs = append(segs, v[start:i])
+			start = i + 1
+		}
+	}
+	return append(segs, v[start:])
+}
+
+// unquote returns the content of a quoted string, or s if it is not one.
+func unquote(s string) string {
+	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
+		return s
+	}
+	var b strings.Builder
+	for i := 1; i < len(s)-1; i++ {
+		if s[i] == '\\' && i+1 < len(s)-1 {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// percentDecode decodes RFC 2231 %XX escapes.
+func percentDecode(s string) ([]byte, bool) {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			out = append(out, s[i])
+			continue
+		}
+		if i+2 >= len(s) || !hexDigit(s[i+1]) || !hexDigit(s[i+2]) {
+			return nil, false
+		}
+		k, _ := strconv.ParseUint(s[i+1:i+3], 16, 8)
+		out = append(out, byte(k))
+		i += 2
+	}
+	return out, true
+}
+
+// percentEncode writes s as an RFC 2231 extended value: attribute
+// characters as they are, every other byte as %XX.
+func percentEncode(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if tokenByte[c] && c != '*' && c != '\'' && c != '%' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
 	return b.String()
 }

@@ -41,6 +41,8 @@ var mediaTypeSeeds = []string{
 	"text/plain;",
 	"text/plain; name=\"=?utf-8?q?a?=\"",
 	"text/html; charset=utf-8<br>",
+	"attachment; filename*=iso-8859-1'fr'r%E9sum%E9.pdf",
+	"application/octet-stream; name*0*=iso-8859-2''%A3%F3d%BC; name*1=\" plik.txt\"",
 	"application/octet-stream; name*=utf-8''a%20b",
 	"text/plain; name=\"a\\\"b\"",
 	"text/plain; name=\"a\"b\"",
@@ -58,7 +60,9 @@ var mediaTypeSeeds = []string{
 func checkParseMediaType(t *testing.T, v string) {
 	t.Helper()
 	mt, params, invalid, err := parseMediaType(v)
-	emt, eparams, einvalid, eerr := mediatype.ParseWithOptions(v, mediatype.ParseOptions{})
+	// enmime on the value with its RFC 2231 charsets made UTF-8, which
+	// parseMediaType does first either way.
+	emt, eparams, einvalid, eerr := mediatype.ParseWithOptions(utf8Extended(v), mediatype.ParseOptions{})
 	slices.Sort(invalid) // enmime lists them in map order
 	slices.Sort(einvalid)
 	if (err == nil) != (eerr == nil) || mt != emt || !maps.Equal(params, eparams) || !slices.Equal(invalid, einvalid) {
@@ -94,5 +98,34 @@ func TestPlainMediaType(t *testing.T) {
 	}
 	for _, s := range mediaTypeSeeds {
 		checkParseMediaType(t, s)
+	}
+}
+
+// RFC 2231 values in charsets other than UTF-8 and US-ASCII, which
+// mime.ParseMediaType drops, come through converted to UTF-8, sections
+// joined; what cannot be converted is left to the parser as it was.
+func TestExtendedParamsInOtherCharsets(t *testing.T) {
+	for _, tc := range []struct{ v, param, want string }{
+		{"attachment; filename*=iso-8859-1'fr'r%E9sum%E9%20final.pdf", "filename", "résumé final.pdf"},
+		{"attachment; FILENAME*=windows-1252''%93quoted%94%20%80.txt; size=10", "filename", "“quoted” €.txt"},
+		{"application/octet-stream; name*0*=iso-8859-2''%A3%F3d%BC; name*1=\" plik.txt\"", "name", "Łódź plik.txt"},
+		{"text/plain; name*=koi8-r''%F0%D2%C9%D7%C5%D4.txt; charset=koi8-r", "name", "Привет.txt"},
+		{"text/plain; name*=koi8-r''%F0%D2%C9%D7%C5%D4.txt; charset=koi8-r", "charset", "koi8-r"},
+		{"attachment; filename*=shift_jis''%93%FA%96%7B.txt", "filename", "日本.txt"},
+		{"attachment; filename*=utf-8''%C3%A9.txt", "filename", "é.txt"},
+		{"attachment; filename*=x-unknown''abc.txt", "filename", ""},
+		{"attachment; filename*=iso-8859-1''bad%ZZ.txt", "filename", ""},
+		{`attachment; filename="a;b*=c"; x*=iso-8859-1''%E9`, "filename", "a;b*=c"},
+		{`attachment; filename="a;b*=c"; x*=iso-8859-1''%E9`, "x", "é"},
+	} {
+		_, params, _, err := parseMediaType(tc.v)
+		if err != nil || params[tc.param] != tc.want {
+			t.Errorf("parseMediaType(%q)[%s] = %q (%v), want %q", tc.v, tc.param, params[tc.param], err, tc.want)
+		}
+	}
+	for _, v := range []string{"text/plain; charset=utf-8", "attachment; filename*=utf-8''a.txt", "attachment; filename*=x-unknown''abc"} {
+		if got := utf8Extended(v); got != v {
+			t.Errorf("utf8Extended(%q) = %q, want it unchanged", v, got)
+		}
 	}
 }
