@@ -72,12 +72,8 @@ func (wd *wordDecoder) decode(s string) (string, []string) {
 	}
 	wd.unknown = wd.unknown[:0]
 	clear(wd.seen)
-	out, err := wd.dec.DecodeHeader(s)
+	out := wd.decodeWords(s)
 	var problems []string
-	if err != nil {
-		// Unreachable with our CharsetReader, kept as a guard.
-		return s, []string{"encoded words not decoded: " + err.Error()}
-	}
 	for _, cs := range wd.unknown {
 		problems = append(problems, "unknown charset "+quote(cs)+" in encoded word, bytes kept as UTF-8")
 	}
@@ -86,6 +82,69 @@ func (wd *wordDecoder) decode(s string) (string, []string) {
 		problems = append(problems, "encoded word decoded to invalid UTF-8, replaced with U+FFFD")
 	}
 	return out, problems
+}
+
+// decodeWords decodes the RFC 2047 encoded words in s, as
+// mime.WordDecoder.DecodeHeader does (white space between two words
+// dropped, words decoded wherever they stand), and more leniently: a word
+// ends at its first "?" (RFC 2047 §2: its text holds none), so one left
+// unterminated does not swallow the valid word after it (white space in
+// the text is let through, as mime does: some mailers write it), and
+// base64 text
+// without its "=" padding, which some mailers write, is decoded. A word
+// that does not decode is kept as written.
+func (wd *wordDecoder) decodeWords(s string) string {
+	var b strings.Builder
+	i, lastWord := 0, -1 // lastWord: where the last decoded word ended
+	for i < len(s) {
+		j := strings.Index(s[i:], "=?")
+		if j < 0 {
+			b.WriteString(s[i:])
+			break
+		}
+		j += i
+		end, charset, enc, text, ok := scanWord(s, j)
+		if !ok {
+			b.WriteString(s[i : j+2])
+			i = j + 2
+			continue
+		}
+		if (enc == 'B' || enc == 'b') && len(text)%4 >= 2 {
+			text += "=="[:4-len(text)%4]
+		}
+		dec, err := wd.dec.Decode("=?" + charset + "?" + string(enc) + "?" + text + "?=")
+		if err != nil {
+			b.WriteString(s[i:end])
+			i, lastWord = end, -1
+			continue
+		}
+		if gap := s[i:j]; lastWord != i || strings.Trim(gap, " \t\r\n") != "" {
+			b.WriteString(gap)
+		}
+		b.WriteString(dec)
+		i, lastWord = end, end
+	}
+	return b.String()
+}
+
+// scanWord reads the encoded word starting at s[j] ("=?"): charset, "?",
+// B or Q, "?", text without "?", "?=". It returns where it ends.
+func scanWord(s string, j int) (end int, charset string, enc byte, text string, ok bool) {
+	rest := s[j+2:]
+	q := strings.IndexByte(rest, '?')
+	if q <= 0 || strings.ContainsAny(rest[:q], " \t\r\n") || q+2 >= len(rest) || rest[q+2] != '?' {
+		return 0, "", 0, "", false
+	}
+	charset, enc = rest[:q], rest[q+1]
+	if enc != 'B' && enc != 'b' && enc != 'Q' && enc != 'q' {
+		return 0, "", 0, "", false
+	}
+	body := rest[q+3:]
+	k := strings.IndexByte(body, '?')
+	if k < 0 || k+1 >= len(body) || body[k+1] != '=' {
+		return 0, "", 0, "", false
+	}
+	return j + 2 + q + 3 + k + 2, charset, enc, body[:k], true
 }
 
 // from8bit makes raw header bytes valid UTF-8. RFC 6532 allows UTF-8 in

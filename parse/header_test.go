@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzNameIs: nameIs agrees with comparing strings.ToLower of the name,
@@ -51,4 +52,38 @@ func TestRepeatedFields(t *testing.T) {
 			t.Errorf("warnings %q lack %q", d.Warnings, w)
 		}
 	}
+}
+
+// Encoded words are decoded as mime.WordDecoder decodes them, and also
+// when base64 lacks its padding or an unterminated word comes first; a
+// word that does not decode stays as written.
+func TestEncodedWordsLenient(t *testing.T) {
+	for in, want := range map[string]string{
+		"=?UTF-8?B?w6k?= and =?UTF-8?B?SGVsbG8gV29ybGQ?=":            "é and Hello World",
+		"Re: =?UTF-8?Q?broken | =?UTF-8?Q?Caf=C3=A9?=":               "Re: =?UTF-8?Q?broken | Café",
+		"=?iso-8859-1?q?this is some text?=   =?UTF-8?Q?caf=C3=A9?=": "this is some textcafé",
+		"=?UTF-8?Q?a?= =?UTF-8?Q?b?= c =?UTF-8?Q?d?=":                "ab c d",
+		"plain =?UTF-8?B?not base64!?= text":                         "plain =?UTF-8?B?not base64!?= text",
+		"=?UTF-8?X?abc?= =?utf-8??x?= =?":                            "=?UTF-8?X?abc?= =?utf-8??x?= =?",
+		"=?ISO-8859-1?Q?Andr=E9?= Pirard <PIRARD@vm1.ulg.ac.be>":     "André Pirard <PIRARD@vm1.ulg.ac.be>",
+	} {
+		if got, _ := newWordDecoder().decode(in); got != want {
+			t.Errorf("decode(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func FuzzDecodeWords(f *testing.F) {
+	for _, s := range []string{"=?UTF-8?B?w6k?=", "=?utf-8?q?a_b?= =?utf-8?q?c?=", "=?x?Q?=?= =?", "=?UTF-8?B?w6?=", "a =?UTF-8?Q?=FF?= b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out, _ := newWordDecoder().decode(s)
+		if utf8.ValidString(s) && !utf8.ValidString(out) { // callers hand it valid UTF-8 (from8bit)
+			t.Fatalf("decode(%q) = %q, not valid UTF-8", s, out)
+		}
+		if !strings.Contains(s, "=?") && out != s {
+			t.Fatalf("decode(%q) = %q: no encoded word, yet changed", s, out)
+		}
+	})
 }
