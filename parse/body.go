@@ -78,6 +78,7 @@ func parseBody(d *event.Data, raw []byte, hb headerBlock, opts Options, w *warni
 	root := b.build(t.root) // never nil: the root is never too deep
 	multipart := b.containers[root]
 	var body map[*enmime.Part]bool
+	metaConverted := false // the HTML was converted by the charset its <meta> names
 	if multipart && !opts.enmimeOnly {
 		d.Text, d.HTML, body = multipartBody(root)
 	} else {
@@ -89,6 +90,7 @@ func parseBody(d *event.Data, raw []byte, hb headerBlock, opts Options, w *warni
 		}
 		d.Text, d.HTML = env.Text, env.HTML
 		body = bodyParts(root, env, multipart)
+		metaConverted = !multipart && root.ContentType == "text/html" && env.HTML != string(root.Content) && utf8.ValidString(env.HTML)
 	}
 	d.Text = validUTF8(d.Text)
 	d.HTML = validUTF8(d.HTML)
@@ -105,7 +107,7 @@ func parseBody(d *event.Data, raw []byte, hb headerBlock, opts Options, w *warni
 		for _, e := range p.Errors {
 			w.addf("%s: %s: %s", label, e.Name, e.Detail)
 		}
-		if body[p] && !utf8.Valid(p.Content) {
+		if body[p] && !utf8.Valid(p.Content) && !(p == root && metaConverted) {
 			w.addf("%s: %s is not valid %s: invalid bytes replaced with U+FFFD", label, p.ContentType, charsetName(p.Charset))
 		}
 		if b.containers[p] || (body[p] && p.FileName == "") {
