@@ -340,21 +340,44 @@ func (b *builder) enmimeLeaf(n *node) (*enmime.Part, error) {
 	if p, err = readParts(b.parser, io.MultiReader(bytes.NewReader(n.header), bytes.NewReader(body))); err != nil {
 		return p, err
 	}
-	if p.OrigCharset != "" && singleByte(p.OrigCharset) && singleByte(p.Charset) {
-		// Detection swapped one 8-bit table for another (ISO-8859-15
-		// for ISO-8859-1, say): n-gram scores cannot tell such siblings
-		// apart on a few sentences, and the sender's label can. It
-		// stays where detection finds UTF-8 or a multi-byte charset.
+	if p.OrigCharset != "" && b.siblings(n, p.OrigCharset, p.Charset) {
+		// Detection swapped one 8-bit table for a sibling that reads
+		// most of the text the same (ISO-8859-1 for ISO-8859-15: they
+		// differ in 8 code points, among them € and œ): n-gram scores
+		// cannot tell such tables apart, and the sender's label can. A
+		// table for another script (windows-1251 text labelled
+		// windows-1252), UTF-8 or a multi-byte charset: detection stands.
 		return pd, nil
 	}
 	return p, nil
 }
 
-// singleByte reports whether the charset name is one of the 8-bit tables
-// (ISO-8859-*, windows-125*, KOI8-*, …), whose every byte string is valid.
-func singleByte(name string) bool {
-	_, ok := lookupCharset(name).(*charmap.Charmap)
-	return ok
+// siblings reports whether the 8-bit charsets declared and detected read
+// n's content mostly the same (sameReading).
+func (b *builder) siblings(n *node, declared, detected string) bool {
+	raw, ok := b.transferDecoded(n)
+	return ok && sameReading(raw, declared, detected)
+}
+
+// sameReading reports whether the charsets declared and detected are both
+// 8-bit tables and read more than half of raw's 8-bit bytes the same.
+func sameReading(raw []byte, declared, detected string) bool {
+	t1, ok1 := lookupCharset(declared).(*charmap.Charmap)
+	t2, ok2 := lookupCharset(detected).(*charmap.Charmap)
+	if !ok1 || !ok2 {
+		return false
+	}
+	high, differ := 0, 0
+	for _, c := range raw {
+		if c < utf8.RuneSelf {
+			continue
+		}
+		high++
+		if t1.DecodeByte(c) != t2.DecodeByte(c) {
+			differ++
+		}
+	}
+	return high > 0 && differ*2 < high
 }
 
 // isASCII reports whether b has no byte above 0x7f.

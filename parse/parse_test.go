@@ -17,6 +17,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/charmap"
+
 	"github.com/mailhook/mailhook/event"
 )
 
@@ -865,5 +868,34 @@ func TestCharsetsAndAttachmentBytes(t *testing.T) {
 	d = parseFile(t, filepath.Join("testdata", "part-without-type.eml"))
 	if len(d.Attachments) == 0 || d.Attachments[0].Filename != "data.bin" || string(d.Attachments[0].Content) != "\x00\x10binary\xff" {
 		t.Errorf("data.bin: %+v, want its 9 bytes as sent", d.Attachments)
+	}
+}
+
+// Two 8-bit tables are siblings for a text when they read most of its
+// 8-bit bytes the same: ISO-8859-1 and -15 on French, not windows-1252
+// and windows-1251 on Russian, nor anything and UTF-8.
+func TestSameReading(t *testing.T) {
+	enc := func(e encoding.Encoding, s string) []byte {
+		b, err := e.NewEncoder().Bytes([]byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	french := enc(charmap.ISO8859_15, "Œuvre à 15 €, cœur déçu, l'âme naïve.")
+	russian := enc(charmap.Windows1251, "Это текст в кодировке windows-1251.")
+	for _, c := range []struct {
+		raw                []byte
+		declared, detected string
+		want               bool
+	}{
+		{french, "iso-8859-15", "ISO-8859-1", true},
+		{russian, "windows-1252", "windows-1251", false},
+		{russian, "windows-1251", "UTF-8", false},
+		{[]byte("ascii only"), "iso-8859-15", "ISO-8859-1", false},
+	} {
+		if got := sameReading(c.raw, c.declared, c.detected); got != c.want {
+			t.Errorf("sameReading(%q, %s, %s) = %v, want %v", c.raw, c.declared, c.detected, got, c.want)
+		}
 	}
 }
