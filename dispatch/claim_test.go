@@ -448,3 +448,25 @@ func TestOwnStaleClaimSettledElsewhereNotSent(t *testing.T) {
 		waitFor(t, "no leases left", func() bool { return len(keys(t, s, queue.LeasePrefix)) == 0 })
 	})
 }
+
+// A replica that died during a slow attempt under its accept-time claim
+// leaves both the claim in the record and the lease it took meanwhile.
+// Another replica, which cannot tell the owner's process dead (another
+// machine, or a container restarted in a new pid namespace), takes the
+// delivery over once both have stood for a TTL, and sends it once.
+func TestDeadReplicasClaimAndLeaseTakenOver(t *testing.T) {
+	backends(t, func(t *testing.T, s store.Store) {
+		rc := newReceiver(t, statuses(200))
+		dead := newHarnessClaims(t, s, rc.srv.URL, replicaConfig("dead"), true) // never started
+		survivor := newHarness(t, s, rc.srv.URL, replicaConfig("survivor"))
+		id := dead.accept(t, time.Now(), "a@example.com")
+		if _, err := dead.q.ClaimLease(context.Background(), id+"-1", dead.d.owner, time.Now(), testLeaseTTL, nil); err != nil {
+			t.Fatal(err)
+		}
+		survivor.start(t)
+		d := survivor.waitState(t, id+"-1", queue.StateDelivered)
+		if n := len(rc.requests()); n != 1 || len(d.Attempts) != 1 {
+			t.Errorf("receiver got %d requests, record has %d attempts; want 1 and 1", n, len(d.Attempts))
+		}
+	})
+}

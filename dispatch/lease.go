@@ -240,20 +240,21 @@ func (d *Dispatcher) claimHeld(it *item, c *queue.Claim) (time.Time, bool) {
 		if free := at.Add(deadOwnerGrace); now.Before(free) {
 			return free, true
 		}
-		it.leaseETag = "" // its owner is dead: the lease rules take over
-		return time.Time{}, false
+		return time.Time{}, false // its owner is dead: the lease rules take over
 	}
-	tag := "claim " + c.Owner + " " + c.ExpiresAt.Format(time.RFC3339Nano)
-	if it.leaseETag != tag {
-		it.leaseETag, it.leaseSeen = tag, now
+	// Tracked apart from the lease (claim reads and resets leaseETag): a
+	// dead owner often leaves both, and with one tracker each check
+	// restarted the other's wait, so neither ever ran out.
+	tag := c.Owner + " " + c.ExpiresAt.Format(time.RFC3339Nano)
+	if it.claimTag != tag {
+		it.claimTag, it.claimSeen = tag, now
 	}
 	stealAt := c.ExpiresAt.Add(d.leaseSkew())
-	if seen := it.leaseSeen.Add(d.cfg.LeaseTTL); seen.After(stealAt) {
+	if seen := it.claimSeen.Add(d.cfg.LeaseTTL); seen.After(stealAt) {
 		stealAt = seen
 	}
 	if !now.Before(stealAt) {
-		it.leaseETag = "" // the claim has run out: the lease rules take over
-		return time.Time{}, false
+		return time.Time{}, false // the claim has run out: the lease rules take over
 	}
 	if later := now.Add(d.renewEvery()); later.Before(stealAt) {
 		return later, true

@@ -33,11 +33,14 @@ type item struct {
 	// Enqueue that lost a race with a rescan is ignored.
 	again *queue.Delivery
 	// leaseETag is the version of another replica's lease on the delivery
-	// (or "claim <owner> <expiry>" for a claim in the record) seen first
-	// at leaseSeen (this dispatcher's clock): a lease or claim may be
+	// seen first at leaseSeen (this dispatcher's clock): a lease may be
 	// taken over only once it has stood unchanged for a whole TTL.
 	leaseETag string
 	leaseSeen time.Time
+	// claimTag and claimSeen do the same for another replica's claim in
+	// the record (claimHeld), apart from the lease's.
+	claimTag  string
+	claimSeen time.Time
 	// slot: the item holds one of its endpoint's PerEndpointConcurrency
 	// slots (from take until its request is answered).
 	slot  bool
