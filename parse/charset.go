@@ -66,13 +66,23 @@ func (wd *wordDecoder) charsetReader(charset string, in io.Reader) (io.Reader, e
 
 // decode returns s with its encoded words decoded, as valid UTF-8, and the
 // problems met, if any, as warning texts.
-func (wd *wordDecoder) decode(s string) (string, []string) {
+func (wd *wordDecoder) decode(s string) (string, []string) { return wd.decodeMode(s, false) }
+
+// decodeAddressField is decode for the value of an address field (From,
+// To, Cc, …): a display name whose decoded text holds a comma, a colon,
+// an angle bracket or another RFC 5322 special is written as a quoted
+// string, so that the value still parses as the list it was
+// ("=?utf-8?q?M=C3=BCller,_Hans?= <h@x>" becomes "\"Müller, Hans\" <h@x>",
+// not two addresses).
+func (wd *wordDecoder) decodeAddressField(s string) (string, []string) { return wd.decodeMode(s, true) }
+
+func (wd *wordDecoder) decodeMode(s string, quoteNames bool) (string, []string) {
 	if !strings.Contains(s, "=?") {
 		return s, nil
 	}
 	wd.unknown = wd.unknown[:0]
 	clear(wd.seen)
-	out := wd.decodeWords(s)
+	out := wd.decodeWords(s, quoteNames)
 	var problems []string
 	for _, cs := range wd.unknown {
 		problems = append(problems, "unknown charset "+quote(cs)+" in encoded word, bytes kept as UTF-8")
@@ -93,18 +103,45 @@ func (wd *wordDecoder) decode(s string) (string, []string) {
 // base64 text
 // without its "=" padding, which some mailers write, is decoded. A word
 // that does not decode is kept as written.
-func (wd *wordDecoder) decodeWords(s string) string {
-	var b strings.Builder
+//
+// With quoteNames, each run of adjacent decoded words whose text holds an RFC
+// 5322 special (decodeAddressField) is written as a quoted string, unless
+// the raw value already has a quote right before it.
+func (wd *wordDecoder) decodeWords(s string, quoteNames bool) string {
+	var b, run strings.Builder
+	open, quoted := false, false // a run of decoded words is in run; it follows a '"'
+	flush := func() {
+		if !open {
+			return
+		}
+		t := run.String()
+		if quoteNames && !quoted && strings.ContainsAny(t, phraseSpecials) {
+			b.WriteByte('"')
+			for k := 0; k < len(t); k++ {
+				if t[k] == '"' || t[k] == '\\' {
+					b.WriteByte('\\')
+				}
+				b.WriteByte(t[k])
+			}
+			b.WriteByte('"')
+		} else {
+			b.WriteString(t)
+		}
+		run.Reset()
+		open = false
+	}
 	i, lastWord := 0, -1 // lastWord: where the last decoded word ended
 	for i < len(s) {
 		j := strings.Index(s[i:], "=?")
 		if j < 0 {
+			flush()
 			b.WriteString(s[i:])
 			break
 		}
 		j += i
 		end, charset, enc, text, ok := scanWord(s, j)
 		if !ok {
+			flush()
 			b.WriteString(s[i : j+2])
 			i = j + 2
 			continue
@@ -114,18 +151,26 @@ func (wd *wordDecoder) decodeWords(s string) string {
 		}
 		dec, err := wd.dec.Decode("=?" + charset + "?" + string(enc) + "?" + text + "?=")
 		if err != nil {
+			flush()
 			b.WriteString(s[i:end])
 			i, lastWord = end, -1
 			continue
 		}
-		if gap := s[i:j]; lastWord != i || strings.Trim(gap, " \t\r\n") != "" {
+		if gap := s[i:j]; !open || lastWord != i || strings.Trim(gap, " \t\r\n") != "" {
+			flush()
 			b.WriteString(gap)
+			open, quoted = true, j > 0 && s[j-1] == '"'
 		}
-		b.WriteString(dec)
+		run.WriteString(dec)
 		i, lastWord = end, end
 	}
+	flush()
 	return b.String()
 }
+
+// phraseSpecials are the RFC 5322 §3.2.3 specials that cannot stand
+// unquoted in a display name ("." is allowed there by obs-phrase).
+const phraseSpecials = `()<>[]:;@\,"`
 
 // scanWord reads the encoded word starting at s[j] ("=?"): charset, "?",
 // B or Q, "?", text without "?", "?=". It returns where it ends.

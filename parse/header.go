@@ -313,7 +313,11 @@ func newHeaderReader(hb headerBlock, dec *wordDecoder, w *warnings) *headerReade
 		if was8bit {
 			w.addf("header %s is neither ASCII nor UTF-8: read as windows-1252", f.name)
 		}
-		decoded, problems := dec.decode(value)
+		decode := dec.decode
+		if addressField(f.name) {
+			decode = dec.decodeAddressField
+		}
+		decoded, problems := decode(value)
 		for _, p := range problems {
 			w.addf("header %s: %s", f.name, p)
 		}
@@ -321,6 +325,18 @@ func newHeaderReader(hb headerBlock, dec *wordDecoder, w *warnings) *headerReade
 		hr.raw = append(hr.raw, value)
 	}
 	return hr
+}
+
+// addressField reports whether the field named name holds an address list
+// (RFC 5322 §3.6.2, §3.6.3, §3.6.6).
+func addressField(name string) bool {
+	for _, a := range []string{"from", "sender", "reply-to", "to", "cc", "bcc",
+		"resent-from", "resent-sender", "resent-to", "resent-cc", "resent-bcc"} {
+		if nameIs(name, a) {
+			return true
+		}
+	}
+	return false
 }
 
 // named returns the index of the first field whose lower-cased name is

@@ -87,3 +87,36 @@ func FuzzDecodeWords(f *testing.F) {
 		}
 	})
 }
+
+// In an address field's value, a decoded display name holding an RFC
+// 5322 special comes back quoted, so the value still reads as the same
+// list; elsewhere, and without specials, decoded text stands as it is.
+func TestDecodedNamesQuotedInAddressFields(t *testing.T) {
+	for in, want := range map[string]string{
+		"=?utf-8?q?M=C3=BCller,_Hans?= <h@x.de>, b@y": `"Müller, Hans" <h@x.de>, b@y`,
+		`"=?utf-8?q?M=C3=BCller,_Hans?=" <h@x.de>`:    `"Müller, Hans" <h@x.de>`,
+		"=?utf-8?q?Jos=C3=A9?= <j@x.es>":              "José <j@x.es>",
+		"=?utf-8?q?a?= =?utf-8?q?,b?= <x@y>":          `"a,b" <x@y>`,
+		"=?utf-8?q?a=22b,c?= <x@y>":                   `"a\"b,c" <x@y>`,
+		"=?utf-8?q?J._Smith?= <j@x>":                  "J. Smith <j@x>",
+		"Team: =?utf-8?q?a=40b?= <a@b>;":              `Team: "a@b" <a@b>;`,
+	} {
+		if got, _ := newWordDecoder().decodeAddressField(in); got != want {
+			t.Errorf("decodeAddressField(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got, _ := newWordDecoder().decode("=?utf-8?q?M=C3=BCller,_Hans?="); got != "Müller, Hans" {
+		t.Errorf("decode (not an address field) = %q", got)
+	}
+	raw := "To: =?utf-8?q?M=C3=BCller=2C_Hans?= <h@x.de>\r\nSubject: =?utf-8?q?a=2Cb?=\r\n\r\nx\r\n"
+	d, err := Parse(strings.NewReader(raw), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Headers[0].Value != `"Müller, Hans" <h@x.de>` || d.Headers[1].Value != "a,b" || d.Subject != "a,b" {
+		t.Errorf("headers %+v, subject %q", d.Headers, d.Subject)
+	}
+	if len(d.To) != 1 || d.To[0].Name != "Müller, Hans" || d.To[0].Address != "h@x.de" {
+		t.Errorf("to %+v", d.To)
+	}
+}
