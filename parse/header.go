@@ -2,6 +2,7 @@ package parse
 
 import (
 	"bytes"
+	"fmt"
 	"net/mail"
 	"regexp"
 	"strconv"
@@ -433,6 +434,7 @@ func (hr *headerReader) parseAddressList(name, value string) []event.Address {
 		return nil
 	}
 	hr.addrBudget -= len(value)
+	value = escapeWordSpecials(value)
 	p := mail.AddressParser{WordDecoder: &hr.dec.dec}
 	list, err := p.ParseList(value)
 	if err != nil {
@@ -514,3 +516,46 @@ func quote(s string) string {
 }
 
 func quoteBytes(b []byte) string { return quote(string(b)) }
+
+// escapeWordSpecials writes the RFC 5322 specials that stand raw in the
+// text of Q-encoded words of v as =XX, as RFC 2047 §5 requires in a
+// phrase: mailers that leave a comma raw ("=?utf-8?q?M=C3=BCller,_Hans?=")
+// would have the address list split inside the word, losing the name.
+func escapeWordSpecials(v string) string {
+	if !strings.Contains(v, "=?") {
+		return v
+	}
+	var b strings.Builder
+	i := 0
+	for {
+		j := strings.Index(v[i:], "=?")
+		if j < 0 {
+			break
+		}
+		j += i
+		end, _, enc, text, ok := scanWord(v, j)
+		if !ok {
+			b.WriteString(v[i : j+2])
+			i = j + 2
+			continue
+		}
+		if (enc != 'Q' && enc != 'q') || !strings.ContainsAny(text, phraseSpecials) {
+			b.WriteString(v[i:end])
+			i = end
+			continue
+		}
+		start := end - 2 - len(text) // the text, before "?="
+		b.WriteString(v[i:start])
+		for k := 0; k < len(text); k++ {
+			if c := text[k]; strings.IndexByte(phraseSpecials, c) >= 0 {
+				fmt.Fprintf(&b, "=%02X", c)
+			} else {
+				b.WriteByte(c)
+			}
+		}
+		b.WriteString("?=")
+		i = end
+	}
+	b.WriteString(v[i:])
+	return b.String()
+}

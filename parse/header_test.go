@@ -120,3 +120,26 @@ func TestDecodedNamesQuotedInAddressFields(t *testing.T) {
 		t.Errorf("to %+v", d.To)
 	}
 }
+
+// A comma left raw in a Q-encoded display name (RFC 2047 §5 wants =2C)
+// does not split the address list inside the word.
+func TestRawSpecialInEncodedName(t *testing.T) {
+	raw := "To: =?utf-8?q?M=C3=BCller,_Hans?= <h@x.de>, =?utf-8?b?Sm9zw6k=?= <j@x.es>\r\n\r\nx\r\n"
+	d, err := Parse(strings.NewReader(raw), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.To) != 2 || d.To[0].Name != "Müller, Hans" || d.To[0].Address != "h@x.de" || d.To[1].Name != "José" {
+		t.Errorf("to %+v", d.To)
+	}
+	for in, want := range map[string]string{
+		"=?utf-8?q?a,b?= <x@y>":       "=?utf-8?q?a=2Cb?= <x@y>",
+		"=?utf-8?q?a=2Cb?= <x@y>":     "=?utf-8?q?a=2Cb?= <x@y>",
+		"=?utf-8?b?YSxi?= <x@y>, c@d": "=?utf-8?b?YSxi?= <x@y>, c@d",
+		"a, b, =?x":                   "a, b, =?x",
+	} {
+		if got := escapeWordSpecials(in); got != want {
+			t.Errorf("escapeWordSpecials(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
