@@ -133,6 +133,7 @@ func (d *Dispatcher) process(ctx context.Context, it *item) {
 	} else {
 		if c := rec.Claim; c != nil && c.Owner != d.owner.ID {
 			if later, held := d.claimHeld(it, c); held {
+				d.heldElsewhere(ctx, it, "claim of "+c.Owner)
 				d.done1(it, endpoint, true, later)
 				return
 			}
@@ -140,9 +141,11 @@ func (d *Dispatcher) process(ctx context.Context, it *item) {
 		// Only the holder of the lease attempts (see lease.go).
 		lease, prev, claimed, later := d.claim(ctx, it, d.cfg.Now().Add(d.policy.Delay(len(rec.Attempts)+1, d.cfg.Rand())))
 		if lease == nil {
+			d.heldElsewhere(ctx, it, "lease")
 			d.done1(it, endpoint, true, later)
 			return
 		}
+		it.heldSince, it.heldWarned = time.Time{}, false
 		if prev != nil {
 			d.takeovers.Add(1)
 			d.logTakeover(ctx, "lease taken over", prev)
@@ -515,4 +518,27 @@ func endpointHost(endpoint string) string {
 		return "invalid"
 	}
 	return u.Host
+}
+
+// heldStuckTTLs is how many lease TTLs a delivery may wait on another
+// process's claim or lease (or on store errors in taking its own) before
+// heldElsewhere warns: an owner alive and attempting renews for at most
+// about DeliveryTimeout, and a dead one's hold runs out within about two
+// TTLs, so a wait ten times as long means something is wrong.
+const heldStuckTTLs = 10
+
+// heldElsewhere notes that it could not be attempted because another
+// process holds it (what, for the log), and warns once when that has
+// lasted heldStuckTTLs lease TTLs.
+func (d *Dispatcher) heldElsewhere(ctx context.Context, it *item, what string) {
+	now := d.cfg.Now()
+	if it.heldSince.IsZero() {
+		it.heldSince = now
+		return
+	}
+	if waited := now.Sub(it.heldSince); !it.heldWarned && waited > heldStuckTTLs*d.cfg.LeaseTTL {
+		it.heldWarned = true
+		d.log.LogAttrs(ctx, slog.LevelWarn, "delivery held by another process for long: check the replicas and deliveries/leases",
+			slog.String("id", it.id), slog.String("held_by", what), slog.Duration("waited", waited))
+	}
 }

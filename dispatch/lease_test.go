@@ -391,3 +391,43 @@ func TestAmbiguousClaimIsNotOwnership(t *testing.T) {
 		t.Errorf("receiver got %d requests, want 1", n)
 	}
 }
+
+// A delivery kept from its attempt by another process's lease for ten
+// TTLs is logged once as held for long, so that a stuck hold shows.
+func TestLongHoldWarned(t *testing.T) {
+	rc := newReceiver(t, statuses(200))
+	h := newHarness(t, newMemStore(), rc.srv.URL, replicaConfig("survivor"))
+	ctx := context.Background()
+	id := h.accept(t, time.Now(), "a@example.com")
+	other := queue.LeaseOwner{ID: "other", Host: "elsewhere", PID: 1}
+	l, err := h.q.ClaimLease(ctx, id+"-1", other, time.Now(), testLeaseTTL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // the other owner, alive, renews
+		defer close(done)
+		tk := time.NewTicker(testLeaseTTL / 3)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tk.C:
+				if err := h.q.RenewLease(ctx, l, time.Now(), testLeaseTTL); err != nil {
+					t.Errorf("renew: %v", err)
+					return
+				}
+			}
+		}
+	}()
+	h.start(t)
+	waitFor(t, "the warning", func() bool { return strings.Contains(h.logs.String(), "delivery held by another process for long") })
+	close(stop)
+	<-done
+	h.waitState(t, id+"-1", queue.StateDelivered)
+	if n := strings.Count(h.logs.String(), "delivery held by another process for long"); n != 1 {
+		t.Errorf("warned %d times, want once", n)
+	}
+}

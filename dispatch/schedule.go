@@ -41,6 +41,11 @@ type item struct {
 	// the record (claimHeld), apart from the lease's.
 	claimTag  string
 	claimSeen time.Time
+	// heldSince: since when another process's claim or lease has kept
+	// the delivery from being attempted (zero when not); heldWarned: the
+	// long wait was logged (heldElsewhere).
+	heldSince  time.Time
+	heldWarned bool
 	// slot: the item holds one of its endpoint's PerEndpointConcurrency
 	// slots (from take until its request is answered).
 	slot  bool
