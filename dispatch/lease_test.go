@@ -192,24 +192,7 @@ func TestLeaseTakeover(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The live owner renews every TTL/3 until told to stop.
-		stopRenew := make(chan struct{})
-		renewDone := make(chan struct{})
-		go func() {
-			defer close(renewDone)
-			tk := time.NewTicker(testLeaseTTL / 3)
-			defer tk.Stop()
-			for {
-				select {
-				case <-stopRenew:
-					return
-				case <-tk.C:
-					if err := q.RenewLease(ctx, liveLease, time.Now(), testLeaseTTL); err != nil {
-						t.Errorf("renew: %v", err)
-						return
-					}
-				}
-			}
-		}()
+		stopRenew := renewing(t, q, liveLease)
 
 		start := time.Now()
 		h.start(t)
@@ -226,8 +209,7 @@ func TestLeaseTakeover(t *testing.T) {
 				t.Fatal("a lease being renewed was taken over")
 			}
 		}
-		close(stopRenew)
-		<-renewDone
+		stopRenew()
 		h.waitState(t, live+"-1", queue.StateDelivered)
 		if n := len(rc.requests()); n != 2 {
 			t.Errorf("receiver got %d requests, want 2", n)
@@ -404,30 +386,35 @@ func TestLongHoldWarned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() { // the other owner, alive, renews
+	stop := renewing(t, h.q, l) // the other owner, alive
+	h.start(t)
+	waitFor(t, "the warning", func() bool { return strings.Contains(h.logs.String(), "delivery held by another process for long") })
+	stop()
+	h.waitState(t, id+"-1", queue.StateDelivered)
+	if n := strings.Count(h.logs.String(), "delivery held by another process for long"); n != 1 {
+		t.Errorf("warned %d times, want once", n)
+	}
+}
+
+// renewing renews l every TTL/3, as a live owner does, until the
+// returned function is called (which waits for the last renewal).
+func renewing(t *testing.T, q *queue.Queue, l *queue.Lease) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
 		defer close(done)
 		tk := time.NewTicker(testLeaseTTL / 3)
 		defer tk.Stop()
 		for {
 			select {
-			case <-stop:
+			case <-quit:
 				return
 			case <-tk.C:
-				if err := h.q.RenewLease(ctx, l, time.Now(), testLeaseTTL); err != nil {
+				if err := q.RenewLease(context.Background(), l, time.Now(), testLeaseTTL); err != nil {
 					t.Errorf("renew: %v", err)
 					return
 				}
 			}
 		}
 	}()
-	h.start(t)
-	waitFor(t, "the warning", func() bool { return strings.Contains(h.logs.String(), "delivery held by another process for long") })
-	close(stop)
-	<-done
-	h.waitState(t, id+"-1", queue.StateDelivered)
-	if n := strings.Count(h.logs.String(), "delivery held by another process for long"); n != 1 {
-		t.Errorf("warned %d times, want once", n)
-	}
+	return func() { close(quit); <-done }
 }
