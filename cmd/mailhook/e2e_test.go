@@ -317,7 +317,7 @@ func TestRestartAfterKill9DoesNotWaitForTheTTL(t *testing.T) {
 		return len(seen) == n
 	})
 	t.Logf("delivered %v after the restart (lease TTL 60s)", time.Since(start).Round(time.Millisecond))
-	if !strings.Contains(srv.Logs(), "owner process gone") {
+	if !srv.logged("owner process gone", 5*time.Second) {
 		t.Errorf("no takeover logged:\n%s", srv.Logs())
 	}
 }

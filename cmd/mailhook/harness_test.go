@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -139,6 +140,20 @@ func (s *server) Logs() string {
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
 	return s.logs.String()
+}
+
+// logged reports whether the process's log holds substr within d: a line
+// is read from its stderr a moment after it is written, so what the
+// process did just before an effect seen elsewhere may not be in Logs yet.
+func (s *server) logged(substr string, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for !strings.Contains(s.Logs(), substr) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
 }
 
 // kill9 stops the process with SIGKILL, as a crash would.

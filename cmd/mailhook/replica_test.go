@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -344,7 +343,7 @@ func TestReplicaTakeover(t *testing.T) {
 				dups += max(c.accepted[id]-1, 0)
 				attempts += c.requests[id]
 			}
-			if !strings.Contains(b.Logs(), `"msg":"lease taken over"`) {
+			if !b.logged(`"msg":"lease taken over"`, 5*time.Second) {
 				t.Errorf("the survivor's logs do not show a lease taken over")
 			}
 			b.stop()
