@@ -761,6 +761,11 @@ func (b *builder) attachmentContent(p *enmime.Part) []byte {
 	if n == nil || !strings.HasPrefix(p.ContentType, "text/") && p.ContentType != "" {
 		return p.Content
 	}
+	if p.OrigCharset == "" && declaredAndValid(p) {
+		// Declared UTF-8 (or ASCII) and valid: enmime passed the bytes
+		// through as they were, and a large file is not decoded twice.
+		return p.Content
+	}
 	if raw, ok := b.transferDecoded(n); ok {
 		return raw
 	}
