@@ -405,8 +405,10 @@ func (a *admin) replayMatching(w http.ResponseWriter, r *http.Request) {
 		if req.EventID != "" && id != req.EventID && !strings.HasPrefix(id, req.EventID+"-") {
 			continue
 		}
-		if !from.IsZero() {
-			d, err := a.b.Load(ctx, id)
+		var d *queue.Delivery // read when the filter or a dry run needs it
+		if !from.IsZero() || req.DryRun {
+			var err error
+			d, err = a.b.Load(ctx, id)
 			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}
@@ -425,14 +427,6 @@ func (a *admin) replayMatching(w http.ResponseWriter, r *http.Request) {
 		if req.DryRun {
 			// Say what the replay would: a delivery with nowhere to go
 			// is a failure, not a replay.
-			d, err := a.b.Load(ctx, id)
-			switch {
-			case errors.Is(err, store.ErrNotFound):
-				continue
-			case err != nil:
-				a.fail(w, r, err)
-				return
-			}
 			if _, err := a.b.ReplayEndpoint(d, req.Endpoint); errors.Is(err, queue.ErrNoEndpoint) {
 				resp.Failed = append(resp.Failed, replayFailure{ID: id, Error: noEndpoint})
 				continue
