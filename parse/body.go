@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"mime"
 	"mime/quotedprintable"
 	"net/textproto"
 	"slices"
@@ -61,12 +62,7 @@ func declaredAndValid(p *enmime.Part) bool {
 	case "utf-8":
 		return utf8.Valid(p.Content)
 	case "us-ascii":
-		for _, c := range p.Content {
-			if c >= utf8.RuneSelf {
-				return false
-			}
-		}
-		return true
+		return isASCII(p.Content)
 	}
 	return false
 }
@@ -796,7 +792,9 @@ func attachment(p *enmime.Part, label string, maxBytes int64, w *warnings) event
 		switch strings.ToLower(cs) {
 		case "utf-8", "us-ascii":
 		default:
-			a.ContentType += "; charset=" + mimeParamValue(cs)
+			if ct := mime.FormatMediaType(a.ContentType, map[string]string{"charset": cs}); ct != "" {
+				a.ContentType = ct
+			}
 		}
 	}
 	switch d := strings.ToLower(p.Disposition); {

@@ -2,6 +2,7 @@ package parse
 
 import (
 	"mime"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -135,24 +136,6 @@ var tokenByte = func() (t [256]bool) {
 	return t
 }()
 
-// mimeParamValue is v as a MIME parameter value (RFC 2045 §5.1): a token
-// as it is, anything else as a quoted string.
-func mimeParamValue(v string) string {
-	if v != "" && tokenEnd(v, 0) == len(v) {
-		return v
-	}
-	var b strings.Builder
-	b.WriteByte('"')
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c == '"' || c == '\\' {
-			b.WriteByte('\\')
-		}
-		b.WriteByte(v[i])
-	}
-	b.WriteByte('"')
-	return b.String()
-}
-
 // utf8Extended rewrites the RFC 2231 extended parameters of the media
 // type or disposition v (name*=charset'lang'%xx, or in sections name*0*=,
 // name*1*=, …) whose charset is neither UTF-8 nor US-ASCII as one
@@ -225,8 +208,8 @@ func utf8Extended(v string) string {
 				raw = append(raw, unquote(text)...)
 				continue
 			}
-			dec, ok := percentDecode(text)
-			if !ok {
+			dec, err := url.PathUnescape(text) // %XX only: no "+" for space
+			if err != nil {
 				good = false
 				break
 			}
@@ -297,24 +280,6 @@ func unquote(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
-}
-
-// percentDecode decodes RFC 2231 %XX escapes.
-func percentDecode(s string) ([]byte, bool) {
-	out := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		if s[i] != '%' {
-			out = append(out, s[i])
-			continue
-		}
-		if i+2 >= len(s) || !hexDigit(s[i+1]) || !hexDigit(s[i+2]) {
-			return nil, false
-		}
-		k, _ := strconv.ParseUint(s[i+1:i+3], 16, 8)
-		out = append(out, byte(k))
-		i += 2
-	}
-	return out, true
 }
 
 // percentEncode writes s as an RFC 2231 extended value: attribute
