@@ -131,65 +131,75 @@ func (wd *wordDecoder) decodeWords(s string, quoteNames bool) string {
 		open = false
 	}
 	i, lastWord := 0, -1 // lastWord: where the last decoded word ended
-	for i < len(s) {
-		j := strings.Index(s[i:], "=?")
-		if j < 0 {
-			flush()
-			b.WriteString(s[i:])
-			break
-		}
-		j += i
-		end, charset, enc, text, ok := scanWord(s, j)
+	for {
+		w, ok := nextWord(s, i)
 		if !ok {
 			flush()
-			b.WriteString(s[i : j+2])
-			i = j + 2
-			continue
+			b.WriteString(s[i:])
+			return b.String()
 		}
-		if (enc == 'B' || enc == 'b') && len(text)%4 >= 2 {
+		text := w.text
+		if (w.enc == 'B' || w.enc == 'b') && len(text)%4 >= 2 {
 			text += "=="[:4-len(text)%4]
 		}
-		dec, err := wd.dec.Decode("=?" + charset + "?" + string(enc) + "?" + text + "?=")
+		dec, err := wd.dec.Decode("=?" + w.charset + "?" + string(w.enc) + "?" + text + "?=")
 		if err != nil {
 			flush()
-			b.WriteString(s[i:end])
-			i, lastWord = end, -1
+			b.WriteString(s[i:w.end])
+			i, lastWord = w.end, -1
 			continue
 		}
-		if gap := s[i:j]; !open || lastWord != i || strings.Trim(gap, " \t\r\n") != "" {
+		if gap := s[i:w.start]; !open || lastWord != i || strings.Trim(gap, " \t\r\n") != "" {
 			flush()
 			b.WriteString(gap)
-			open, quoted = true, j > 0 && s[j-1] == '"'
+			open, quoted = true, w.start > 0 && s[w.start-1] == '"'
 		}
 		run.WriteString(dec)
-		i, lastWord = end, end
+		i, lastWord = w.end, w.end
 	}
-	flush()
-	return b.String()
 }
 
 // phraseSpecials are the RFC 5322 §3.2.3 specials that cannot stand
 // unquoted in a display name ("." is allowed there by obs-phrase).
 const phraseSpecials = `()<>[]:;@\,"`
 
-// scanWord reads the encoded word starting at s[j] ("=?"): charset, "?",
-// B or Q, "?", text without "?", "?=". It returns where it ends.
-func scanWord(s string, j int) (end int, charset string, enc byte, text string, ok bool) {
-	rest := s[j+2:]
-	q := strings.IndexByte(rest, '?')
-	if q <= 0 || strings.ContainsAny(rest[:q], " \t\r\n") || q+2 >= len(rest) || rest[q+2] != '?' {
-		return 0, "", 0, "", false
+// encodedWord is one RFC 2047 encoded word of a header value: s[start:end]
+// is "=?" charset "?" enc "?" text "?=".
+type encodedWord struct {
+	start, end int
+	charset    string
+	enc        byte // B or Q, in either case
+	text       string
+}
+
+// nextWord finds the first encoded word in s at or after from: a charset
+// without white space, B or Q, and a text without "?" (RFC 2047 §2; white
+// space in the text is let through, as mime does). An "=?" that starts no
+// such word is passed over.
+func nextWord(s string, from int) (encodedWord, bool) {
+	for {
+		j := strings.Index(s[from:], "=?")
+		if j < 0 {
+			return encodedWord{}, false
+		}
+		j += from
+		from = j + 2
+		rest := s[j+2:]
+		q := strings.IndexByte(rest, '?')
+		if q <= 0 || strings.ContainsAny(rest[:q], " \t\r\n") || q+2 >= len(rest) || rest[q+2] != '?' {
+			continue
+		}
+		enc := rest[q+1]
+		if enc != 'B' && enc != 'b' && enc != 'Q' && enc != 'q' {
+			continue
+		}
+		body := rest[q+3:]
+		k := strings.IndexByte(body, '?')
+		if k < 0 || k+1 >= len(body) || body[k+1] != '=' {
+			continue
+		}
+		return encodedWord{start: j, end: j + 2 + q + 3 + k + 2, charset: rest[:q], enc: enc, text: body[:k]}, true
 	}
-	charset, enc = rest[:q], rest[q+1]
-	if enc != 'B' && enc != 'b' && enc != 'Q' && enc != 'q' {
-		return 0, "", 0, "", false
-	}
-	body := rest[q+3:]
-	k := strings.IndexByte(body, '?')
-	if k < 0 || k+1 >= len(body) || body[k+1] != '=' {
-		return 0, "", 0, "", false
-	}
-	return j + 2 + q + 3 + k + 2, charset, enc, body[:k], true
 }
 
 // from8bit makes raw header bytes valid UTF-8. RFC 6532 allows UTF-8 in

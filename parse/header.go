@@ -522,39 +522,31 @@ func quoteBytes(b []byte) string { return quote(string(b)) }
 // phrase: mailers that leave a comma raw ("=?utf-8?q?M=C3=BCller,_Hans?=")
 // would have the address list split inside the word, losing the name.
 func escapeWordSpecials(v string) string {
-	if !strings.Contains(v, "=?") {
-		return v
-	}
 	var b strings.Builder
-	i := 0
-	for {
-		j := strings.Index(v[i:], "=?")
-		if j < 0 {
+	i := 0 // v[:i] is written
+	for from := 0; ; {
+		w, ok := nextWord(v, from)
+		if !ok {
 			break
 		}
-		j += i
-		end, _, enc, text, ok := scanWord(v, j)
-		if !ok {
-			b.WriteString(v[i : j+2])
-			i = j + 2
-			continue
+		from = w.end
+		if (w.enc != 'Q' && w.enc != 'q') || !strings.ContainsAny(w.text, phraseSpecials) {
+			continue // as it is, copied with what follows
 		}
-		if (enc != 'Q' && enc != 'q') || !strings.ContainsAny(text, phraseSpecials) {
-			b.WriteString(v[i:end])
-			i = end
-			continue
-		}
-		start := end - 2 - len(text) // the text, before "?="
-		b.WriteString(v[i:start])
-		for k := 0; k < len(text); k++ {
-			if c := text[k]; strings.IndexByte(phraseSpecials, c) >= 0 {
+		textStart := w.end - 2 - len(w.text)
+		b.WriteString(v[i:textStart])
+		for k := 0; k < len(w.text); k++ {
+			if c := w.text[k]; strings.IndexByte(phraseSpecials, c) >= 0 {
 				fmt.Fprintf(&b, "=%02X", c)
 			} else {
 				b.WriteByte(c)
 			}
 		}
 		b.WriteString("?=")
-		i = end
+		i = w.end
+	}
+	if i == 0 {
+		return v // nothing escaped
 	}
 	b.WriteString(v[i:])
 	return b.String()
