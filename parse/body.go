@@ -320,7 +320,11 @@ func (b *builder) enmimeLeaf(n *node) (*enmime.Part, error) {
 		// No charset, or ASCII, but 8-bit bytes that are valid UTF-8:
 		// UTF-8 it is (what mailers that omit MIME headers send), at any
 		// length; detection needs 100 characters to say so.
-		if raw, ok := b.transferDecoded(n); ok && !isASCII(raw) && utf8.Valid(raw) {
+		raw, ok := p.Content, true // with no charset at all, enmime converted nothing
+		if declared != "" {
+			raw, ok = b.transferDecoded(n)
+		}
+		if ok && !isASCII(raw) && utf8.Valid(raw) {
 			p.Content, p.Charset = raw, "utf-8"
 			if declaredCharset(p) != "" { // not enmime's default for a part without one
 				p.Errors = append(p.Errors, &enmime.Error{Name: enmime.ErrorCharsetDeclaration,
