@@ -197,6 +197,7 @@ func (b *builder) build(n *node) *enmime.Part {
 	}
 
 	if n.boundary == "" {
+		b.recode(n)
 		if p := b.decodeBase64Leaf(n); p != nil {
 			p.PartID = n.id
 			b.nodes[p] = n
@@ -380,6 +381,15 @@ func sameReading(raw []byte, declared, detected string) bool {
 	return high > 0 && differ*2 < high
 }
 
+// body returns the body of the single-part entity n as its decoders read
+// it: as received unless recode gave it another.
+func (b *builder) body(n *node) []byte {
+	if n.body != nil {
+		return n.body
+	}
+	return b.raw[n.bodyStart:n.end:n.end]
+}
+
 // isASCII reports whether b has no byte above 0x7f.
 func isASCII(b []byte) bool {
 	for _, c := range b {
@@ -423,7 +433,7 @@ func readParts(p *enmime.Parser, r io.Reader) (*enmime.Part, error) {
 // cleaned here first. enmime's cleaner allocates an error per such byte and
 // keeps them all (2.5 GB for 25 MB of garbage).
 func (b *builder) leafBody(n *node) []byte {
-	body := b.raw[n.bodyStart:n.end]
+	body := b.body(n)
 	if n.cte != "base64" {
 		return body
 	}
@@ -460,7 +470,7 @@ var base64LeafMin = 64 << 10
 // the base64 alphabet, padding and white space, and no dangling sixth
 // bit group. Otherwise, or below base64LeafMin, it returns nil.
 func (b *builder) decodeBase64Leaf(n *node) *enmime.Part {
-	body := b.raw[n.bodyStart:n.end]
+	body := b.body(n)
 	if n.cte != "base64" || len(body) < base64LeafMin || b.enmimeOnly {
 		return nil
 	}
@@ -543,7 +553,7 @@ func (b *builder) plainTextLeaf(n *node) *enmime.Part {
 			return nil // enmime's: FileName, Boundary, FileModDate
 		}
 	}
-	body := b.raw[n.bodyStart:n.end:n.end]
+	body := b.body(n)
 	var content []byte
 	switch strings.ToLower(t.cte) { // as enmime reads it
 	case "", "7bit", "8bit", "binary":

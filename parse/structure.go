@@ -24,7 +24,8 @@ type node struct {
 	boundary  string     // multipart boundary, set only for entities split as multipart
 	plain     *plainMIME // set when the header is plain (see plainMIME)
 	children  []*node
-	tooDeep   bool // a multipart nested deeper than the limit: not split, not parsed
+	tooDeep   bool   // a multipart nested deeper than the limit: not split, not parsed
+	body      []byte // the body to decode when not raw[bodyStart:end] (set by recode)
 }
 
 // tree is the MIME structure of a message as located by split.
