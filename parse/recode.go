@@ -84,8 +84,9 @@ func withCTE(header []byte, cte string) []byte {
 // stray one elsewhere changes nothing and is skipped as enmime does).
 // When only base64 follows the first padding, the body is blocks joined
 // together (mailers that encode in chunks), decoded one after the other.
-// When other text follows (a footer a mailing list appended to the part),
-// the content ends at the padding, and tail is how much was left out.
+// When other text follows, or anything after an empty line (a footer a
+// mailing list appended to the part), the content ends at the padding, and
+// tail is how much was left out.
 // Bytes outside the base64 alphabet are skipped and counted in bad; a
 // block that ends with a lone sixth of a byte loses it.
 func decodeBase64Blocks(body []byte) (content []byte, blocks, bad, tail int, ok bool) {
@@ -101,8 +102,10 @@ func decodeBase64Blocks(body []byte) (content []byte, blocks, bad, tail int, ok 
 	if pad < 0 || !hasDigit(body[pad:]) {
 		return nil, 0, 0, 0, false
 	}
+	next := pad + bytes.IndexFunc(body[pad:], func(r rune) bool { return r < 0x80 && base64Digit(byte(r)) })
+	footer := bytes.Count(body[pad:next], []byte("\n")) >= 2 // an empty line before it
 	for _, c := range body[pad:] {
-		if !base64Byte[c] {
+		if footer || !base64Byte[c] {
 			tail = len(body) - pad
 			body = body[:pad]
 			break

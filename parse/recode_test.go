@@ -107,6 +107,7 @@ func TestBase64Blocks(t *testing.T) {
 		{"two blocks", enc([]byte("hello")) + "\r\n" + enc([]byte("world!!")), "in 2 blocks", []byte("helloworld!!")},
 		{"three on a line", enc([]byte("a")) + enc([]byte("bc")) + enc([]byte("def")), "in 3 blocks", []byte("abcdef")},
 		{"large", enc(large[:70000]) + "\r\n" + enc(large[70000:]), "in 2 blocks", large},
+		{"footer after an empty line", enc([]byte("hello")) + "\r\n\r\nThanks\r\n", "text after the base64 padding ignored", []byte("hello")},
 		{"footer", enc([]byte("hello")) + "\r\n\r\n_______________\r\nlist-name mailing list\r\nhttps://lists.example.org/", "text after the base64 padding ignored", []byte("hello")},
 	} {
 		d := parseWarned(t, multipartWith("base64", tc.body), tc.warning)

@@ -1,0 +1,120 @@
+package parse
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/mailhook/mailhook/event"
+)
+
+// parseCRLF parses msg, written with LF line ends, as sent (CRLF), and
+// checks the invariants.
+func parseCRLF(t *testing.T, msg string) *event.Data {
+	t.Helper()
+	d, err := Parse(strings.NewReader(strings.ReplaceAll(msg, "\n", "\r\n")), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkInvariants(t, d)
+	return d
+}
+
+// Shapes met in real mail (Python's email test data, Mailman digests,
+// bounces) that were read wrongly.
+func TestRealWorldShapes(t *testing.T) {
+	t.Run("digest parts default to message/rfc822", func(t *testing.T) {
+		d := parseCRLF(t, "Subject: digest\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=OUT\n\n"+
+			"--OUT\nContent-Type: text/plain\n\nIntro text\n--OUT\nContent-Type: multipart/digest; boundary=DIG\n\n"+
+			"--DIG\n\nFrom: x@example.org\nSubject: first\n\nfirst body\n"+
+			"--DIG\nContent-Type: text/plain\n\nnot a message\n--DIG--\n--OUT--\n")
+		if d.Text != "Intro text\n--\nnot a message" {
+			t.Errorf("text %q, want the intro and the part typed text/plain", d.Text)
+		}
+		if len(d.Attachments) != 1 || d.Attachments[0].ContentType != "message/rfc822" ||
+			string(d.Attachments[0].Content) != "From: x@example.org\r\nSubject: first\r\n\r\nfirst body" {
+			t.Errorf("attachments %+v, want the message as message/rfc822", d.Attachments)
+		}
+	})
+	t.Run("type without subtype is text/plain", func(t *testing.T) {
+		for _, ct := range []string{"text; charset=us-ascii", "garbage"} {
+			d := parseCRLF(t, "Subject: t\nMIME-Version: 1.0\nContent-Type: "+ct+"\n\nHi,\nthe body.\n")
+			if d.Text != "Hi,\r\nthe body.\r\n" || len(d.Attachments) != 0 || countContaining(d.Warnings, "has no subtype: read as text/plain") != 1 {
+				t.Errorf("%s: text %q, %d attachments, warnings %q; want the body as text, with a warning", ct, d.Text, len(d.Attachments), d.Warnings)
+			}
+		}
+	})
+	t.Run("boundary in RFC 2231 form with an unknown ASCII label", func(t *testing.T) {
+		d := parseCRLF(t, "Subject: t\nMIME-Version: 1.0\nContent-Type: multipart/signed; micalg*=ansi-x3.4-1968''pgp-md5;\n"+
+			"\tprotocol*=ansi-x3.4-1968''application%2Fpgp-signature;\n\tboundary*=\"ansi-x3.4-1968''EeQfGwPcQSOJBaQU\"\n\n"+
+			"--EeQfGwPcQSOJBaQU\nContent-Type: text/plain; charset*=ansi-x3.4-1968''us-ascii\n\npart 1\n"+
+			"--EeQfGwPcQSOJBaQU\nContent-Type: application/pgp-signature\n\nsig\n--EeQfGwPcQSOJBaQU--\n")
+		if d.Text != "part 1" || len(d.Warnings) != 0 {
+			t.Errorf("text %q, warnings %q; want part 1 and none", d.Text, d.Warnings)
+		}
+	})
+	t.Run("blank text parts are not joined", func(t *testing.T) {
+		d := parseCRLF(t, "Subject: t\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B\n\n"+
+			"--B\nContent-Type: text/plain\n\n\n--B\nContent-Type: text/plain\n\nreal text\n"+
+			"--B\nContent-Type: image/png; name=a.png\nContent-Transfer-Encoding: base64\n\niVBORw0K\n"+
+			"--B\nContent-Type: text/plain\n\n \n\n--B\nContent-Type: text/plain\n\nmore text\n--B--\n")
+		if d.Text != "real text\n--\nmore text" || len(d.Attachments) != 1 {
+			t.Errorf("text %q, %d attachments; want the two texts joined once and the image", d.Text, len(d.Attachments))
+		}
+	})
+	t.Run("disposition of a part without one", func(t *testing.T) {
+		d := parseCRLF(t, "Subject: t\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=OUT\n\n"+
+			"--OUT\nContent-Type: multipart/alternative; boundary=A1\n\n--A1\nContent-Type: text/plain\n\nMain\n"+
+			"--A1\nContent-Type: text/html\n\n<p>Main</p>\n--A1--\n"+
+			"--OUT\nContent-Type: multipart/alternative; boundary=A2\nContent-Disposition: inline\n\n"+
+			"--A2\nContent-Type: text/plain\n\nFooter\n--A2\nContent-Type: text/html\n\n<p>Footer</p>\n--A2--\n"+
+			"--OUT\nContent-Type: application/pdf; name=r.pdf\n\n%PDF\n--OUT--\n")
+		got := map[string]string{}
+		for _, a := range d.Attachments {
+			got[a.ContentType] = a.Disposition
+		}
+		if got["text/html"] != "inline" || got["application/pdf"] != "attachment" || len(got) != 2 {
+			t.Errorf("dispositions %v, want the footer's HTML inline and the named PDF an attachment", got)
+		}
+	})
+	t.Run("quoted local parts and null addresses", func(t *testing.T) {
+		d := parseCRLF(t, "From: \"Mail Delivery System\" <>\nTo: <\"john doe\"@example.com>, \"a,b\"@example.com, x@example.com\n"+
+			"Cc: \"Odd <> name\" <y@example.com>\nSubject: t\n\nbody\n")
+		if len(d.From) != 1 || d.From[0] != (event.Address{Name: "Mail Delivery System"}) {
+			t.Errorf("from %+v, want the name with an empty address", d.From)
+		}
+		want := []event.Address{{Address: `"john doe"@example.com`}, {Address: `"a,b"@example.com`}, {Address: "x@example.com"}}
+		if len(d.To) != len(want) || d.To[0] != want[0] || d.To[1] != want[1] || d.To[2] != want[2] {
+			t.Errorf("to %+v, want %+v", d.To, want)
+		}
+		if len(d.Cc) != 1 || d.Cc[0] != (event.Address{Name: "Odd <> name", Address: "y@example.com"}) {
+			t.Errorf("cc %+v, want the quoted name kept", d.Cc)
+		}
+		if len(d.Warnings) != 0 {
+			t.Errorf("warnings %q, want none", d.Warnings)
+		}
+	})
+	t.Run("UTF-7 goes on after a bad sequence", func(t *testing.T) {
+		d := parseCRLF(t, "Subject: t\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-7\n\n"+
+			"Hi +AD4 quoted, 1 + 1, a+-b\nsig: abc+1fkUFAlx5WHkACgkQdRlcPb+1\nLAST LINE\n")
+		if !strings.HasPrefix(d.Text, "Hi > quoted, 1 + 1, a+b\r\nsig: abc") || !strings.HasSuffix(d.Text, "\uFFFD\r\nLAST LINE\r\n") ||
+			countContaining(d.Warnings, "invalid UTF-7 sequences replaced") != 1 {
+			t.Errorf("text %q, warnings %q; want all of it, the bad run replaced, with a warning", d.Text, d.Warnings)
+		}
+	})
+}
+
+func TestDecodeUTF7(t *testing.T) {
+	for in, want := range map[string]string{
+		"Hi Mom -+Jjo--!":  "Hi Mom -\u263a-!", // RFC 2152's examples
+		"+ZeVnLIqe-":       "日本語",
+		"A+ImIDkQ.":        "A\u2262\u0391.",
+		"+2D3eAA-":         "\U0001f600", // a surrogate pair
+		"+2D0-x":           "\uFFFDx",    // an unpaired high surrogate
+		"a+b":              "a\uFFFD",    // bits left over
+		"plain + text +-+": "plain + text ++",
+	} {
+		if got, _ := decodeUTF7([]byte(in)); got != want {
+			t.Errorf("decodeUTF7(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
