@@ -141,8 +141,9 @@ var tokenByte = func() (t [256]bool) {
 // name*1*=, …) whose charset is neither UTF-8 nor US-ASCII as one
 // name*=utf-8”… parameter with the same text: mime.ParseMediaType, which
 // enmime calls, decodes only those two charsets and drops the others
-// (filename*=iso-8859-1”r%E9sum%E9.pdf gave no filename at all). Values
-// it cannot convert are left as they are.
+// (filename*=iso-8859-1”r%E9sum%E9.pdf gave no filename at all), and
+// ASCII text under a label it does not know (boundary*=ansi-x3.4-1968”…
+// lost the boundary). Values it cannot convert are left as they are.
 func utf8Extended(v string) string {
 	if !strings.Contains(v, "*=") {
 		return v // no extended section
@@ -178,7 +179,7 @@ func utf8Extended(v string) string {
 		if !first.extended || first.n > 0 {
 			continue
 		}
-		charset, rest, ok := strings.Cut(first.value, "'")
+		charset, rest, ok := strings.Cut(unquote(first.value), "'") // quoted, as some mailers write it
 		if !ok {
 			continue
 		}
@@ -189,10 +190,7 @@ func utf8Extended(v string) string {
 		case "utf-8", "us-ascii", "":
 			continue
 		}
-		enc := lookupCharset(charset)
-		if enc == nil {
-			continue
-		}
+		enc := lookupCharset(charset) // nil: only ASCII text can be taken
 		var raw []byte
 		good := true
 		for i, sec := range secs {
@@ -201,6 +199,9 @@ func utf8Extended(v string) string {
 				break
 			}
 			text := sec.value
+			if sec.extended {
+				text = unquote(text)
+			}
 			if i == 0 {
 				text = rest
 			}
@@ -218,11 +219,18 @@ func utf8Extended(v string) string {
 		if !good {
 			continue
 		}
-		out, err := enc.NewDecoder().Bytes(raw)
-		if err != nil || !utf8.Valid(out) {
-			continue
+		switch {
+		case enc != nil:
+			out, err := enc.NewDecoder().Bytes(raw)
+			if err != nil || !utf8.Valid(out) {
+				continue
+			}
+			converted[base] = string(out)
+		case isASCII(raw):
+			// A label no table knows ("ansi-x3.4-1968"), on text that
+			// reads the same in every charset mail uses: a boundary.
+			converted[base] = string(raw)
 		}
-		converted[base] = string(out)
 	}
 	if len(converted) == 0 {
 		return v

@@ -113,7 +113,11 @@ func TestExtendedParamsInOtherCharsets(t *testing.T) {
 		{"text/plain; name*=koi8-r''%F0%D2%C9%D7%C5%D4.txt; charset=koi8-r", "charset", "koi8-r"},
 		{"attachment; filename*=shift_jis''%93%FA%96%7B.txt", "filename", "日本.txt"},
 		{"attachment; filename*=utf-8''%C3%A9.txt", "filename", "é.txt"},
-		{"attachment; filename*=x-unknown''abc.txt", "filename", ""},
+		{"attachment; filename*=x-unknown''abc.txt", "filename", "abc.txt"},
+		{"attachment; filename*=x-unknown''%E9.txt", "filename", ""},
+		{"multipart/mixed; boundary*=ansi-x3.4-1968''XYZ", "boundary", "XYZ"},
+		{`multipart/signed; boundary*="ansi-x3.4-1968''EeQfGwPcQSOJBaQU"; protocol="application/pgp-signature"`, "boundary", "EeQfGwPcQSOJBaQU"},
+		{`attachment; filename*="iso-8859-1''%E9t%E9.txt"`, "filename", "été.txt"},
 		{"attachment; filename*=iso-8859-1''bad%ZZ.txt", "filename", ""},
 		{`attachment; filename="a;b*=c"; x*=iso-8859-1''%E9`, "filename", "a;b*=c"},
 		{`attachment; filename="a;b*=c"; x*=iso-8859-1''%E9`, "x", "é"},
@@ -123,7 +127,7 @@ func TestExtendedParamsInOtherCharsets(t *testing.T) {
 			t.Errorf("parseMediaType(%q)[%s] = %q (%v), want %q", tc.v, tc.param, params[tc.param], err, tc.want)
 		}
 	}
-	for _, v := range []string{"text/plain; charset=utf-8", "attachment; filename*=utf-8''a.txt", "attachment; filename*=x-unknown''abc"} {
+	for _, v := range []string{"text/plain; charset=utf-8", "attachment; filename*=utf-8''a.txt", "attachment; filename*=x-unknown''%E9"} {
 		if got := utf8Extended(v); got != v {
 			t.Errorf("utf8Extended(%q) = %q, want it unchanged", v, got)
 		}
