@@ -154,14 +154,20 @@ const (
 // mimeHeader rebuilds the header enmime gets for an entity: the first of
 // each field in mimeFields, unfolded, made UTF-8 like top-level fields,
 // each at most maxMIMEFieldBytes long. enmime reads nothing else, so the
-// rest of the header cannot cost it anything.
-func mimeHeader(fields []field, w *warnings, label string) []byte {
+// rest of the header cannot cost it anything. An entity without a
+// Content-Type gets defaultType when it is not "" (a part of a
+// multipart/digest: message/rfc822, RFC 2046 §5.1.5); a Content-Type
+// without a subtype is read as text/plain, its parameters kept (RFC 2045
+// §5.2: an invalid type is text/plain), with a warning.
+func mimeHeader(fields []field, w *warnings, label, defaultType string) []byte {
 	var b bytes.Buffer
 	for _, name := range mimeFields {
+		found := false
 		for _, f := range fields {
 			if !strings.EqualFold(f.name, name) {
 				continue
 			}
+			found = true
 			value := strings.TrimSpace(strings.ReplaceAll(f.value, "\r", " "))
 			if len(value) > maxMIMEFieldBytes {
 				w.addf("%s: %s header ignored: %d bytes, more than %d", label, f.name, len(value), maxMIMEFieldBytes)
@@ -173,12 +179,34 @@ func mimeHeader(fields []field, w *warnings, label string) []byte {
 				}
 				value = v
 			}
+			if name == "Content-Type" {
+				value = withSubtype(value, w, label)
+			}
 			b.WriteString(name + ": " + value + "\r\n")
 			break
+		}
+		if !found && name == "Content-Type" && defaultType != "" {
+			b.WriteString(name + ": " + defaultType + "\r\n")
 		}
 	}
 	b.WriteString("\r\n")
 	return b.Bytes()
+}
+
+// withSubtype returns the Content-Type value v, or text/plain with v's
+// parameters when v's type has no subtype ("text; charset=us-ascii",
+// "garbage"), with a warning.
+func withSubtype(v string, w *warnings, label string) string {
+	mtype, params, _ := strings.Cut(v, ";")
+	mtype = strings.TrimSpace(mtype)
+	if mtype == "" || strings.ContainsAny(mtype, "/\"=") {
+		return v // a type (or something enmime repairs), or no type at all
+	}
+	w.addf("%s: Content-Type %q has no subtype: read as text/plain", label, mtype)
+	if params == "" {
+		return "text/plain"
+	}
+	return "text/plain;" + params
 }
 
 // headerLine returns the line of raw starting at pos, without its line
@@ -434,7 +462,7 @@ func (hr *headerReader) parseAddressList(name, value string) []event.Address {
 		return nil
 	}
 	hr.addrBudget -= len(value)
-	value = escapeWordSpecials(value)
+	value = nullAddresses(escapeWordSpecials(value))
 	p := mail.AddressParser{WordDecoder: &hr.dec.dec}
 	list, err := p.ParseList(value)
 	if err != nil {
@@ -459,9 +487,78 @@ func (hr *headerReader) parseAddressList(name, value string) []event.Address {
 		for _, p := range problems {
 			hr.w.addf("header %s: %s", name, p)
 		}
-		out = append(out, event.Address{Name: validUTF8(dn), Address: validUTF8(a.Address)})
+		addr := a.Address
+		if addr == nullAddress {
+			addr = ""
+		}
+		out = append(out, event.Address{Name: validUTF8(dn), Address: validUTF8(quoteLocal(addr))})
 	}
 	return out
+}
+
+// nullAddress stands in for the null address "<>" while a list is parsed:
+// bounces come From: "Mail System" <>, which net/mail refuses, and the
+// whole list would be lost. It comes out as an empty address.
+const nullAddress = "null@null.mailhook.invalid"
+
+// nullAddresses replaces each "<>" of the address list v outside quoted
+// strings and comments with <nullAddress>.
+func nullAddresses(v string) string {
+	if !strings.Contains(v, "<>") {
+		return v
+	}
+	var b strings.Builder
+	quoted, comment := false, 0
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '\\' && (quoted || comment > 0) && i+1 < len(v):
+			b.WriteByte(c)
+			i++
+			c = v[i]
+		case c == '"' && comment == 0:
+			quoted = !quoted
+		case c == '(' && !quoted:
+			comment++
+		case c == ')' && !quoted && comment > 0:
+			comment--
+		case c == '<' && !quoted && comment == 0 && strings.HasPrefix(v[i:], "<>"):
+			b.WriteString("<" + nullAddress + ">")
+			i++
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// quoteLocal returns the address with its local part quoted again when it
+// needs quotes ("john doe"@example.com): net/mail gives it unquoted, which
+// is not an address any more.
+func quoteLocal(addr string) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at <= 0 || dotAtom(addr[:at]) {
+		return addr
+	}
+	local := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(addr[:at])
+	return `"` + local + `"` + addr[at:]
+}
+
+// dotAtom reports whether s is an RFC 5322 dot-atom (with RFC 6532's
+// UTF-8): atext runs separated by single dots.
+func dotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 || c == '.' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0 {
+			continue
+		}
+		return false
+	}
+	return true
 }
 
 // addrSpecRE finds things shaped like addr-specs in an unparseable list.

@@ -54,7 +54,7 @@ func split(raw []byte, hb headerBlock, maxDepth, maxParts int, w *warnings) tree
 	root := &node{start: 0, bodyStart: hb.bodyStart, end: len(raw)}
 	t := tree{root: root}
 	budget := mimeHeaderBudget
-	root.header = mimeHeader(hb.fields, w, "message")
+	root.header = mimeHeader(hb.fields, w, "message", "")
 	budget -= len(root.header)
 	root.mtype, root.cte, root.boundary, root.plain = classify(root.header, w, "message")
 	if root.boundary == "" {
@@ -77,7 +77,11 @@ func split(raw []byte, hb headerBlock, maxDepth, maxParts int, w *warnings) tree
 		if hb.bodyStart < hdrEnd-cur.start {
 			cur.bodyStart = cur.start + hb.bodyStart // no empty line after the header
 		}
-		cur.header = mimeHeader(hb.fields, w, label)
+		defaultType := ""
+		if stack[len(stack)-1].mtype == "multipart/digest" {
+			defaultType = "message/rfc822"
+		}
+		cur.header = mimeHeader(hb.fields, w, label, defaultType)
 		budget -= len(cur.header)
 		cur.mtype, cur.cte, cur.boundary, cur.plain = classify(cur.header, w, label)
 		if cur.boundary == "" {
