@@ -86,6 +86,15 @@ func parseBody(d *event.Data, raw []byte, hb headerBlock, opts Options, w *warni
 		}
 		d.Text, d.HTML = env.Text, env.HTML
 		body = bodyParts(root, env, multipart)
+		if multipart && root.ContentType != "multipart/alternative" {
+			var parts []*enmime.Part
+			walk(root, func(p *enmime.Part) {
+				if body[p] && isTextBody(p) {
+					parts = append(parts, p)
+				}
+			})
+			d.Text = joinText(parts) // enmime's text parts, without the blank ones
+		}
 		metaConverted = !multipart && root.ContentType == "text/html" && env.HTML != string(root.Content) && utf8.ValidString(env.HTML)
 	}
 	d.Text = validUTF8(d.Text)
@@ -307,6 +316,19 @@ func (b *builder) enmimeLeaf(n *node) (*enmime.Part, error) {
 	}
 	declared := strings.ToLower(p.Charset) // as declared: no detection in this parse
 	switch declared {
+	case "utf-7", "utf7", "unicode-1-1-utf-7":
+		// enmime's UTF-7 decoder stops at the first bad sequence (a
+		// PGP signature's "+" in a UTF-7 text) and the rest is lost.
+		if raw, ok := b.transferDecoded(n); ok {
+			out, bad := decodeUTF7(raw)
+			p.Content, p.Charset = []byte(out), "utf-7"
+			p.Errors = slices.DeleteFunc(p.Errors, func(e *enmime.Error) bool { return strings.Contains(e.Detail, "utf7") })
+			if bad > 0 {
+				p.Errors = append(p.Errors, &enmime.Error{Name: enmime.ErrorCharsetConversion,
+					Detail: fmt.Sprintf("%d invalid UTF-7 sequences replaced with U+FFFD", bad)})
+			}
+			return p, nil
+		}
 	case "utf-16", "utf16":
 		// enmime reads "utf-16" as little-endian and keeps a byte order
 		// mark as a character; RFC 2781 §4.3 has the mark decide.
@@ -682,7 +704,7 @@ func isHTMLBody(p *enmime.Part) bool {
 // and the parts they were taken from, and the warning on root when there
 // is HTML but no text. Text is the first text/plain part
 // not an attachment, breadth first, of a multipart/alternative, and
-// every such part, depth first, joined by "\n--\n", of any other
+// every such part, depth first, joined (joinText), of any other
 // multipart; HTML the first text/html part not an attachment, depth first.
 // FuzzParseFastPaths checks it against enmime.
 func multipartBody(root *enmime.Part) (text, html string, body map[*enmime.Part]bool) {
@@ -703,17 +725,14 @@ func multipartBody(root *enmime.Part) (text, html string, body map[*enmime.Part]
 			}
 		}
 	} else {
-		var b strings.Builder
+		var parts []*enmime.Part
 		walk(root, func(p *enmime.Part) {
 			if isTextBody(p) {
-				if len(body) > 0 {
-					b.WriteString("\n--\n")
-				}
-				b.Write(p.Content)
+				parts = append(parts, p)
 				body[p] = true
 			}
 		})
-		text = b.String()
+		text = joinText(parts)
 	}
 	var found *enmime.Part
 	walk(root, func(p *enmime.Part) {
@@ -729,6 +748,24 @@ func multipartBody(root *enmime.Part) (text, html string, body map[*enmime.Part]
 		warnNoText(root)
 	}
 	return text, html, body
+}
+
+// joinText joins the text parts of a multipart that is not an
+// alternative as enmime does, by "\n--\n", but leaves out the parts that
+// are empty or only white space (mailers put them between attachments):
+// enmime would join them too, each adding a separator.
+func joinText(parts []*enmime.Part) string {
+	var b strings.Builder
+	for _, p := range parts {
+		if len(bytes.TrimSpace(p.Content)) == 0 {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("\n--\n")
+		}
+		b.Write(p.Content)
+	}
+	return b.String()
 }
 
 // warnNoText adds to root the warning enmime.EnvelopeFromPart adds when
@@ -814,9 +851,10 @@ func attachment(p *enmime.Part, label string, maxBytes int64, w *warnings) event
 	switch d := strings.ToLower(p.Disposition); {
 	case d == "inline" || d == "attachment":
 		a.Disposition = d
-	case a.ContentID != "":
-		// Referenced from HTML (cid:, RFC 2392) without a disposition:
-		// shown inline by mail clients.
+	case a.ContentID != "" || a.Filename == "":
+		// No disposition, and referenced from HTML (cid:, RFC 2392) or
+		// without a name: a part of the message as composed (a second
+		// HTML part, a delivery status), shown inline by mail clients.
 		a.Disposition = "inline"
 	default:
 		a.Disposition = "attachment"

@@ -4,6 +4,7 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"golang.org/x/text/encoding"
@@ -224,3 +225,69 @@ func validUTF8(s string) string {
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
+
+// decodeUTF7 decodes UTF-7 (RFC 2152) as a reader would, going on after a
+// bad sequence (bits left over at the end of a shifted run, an unpaired
+// surrogate, an 8-bit byte), which becomes U+FFFD; bad counts them.
+func decodeUTF7(b []byte) (out string, bad int) {
+	var s strings.Builder
+	s.Grow(len(b))
+	for i := 0; i < len(b); {
+		c := b[i]
+		i++
+		switch {
+		case c >= utf8.RuneSelf:
+			s.WriteRune(utf8.RuneError)
+			bad++
+			continue
+		case c != '+':
+			s.WriteByte(c)
+			continue
+		case i < len(b) && b[i] == '-':
+			s.WriteByte('+') // "+-"
+			i++
+			continue
+		}
+		if i == len(b) || utf7Value[b[i]] < 0 {
+			s.WriteByte('+') // a "+" that starts nothing: kept as written
+			continue
+		}
+		var units []uint16
+		var bits uint32
+		n := 0
+		for ; i < len(b) && utf7Value[b[i]] >= 0; i++ {
+			bits = bits<<6 | uint32(utf7Value[b[i]])
+			if n += 6; n >= 16 {
+				n -= 16
+				units = append(units, uint16(bits>>n))
+				bits &= 1<<n - 1
+			}
+		}
+		for _, r := range utf16.Decode(units) {
+			if r == utf8.RuneError {
+				bad++
+			}
+			s.WriteRune(r)
+		}
+		if n >= 6 || bits != 0 {
+			s.WriteRune(utf8.RuneError) // not a whole UTF-16 unit
+			bad++
+		}
+		if i < len(b) && b[i] == '-' {
+			i++ // the run's explicit end
+		}
+	}
+	return s.String(), bad
+}
+
+// utf7Value is the value of a byte in UTF-7's base64 alphabet, -1 outside.
+var utf7Value = func() (t [256]int8) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	for i := range t {
+		t[i] = -1
+	}
+	for i := 0; i < len(alphabet); i++ {
+		t[alphabet[i]] = int8(i)
+	}
+	return t
+}()
