@@ -851,10 +851,11 @@ func attachment(p *enmime.Part, label string, maxBytes int64, w *warnings) event
 	switch d := strings.ToLower(p.Disposition); {
 	case d == "inline" || d == "attachment":
 		a.Disposition = d
-	case a.ContentID != "" || a.Filename == "":
-		// No disposition, and referenced from HTML (cid:, RFC 2392) or
-		// without a name: a part of the message as composed (a second
-		// HTML part, a delivery status), shown inline by mail clients.
+	case a.ContentID != "" || a.Filename == "" && strings.HasPrefix(p.ContentType, "text/"):
+		// No disposition, and referenced from HTML (cid:, RFC 2392), or
+		// text without a name: a part of the message as composed (a
+		// second HTML part, a calendar invitation), shown inline by mail
+		// clients.
 		a.Disposition = "inline"
 	default:
 		a.Disposition = "attachment"
