@@ -20,6 +20,8 @@ import (
 
 	"github.com/inbucket/html2text"
 	"github.com/jhillyerd/enmime/v2"
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
 	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/unicode"
 
@@ -133,18 +135,54 @@ func parseBody(d *event.Data, raw []byte, hb headerBlock, opts Options, w *warni
 const maxHTMLToText = 1 << 20
 
 // textFromHTML is enmime's down-conversion (html2text, default options),
-// skipped with a warning above maxHTMLToText.
-func textFromHTML(html string, w *warnings) string {
-	if len(html) > maxHTMLToText {
-		w.addf("message: no text derived from HTML: %d bytes, more than %d", len(html), maxHTMLToText)
+// skipped with a warning above maxHTMLToText. html2text writes "> " once per
+// level of blockquote on every line: HTML quoted deeper than maxQuoteDepth
+// (500 levels over "x<br>" made 1 MB of HTML 104 MB of text) is converted
+// without the quote marks, so the text stays about the size of the HTML.
+func textFromHTML(htmlText string, w *warnings) string {
+	if len(htmlText) > maxHTMLToText {
+		w.addf("message: no text derived from HTML: %d bytes, more than %d", len(htmlText), maxHTMLToText)
 		return ""
 	}
-	text, err := html2text.FromString(html)
+	doc, err := html.Parse(strings.NewReader(strings.TrimPrefix(htmlText, "\uFEFF"))) // as html2text.FromString
+	if err != nil {
+		w.addf("message: no text derived from HTML: %v", err)
+		return ""
+	}
+	opts := html2text.Options{TextOnly: quoteDepth(doc) > maxQuoteDepth}
+	text, err := html2text.FromHTMLNode(doc, opts)
 	if err != nil {
 		w.addf("message: no text derived from HTML: %v", err)
 		return ""
 	}
 	return validUTF8(text)
+}
+
+// maxQuoteDepth is the deepest blockquote nesting textFromHTML marks with
+// "> " (a long reply thread in HTML nests a level a reply).
+const maxQuoteDepth = 16
+
+// quoteDepth returns the deepest nesting of blockquote elements in doc.
+func quoteDepth(doc *html.Node) int {
+	type frame struct {
+		n     *html.Node
+		depth int
+	}
+	deepest := 0
+	stack := []frame{{doc, 0}}
+	for len(stack) > 0 {
+		f := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for c := f.n.FirstChild; c != nil; c = c.NextSibling {
+			d := f.depth
+			if c.Type == html.ElementNode && c.DataAtom == atom.Blockquote {
+				d++
+				deepest = max(deepest, d)
+			}
+			stack = append(stack, frame{c, d})
+		}
+	}
+	return deepest
 }
 
 // builder turns the located entities into an enmime part tree, parsing

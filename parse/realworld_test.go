@@ -118,3 +118,21 @@ func TestDecodeUTF7(t *testing.T) {
 		}
 	}
 }
+
+// Text derived from HTML marks quotes with "> " a level: deeply nested
+// blockquotes would multiply the text (500 levels: a hundred times the
+// HTML), so past maxQuoteDepth the marks are left out.
+func TestDeepQuotesInHTML(t *testing.T) {
+	htmlOnly := func(body string) *event.Data {
+		return parseCRLF(t, "Subject: t\nMIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n\n"+body+"\n")
+	}
+	d := htmlOnly("<p>Reply</p><blockquote><p>Earlier</p><blockquote><p>First</p></blockquote></blockquote>")
+	if !strings.Contains(d.Text, "> Earlier") || !strings.Contains(d.Text, ">> First") {
+		t.Errorf("text %q, want quotes marked", d.Text)
+	}
+	body := strings.Repeat("<blockquote>", 500) + strings.Repeat("x<br>", 20000) + strings.Repeat("</blockquote>", 500)
+	d = htmlOnly(body)
+	if len(d.Text) > len(body) || strings.Count(d.Text, "x") != 20000 {
+		t.Errorf("text of %d bytes with %d x, want at most the HTML's %d bytes and all 20000", len(d.Text), strings.Count(d.Text, "x"), len(body))
+	}
+}
