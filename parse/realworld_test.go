@@ -1,6 +1,7 @@
 package parse
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -134,5 +135,18 @@ func TestDeepQuotesInHTML(t *testing.T) {
 	d = htmlOnly(body)
 	if len(d.Text) > len(body) || strings.Count(d.Text, "x") != 20000 {
 		t.Errorf("text of %d bytes with %d x, want at most the HTML's %d bytes and all 20000", len(d.Text), strings.Count(d.Text, "x"), len(body))
+	}
+}
+
+func TestManyMediaTypeParams(t *testing.T) {
+	var params strings.Builder
+	for i := range 1400 {
+		fmt.Fprintf(&params, "; p%d=%d", i, i) // 14 KB: under the field cap
+	}
+	d := parseWarned(t, strings.ReplaceAll("Subject: t\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B"+params.String()+"\n\n"+
+		"--B\nContent-Type: text/plain; charset=utf-8"+params.String()+"\n\nhello\n--B--\n", "\n", "\r\n"),
+		"part 1: Content-Type header has 1401 parameters: only the first 100 read")
+	if d.Text != "hello" || countContaining(d.Warnings, "message: Content-Type header has 1401 parameters") != 1 {
+		t.Errorf("text %s, warnings %q; want hello, and both headers cut", quote(d.Text), d.Warnings)
 	}
 }
