@@ -181,7 +181,35 @@ func TestWriteJSONLargeBodies(t *testing.T) {
 	if !bytes.Equal(w.Bytes(), want) {
 		t.Fatal("WriteJSON differs from encoding/json")
 	}
-	if w.largest > 1_400_000 {
-		t.Errorf("largest write %d bytes: the text and HTML were held together", w.largest)
+	if w.largest > 400_000 {
+		t.Errorf("largest write %d bytes: a body was held whole", w.largest)
+	}
+}
+
+// A large body goes out in pieces cut between runes: the JSON is the one
+// encoding/json writes whatever falls on a cut (multi-byte runes, U+2028,
+// escapes, invalid bytes, a long run of continuation bytes).
+func TestWriteJSONLargeBodyPieces(t *testing.T) {
+	for name, text := range map[string]string{
+		"runes":        strings.Repeat("ü€😀\u2028\"\\\x01a", 40_000),
+		"invalid":      strings.Repeat("ok \xff\xe2\x82 ", 30_000),
+		"continuation": strings.Repeat("\x80", 200_000),
+	} {
+		ev := fullEvent()
+		ev.Data.Text = text
+		var w largestWriter
+		if err := ev.WriteJSON(&w); err != nil {
+			t.Fatal(err)
+		}
+		want, err := encodingJSON(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(w.Bytes(), want) {
+			t.Errorf("%s: WriteJSON differs from encoding/json", name)
+		}
+		if w.largest > 8*flushAt {
+			t.Errorf("%s: largest write %d bytes, want pieces", name, w.largest)
+		}
 	}
 }

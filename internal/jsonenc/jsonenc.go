@@ -16,12 +16,20 @@ import (
 // (json.Marshal's default; an Encoder after SetEscapeHTML(false) leaves
 // them).
 func String(b []byte, s string, escapeHTML bool) []byte {
+	b = append(b, '"')
+	b = Escaped(b, s, escapeHTML)
+	return append(b, '"')
+}
+
+// Escaped appends s as String does, without the quotes: a string written
+// in pieces cut between runes (utf8.RuneStart) comes out as String would
+// write it whole.
+func Escaped(b []byte, s string, escapeHTML bool) []byte {
 	const hex = "0123456789abcdef"
 	safe := &safeSet
 	if escapeHTML {
 		safe = &htmlSafeSet
 	}
-	b = append(b, '"')
 	start := 0 // s[start:i] is to be copied as it is
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -66,8 +74,7 @@ func String(b []byte, s string, escapeHTML bool) []byte {
 		i += size
 		start = i
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return append(b, s[start:]...)
 }
 
 // safeSet[c] says whether String copies the byte c as it is when it is
