@@ -77,9 +77,23 @@ func parseBody(d *event.Data, raw []byte, hb headerBlock, opts Options, w *warni
 	multipart := b.containers[root]
 	var body map[*enmime.Part]bool
 	metaConverted := false // the HTML was converted by the charset its <meta> names
-	if multipart && !opts.enmimeOnly {
+	switch {
+	case multipart && !opts.enmimeOnly:
 		d.Text, d.HTML, body = multipartBody(root)
-	} else {
+	case b.plainRoot:
+		// A single text part plainTextLeaf made: what EnvelopeFromPart
+		// would make of it (its parseTextOnlyBody), which takes only
+		// parts of enmime's parsers. The body is copied once, as text.
+		if root.ContentType == "text/html" {
+			d.HTML = string(root.Content)
+		} else {
+			d.Text = string(root.Content)
+		}
+		body = map[*enmime.Part]bool{root: true}
+		if d.Text == "" && d.HTML != "" {
+			warnNoText(root)
+		}
+	default:
 		env, err := b.parser.EnvelopeFromPart(root)
 		if err != nil {
 			w.addf("message: MIME structure not interpreted (%v): body kept undecoded as text", err)
@@ -204,6 +218,9 @@ type builder struct {
 	outOfTime bool
 	// enmimeOnly: every part is enmime's (Options.enmimeOnly).
 	enmimeOnly bool
+	// plainRoot: the message is one text part made by plainTextLeaf,
+	// not by enmime, so not for EnvelopeFromPart.
+	plainRoot bool
 }
 
 // newBuilder returns a builder for the entities of raw.
@@ -253,6 +270,7 @@ func (b *builder) build(n *node) *enmime.Part {
 		if p := b.plainTextLeaf(n); p != nil {
 			p.PartID = n.id
 			b.nodes[p] = n
+			b.plainRoot = n.id == ""
 			return p
 		}
 		p, err := b.enmimeLeaf(n)
@@ -337,6 +355,12 @@ func (b *builder) containerPart(n *node) *enmime.Part {
 	return p
 }
 
+// maxDetectBody is the largest text part body enmimeLeaf runs charset
+// detection on. Detection parses the part a second time, whole (a 24 MB
+// text body took 104 MB of buffers between the two parses), to score its
+// bytes; a body this large is decoded as it declares.
+const maxDetectBody = 4 << 20
+
 // detectedAlready reports whether enmime ran charset detection on the text
 // part p even though it was asked not to: with no charset to go by (none
 // declared, none in an HTML <meta>) it detects anyway, and p.Charset stays
@@ -394,7 +418,7 @@ func (b *builder) enmimeLeaf(n *node) (*enmime.Part, error) {
 			return p, nil
 		}
 	}
-	if detectedAlready(p) {
+	if detectedAlready(p) || len(body) > maxDetectBody {
 		return p, nil
 	}
 	pd := p
@@ -596,15 +620,16 @@ func (b *builder) decodeBase64Leaf(n *node) *enmime.Part {
 // (BenchmarkParse/multipart2KB).
 //
 // It takes only what enmime reads without a warning and the same way
-// whichever of the builder's parsers reads it: parts below the root (the
-// root's type is looked up again, by the parser it was read with), with a
-// header of Content-Type and perhaps Content-Transfer-Encoding, no
+// whichever of the builder's parsers reads it (for the root, parseBody
+// then makes the text or HTML itself: enmime's EnvelopeFromPart takes only
+// parts of its parsers), with a header of Content-Type and perhaps
+// Content-Transfer-Encoding, no
 // parameter enmime interprets beyond charset, and, for quoted-printable,
 // a body that enmime's cleaner passes unchanged (cleanQP).
 // FuzzPlainTextLeaf checks that the parts are enmime's.
 func (b *builder) plainTextLeaf(n *node) *enmime.Part {
 	t := n.plain
-	if n.id == "" || t == nil || b.enmimeOnly || (n.mtype != "text/plain" && n.mtype != "text/html") {
+	if t == nil || b.enmimeOnly || (n.mtype != "text/plain" && n.mtype != "text/html") {
 		return nil
 	}
 	for k := range t.params {

@@ -129,11 +129,23 @@ func TestPlainTextLeaf(t *testing.T) {
 			t.Errorf("%q %q %q: %s", tc.ctype, tc.cte, tc.body, d)
 		}
 	}
-	// The root is read by enmime, whose envelope looks its type up again.
+	// The root is taken too, and parseBody makes the event's text or HTML
+	// of it as enmime's envelope would.
 	b, n := textLeaf("text/plain; charset=utf-8", "7bit", []byte("x"))
 	n.id = ""
-	if b.plainTextLeaf(n) != nil {
-		t.Error("plainTextLeaf took the root")
+	if b.plainTextLeaf(n) == nil {
+		t.Error("plainTextLeaf did not take the root")
+	}
+	for _, raw := range []string{
+		"Content-Type: text/plain; charset=utf-8\r\n\r\nGrüße\r\n",
+		"Content-Type: text/html; charset=us-ascii\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<p>a=3Db</p>",
+		"Content-Type: text/html; charset=utf-8\r\n\r\n",
+		"Content-Type: text/plain; charset=utf-8\r\n\r\n",
+	} {
+		fast, slow := parseBoth(t, []byte(raw), Options{})
+		if !bytes.Equal(fast, slow) {
+			t.Errorf("%q: fast paths differ from enmime:\nfast   %s\nenmime %s", raw, fast, slow)
+		}
 	}
 }
 
