@@ -77,7 +77,7 @@ func TestRenderWeight(t *testing.T) {
 	}{
 		{0, renderOverhead},
 		{1000, 4000 + renderOverhead},
-		{2 << 20, 4<<20 + renderOverhead}, // streamed: twice its size
+		{2 << 20, 6<<20 + renderOverhead}, // streamed: three times its size
 		{25 << 20, 10 << 20},              // capped: runs alone
 		{-1, renderOverhead},
 	} {
