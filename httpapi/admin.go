@@ -28,8 +28,9 @@ import (
 // dispatcher's renderer.
 type AdminBackend interface {
 	// IDs yields the ids of the delivery records stored in state s, oldest
-	// message first (in store key order), without reading them.
-	IDs(ctx context.Context, s queue.State) iter.Seq2[string, error]
+	// message first (in store key order), without reading them; only those
+	// after the id after unless it is "".
+	IDs(ctx context.Context, s queue.State, after string) iter.Seq2[string, error]
 	// Load returns the record recID in whatever state it is. Errors wrap
 	// store.ErrNotFound when there is none.
 	Load(ctx context.Context, recID string) (*queue.Delivery, error)
@@ -180,7 +181,7 @@ func (a *admin) list(w http.ResponseWriter, r *http.Request) {
 
 	ctx := r.Context()
 	resp := listResponse{Deliveries: []*queue.Delivery{}}
-	for id, err := range a.b.IDs(ctx, state) {
+	for id, err := range a.b.IDs(ctx, state, after) { // the listing starts after it
 		if err != nil {
 			a.fail(w, r, err)
 			return
@@ -394,7 +395,7 @@ func (a *admin) replayMatching(w http.ResponseWriter, r *http.Request) {
 
 	ctx := r.Context()
 	resp := replayResponse{Replayed: []string{}, DryRun: req.DryRun}
-	for id, err := range a.b.IDs(ctx, queue.StateFailed) {
+	for id, err := range a.b.IDs(ctx, queue.StateFailed, "") {
 		if err != nil {
 			a.fail(w, r, err)
 			return

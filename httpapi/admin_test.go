@@ -61,7 +61,7 @@ func (f *fakeBackend) add(msgID string, n int, s queue.State, endpoint string, r
 	return d
 }
 
-func (f *fakeBackend) IDs(ctx context.Context, s queue.State) iter.Seq2[string, error] {
+func (f *fakeBackend) IDs(ctx context.Context, s queue.State, after string) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
 		if f.listErr != nil {
 			yield("", f.listErr)

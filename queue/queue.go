@@ -523,7 +523,7 @@ func (q *Queue) loadPending(ctx context.Context, recID string) (*Delivery, error
 // records yields the records listed under prefix; load reads one by id.
 func (q *Queue) records(ctx context.Context, prefix string, load func(context.Context, string) (*Delivery, error), want State) iter.Seq2[*Delivery, error] {
 	return func(yield func(*Delivery, error) bool) {
-		for id, err := range q.ids(ctx, prefix) {
+		for id, err := range q.ids(ctx, prefix, "") {
 			if err != nil {
 				yield(nil, err)
 				return
@@ -545,9 +545,9 @@ func (q *Queue) records(ctx context.Context, prefix string, load func(context.Co
 }
 
 // ids yields the record ids listed under prefix, oldest first.
-func (q *Queue) ids(ctx context.Context, prefix string) iter.Seq2[string, error] {
+func (q *Queue) ids(ctx context.Context, prefix, afterKey string) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
-		for key, err := range store.ListKeys(ctx, q.store, prefix) {
+		for key, err := range store.ListKeysAfter(ctx, q.store, prefix, afterKey) {
 			if err != nil {
 				yield("", fmt.Errorf("queue: list %s: %w", prefix, err))
 				return
@@ -566,13 +566,18 @@ func (q *Queue) ids(ctx context.Context, prefix string) iter.Seq2[string, error]
 // PendingIDs yields the ids of the pending records, oldest message first,
 // without reading them: one listing, no per-record reads.
 func (q *Queue) PendingIDs(ctx context.Context) iter.Seq2[string, error] {
-	return q.ids(ctx, PendingPrefix)
+	return q.ids(ctx, PendingPrefix, "")
 }
 
 // IDs yields the ids of the records in state s, oldest message first,
-// without reading the records.
-func (q *Queue) IDs(ctx context.Context, s State) iter.Seq2[string, error] {
-	return q.ids(ctx, DeliveriesRoot+string(s)+"/")
+// without reading the records; only those after the id after unless it is
+// "" (the listing starts there: store.AfterLister).
+func (q *Queue) IDs(ctx context.Context, s State, after string) iter.Seq2[string, error] {
+	afterKey := ""
+	if after != "" {
+		afterKey = RecordKey(s, after)
+	}
+	return q.ids(ctx, DeliveriesRoot+string(s)+"/", afterKey)
 }
 
 // Pending yields the pending deliveries, oldest message first. Records

@@ -655,7 +655,7 @@ func TestIDsByState(t *testing.T) {
 			queue.StateDelivered: nil,
 		} {
 			var got []string
-			for rid, err := range f.q.IDs(t.Context(), state) {
+			for rid, err := range f.q.IDs(t.Context(), state, "") {
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -174,6 +174,37 @@ type KeyLister interface {
 	ListKeys(ctx context.Context, prefix string) iter.Seq2[string, error]
 }
 
+// AfterLister is implemented by stores that can start a listing of keys
+// after a given key (S3's StartAfter), so that a page deep into a long
+// listing does not list everything before it again.
+type AfterLister interface {
+	// ListKeysAfter yields the keys ListKeys would yield for prefix that
+	// sort after after.
+	ListKeysAfter(ctx context.Context, prefix, after string) iter.Seq2[string, error]
+}
+
+// ListKeysAfter lists the keys under prefix that sort after after (all
+// of them when after is ""), with s.ListKeysAfter when s is an
+// AfterLister, else by skipping the first ones of ListKeys.
+func ListKeysAfter(ctx context.Context, s Store, prefix, after string) iter.Seq2[string, error] {
+	if after == "" {
+		return ListKeys(ctx, s, prefix)
+	}
+	if al, ok := s.(AfterLister); ok {
+		return al.ListKeysAfter(ctx, prefix, after)
+	}
+	return func(yield func(string, error) bool) {
+		for key, err := range ListKeys(ctx, s, prefix) {
+			if err == nil && key <= after {
+				continue
+			}
+			if !yield(key, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
 // LazyDeleter is implemented by stores whose Delete waits for the removal
 // to be durable (the filesystem store's group commit) and can skip that.
 type LazyDeleter interface {

@@ -893,17 +893,25 @@ func (s *Store) delete(ctx context.Context, key string, lazy bool) error {
 // List yields the objects under prefix in lexical key order, walking one
 // directory at a time.
 func (s *Store) List(ctx context.Context, prefix string) iter.Seq2[store.Object, error] {
-	return s.list(ctx, prefix, true)
+	return s.list(ctx, prefix, "", true)
 }
 
 // ListKeys yields the keys List would, without a stat of each file
 // (store.KeyLister).
 func (s *Store) ListKeys(ctx context.Context, prefix string) iter.Seq2[string, error] {
-	return store.Keys(s.list(ctx, prefix, false))
+	return store.Keys(s.list(ctx, prefix, "", false))
 }
 
-// list is List, whose objects carry only their key unless describe.
-func (s *Store) list(ctx context.Context, prefix string, describe bool) iter.Seq2[store.Object, error] {
+// ListKeysAfter yields the keys ListKeys would that sort after after,
+// leaving the others out as the directories are read, so that they are
+// neither kept nor sorted (store.AfterLister).
+func (s *Store) ListKeysAfter(ctx context.Context, prefix, after string) iter.Seq2[string, error] {
+	return store.Keys(s.list(ctx, prefix, after, false))
+}
+
+// list is List, whose objects carry only their key unless describe, from
+// the first key after after.
+func (s *Store) list(ctx context.Context, prefix, after string, describe bool) iter.Seq2[store.Object, error] {
 	return func(yield func(store.Object, error) bool) {
 		if err := ctx.Err(); err != nil {
 			yield(store.Object{}, fmt.Errorf("fs: list %s: %w", prefix, err))
@@ -916,14 +924,14 @@ func (s *Store) list(ctx context.Context, prefix string, describe bool) iter.Seq
 				return // no valid key lies under an invalid directory
 			}
 		}
-		s.walk(ctx, prefix, dir, rest, describe, yield)
+		s.walk(ctx, prefix, dir, rest, after, describe, yield)
 	}
 }
 
 // walk yields the objects in directory dir (relative, "" or ending in "/")
 // whose names start with namePrefix, descending into subdirectories; only
 // their keys unless describe. It returns false when iteration must stop.
-func (s *Store) walk(ctx context.Context, prefix, dir, namePrefix string, describe bool, yield func(store.Object, error) bool) bool {
+func (s *Store) walk(ctx context.Context, prefix, dir, namePrefix, after string, describe bool, yield func(store.Object, error) bool) bool {
 	f, err := os.OpenFile(filepath.Join(s.root, filepath.FromSlash(dir)), os.O_RDONLY|syscall.O_DIRECTORY, 0)
 	if errors.Is(err, iofs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return true
@@ -945,7 +953,7 @@ func (s *Store) walk(ctx context.Context, prefix, dir, namePrefix string, descri
 			switch {
 			case e.IsDir():
 				dirs = append(dirs, name+"/") // see below
-			case e.Type().IsRegular():
+			case e.Type().IsRegular() && (after == "" || dir+name > after):
 				files = append(files, name)
 			}
 		}
@@ -967,7 +975,7 @@ func (s *Store) walk(ctx context.Context, prefix, dir, namePrefix string, descri
 			return yield(store.Object{}, fmt.Errorf("fs: list %s: %w", prefix, err))
 		}
 		if len(dirs) > 0 && (len(files) == 0 || dirs[0] < files[0]) {
-			if !s.walk(ctx, prefix, dir+dirs[0], "", describe, yield) {
+			if !s.walk(ctx, prefix, dir+dirs[0], "", after, describe, yield) {
 				return false
 			}
 			dirs = dirs[1:]

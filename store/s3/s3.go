@@ -383,8 +383,22 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // fetching one page of up to 1000 keys (ListObjectsV2) at a time as the
 // caller iterates.
 func (s *Store) List(ctx context.Context, prefix string) iter.Seq2[store.Object, error] {
+	return s.list(ctx, prefix, "")
+}
+
+// ListKeysAfter yields the keys under prefix that sort after after,
+// starting the listing there (StartAfter): store.AfterLister.
+func (s *Store) ListKeysAfter(ctx context.Context, prefix, after string) iter.Seq2[string, error] {
+	return store.Keys(s.list(ctx, prefix, after))
+}
+
+// list is List starting after the key after, unless it is "".
+func (s *Store) list(ctx context.Context, prefix, after string) iter.Seq2[store.Object, error] {
 	return func(yield func(store.Object, error) bool) {
 		in := &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: aws.String(s.prefix + prefix)}
+		if after != "" {
+			in.StartAfter = aws.String(s.prefix + after)
+		}
 		for {
 			cctx, cancel := s.withTimeout(ctx, s.timeout)
 			out, err := s.client.ListObjectsV2(cctx, in)

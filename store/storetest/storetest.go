@@ -457,6 +457,18 @@ func testList(t *testing.T, s store.Store) {
 		if !slices.Equal(keys, tt.want) {
 			t.Errorf("ListKeys(%q) = %q, want %q", tt.prefix, keys, tt.want)
 		}
+		// store.ListKeysAfter: the store's own when it is an AfterLister.
+		for _, after := range append([]string{"a", "x/b", "x/b/", "x/b/d", "x/b0", "y", "zz"}, sorted...) {
+			var want []string
+			for _, k := range tt.want {
+				if k > after {
+					want = append(want, k)
+				}
+			}
+			if got := listKeysAfter(t, s, tt.prefix, after); !slices.Equal(got, want) {
+				t.Errorf("ListKeysAfter(%q, %q) = %q, want %q", tt.prefix, after, got, want)
+			}
+		}
 	}
 	for obj, err := range s.List(t.Context(), "") {
 		if err != nil {
@@ -485,6 +497,9 @@ func testListLarge(t *testing.T, s store.Store) {
 	}
 	if got := listKeys(t, s, "big/010"); !slices.Equal(got, want[1000:1100]) {
 		t.Errorf("List(big/010) returned %d keys, want big/01000..big/01099", len(got))
+	}
+	if got := listKeysAfter(t, s, "big/", "big/01499"); !slices.Equal(got, want[1500:]) {
+		t.Errorf("ListKeysAfter(big/, big/01499) returned %d keys, want big/01500..big/02499", len(got))
 	}
 	// Stopping early is allowed and must not panic.
 	count := 0
@@ -803,6 +818,18 @@ func listKeys(t *testing.T, s store.Store, prefix string) []string {
 
 // parallel calls fn(0..n-1) from workers goroutines and fails the test on
 // the first error.
+func listKeysAfter(t *testing.T, s store.Store, prefix, after string) []string {
+	t.Helper()
+	var keys []string
+	for k, err := range store.ListKeysAfter(t.Context(), s, prefix, after) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	return keys
+}
+
 func parallel(t *testing.T, workers, n int, fn func(i int) error) {
 	t.Helper()
 	next := make(chan int)
