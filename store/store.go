@@ -174,6 +174,28 @@ type KeyLister interface {
 	ListKeys(ctx context.Context, prefix string) iter.Seq2[string, error]
 }
 
+// ConditionalDeleter is implemented by stores that can delete an object
+// only while it is the version the caller read (S3's DeleteObject with
+// If-Match). Removing the old copy of a record moved by writing the new
+// one and deleting the old needs it: a plain delete that arrives late
+// removes a copy another process has written in the meantime (a replay
+// putting a dead letter back while the first move's delete was on its way).
+type ConditionalDeleter interface {
+	// DeleteIfMatch removes the object if its ETag is etag; the error
+	// wraps ErrPrecondition if it is another version. A missing key is
+	// not an error.
+	DeleteIfMatch(ctx context.Context, key, etag string) error
+}
+
+// DeleteIfMatch deletes key with s.DeleteIfMatch when s is a
+// ConditionalDeleter and etag is known, else with s.Delete.
+func DeleteIfMatch(ctx context.Context, s Store, key, etag string) error {
+	if cd, ok := s.(ConditionalDeleter); ok && etag != "" {
+		return cd.DeleteIfMatch(ctx, key, etag)
+	}
+	return s.Delete(ctx, key)
+}
+
 // AfterLister is implemented by stores that can start a listing of keys
 // after a given key (S3's StartAfter), so that a page deep into a long
 // listing does not list everything before it again.

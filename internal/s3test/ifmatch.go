@@ -80,7 +80,7 @@ func (f *IfMatchCreates) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	case r.Method == http.MethodHead:
 		w.WriteHeader(http.StatusNotFound)
-	case r.Method == http.MethodDelete:
+	case r.Method == http.MethodDelete: // If-Match ignored too
 		delete(f.objects, key)
 		w.WriteHeader(http.StatusNoContent)
 	default:

@@ -850,18 +850,25 @@ func (s *Store) Stat(ctx context.Context, key string) (store.Object, error) {
 
 // Delete removes the object durably. A missing key is not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	return s.delete(ctx, key, false)
+	return s.delete(ctx, key, "", false)
+}
+
+// DeleteIfMatch removes the object durably if its ETag is etag, checked
+// under the key's lock (store.ConditionalDeleter).
+func (s *Store) DeleteIfMatch(ctx context.Context, key, etag string) error {
+	return s.delete(ctx, key, etag, false)
 }
 
 // DeleteLazy removes the object without waiting for the removal to be
 // durable (store.LazyDeleter): in SyncFS mode the next barrier anyone
 // passes covers it, as for a Lazy Put; in SyncFiles mode it is Delete.
 func (s *Store) DeleteLazy(ctx context.Context, key string) error {
-	return s.delete(ctx, key, s.mode == SyncFS)
+	return s.delete(ctx, key, "", s.mode == SyncFS)
 }
 
-// delete is Delete, which skips the barrier after the unlink if lazy.
-func (s *Store) delete(ctx context.Context, key string, lazy bool) error {
+// delete is Delete, conditional on the ETag ifMatch unless it is "", which
+// skips the barrier after the unlink if lazy.
+func (s *Store) delete(ctx context.Context, key, ifMatch string, lazy bool) error {
 	if err := store.ValidKey(key); err != nil {
 		return fmt.Errorf("fs: delete: %w", err)
 	}
@@ -872,6 +879,20 @@ func (s *Store) delete(ctx context.Context, key string, lazy bool) error {
 	unlock, err := s.locks.lock(ctx, key)
 	if err != nil {
 		return s.opErr("delete", key, err)
+	}
+	if ifMatch != "" {
+		fi, err := os.Lstat(s.path(key))
+		switch {
+		case err != nil && (errors.Is(err, iofs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)):
+			unlock()
+			return nil
+		case err != nil:
+			unlock()
+			return s.opErr("delete", key, err)
+		case !fi.Mode().IsRegular() || etag(fi) != ifMatch:
+			unlock()
+			return fmt.Errorf("fs: delete %s: %w", key, store.ErrPrecondition)
+		}
 	}
 	// syscall.Unlink, not os.Remove: never remove a directory.
 	err = syscall.Unlink(s.path(key))

@@ -121,6 +121,25 @@ func (m *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+// DeleteIfMatch removes the object if its ETag is etag
+// (store.ConditionalDeleter).
+func (m *Store) DeleteIfMatch(ctx context.Context, key, etag string) error {
+	if err := m.check(ctx, "delete", key); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.objs[key]
+	switch {
+	case !ok:
+		return nil
+	case o.obj.ETag != etag:
+		return fmt.Errorf("memstore: delete %s: %w", key, store.ErrPrecondition)
+	}
+	delete(m.objs, key)
+	return nil
+}
+
 func (m *Store) List(ctx context.Context, prefix string) iter.Seq2[store.Object, error] {
 	return func(yield func(store.Object, error) bool) {
 		if err := m.check(ctx, "list", prefix); err != nil {

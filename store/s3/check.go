@@ -26,14 +26,22 @@ var ErrNoConditionalWrites = errors.New("s3: the server does not honour conditio
 // never one lost.
 var ErrIfMatchCreates = errors.New("s3: the server lets If-Match create a key that does not exist")
 
+// ErrDeleteIgnoresIfMatch: the server deletes an object whatever the
+// If-Match of the DeleteObject says (or refuses the header, and deletes
+// are made without it). mailhook can run on it: a replay that races a
+// delivery's change of state (its record written under the new state,
+// then the old one deleted) can then lose that delivery's record, a rare
+// race that the condition closes.
+var ErrDeleteIgnoresIfMatch = errors.New("s3: the server ignores If-Match on DeleteObject")
+
 // CheckConditionalWrites proves that the server enforces conditional
 // writes, and that the credentials may write and delete, by writing a small
 // probe object below the prefix ("_mailhook_check/<random>") and deleting
 // it. It returns nil, an error wrapping ErrNoConditionalWrites (the server
 // accepted a write it should have refused, or answered 501), one wrapping
-// ErrIfMatchCreates alone (every check held but the replace of a missing
-// key, which created it), or another Check-style error (ErrAccess,
-// store.ErrUnavailable, …).
+// ErrIfMatchCreates or ErrDeleteIgnoresIfMatch, or both, alone (every
+// other check held: mailhook can run, with a warning), or another
+// Check-style error (ErrAccess, store.ErrUnavailable, …).
 func (s *Store) CheckConditionalWrites(ctx context.Context) (err error) {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
@@ -43,7 +51,7 @@ func (s *Store) CheckConditionalWrites(ctx context.Context) (err error) {
 		return fmt.Errorf("s3: check %s: %w: %s", s, ErrNoConditionalWrites, what)
 	}
 	defer func() {
-		if derr := s.Delete(context.WithoutCancel(ctx), key); derr != nil && (err == nil || errors.Is(err, ErrIfMatchCreates)) {
+		if derr := s.Delete(context.WithoutCancel(ctx), key); derr != nil && (err == nil || errors.Is(err, ErrIfMatchCreates) || errors.Is(err, ErrDeleteIgnoresIfMatch)) {
 			err = fmt.Errorf("s3: check %s: delete probe: %w", s, derr)
 		}
 	}()
@@ -74,8 +82,18 @@ func (s *Store) CheckConditionalWrites(ctx context.Context) (err error) {
 	case !errors.Is(err, store.ErrPrecondition):
 		return conditionalErr(s, "replace of a missing key", err)
 	}
-	if _, err := s.Put(ctx, key, body(), store.PutOptions{IfMatch: first.ETag}); err != nil {
+	// Other bytes: an ETag is the content's MD5, and the delete below
+	// names the first version.
+	replaced := strings.NewReader("mailhook conditional write check, replaced\n")
+	if _, err := s.Put(ctx, key, replaced, store.PutOptions{IfMatch: first.ETag}); err != nil {
 		return conditionalErr(s, "replace", err)
+	}
+	switch err := s.DeleteIfMatch(ctx, key, first.ETag); { // a replaced version
+	case errors.Is(err, store.ErrPrecondition):
+	case err == nil:
+		lax = errors.Join(lax, fmt.Errorf("s3: check %s: %w", s, ErrDeleteIgnoresIfMatch))
+	default:
+		return conditionalErr(s, "delete of a replaced version", err)
 	}
 	return lax
 }

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -117,6 +118,9 @@ type Store struct {
 	log       *slog.Logger
 	smallPool sync.Pool // *[]byte of smallBuf bytes
 	partPool  sync.Pool // *[]byte of partSize bytes
+	// noDeleteIfMatch: the server answered a conditional delete with
+	// 501; deletes go without the condition.
+	noDeleteIfMatch atomic.Bool
 }
 
 // New checks cfg and builds a Store. It makes no request: call Check to
@@ -363,14 +367,36 @@ func stop(t *time.Timer) {
 
 // Delete removes the object under key; a missing key is not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
+	return s.delete(ctx, key, "")
+}
+
+// DeleteIfMatch removes the object under key if its ETag is etag
+// (If-Match; store.ConditionalDeleter). A server that ignores the
+// condition deletes it whatever its version, as Delete does.
+func (s *Store) DeleteIfMatch(ctx context.Context, key, etag string) error {
+	return s.delete(ctx, key, etag)
+}
+
+// delete is Delete, conditional on the ETag ifMatch unless it is "".
+func (s *Store) delete(ctx context.Context, key, ifMatch string) error {
 	if err := store.ValidKey(key); err != nil {
 		return fmt.Errorf("s3: delete: %w", err)
 	}
 	cctx, cancel := s.withTimeout(ctx, s.timeout)
 	defer cancel()
-	_, err := s.client.DeleteObject(cctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: aws.String(s.prefix + key)})
+	in := &s3.DeleteObjectInput{Bucket: &s.bucket, Key: aws.String(s.prefix + key)}
+	if ifMatch != "" && !s.noDeleteIfMatch.Load() {
+		in.IfMatch = aws.String(ifMatch)
+	}
+	_, err := s.client.DeleteObject(cctx, in)
 	if err != nil {
 		err = translate(ctx, cctx, err, opRead)
+		if in.IfMatch != nil && errors.Is(err, errors.ErrUnsupported) {
+			// A server without conditional deletes (501): delete as
+			// before (CheckConditionalWrites warns of it).
+			s.noDeleteIfMatch.Store(true)
+			return s.delete(ctx, key, "")
+		}
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}

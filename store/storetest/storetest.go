@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"IfMatchConcurrent", testIfMatchConcurrent},
 		{"NotFound", testNotFound},
 		{"Delete", testDelete},
+		{"DeleteIfMatch", testDeleteIfMatch},
 		{"List", testList},
 		{"ListLarge", testListLarge},
 		{"InvalidKey", testInvalidKey},
@@ -407,6 +408,30 @@ func testDelete(t *testing.T, s store.Store) {
 	assertMissing(t, s, "del/b")
 	if err := store.DeleteLazy(ctx, s, "del/b"); err != nil {
 		t.Errorf("second DeleteLazy: %v, want nil", err)
+	}
+}
+
+// testDeleteIfMatch: a store that deletes conditionally removes only the
+// version named; one that cannot is not a ConditionalDeleter.
+func testDeleteIfMatch(t *testing.T, s store.Store) {
+	if _, ok := s.(store.ConditionalDeleter); !ok {
+		t.Skip("not a store.ConditionalDeleter")
+	}
+	ctx := t.Context()
+	first := put(t, s, "cd/a", "one", store.PutOptions{})
+	second := put(t, s, "cd/a", "two", store.PutOptions{IfMatch: first.ETag})
+	if err := store.DeleteIfMatch(ctx, s, "cd/a", first.ETag); !errors.Is(err, store.ErrPrecondition) {
+		t.Fatalf("DeleteIfMatch of a replaced version: %v, want ErrPrecondition", err)
+	}
+	if got, _ := get(t, s, "cd/a"); string(got) != "two" {
+		t.Fatalf("after a refused delete: %q, want the second version kept", got)
+	}
+	if err := store.DeleteIfMatch(ctx, s, "cd/a", second.ETag); err != nil {
+		t.Fatalf("DeleteIfMatch of the current version: %v", err)
+	}
+	assertMissing(t, s, "cd/a")
+	if err := store.DeleteIfMatch(ctx, s, "cd/a", second.ETag); err != nil {
+		t.Errorf("DeleteIfMatch of a missing key: %v, want nil", err)
 	}
 }
 
