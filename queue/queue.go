@@ -486,11 +486,12 @@ func (q *Queue) loadPending(ctx context.Context, recID string) (*Delivery, error
 	}
 	if d.State != StatePending {
 		// Not written by this version, but unambiguous: finish the move.
+		read := d.etag // q.put sets d.etag to the copy's
 		if err := q.put(ctx, RecordKey(d.State, recID), d, store.PutOptions{IfNoneMatch: true}); err != nil && !errors.Is(err, store.ErrPrecondition) {
 			return nil, err
 		}
-		if err := q.store.Delete(ctx, RecordKey(StatePending, recID)); err != nil {
-			return nil, err
+		if err := store.DeleteIfMatch(ctx, q.store, RecordKey(StatePending, recID), read); err != nil {
+			return nil, err // changed since it was read (ErrPrecondition): read it again
 		}
 		return q.Load(ctx, recID)
 	}
@@ -511,8 +512,9 @@ func (q *Queue) loadPending(ctx context.Context, recID string) (*Delivery, error
 			return nil, err
 		}
 		if twin.EventID == d.EventID && len(twin.Attempts) >= len(d.Attempts) {
-			if err := q.store.Delete(ctx, RecordKey(StatePending, recID)); err != nil {
-				return nil, err
+			// Only the version read: a replay may have just put a new one.
+			if err := store.DeleteIfMatch(ctx, q.store, RecordKey(StatePending, recID), d.etag); err != nil {
+				return nil, err // ErrPrecondition: read it again
 			}
 			return twin, nil
 		}
@@ -739,6 +741,7 @@ func (q *Queue) finish(ctx context.Context, d, nd *Delivery) error {
 // record; see finish.
 func (q *Queue) move(ctx context.Context, nd *Delivery) error {
 	from, to := RecordKey(StatePending, nd.ID), RecordKey(nd.State, nd.ID)
+	fromETag := nd.etag // the pending version nd follows (clone keeps it)
 	// The tail: a line break, then the record.
 	tail, err := appendRecordJSON(append(make([]byte, 0, 1024), '\n'), nd)
 	if err != nil {
@@ -761,7 +764,13 @@ func (q *Queue) move(ctx context.Context, nd *Delivery) error {
 	if err := q.putEncoded(ctx, to, nd, b, store.PutOptions{Lazy: true}); err != nil {
 		return err
 	}
-	return q.store.Delete(ctx, from)
+	// Only the version this move replaces: a replay may have put the
+	// delivery back under from since (another process, or this delete
+	// arriving late), and that record must stay.
+	if err := store.DeleteIfMatch(ctx, q.store, from, fromETag); err != nil && !errors.Is(err, store.ErrPrecondition) {
+		return err
+	}
+	return nil
 }
 
 // OpenRaw opens the raw message of d. The caller closes it. The first
@@ -878,7 +887,9 @@ func (q *Queue) Replay(ctx context.Context, recID string, endpoint string) error
 	if err != nil {
 		return fmt.Errorf("queue: replay %s: %w", recID, err)
 	}
-	if err := q.store.Delete(ctx, failedKey); err != nil {
+	// Only the dead letter read: if it was written again since (the
+	// replayed delivery failed again meanwhile), the newer one stays.
+	if err := store.DeleteIfMatch(ctx, q.store, failedKey, d.etag); err != nil && !errors.Is(err, store.ErrPrecondition) {
 		return fmt.Errorf("queue: replay %s: %w", recID, err)
 	}
 	q.log.LogAttrs(ctx, slog.LevelInfo, "delivery replayed", slog.String("id", recID), slog.Int("replays", nd.Replays))

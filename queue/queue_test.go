@@ -542,6 +542,82 @@ func TestReplayInterrupted(t *testing.T) {
 	}
 }
 
+// On a store without moves (S3) a record changes state by a write and a
+// delete. A replay that runs while such a delete is on its way must not
+// lose the delivery: the late delete removes only the version it was
+// meant for (store.DeleteIfMatch).
+func TestReplayRacesMove(t *testing.T) {
+	ctx := t.Context()
+	// onDelete runs fn once, just before the first delete of key lands.
+	onDelete := func(s *memStore, key string, fn func()) {
+		done := false
+		s.SetFail(func(op, k string) error {
+			if op == "delete" && k == key && !done {
+				done = true
+				fn()
+			}
+			return nil
+		})
+	}
+	t.Run("replay before the failure's delete of the pending record", func(t *testing.T) {
+		s := newMemStore()
+		f := newFixture(t, s, routes{"a@x": "http://one"})
+		f.accept(t, "a@x")
+		d := f.enqueued[0]
+		if err := f.q.BeginAttempt(ctx, d, t0, t0.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		onDelete(s, "deliveries/pending/"+d.ID+".json", func() {
+			if err := f.q.Replay(ctx, d.ID, ""); err != nil {
+				t.Errorf("Replay: %v", err)
+			}
+		})
+		if err := f.q.MarkFailed(ctx, d, queue.Attempt{At: t0, Status: 400}, "HTTP 400"); err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"deliveries/pending/" + d.ID + ".json"}; !slices.Equal(keys(t, s, "deliveries/"), want) {
+			t.Fatalf("keys = %q, want the replayed record only", keys(t, s, "deliveries/"))
+		}
+		if got, err := f.q.Load(ctx, d.ID); err != nil || got.State != queue.StatePending || got.Replays != 1 {
+			t.Errorf("Load = %+v, %v; want pending, replayed once", got, err)
+		}
+	})
+	t.Run("failure again before the replay's delete of the dead letter", func(t *testing.T) {
+		s := newMemStore()
+		f := newFixture(t, s, routes{"a@x": "http://one"})
+		f.accept(t, "a@x")
+		d := f.enqueued[0]
+		if err := f.q.BeginAttempt(ctx, d, t0, t0.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.q.MarkFailed(ctx, d, queue.Attempt{At: t0, Status: 400}, "HTTP 400"); err != nil {
+			t.Fatal(err)
+		}
+		onDelete(s, "deliveries/failed/"+d.ID+".json", func() {
+			// Another process attempts the replayed delivery: 400 again.
+			p, err := f.q.Load(ctx, d.ID)
+			if err != nil || p.State != queue.StatePending {
+				t.Fatalf("Load = %+v, %v", p, err)
+			}
+			if err := f.q.BeginAttempt(ctx, p, t0, t0.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.q.MarkFailed(ctx, p, queue.Attempt{At: t0, Status: 400}, "HTTP 400"); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if err := f.q.Replay(ctx, d.ID, ""); err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"deliveries/failed/" + d.ID + ".json"}; !slices.Equal(keys(t, s, "deliveries/"), want) {
+			t.Fatalf("keys = %q, want the second dead letter", keys(t, s, "deliveries/"))
+		}
+		if got, err := f.q.Load(ctx, d.ID); err != nil || got.State != queue.StateFailed || len(got.Attempts) != 2 {
+			t.Errorf("Load = %+v, %v; want failed with both attempts", got, err)
+		}
+	})
+}
+
 // putRecordCopy writes at dst the record at src, changed by edit.
 func putRecordCopy(t *testing.T, s store.Store, dst, src string, edit func(map[string]any)) {
 	t.Helper()

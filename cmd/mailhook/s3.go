@@ -32,14 +32,36 @@ func openS3(ctx context.Context, cfg *config.Config, u config.StoreURL, log *slo
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	err = st.Check(ctx)
-	if err == nil {
-		err = st.CheckConditionalWrites(ctx)
+	for try := 0; ; try++ {
+		err = st.Check(ctx)
+		if err == nil {
+			err = st.CheckConditionalWrites(ctx)
+		}
+		if err == nil || try == 2 || !retryCheck(err) {
+			break
+		}
+		// Replicas starting together probe side by side; a server may
+		// answer one with a conflict (versitygw on a directory: 409
+		// ExistingObjectIsDirectory while another removes its probe).
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(200*(try+1)) * time.Millisecond):
+		}
 	}
+	lax := false
 	if errors.Is(err, s3store.ErrIfMatchCreates) {
 		log.Warn("this S3 server lets a conditional replace (If-Match) create an object that does not exist; "+
 			"with several replicas a race can then deliver a message twice (same webhook-id); upgrade the server to fix it",
 			"store", st.String(), "err", err)
+		lax = true
+	}
+	if errors.Is(err, s3store.ErrDeleteIgnoresIfMatch) {
+		log.Warn("this S3 server ignores If-Match on DeleteObject; a replay racing a delivery's change of state "+
+			"can then lose the delivery's record (rare); upgrade the server to fix it",
+			"store", st.String(), "err", err)
+		lax = true
+	}
+	if lax {
 		err = nil
 	}
 	if err == nil {
@@ -59,8 +81,24 @@ func openS3(ctx context.Context, cfg *config.Config, u config.StoreURL, log *slo
 		hint = "wrong region: set MAILHOOK_S3_REGION to the bucket's region"
 	case errors.Is(err, s3store.ErrNoConditionalWrites):
 		hint = "this S3 server does not enforce If-None-Match/If-Match on PutObject, which mailhook needs; upgrade it or use another server"
-	default:
+	case errors.Is(err, store.ErrUnavailable):
 		hint = fmt.Sprintf("cannot reach %s: check MAILHOOK_S3_ENDPOINT (and MAILHOOK_S3_PATH_STYLE)", endpoint)
+	default:
+		hint = fmt.Sprintf("the S3 server at %s failed the start-up check (writing, replacing and deleting a probe object under _mailhook_check/)", endpoint)
 	}
 	return nil, usageError{fmt.Errorf("MAILHOOK_STORE=%q: %s: %w", cfg.Store, hint, err)}
+}
+
+// retryCheck reports whether a failed start-up check of the S3 store is
+// worth repeating: an answer that is neither a configuration problem nor
+// an outage (a conflict with another replica's probe).
+func retryCheck(err error) bool {
+	for _, final := range []error{s3store.ErrNoBucket, s3store.ErrAccess, s3store.ErrWrongRegion,
+		s3store.ErrNoConditionalWrites, s3store.ErrIfMatchCreates, s3store.ErrDeleteIgnoresIfMatch,
+		store.ErrUnavailable, context.Canceled, context.DeadlineExceeded} { // the SDK has retried those already
+		if errors.Is(err, final) {
+			return false
+		}
+	}
+	return true
 }
