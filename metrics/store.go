@@ -175,6 +175,15 @@ func (s *instrumentedStore) DeleteLazy(ctx context.Context, key string) error {
 	return err
 }
 
+// DeleteIfMatch passes a conditional delete on (store.DeleteIfMatch),
+// observed as a delete.
+func (s *instrumentedStore) DeleteIfMatch(ctx context.Context, key, etag string) error {
+	start := time.Now()
+	err := store.DeleteIfMatch(ctx, s.inner, key, etag)
+	s.observe(opDelete, start, err)
+	return err
+}
+
 // List times the whole iteration, leaving out the time spent in the
 // caller's loop body. An iteration the caller stops early counts as ok; an
 // iteration that is never started is not observed.
@@ -189,6 +198,12 @@ func (s *instrumentedStore) ListKeys(ctx context.Context, prefix string) iter.Se
 		return store.Keys(s.List(ctx, prefix))
 	}
 	return timedList(s, store.ListKeys(ctx, s.inner, prefix))
+}
+
+// ListKeysAfter passes a listing that starts after a key on
+// (store.ListKeysAfter), timed as List is.
+func (s *instrumentedStore) ListKeysAfter(ctx context.Context, prefix, after string) iter.Seq2[string, error] {
+	return timedList(s, store.ListKeysAfter(ctx, s.inner, prefix, after))
 }
 
 // timedList observes seq's iteration as a list (see List).
