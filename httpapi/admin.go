@@ -157,6 +157,12 @@ type listResponse struct {
 // records in a state, oldest first.
 func (a *admin) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	for _, name := range []string{"state", "limit", "after"} {
+		if len(q[name]) > 1 {
+			writeError(w, http.StatusBadRequest, name+": given more than once")
+			return
+		}
+	}
 	state := queue.State(q.Get("state"))
 	switch state {
 	case queue.StatePending, queue.StateFailed, queue.StateDelivered:
@@ -167,6 +173,9 @@ func (a *admin) list(w http.ResponseWriter, r *http.Request) {
 	limit := defaultListLimit
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
+		if errors.Is(err, strconv.ErrRange) && s[0] != '-' {
+			n, err = maxListLimit, nil // a larger one is taken as the largest
+		}
 		if err != nil || n < 1 {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit: want a number from 1 to %d", maxListLimit))
 			return
@@ -197,6 +206,11 @@ func (a *admin) list(w http.ResponseWriter, r *http.Request) {
 		d, err := a.b.Load(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			continue // moved on since it was listed
+		}
+		if queue.Unreadable(err) {
+			// One damaged record must not hide the others.
+			a.log.LogAttrs(ctx, slog.LevelWarn, "admin API: listing skips an unreadable record", slog.String("id", id), slog.String("error", err.Error()))
+			continue
 		}
 		if err != nil {
 			a.fail(w, r, err)
@@ -233,6 +247,10 @@ func (a *admin) event(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := a.b.Render(r.Context(), d)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "the raw message of event "+d.EventID+" is gone")
+		return
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -413,6 +431,10 @@ func (a *admin) replayMatching(w http.ResponseWriter, r *http.Request) {
 			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}
+			if queue.Unreadable(err) {
+				resp.Failed = append(resp.Failed, replayFailure{ID: id, Error: err.Error()})
+				continue
+			}
 			if err != nil {
 				a.fail(w, r, err)
 				return
@@ -441,6 +463,8 @@ func (a *admin) replayMatching(w http.ResponseWriter, r *http.Request) {
 				// Replayed by someone else since it was listed.
 			case errors.Is(err, queue.ErrNoEndpoint):
 				resp.Failed = append(resp.Failed, replayFailure{ID: id, Error: noEndpoint})
+			case queue.Unreadable(err):
+				resp.Failed = append(resp.Failed, replayFailure{ID: id, Error: err.Error()})
 			default:
 				ref := a.logFailure(r, err)
 				resp.Failed = append(resp.Failed, replayFailure{ID: id, Error: "internal error, ref " + ref})

@@ -34,6 +34,7 @@ type fakeBackend struct {
 	// openRaw, if set, replaces the raw reader (for the streaming test).
 	openRaw func(d *queue.Delivery) io.ReadCloser
 	listErr error
+	damaged map[string]bool // record ids whose Load finds them damaged
 }
 
 func newFakeBackend() *fakeBackend {
@@ -91,6 +92,9 @@ func (f *fakeBackend) Load(ctx context.Context, recID string) (*queue.Delivery, 
 	if !ok {
 		return nil, fmt.Errorf("fake: load %s: %w", recID, store.ErrNotFound)
 	}
+	if f.damaged[recID] {
+		return nil, fmt.Errorf("fake: load %s: %w", recID, queue.ErrDamagedRecord)
+	}
 	c := *d
 	return &c, nil
 }
@@ -138,6 +142,12 @@ func (f *fakeBackend) ReplayEndpoint(d *queue.Delivery, endpoint string) (string
 }
 
 func (f *fakeBackend) Render(ctx context.Context, d *queue.Delivery) ([]byte, error) {
+	f.mu.Lock()
+	_, ok := f.raws[d.Raw.Key]
+	f.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("fake: render %s: %w", d.ID, store.ErrNotFound) // as the renderer's OpenRaw
+	}
 	return fmt.Appendf(nil, `{"type":"email.received","data":{"id":%q,"envelope":{"rcpt_to":[%q]}}}`, d.EventID, d.Envelope.RcptTo[0]), nil
 }
 
@@ -350,6 +360,7 @@ func TestAdminList(t *testing.T) {
 	}
 	// A large limit is capped, not refused.
 	wantJSON(t, ta.do("GET", "/v1/deliveries?state=failed&limit=5000", ""), 200, nil)
+	wantJSON(t, ta.do("GET", "/v1/deliveries?state=failed&limit=99999999999999999999", ""), 200, nil)
 
 	for _, tt := range []struct{ query, field string }{
 		{"", "state"},
@@ -357,6 +368,9 @@ func TestAdminList(t *testing.T) {
 		{"state=failed&limit=0", "limit"},
 		{"state=failed&limit=x", "limit"},
 		{"state=failed&limit=-1", "limit"},
+		{"state=failed&limit=-99999999999999999999", "limit"},
+		{"state=delivered&state=failed", "state"},
+		{"state=failed&limit=1&limit=2", "limit"},
 		{"state=failed&after=../../etc/passwd", "after"},
 		{"state=failed&after=" + msgID(1), "after"},
 	} {
@@ -735,5 +749,43 @@ func TestParseSince(t *testing.T) {
 		if tt.bad != (err != nil) || !tt.bad && !got.Equal(tt.want) {
 			t.Errorf("parseSince(%q) = %v, %v", tt.in, got, err)
 		}
+	}
+}
+
+// A damaged record does not hide the others: the listing skips it (with a
+// warning in the log), a dry run reports it as one that would fail.
+func TestDamagedRecordSkipped(t *testing.T) {
+	ta := newTestAdmin(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, ta.b.add(msgID(i), 1, queue.StateFailed, "http://x.test/", now, []byte("raw")).ID)
+	}
+	ta.b.damaged = map[string]bool{ids[1]: true}
+	var list listResponse
+	wantJSON(t, ta.do("GET", "/v1/deliveries?state=failed", ""), 200, &list)
+	if len(list.Deliveries) != 2 || list.Deliveries[0].ID != ids[0] || list.Deliveries[1].ID != ids[2] {
+		t.Errorf("listing %+v, want %s and %s", list.Deliveries, ids[0], ids[2])
+	}
+	if !strings.Contains(ta.logs.String(), "unreadable record") || !strings.Contains(ta.logs.String(), ids[1]) {
+		t.Errorf("log does not name the skipped record:\n%s", ta.logs)
+	}
+	var dry replayResponse
+	wantJSON(t, ta.do("POST", "/v1/replay", `{"since": "1h", "dry_run": true}`), 200, &dry)
+	if dry.Count != 2 || len(dry.Failed) != 1 || dry.Failed[0].ID != ids[1] || !strings.Contains(dry.Failed[0].Error, "damaged") {
+		t.Errorf("dry run %+v, want 2 replayed and the damaged one failed", dry)
+	}
+}
+
+// An event whose raw message is gone (deleted by hand, or by retention
+// between the listing and the request) is a 404 saying so, not a 500.
+func TestEventRawGone(t *testing.T) {
+	ta := newTestAdmin(t)
+	d := ta.b.add(msgID(1), 1, queue.StateFailed, "http://x.test/", time.Now(), []byte("raw"))
+	ta.b.mu.Lock()
+	delete(ta.b.raws, d.Raw.Key)
+	ta.b.mu.Unlock()
+	for _, path := range []string{"/v1/events/" + d.EventID, "/v1/events/" + d.EventID + "/raw"} {
+		wantError(t, ta.do("GET", path, ""), 404, "gone")
 	}
 }

@@ -381,7 +381,7 @@ func (q *Queue) get(ctx context.Context, key string) (*Delivery, error) {
 	d, whole, err := lastDocument(b)
 	switch {
 	case d == nil:
-		return nil, fmt.Errorf("decode %s: %w", key, err)
+		return nil, fmt.Errorf("decode %s: %w: %w", key, ErrDamagedRecord, err)
 	case err != nil && !isCut(err):
 		q.log.LogAttrs(ctx, slog.LevelWarn, "record has a damaged tail; using its last complete document",
 			slog.String("key", key), slog.String("error", err.Error()))
@@ -817,6 +817,16 @@ type verifiedReader struct{ io.ReadCloser }
 // returned (the message was not acknowledged) may leave an empty pending
 // one; anything else empty was damaged.
 var ErrEmptyRecord = errors.New("record is empty")
+
+// ErrDamagedRecord: a record object holds no complete JSON document.
+var ErrDamagedRecord = errors.New("record is damaged")
+
+// Unreadable reports whether err says that a record exists but cannot be
+// read (ErrEmptyRecord, ErrDamagedRecord): listings and replays skip such
+// a record, naming it, rather than stop at it.
+func Unreadable(err error) bool {
+	return errors.Is(err, ErrEmptyRecord) || errors.Is(err, ErrDamagedRecord)
+}
 
 // DropEmpty deletes the pending record recID if it is empty (see
 // ErrEmptyRecord) and was last modified before notAfter (the store's

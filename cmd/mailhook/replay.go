@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	iofs "io/fs"
+	"math"
 	"os"
 	"time"
 
@@ -14,11 +15,19 @@ import (
 	"github.com/mailhook/mailhook/event"
 	"github.com/mailhook/mailhook/queue"
 	"github.com/mailhook/mailhook/route"
+	"github.com/mailhook/mailhook/store"
 )
 
 // replay puts failed deliveries back to pending. It talks only to the store,
 // so it works while servers run: they pick the deliveries up at their next
 // rescan of the pending queue.
+// minReplayRate and maxReplayRate bound --rate: a ticker's interval is at
+// least a nanosecond and fits a time.Duration.
+const (
+	minReplayRate = 1e-6
+	maxReplayRate = 1e9
+)
+
 func replay(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fl.SetOutput(stderr)
@@ -55,6 +64,9 @@ func replay(ctx context.Context, args []string, lookup func(string) (string, boo
 			return usagef("replay: --endpoint: %v", err)
 		}
 	}
+	if math.IsNaN(*rate) || *rate < 0 || *rate > maxReplayRate || *rate > 0 && *rate < minReplayRate {
+		return usagef("replay: --rate %v: want 0 (no limit) or deliveries a second from %g to %g", *rate, minReplayRate, float64(maxReplayRate))
+	}
 	cfg, err := loadConfig(lookup)
 	if err != nil {
 		return err
@@ -80,9 +92,14 @@ func replay(ctx context.Context, args []string, lookup func(string) (string, boo
 		pace = t.C
 	}
 	var n, failed int
+	var stopped error // the context's, when interrupted
 	for d, err := range q.Failed(ctx) {
 		if err != nil {
-			return fmt.Errorf("replay: listing failed deliveries: %w", err)
+			// A record that cannot be read (the iteration goes on), or
+			// the listing failing (it ends).
+			fmt.Fprintf(stderr, "mailhook: replay: %v\n", err)
+			failed++
+			continue
 		}
 		if *id != "" && d.EventID != *id && d.ID != *id {
 			continue
@@ -106,10 +123,20 @@ func replay(ctx context.Context, args []string, lookup func(string) (string, boo
 			select {
 			case <-pace:
 			case <-ctx.Done():
-				return ctx.Err()
 			}
 		}
+		if stopped = ctx.Err(); stopped != nil {
+			break
+		}
 		if err := q.Replay(ctx, d.ID, *endpoint); err != nil {
+			if stopped = ctx.Err(); stopped != nil {
+				break
+			}
+			if errors.Is(err, store.ErrNotFound) {
+				// Listed, then replayed (or settled) by another process.
+				fmt.Fprintf(stderr, "mailhook: replay %s: no longer failed (replayed elsewhere)\n", d.ID)
+				continue
+			}
 			fmt.Fprintf(stderr, "mailhook: replay %s: %v\n", d.ID, err)
 			failed++
 			continue
@@ -122,6 +149,9 @@ func replay(ctx context.Context, args []string, lookup func(string) (string, boo
 		verb = "would replay"
 	}
 	fmt.Fprintf(stdout, "%s %d deliveries\n", verb, n)
+	if stopped != nil {
+		return fmt.Errorf("replay: stopped after %d deliveries: %w", n, stopped)
+	}
 	if failed > 0 {
 		return fmt.Errorf("%d deliveries could not be replayed", failed)
 	}

@@ -76,3 +76,50 @@ func TestReplayMissingStore(t *testing.T) {
 		t.Errorf("replay created the store directory: %v", err)
 	}
 }
+
+// A dead letter that cannot be read is reported and skipped: the others
+// are replayed, and the exit status says one could not be.
+func TestReplaySkipsUnreadableRecords(t *testing.T) {
+	dir := t.TempDir()
+	st, err := fs.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := queue.New(queue.Options{Store: st}) // no route: dead letters at once
+	var ids []string
+	for range 3 {
+		id := event.NewID(time.Now())
+		env := event.Envelope{MailFrom: "a@example.org", RcptTo: []string{"b@example.com"}}
+		if err := q.Accept(t.Context(), id, time.Now(), env, strings.NewReader("Subject: x\r\n\r\nx\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id+"-1")
+	}
+	st.Close()
+	for i, body := range []string{"", "{\"version\":1,\"id\""} { // empty, and cut
+		if err := os.WriteFile(filepath.Join(dir, "deliveries", "failed", ids[i]+".json"), []byte(body), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vars := map[string]string{"MAILHOOK_STORE": "file://" + dir}
+	lookup := func(name string) (string, bool) { v, ok := vars[name]; return v, ok }
+	var stdout, stderr bytes.Buffer
+	err = run(context.Background(), []string{"replay", "--failed", "--rate", "0", "--endpoint", "https://hooks.example.com/in"}, lookup, &stdout, &stderr, func() {})
+	if exitCode(err, &bytes.Buffer{}) != 1 || !strings.Contains(stdout.String(), "replayed "+ids[2]) || !strings.Contains(stdout.String(), "replayed 1 deliveries") ||
+		!strings.Contains(stderr.String(), "record is empty") || !strings.Contains(stderr.String(), "record is damaged") {
+		t.Errorf("replay: %v\nstdout: %s\nstderr: %s", err, stdout.String(), stderr.String())
+	}
+}
+
+// --rate takes 0 or a rate a ticker can keep; anything else is bad usage,
+// not a crash or no limit.
+func TestReplayRate(t *testing.T) {
+	for _, rate := range []string{"NaN", "-1", "Inf", "-Inf", "2e9", "1e-12"} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), []string{"replay", "--failed", "--rate", rate}, func(string) (string, bool) { return "", false }, &stdout, &stderr, func() {})
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--rate") {
+			t.Errorf("--rate %s: %v, want a usage error naming --rate", rate, err)
+		}
+	}
+}
