@@ -150,8 +150,13 @@ func TestPausedEndpointHoldsReplayForItsNewWindow(t *testing.T) {
 	cfg.RetryMaxInterval = time.Hour
 	h := newHarness(t, newMemStore(), rc.srv.URL+"/hook", cfg)
 	h.start(t)
-	acceptN(t, h, cfg.PauseAfter) // their failures pause the endpoint
-	waitFor(t, "the endpoint paused", func() bool { return h.d.Stats().PausedEndpoints == 1 })
+	acceptN(t, h, cfg.PauseAfter) // their failures pause the endpoint (and end them: no retry fits the window)
+	waitFor(t, "the endpoint paused", func() bool {
+		h.d.mu.Lock()
+		defer h.d.mu.Unlock()
+		e := h.d.health[rc.srv.URL+"/hook"]
+		return e != nil && e.paused
+	})
 	// Received long ago: its window has closed, so it gets its one
 	// attempt through the pause and fails.
 	old := h.accept(t, time.Now().Add(-time.Hour), "a@example.com")
@@ -241,5 +246,29 @@ func TestParkedAtPausedEndpointKeepsNoHandedOverRecord(t *testing.T) {
 	}
 	if it.rec != nil || it.again != nil {
 		t.Errorf("delivery parked at the paused endpoint holds a record (rec %v, again %v)", it.rec != nil, it.again != nil)
+	}
+}
+
+// A paused endpoint counts in the gauge while deliveries to it remain;
+// once none does (all dead letters, say) it no longer counts, though it
+// stays paused for the next one.
+func TestPausedGaugeFollowsDeliveries(t *testing.T) {
+	const ep = "http://127.0.0.1:1/hook"
+	h := newHarness(t, newMemStore(), ep, pauseTestConfig()) // not started
+	d := h.d
+	now := d.cfg.Now()
+	d.mu.Lock()
+	d.health[ep] = &health{fails: 3, paused: true, since: now, until: now.Add(time.Minute)}
+	d.mu.Unlock()
+	const id = "01M97FZK90S622G04AX16NMC75-1"
+	d.add(&item{id: id, endpoint: ep, at: now.Add(time.Hour), receivedAt: now, windowStart: now})
+	if n := d.Stats().PausedEndpoints; n != 1 {
+		t.Errorf("with a delivery waiting: %d paused endpoints, want 1", n)
+	}
+	d.mu.Lock()
+	delete(d.known, id)
+	d.mu.Unlock()
+	if n := d.Stats().PausedEndpoints; n != 0 {
+		t.Errorf("with no delivery left: %d paused endpoints, want 0", n)
 	}
 }

@@ -78,15 +78,23 @@ func (d *Dispatcher) Stats() Stats {
 	defer d.mu.Unlock()
 	s.Pending = len(d.known)
 	s.InFlight = d.inflight
-	for _, h := range d.health {
+	// A paused endpoint counts while deliveries to it remain: once they
+	// have all ended (dead letters, say) the pause waits unseen for the
+	// next one, and the gauge must not stay up for it.
+	paused := map[string]bool{}
+	for ep, h := range d.health {
 		if h.paused {
-			s.PausedEndpoints++
+			paused[ep] = false
 		}
 	}
 	var oldest time.Time
 	for _, it := range d.known {
 		if oldest.IsZero() || it.receivedAt.Before(oldest) {
 			oldest = it.receivedAt
+		}
+		if seen, ok := paused[it.endpoint]; ok && !seen {
+			paused[it.endpoint] = true
+			s.PausedEndpoints++
 		}
 	}
 	if !oldest.IsZero() {

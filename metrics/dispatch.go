@@ -36,7 +36,7 @@ func newDispatchCollector(src StatsSource, retries *atomic.Uint64) *dispatchColl
 		claimed: prometheus.NewDesc(name("delivery_claimed_attempts_total"),
 			"First attempts made under the claim written with the record when the message was accepted here (no lease write needed).", nil, nil),
 		paused: prometheus.NewDesc(name("endpoints_paused"),
-			"Webhook endpoints this process has paused after failures in a row: their deliveries wait, one is tried at a time.", nil, nil),
+			"Webhook endpoints this process has paused after failures in a row, with deliveries to them left: those wait, one is tried at a time.", nil, nil),
 	}
 }
 
