@@ -258,15 +258,24 @@ func parsePath(args string, kind pathKind) (pathCommand, reply, bool) {
 	if rest != "" && rest[0] != ' ' && rest[0] != '\t' {
 		return p, syntax, false
 	}
+params:
 	for _, f := range strings.Fields(rest) {
 		pa, ok := parseParam(f)
 		if !ok {
 			return p, replySyntax, false
 		}
 		for _, q := range p.params {
-			if q.key == pa.key {
-				return p, replySyntax, false // RFC 5321 §4.1.2: each keyword once
+			if q.key != pa.key {
+				continue
 			}
+			// A keyword given twice the same way is taken once: Python's
+			// smtplib sends SMTPUTF8 twice when the caller asked for it
+			// and the message needs it, and Postfix takes that. Given
+			// two ways, which one the client meant is not ours to guess.
+			if q.hasValue == pa.hasValue && strings.EqualFold(q.value, pa.value) {
+				continue params
+			}
+			return p, reply{501, "5.5.4", "Parameter " + pa.key + " given twice with different values"}, false
 		}
 		p.params = append(p.params, pa)
 	}
