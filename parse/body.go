@@ -103,13 +103,22 @@ func parseBody(d *event.Data, raw []byte, hb headerBlock, opts Options, w *warni
 		d.Text, d.HTML = env.Text, env.HTML
 		body = bodyParts(root, env, multipart)
 		if multipart && root.ContentType != "multipart/alternative" {
-			var parts []*enmime.Part
+			var all []*enmime.Part
 			walk(root, func(p *enmime.Part) {
 				if body[p] && isTextBody(p) {
-					parts = append(parts, p)
+					all = append(all, p)
 				}
 			})
+			parts := textParts(all)
+			for _, p := range all {
+				if !slices.Contains(parts, p) {
+					delete(body, p) // an attachment only (see multipartBody)
+				}
+			}
 			d.Text = joinText(parts) // enmime's text parts, without the blank ones
+			if d.Text == "" && env.Text != "" && d.HTML != "" {
+				warnNoText(root) // as multipartBody: no text part left
+			}
 		}
 		metaConverted = !multipart && root.ContentType == "text/html" && env.HTML != string(root.Content) && utf8.ValidString(env.HTML)
 	}
@@ -758,6 +767,29 @@ func isTextBody(p *enmime.Part) bool {
 	return p.ContentType == "text/plain" && p.Disposition != "attachment"
 }
 
+// textParts returns the text parts of a multipart that is not an
+// alternative that make its text: all but those naming a file without an
+// inline disposition (notes.txt attached, which enmime would join to the
+// text and list as an attachment as well), unless that leaves none.
+func textParts(all []*enmime.Part) []*enmime.Part {
+	var parts []*enmime.Part
+	for _, p := range all {
+		if !namedFile(p) {
+			parts = append(parts, p)
+		}
+	}
+	if len(parts) == 0 {
+		return all // only files: they are what there is to read
+	}
+	return parts
+}
+
+// namedFile reports whether p names a file and does not ask to be shown
+// inline.
+func namedFile(p *enmime.Part) bool {
+	return p.FileName != "" && !strings.EqualFold(p.Disposition, "inline")
+}
+
 func isHTMLBody(p *enmime.Part) bool {
 	return p.ContentType == "text/html" && p.Disposition != "attachment"
 }
@@ -767,8 +799,8 @@ func isHTMLBody(p *enmime.Part) bool {
 // and the parts they were taken from, and the warning on root when there
 // is HTML but no text. Text is the first text/plain part
 // not an attachment, breadth first, of a multipart/alternative, and
-// every such part, depth first, joined (joinText), of any other
-// multipart; HTML the first text/html part not an attachment, depth first.
+// every such part not naming a file (namedFile), depth first, joined
+// (joinText), of any other multipart; HTML the first text/html part not an attachment, depth first.
 // FuzzParseFastPaths checks it against enmime.
 func multipartBody(root *enmime.Part) (text, html string, body map[*enmime.Part]bool) {
 	body = make(map[*enmime.Part]bool)
@@ -788,13 +820,16 @@ func multipartBody(root *enmime.Part) (text, html string, body map[*enmime.Part]
 			}
 		}
 	} else {
-		var parts []*enmime.Part
+		var all []*enmime.Part
 		walk(root, func(p *enmime.Part) {
 			if isTextBody(p) {
-				parts = append(parts, p)
-				body[p] = true
+				all = append(all, p)
 			}
 		})
+		parts := textParts(all)
+		for _, p := range parts {
+			body[p] = true
+		}
 		text = joinText(parts)
 	}
 	var found *enmime.Part

@@ -62,6 +62,26 @@ func TestRealWorldShapes(t *testing.T) {
 			t.Errorf("text %q, %d attachments; want the two texts joined once and the image", d.Text, len(d.Attachments))
 		}
 	})
+	t.Run("a text part naming a file is an attachment, not text", func(t *testing.T) {
+		d := parseCRLF(t, "Subject: t\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B\n\n"+
+			"--B\nContent-Type: text/plain\n\nBody here\n"+
+			"--B\nContent-Type: text/plain; name=\"notes.txt\"\n\nattached notes\n"+
+			"--B\nContent-Type: text/plain\nContent-Disposition: inline; filename=shown.txt\n\nshown inline\n--B--\n")
+		if d.Text != "Body here\n--\nshown inline" {
+			t.Errorf("text %q, want the body and the part asked to be shown inline", d.Text)
+		}
+		if len(d.Attachments) != 2 || d.Attachments[0].Filename != "notes.txt" || string(d.Attachments[0].Content) != "attached notes" {
+			t.Errorf("attachments %+v, want notes.txt then shown.txt", d.Attachments)
+		}
+		// Only named parts: they are the text too (Python's email test
+		// data, msg_44).
+		d = parseCRLF(t, "Subject: t\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B\n\n"+
+			"--B\nContent-Type: text/plain; name=\"msg.txt\"\n\nfirst\n"+
+			"--B\nContent-Type: text/plain; name=\"msg.txt\"\n\nsecond\n--B--\n")
+		if d.Text != "first\n--\nsecond" || len(d.Attachments) != 2 {
+			t.Errorf("text %q, %d attachments; want both texts, and both as attachments", d.Text, len(d.Attachments))
+		}
+	})
 	t.Run("disposition of a part without one", func(t *testing.T) {
 		d := parseCRLF(t, "Subject: t\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=OUT\n\n"+
 			"--OUT\nContent-Type: multipart/alternative; boundary=A1\n\n--A1\nContent-Type: text/plain\n\nMain\n"+
