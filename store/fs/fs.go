@@ -866,6 +866,10 @@ func (s *Store) DeleteLazy(ctx context.Context, key string) error {
 	return s.delete(ctx, key, "", s.mode == SyncFS)
 }
 
+// testHookDeleteChecked, if set (by tests), runs after a conditional
+// delete has checked the object and before it unlinks it.
+var testHookDeleteChecked func(key string)
+
 // delete is Delete, conditional on the ETag ifMatch unless it is "", which
 // skips the barrier after the unlink if lazy.
 func (s *Store) delete(ctx context.Context, key, ifMatch string, lazy bool) error {
@@ -892,6 +896,9 @@ func (s *Store) delete(ctx context.Context, key, ifMatch string, lazy bool) erro
 		case !fi.Mode().IsRegular() || etag(fi) != ifMatch:
 			unlock()
 			return fmt.Errorf("fs: delete %s: %w", key, store.ErrPrecondition)
+		}
+		if testHookDeleteChecked != nil {
+			testHookDeleteChecked(key)
 		}
 	}
 	// syscall.Unlink, not os.Remove: never remove a directory.

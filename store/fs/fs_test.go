@@ -822,3 +822,48 @@ func TestPutBodyReads(t *testing.T) {
 		t.Errorf(".tmp holds %q", names)
 	}
 }
+
+// A conditional delete of a key and a move onto that key exclude each
+// other: the delete checks the old object and then unlinks whatever is
+// there, so a move landing in between would be the one removed (a replay
+// deleting the dead letter it read while the replayed delivery failed
+// again and was moved back into failed/).
+func TestDeleteIfMatchAndMoveOntoTheKey(t *testing.T) {
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := t.Context()
+	old, err := s.Put(ctx, "failed/k", strings.NewReader("the dead letter read"), store.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "pending/k", strings.NewReader("replayed"), store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	moved := make(chan error, 1)
+	testHookDeleteChecked = func(string) {
+		go func() {
+			_, err := s.MoveAppend(ctx, "pending/k", "failed/k", []byte("\nfailed again"), store.MoveOptions{})
+			moved <- err
+		}()
+		time.Sleep(50 * time.Millisecond) // time for the move, were it not excluded
+	}
+	t.Cleanup(func() { testHookDeleteChecked = nil })
+	if err := s.DeleteIfMatch(ctx, "failed/k", old.ETag); err != nil {
+		t.Fatalf("DeleteIfMatch: %v", err)
+	}
+	testHookDeleteChecked = nil
+	if err := <-moved; err != nil {
+		t.Fatalf("MoveAppend: %v", err)
+	}
+	rc, _, err := s.Get(ctx, "failed/k")
+	if err != nil {
+		t.Fatalf("the moved record is gone: %v", err)
+	}
+	defer rc.Close()
+	if b, _ := io.ReadAll(rc); string(b) != "replayed\nfailed again" {
+		t.Errorf("failed/k = %q, want the moved record", b)
+	}
+}

@@ -71,6 +71,28 @@ func (l *lockSet) lock(ctx context.Context, key string) (unlock func(), err erro
 	}, nil
 }
 
+// lockBoth locks the stripes of keys a and b (once if they share one), in
+// stripe order, so that two processes locking the same pair cannot each
+// hold one and wait for the other.
+func (l *lockSet) lockBoth(ctx context.Context, a, b string) (unlock func(), err error) {
+	if stripeOf(a) == stripeOf(b) {
+		return l.lock(ctx, a)
+	}
+	if stripeOf(b) < stripeOf(a) {
+		a, b = b, a
+	}
+	unlockA, err := l.lock(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	unlockB, err := l.lock(ctx, b)
+	if err != nil {
+		unlockA()
+		return nil, err
+	}
+	return func() { unlockB(); unlockA() }, nil
+}
+
 // flock applies op to f, retrying when interrupted.
 func flock(f *os.File, op int) error {
 	rc, err := f.SyscallConn()

@@ -22,7 +22,10 @@ var _ store.Mover = (*Store)(nil)
 // is not synced on its own, since the Mover contract lets a crash cut it.
 //
 // It runs under from's lock, like Delete, so that a conditional Put of
-// from sees either the old object or none.
+// from sees either the old object or none, and under to's lock, so that
+// a conditional Delete of to (DeleteIfMatch: a replay removing the dead
+// letter it read) cannot check the old object and then remove the one
+// moved in over it.
 func (s *Store) MoveAppend(ctx context.Context, from, to string, tail []byte, opts store.MoveOptions) (store.Object, error) {
 	for _, k := range [2]string{from, to} {
 		if err := store.ValidKey(k); err != nil {
@@ -39,7 +42,7 @@ func (s *Store) MoveAppend(ctx context.Context, from, to string, tail []byte, op
 	if err := s.ensureDir(path.Dir(to)); err != nil {
 		return store.Object{}, s.moveErr(from, to, err)
 	}
-	unlock, err := s.locks.lock(ctx, from)
+	unlock, err := s.locks.lockBoth(ctx, from, to)
 	if err != nil {
 		return store.Object{}, s.moveErr(from, to, err)
 	}
