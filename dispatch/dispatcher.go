@@ -552,18 +552,40 @@ func (d *Dispatcher) dropEmpty(ctx context.Context, id string) {
 	}
 }
 
+// collectBudget bounds the time a rescan spends removing stale leases.
+var collectBudget = 2 * time.Second // a variable for tests
+
+// isStopping reports whether Shutdown has begun.
+func (d *Dispatcher) isStopping() bool {
+	select {
+	case <-d.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
 // collectLeases deletes the leases left on deliveries that are no longer
 // pending (the owner died after recording the outcome, or lost its lease
 // just as the receiver said 2xx). It takes each over by the usual rules
 // first, so it never deletes a lease someone holds.
+//
+// A pass spends at most collectBudget on it: each lease costs a few store
+// requests, and behind a slow store a few hundred left by crashed
+// replicas would hold up the next rescan (deliveries replayed meanwhile
+// waited minutes) and a shutdown. What is left waits for the next pass.
 func (d *Dispatcher) collectLeases(ctx context.Context, pending map[string]bool) {
 	seen := make(map[string]*item, len(d.orphans))
+	deadline := time.Now().Add(collectBudget)
 	for id, err := range d.q.LeaseIDs(ctx) {
 		if err != nil {
 			if ctx.Err() == nil {
 				d.log.LogAttrs(ctx, slog.LevelWarn, "rescan: listing leases failed", slog.String("error", err.Error()))
 			}
 			return
+		}
+		if ctx.Err() != nil || d.isStopping() || time.Now().After(deadline) {
+			break
 		}
 		if pending[id] || d.isKnown(id) {
 			continue

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailhook/mailhook/event"
 	"github.com/mailhook/mailhook/queue"
 	"github.com/mailhook/mailhook/store"
 )
@@ -417,4 +418,42 @@ func renewing(t *testing.T, q *queue.Queue, l *queue.Lease) (stop func()) {
 		}
 	}()
 	return func() { close(quit); <-done }
+}
+
+// A rescan spends a bounded time on stale leases, and stops on Shutdown:
+// behind a slow store, hundreds of leases left by crashed replicas held up
+// the next rescan (replayed deliveries waited minutes) and the shutdown.
+func TestCollectLeasesBounded(t *testing.T) {
+	for _, stop := range []string{"budget", "shutdown"} {
+		t.Run(stop, func(t *testing.T) {
+			s := newMemStore()
+			h := newHarness(t, s, "http://127.0.0.1:1/hook", defaultTestConfig()) // not started
+			other := queue.LeaseOwner{ID: "other", Host: "elsewhere", PID: 1}
+			for i := range 30 {
+				id := fmt.Sprintf("%s-1", event.NewID(time.Now().Add(time.Duration(i)*time.Millisecond)))
+				if _, err := h.q.ClaimLease(t.Context(), id, other, time.Now(), time.Hour, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var ops atomic.Int32
+			s.SetFail(func(op, key string) error {
+				if op != "list" && strings.HasPrefix(key, queue.LeasePrefix) {
+					if ops.Add(1) == 1 && stop == "shutdown" {
+						close(h.d.stopping)
+					}
+				}
+				return nil
+			})
+			if stop == "budget" {
+				old := collectBudget
+				collectBudget = 0
+				t.Cleanup(func() { collectBudget = old })
+			}
+			h.d.rescan(t.Context())
+			// A lease costs at most a claim, a read and a delete.
+			if n := ops.Load(); stop == "budget" && n != 0 || stop == "shutdown" && n > 3 {
+				t.Errorf("%d lease operations in a rescan stopped by its %s; 30 leases would need 60", n, stop)
+			}
+		})
+	}
 }
