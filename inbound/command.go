@@ -15,9 +15,8 @@ const (
 	// (BODY=) +16, RFC 6531 §3.4 (SMTPUTF8) +10. We do not advertise AUTH,
 	// so RFC 4954's +500 does not apply.
 	maxMailLine = maxCommandLine + 26 + 16 + 10
-	// RFC 5321 §4.5.3.1.1-3: local part 64, domain 255, path 256 octets
-	// (the path counts its angle brackets).
-	maxLocalPart = 64
+	// RFC 5321 §4.5.3.1.2-3: domain 255, path 256 octets (the path counts
+	// its angle brackets); its local part limit (64) is not applied.
 	maxDomain    = 255
 	maxPath      = 256
 	maxVerb      = 16
@@ -231,14 +230,20 @@ func parsePath(args string, kind pathKind) (pathCommand, reply, bool) {
 			if !ok {
 				return p, badAddr, false
 			}
-			if len(local) > maxLocalPart || n > maxDomain {
+			// No limit on the local part alone: RFC 5321 §4.5.3.1 asks
+			// to avoid such limits where possible, and VERP and SRS
+			// addresses pass 64 octets (Postfix takes them); the path
+			// limit below still holds.
+			if n > maxDomain {
 				return p, tooLong, false
 			}
 			i += n
 			if i >= len(s) || s[i] != '>' {
 				return p, badAddr, false
 			}
-			p.addr = s[start:i]
+			// A domain written with DNS's root dot ("example.com.") is
+			// the same domain: taken without it, as Postfix does.
+			p.addr = strings.TrimSuffix(s[start:i], ".")
 			i++
 		}
 		if len(p.addr)+2 > maxPath {
@@ -369,7 +374,11 @@ func scanDomain(s string) (int, bool) {
 	for i < len(s) && (isAlnum(s[i]) || s[i] == '-' || s[i] == '.' || s[i] >= utf8.RuneSelf) {
 		i++
 	}
-	if !validDomain(s[:i]) {
+	d := s[:i]
+	if strings.HasSuffix(d, ".") && !strings.HasSuffix(d, "..") {
+		d = d[:len(d)-1] // the root dot
+	}
+	if !validDomain(d) {
 		return 0, false
 	}
 	return i, true

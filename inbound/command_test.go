@@ -79,7 +79,9 @@ func TestParsePath(t *testing.T) {
 		{"TO:<@b.c>", forwardPath, "", nil, "5.5.4"},
 		{"TO:<a@b_c.d>", forwardPath, "", nil, "5.5.4"},
 		{"TO:<a@.b>", forwardPath, "", nil, "5.5.4"},
-		{"TO:<a@b.>", forwardPath, "", nil, "5.5.4"},
+		{"TO:<a@b.>", forwardPath, "a@b", nil, ""}, // DNS's root dot, dropped
+		{"TO:<a@b.c..>", forwardPath, "", nil, "5.5.4"},
+		{"TO:<a@.>", forwardPath, "", nil, "5.5.4"},
 		{"TO:<a@[]>", forwardPath, "", nil, "5.5.4"},
 		{"TO:<a\x00@b.c>", forwardPath, "", nil, "5.5.4"},
 		{"TO:<a@b.c>x", forwardPath, "", nil, "5.5.4"},
@@ -87,7 +89,8 @@ func TestParsePath(t *testing.T) {
 		{"TO:<a@b.c> A=", forwardPath, "", nil, "5.5.4"},
 		{"TO:<a@b.c> A=1 a=2", forwardPath, "", nil, "5.5.4"},
 		{"TO:<\xff@b.c>", forwardPath, "", nil, "5.5.4"},
-		{"TO:<" + strings.Repeat("a", 65) + "@b.c>", forwardPath, "", nil, "5.5.4"},
+		{"TO:<" + strings.Repeat("a", 65) + "@b.c>", forwardPath, strings.Repeat("a", 65) + "@b.c", nil, ""}, // VERP, SRS
+		{"TO:<" + strings.Repeat("a", 260) + "@b.c>", forwardPath, "", nil, "5.5.4"},                         // the path limit
 		{"TO:<" + strings.Repeat("a", 64) + "@b.c>", forwardPath, strings.Repeat("a", 64) + "@b.c", nil, ""},
 		{"TO:<a@" + strings.Repeat("b.", 127) + "c>", forwardPath, "", nil, "5.5.4"},
 	}

@@ -124,7 +124,7 @@ func TestScripts(t *testing.T) {
 		}},
 		{"path too long", []step{
 			ehlo,
-			{send: "MAIL FROM:<" + strings.Repeat("a", 65) + "@example.org>", code: 501, enh: "5.5.4"},
+			{send: "MAIL FROM:<" + strings.Repeat("a", 250) + "@example.org>", code: 501, enh: "5.5.4"},
 			{send: "MAIL FROM:<a@" + strings.Repeat("b", 250) + ".org>", code: 501, enh: "5.5.4"},
 			{send: "MAIL FROM:<a@b.org>", code: 250, enh: "2.1.0"},
 			{send: "RCPT TO:<" + strings.Repeat("a", 64) + "@" + strings.Repeat("b.", 95) + "org>", code: 501, enh: "5.5.4"},
