@@ -29,8 +29,10 @@ var (
 //
 // End of data is <CRLF>.<CRLF> and nothing else. The data starts as if
 // preceded by CRLF, so ".\r\n" first thing ends an empty message. A bare LF
-// or bare CR (RFC 5321 §2.3.8 forbids both) ends a line for dot-unstuffing
-// and normalisation, but a line after it can never be the end marker, so
+// (RFC 5321 §2.3.8 forbids it) ends a line for dot-unstuffing and
+// normalisation, as in Postfix; a bare CR (forbidden too) is normalised
+// but leaves the dot after it alone. A line after either can never be the
+// end marker, so
 // "\n.\n", "\r\n.\n", "\n.\r\n", "\r.\r" and the like never end the data
 // (SMTP smuggling, CVE-2023-51764..6).
 //
@@ -263,11 +265,15 @@ func (d *dataReader) scan(buf []byte) {
 				}
 				continue
 			}
-			// Bare CR: normalise to CRLF (or refuse).
+			// Bare CR: normalise to CRLF (or refuse). The text after it
+			// is not dot-unstuffed: no client stuffs a dot after a bare
+			// CR, which ends no line in SMTP (Postfix leaves "\r." as it
+			// is), so its dot is the sender's ("\r.profile").
 			d.bare()
 			_, _ = d.br.Discard(pos + 1)
 			d.emit(buf[:pos+1], staticLF)
 			d.endLine(pos+2-lineStart, false)
+			d.bol = false
 			return
 		}
 		if rel < 0 {

@@ -14,10 +14,10 @@ import (
 // the whole input into lines at CRLF, bare LF and bare CR, ends at a line
 // that is exactly "." terminated by CRLF and preceded by CRLF (or the data
 // start), removes the leading dot of any other line that has more than the
-// dot, and writes every line back with CRLF. ended is false when the input
+// dot and does not follow a bare CR, and writes every line back with CRLF. ended is false when the input
 // stops before the end marker; rest is what follows the marker.
 func refDecode(in []byte) (out []byte, ended, bare bool, rest []byte) {
-	pos, prevCRLF := 0, true
+	pos, prevCRLF, prevCR := 0, true, false
 	out = []byte{}
 	for {
 		i := pos
@@ -43,12 +43,12 @@ func refDecode(in []byte) (out []byte, ended, bare bool, rest []byte) {
 		if !crlf {
 			bare = true
 		}
-		if len(line) > 1 && line[0] == '.' {
+		if len(line) > 1 && line[0] == '.' && !prevCR {
 			line = line[1:]
 		}
 		out = append(out, line...)
 		out = append(out, '\r', '\n')
-		prevCRLF = crlf
+		prevCRLF, prevCR = crlf, in[i] == '\r' && !crlf
 		pos = i + termLen
 	}
 }
@@ -157,6 +157,8 @@ func TestDataReader(t *testing.T) {
 		{"unterminated", "abc\r\n", "", false, false},
 		{"binary 8bit", "caf\xc3\xa9 \x00\xff\r\n.\r\n", "caf\xc3\xa9 \x00\xff\r\n", true, false},
 		{"CR before CRLF", "a\r\r\n.\r\n", "a\r\n\r\n", true, true},
+		{"CR dot text kept", "mac\r.profile\rx\r..two\r\n.\r\n", "mac\r\n.profile\r\nx\r\n..two\r\n", true, true},
+		{"LF dot text unstuffed", "a\n.b\r\n.\r\n", "a\r\nb\r\n", true, true},
 		{"trailing rest", "x\r\n.\r\nQUIT\r\n", "x\r\n", true, false},
 	}
 	for _, tc := range tests {
