@@ -17,9 +17,9 @@ const (
 	maxMailLine = maxCommandLine + 26 + 16 + 10
 	// RFC 5321 §4.5.3.1.2-3: domain 255, path 256 octets (the path counts
 	// its angle brackets); its local part limit (64) is not applied.
-	maxDomain    = 255
-	maxPath      = 256
-	maxVerb      = 16
+	maxDomain = 255
+	maxPath   = 256
+	maxVerb   = 16
 )
 
 // command is one parsed command line: the verb upper-cased (RFC 5321 §2.4:
