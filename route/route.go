@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"golang.org/x/net/idna"
 )
 
 // Pattern matches recipient addresses. The forms are:
@@ -60,9 +62,35 @@ func ParsePattern(s string) (Pattern, error) {
 	return p, nil
 }
 
+// normDomain returns the domain d as patterns and addresses are compared:
+// lower case, no root dot, and each internationalised label as its ASCII
+// form (RFC 5890 A-label, "bücher" → "xn--bcher-kva"): clients send the
+// one form (any client without SMTPUTF8, curl always) or the other, and
+// a pattern written either way must match both.
 func normDomain(d string) string {
-	d = strings.ToLower(strings.TrimSpace(d))
-	return strings.TrimSuffix(d, ".")
+	d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+	if isASCII(d) {
+		return d
+	}
+	labels := strings.Split(d, ".")
+	for i, l := range labels {
+		if isASCII(l) {
+			continue
+		}
+		if a, err := idna.Lookup.ToASCII(l); err == nil {
+			labels[i] = a
+		}
+	}
+	return strings.Join(labels, ".")
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // Match reports whether addr (no angle brackets) matches the pattern.

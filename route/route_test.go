@@ -34,6 +34,13 @@ func TestPatternMatch(t *testing.T) {
 		{"*@*.example.com", "a@badexample.com", false},
 		{"*", "whoever@wherever", true},
 		{"*@*", "whoever@wherever", true},
+		// An internationalised domain matches in either form (RFC 5890).
+		{"*@bücher.example", "a@xn--bcher-kva.example", true},
+		{"*@xn--bcher-kva.example", "a@bücher.example", true},
+		{"*@bücher.example", "a@BÜCHER.example", true},
+		{"*@*.bücher.example", "a@shop.xn--bcher-kva.example", true},
+		{"jöran@café.example", "jöran@xn--caf-dma.example", true},
+		{"*@bücher.example", "a@bucher.example", false},
 		{"user@example.com", "postmaster", false},
 		{"user@example.com", "", false},
 	}
