@@ -129,6 +129,8 @@ func TestEffectiveRedactsSecrets(t *testing.T) {
 	c, err := Load(lookupMap(map[string]string{
 		"MAILHOOK_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 		"MAILHOOK_ADMIN_TOKEN":    "hunter2",
+		"MAILHOOK_WEBHOOK_URL":    "https://alice:S3cretPassw0rd@hooks.example.com/in?token=QSECRET",
+		"MAILHOOK_ROUTES":         "*@a.example=https://bob:B0bPass@a.example/h;*@b.example=https://b.example/h?key=KSECRET",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -138,10 +140,13 @@ func TestEffectiveRedactsSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := b.String()
-	if strings.Contains(out, "hunter2") || strings.Contains(out, "MfKQ9r8G") {
+	if strings.Contains(out, "hunter2") || strings.Contains(out, "MfKQ9r8G") || strings.Contains(out, "S3cretPassw0rd") ||
+		strings.Contains(out, "QSECRET") || strings.Contains(out, "B0bPass") || strings.Contains(out, "KSECRET") {
 		t.Errorf("secrets printed:\n%s", out)
 	}
-	for _, want := range []string{"MAILHOOK_ADMIN_TOKEN=<redacted>", "MAILHOOK_SMTP_ADDR=:2525", "MAILHOOK_RETRY_MAX_ELAPSED=72h0m0s"} {
+	for _, want := range []string{"MAILHOOK_ADMIN_TOKEN=<redacted>", "MAILHOOK_SMTP_ADDR=:2525", "MAILHOOK_RETRY_MAX_ELAPSED=72h0m0s",
+		"MAILHOOK_WEBHOOK_URL=https://alice:xxxxx@hooks.example.com/in?token=xxxxx",
+		"MAILHOOK_ROUTES=*@a.example=https://bob:xxxxx@a.example/h;*@b.example=https://b.example/h?key=xxxxx"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("effective config lacks %q:\n%s", want, out)
 		}

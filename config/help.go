@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+
+	"github.com/mailhook/mailhook/route"
 )
 
 // Field describes one variable, read from the Config struct's tags.
@@ -77,8 +79,13 @@ func (c *Config) WriteEffective(w io.Writer) error {
 		} else {
 			s = fmt.Sprint(fv.Interface())
 		}
-		if f.Secret && s != "" {
+		switch {
+		case f.Secret && s != "":
 			s = "<redacted>"
+		case f.Var == "MAILHOOK_WEBHOOK_URL" && s != "":
+			s = route.RedactURL(s) // a password or a token may ride in the URL
+		case f.Var == "MAILHOOK_ROUTES" && s != "":
+			s = route.RedactRoutes(s)
 		}
 		fmt.Fprintf(&b, "%s=%s\n", f.Var, s)
 	}

@@ -44,10 +44,11 @@ func (v verdict) String() string {
 
 // classify maps a receiver's answer to a verdict: 2xx delivered; 408, 429
 // and 5xx retried; any other status (3xx, 4xx) failed; no response
-// (status 0) retried.
+// (status 0) retried, and so is a final 1xx (a 101 to a POST is a broken
+// exchange, like a dropped connection, not an answer).
 func classify(status int) verdict {
 	switch {
-	case status == 0:
+	case status < 200:
 		return verdictRetry
 	case status >= 200 && status < 300:
 		return verdictDelivered
@@ -64,7 +65,11 @@ func parseRetryAfter(v string, now time.Time, limit time.Duration) (time.Duratio
 	if v == "" {
 		return 0, false
 	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+	secs, err := strconv.ParseInt(v, 10, 64)
+	if errors.Is(err, strconv.ErrRange) && v[0] != '-' {
+		return limit, true // RFC 9110 §10.2.3 sets no bound on the digits
+	}
+	if err == nil {
 		if secs < 0 {
 			return 0, false
 		}

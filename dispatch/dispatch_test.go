@@ -165,6 +165,8 @@ func TestParseRetryAfter(t *testing.T) {
 		{" 120 ", 2 * time.Minute, true},
 		{"0", 0, true},
 		{"99999999999999999", time.Hour, true},
+		{"99999999999999999999", time.Hour, true}, // past 64 bits: capped, not ignored
+		{"-99999999999999999999", 0, false},
 		{"-1", 0, false},
 		{"", 0, false},
 		{"soon", 0, false},
@@ -185,7 +187,7 @@ func TestClassify(t *testing.T) {
 		status int
 		want   verdict
 	}{
-		{0, verdictRetry}, {200, verdictDelivered}, {202, verdictDelivered}, {204, verdictDelivered},
+		{0, verdictRetry}, {101, verdictRetry}, {200, verdictDelivered}, {202, verdictDelivered}, {204, verdictDelivered},
 		{301, verdictFailed}, {302, verdictFailed}, {304, verdictFailed}, {400, verdictFailed}, {401, verdictFailed},
 		{404, verdictFailed}, {408, verdictRetry}, {410, verdictFailed}, {413, verdictFailed}, {429, verdictRetry},
 		{500, verdictRetry}, {502, verdictRetry}, {503, verdictRetry}, {599, verdictRetry}, {600, verdictFailed},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"golang.org/x/net/idna"
@@ -283,13 +284,60 @@ func ParseRules(s string) ([]Rule, error) {
 func ValidEndpoint(u string) error {
 	pu, err := url.Parse(u)
 	if err != nil {
-		return fmt.Errorf("endpoint %q: %v", u, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, which may hold a password
+		}
+		return fmt.Errorf("endpoint %q: %v", RedactURL(u), err)
 	}
-	if pu.Scheme != "http" && pu.Scheme != "https" || pu.Host == "" {
-		return fmt.Errorf("endpoint %q: want an http:// or https:// URL with a host", u)
+	if pu.Scheme != "http" && pu.Scheme != "https" || pu.Hostname() == "" {
+		return fmt.Errorf("endpoint %q: want an http:// or https:// URL with a host", RedactURL(u))
+	}
+	if p := pu.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("endpoint %q: port %s: want 1 to 65535", RedactURL(u), p)
+		}
 	}
 	if pu.Fragment != "" {
-		return fmt.Errorf("endpoint %q: a fragment is never sent; remove it", u)
+		return fmt.Errorf("endpoint %q: a fragment is never sent; remove it", RedactURL(u))
 	}
 	return nil
+}
+
+// RedactURL returns the endpoint URL u as it may be shown (configuration
+// print-outs, errors): the password of its userinfo and the values of its
+// query, where tokens go, replaced by "xxxxx". An unparseable u keeps only
+// what precedes its userinfo, query and fragment.
+func RedactURL(u string) string {
+	pu, err := url.Parse(u)
+	if err != nil {
+		if i := strings.IndexAny(u, "?#"); i >= 0 {
+			u = u[:i]
+		}
+		if at := strings.LastIndexByte(u, '@'); at >= 0 {
+			if s := strings.Index(u, "://"); s >= 0 && s < at {
+				u = u[:s+3] + "xxxxx" + u[at:]
+			}
+		}
+		return u
+	}
+	if pu.RawQuery != "" {
+		q := pu.Query()
+		for k := range q {
+			q[k] = []string{"xxxxx"}
+		}
+		pu.RawQuery = q.Encode()
+	}
+	return pu.Redacted()
+}
+
+// RedactRoutes is MAILHOOK_ROUTES with each URL redacted (RedactURL).
+func RedactRoutes(s string) string {
+	pairs := strings.Split(s, ";")
+	for i, p := range pairs {
+		if pat, u, ok := strings.Cut(p, "="); ok {
+			pairs[i] = pat + "=" + RedactURL(strings.TrimSpace(u))
+		}
+	}
+	return strings.Join(pairs, ";")
 }

@@ -160,3 +160,34 @@ func FuzzPattern(f *testing.F) {
 		}
 	})
 }
+
+func TestValidEndpoint(t *testing.T) {
+	for _, good := range []string{"https://hooks.example.com/in", "http://127.0.0.1:8080/x?y=1", "http://[::1]:65535/", "https://u:p@h.example/"} {
+		if err := ValidEndpoint(good); err != nil {
+			t.Errorf("ValidEndpoint(%q): %v", good, err)
+		}
+	}
+	for _, bad := range []string{"ftp://h/x", "http:///x", "http://:80/x", "http://127.0.0.1:99999/x", "http://h:0/x", "http://h/x#frag",
+		"https://alice:S3cret@h.example:99999/x", "https://alice:S3cret@[::1/x"} {
+		err := ValidEndpoint(bad)
+		if err == nil {
+			t.Errorf("ValidEndpoint(%q) accepted", bad)
+			continue
+		}
+		if strings.Contains(err.Error(), "S3cret") {
+			t.Errorf("ValidEndpoint(%q): the error shows the password: %v", bad, err)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://hooks.example.com/in":              "https://hooks.example.com/in",
+		"https://alice:pw@h.example/in?token=t&a=b": "https://alice:xxxxx@h.example/in?a=xxxxx&token=xxxxx",
+		"https://alice:pw@[::1/x?token=t":           "https://xxxxx@[::1/x",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
