@@ -265,14 +265,15 @@ func ParseRules(s string) ([]Rule, error) {
 			errs = append(errs, fmt.Errorf("route %q: want pattern=url", strings.TrimSpace(pair)))
 			continue
 		}
+		u = strings.TrimSpace(u)
+		shown := strings.TrimSpace(pat) + "=" + RedactURL(u) // the URL may hold a password
 		p, err := ParsePattern(pat)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("route %q: %w", strings.TrimSpace(pair), err))
+			errs = append(errs, fmt.Errorf("route %q: %w", shown, err))
 			continue
 		}
-		u = strings.TrimSpace(u)
 		if err := ValidEndpoint(u); err != nil {
-			errs = append(errs, fmt.Errorf("route %q: %w", strings.TrimSpace(pair), err))
+			errs = append(errs, fmt.Errorf("route %q: %w", shown, err))
 			continue
 		}
 		rules = append(rules, Rule{Pattern: p, Endpoint: u})

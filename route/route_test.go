@@ -191,3 +191,12 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+// A bad route is named in the error without the password of its URL.
+func TestParseRulesErrorsRedacted(t *testing.T) {
+	_, err := ParseRules("a@example.com=https://alice:S3cret@h.example:99999/x;bad pattern=https://bob:B0b@h.example/")
+	if err == nil || strings.Contains(err.Error(), "S3cret") || strings.Contains(err.Error(), "B0b") ||
+		!strings.Contains(err.Error(), "a@example.com=https://alice:xxxxx@h.example:99999/x") {
+		t.Errorf("ParseRules error: %v", err)
+	}
+}
