@@ -248,15 +248,15 @@ func decodeUTF7(b []byte) (out string, bad int) {
 			i++
 			continue
 		}
-		if i == len(b) || utf7Value[b[i]] < 0 {
+		if i == len(b) || base64Value[b[i]] < 0 {
 			s.WriteByte('+') // a "+" that starts nothing: kept as written
 			continue
 		}
 		var units []uint16
 		var bits uint32
 		n := 0
-		for ; i < len(b) && utf7Value[b[i]] >= 0; i++ {
-			bits = bits<<6 | uint32(utf7Value[b[i]])
+		for ; i < len(b) && base64Value[b[i]] >= 0; i++ {
+			bits = bits<<6 | uint32(base64Value[b[i]])
 			if n += 6; n >= 16 {
 				n -= 16
 				units = append(units, uint16(bits>>n))
@@ -280,8 +280,9 @@ func decodeUTF7(b []byte) (out string, bad int) {
 	return s.String(), bad
 }
 
-// utf7Value is the value of a byte in UTF-7's base64 alphabet, -1 outside.
-var utf7Value = func() (t [256]int8) {
+// base64Value is the value of a byte in the base64 alphabet (RFC 4648 §4;
+// UTF-7 shifts into the same one), -1 outside it.
+var base64Value = func() (t [256]int8) {
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 	for i := range t {
 		t[i] = -1

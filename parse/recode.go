@@ -92,7 +92,7 @@ func withCTE(header []byte, cte string) []byte {
 func decodeBase64Blocks(body []byte) (content []byte, blocks, bad, tail int, ok bool) {
 	// The usual body has its first "=" in its last few bytes: found at
 	// memory speed, and nothing to count.
-	if first := bytes.IndexByte(body, '='); first < 0 || !hasDigit(body[first:]) {
+	if first := bytes.IndexByte(body, '='); first < 0 || digitAt(body[first:]) < 0 {
 		return nil, 0, 0, 0, false
 	}
 	digits, pad := 0, -1
@@ -104,10 +104,10 @@ func decodeBase64Blocks(body []byte) (content []byte, blocks, bad, tail int, ok 
 			break
 		}
 	}
-	if pad < 0 || !hasDigit(body[pad:]) {
+	if pad < 0 || digitAt(body[pad:]) < 0 {
 		return nil, 0, 0, 0, false
 	}
-	next := pad + bytes.IndexFunc(body[pad:], func(r rune) bool { return r < 0x80 && base64Digit(byte(r)) })
+	next := pad + digitAt(body[pad:])
 	footer := bytes.Count(body[pad:next], []byte("\n")) >= 2 // an empty line before it
 	for _, c := range body[pad:] {
 		if footer || !base64Byte[c] {
@@ -144,19 +144,17 @@ func decodeBase64Blocks(body []byte) (content []byte, blocks, bad, tail int, ok 
 	return content, blocks, bad, tail, true
 }
 
-// hasDigit reports whether b holds a base64 digit.
-func hasDigit(b []byte) bool {
-	for _, c := range b {
+// digitAt returns the index of the first base64 digit in b, -1 if none.
+func digitAt(b []byte) int {
+	for i, c := range b {
 		if base64Digit(c) {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
-func base64Digit(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/'
-}
+func base64Digit(c byte) bool { return base64Value[c] >= 0 }
 
 // decodeUU decodes a uuencoded body (POSIX uuencode, historical
 // encoding): the lines between "begin <mode> <name>" and "end", each a
