@@ -22,16 +22,17 @@ const Prefix = "MAILHOOK_"
 
 // Config is the whole configuration. The env tag names the variable (after
 // Prefix), envDefault its default, help its one-line description; a field
-// tagged secret:"true" is redacted when printed.
+// tagged secret:"true" is redacted when printed, one tagged redact:"url"
+// or redact:"routes" has the secrets of its URLs masked.
 type Config struct {
 	SMTPAddr   string `env:"SMTP_ADDR" envDefault:":2525" help:"SMTP listen address"`
 	HTTPAddr   string `env:"HTTP_ADDR" envDefault:":8080" help:"health, metrics and admin API listen address"`
 	Hostname   string `env:"HOSTNAME" help:"name in the SMTP banner, EHLO reply and Received header (default: the OS hostname)"`
 	Recipients string `env:"RECIPIENTS" help:"comma-separated accepted recipients: user@example.com, *@example.com, *@*.example.com; empty accepts any (warned at start)"`
 
-	WebhookURL    string   `env:"WEBHOOK_URL" help:"default webhook endpoint for every accepted recipient; empty: events are stored and can be replayed later"`
+	WebhookURL    string   `env:"WEBHOOK_URL" redact:"url" help:"default webhook endpoint for every accepted recipient; empty: events are stored and can be replayed later"`
 	WebhookSecret []string `env:"WEBHOOK_SECRET" envSeparator:"," secret:"true" help:"whsec_… signing secret(s), comma-separated for rotation (each signs)"`
-	Routes        string   `env:"ROUTES" help:"per-recipient endpoints: pattern=url pairs separated by ';', first match wins, before the default"`
+	Routes        string   `env:"ROUTES" redact:"routes" help:"per-recipient endpoints: pattern=url pairs separated by ';', first match wins, before the default"`
 
 	Store              string        `env:"STORE" envDefault:"file://./data" help:"where mail and delivery state live: file:///path or s3://bucket/optional/prefix"`
 	StoreCommitDelay   time.Duration `env:"STORE_COMMIT_DELAY" envDefault:"2ms" help:"filesystem store: how long a group commit (one syncfs for many messages) may wait for writers still on their way to it, when one has just ended; 0 = never wait"`

@@ -18,8 +18,11 @@ type Field struct {
 	Default string
 	Help    string
 	Secret  bool
-	field   string // Go field name
-	index   int
+	// Redact names what in the value is secret when it is not wholly:
+	// "url" (a URL's password and query), "routes" (those of each route).
+	Redact string
+	field  string // Go field name
+	index  int
 }
 
 var fields = sync.OnceValue(func() []Field {
@@ -36,6 +39,7 @@ var fields = sync.OnceValue(func() []Field {
 			Default: sf.Tag.Get("envDefault"),
 			Help:    sf.Tag.Get("help"),
 			Secret:  sf.Tag.Get("secret") == "true",
+			Redact:  sf.Tag.Get("redact"),
 			field:   sf.Name,
 			index:   i,
 		})
@@ -82,9 +86,9 @@ func (c *Config) WriteEffective(w io.Writer) error {
 		switch {
 		case f.Secret && s != "":
 			s = "<redacted>"
-		case f.Var == "MAILHOOK_WEBHOOK_URL" && s != "":
+		case f.Redact == "url" && s != "":
 			s = route.RedactURL(s) // a password or a token may ride in the URL
-		case f.Var == "MAILHOOK_ROUTES" && s != "":
+		case f.Redact == "routes" && s != "":
 			s = route.RedactRoutes(s)
 		}
 		fmt.Fprintf(&b, "%s=%s\n", f.Var, s)
