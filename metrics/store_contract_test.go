@@ -41,23 +41,20 @@ func TestInstrumentedStoreInterfaces(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	is := InstrumentStore(s, New("test"))
-	check := func(name string, ok bool) {
-		if !ok {
-			t.Errorf("the instrumented fs store is not a store.%s", name)
+	for name, ok := range map[string]func(store.Store) bool{
+		"Batcher":            func(s store.Store) bool { _, ok := s.(store.Batcher); return ok },
+		"KeyLister":          func(s store.Store) bool { _, ok := s.(store.KeyLister); return ok },
+		"AfterLister":        func(s store.Store) bool { _, ok := s.(store.AfterLister); return ok },
+		"ConditionalDeleter": func(s store.Store) bool { _, ok := s.(store.ConditionalDeleter); return ok },
+		"LazyDeleter":        func(s store.Store) bool { _, ok := s.(store.LazyDeleter); return ok },
+		"Appender":           func(s store.Store) bool { _, ok := s.(store.Appender); return ok },
+		"Mover":              func(s store.Store) bool { _, ok := s.(store.Mover); return ok },
+	} {
+		switch {
+		case !ok(s):
+			t.Errorf("the fs store is not a store.%s: the test needs one that is", name)
+		case !ok(is):
+			t.Errorf("the fs store is a store.%s; the instrumented one is not", name)
 		}
 	}
-	_, ok := is.(store.Batcher)
-	check("Batcher", ok)
-	_, ok = is.(store.KeyLister)
-	check("KeyLister", ok)
-	_, ok = is.(store.AfterLister)
-	check("AfterLister", ok)
-	_, ok = is.(store.ConditionalDeleter)
-	check("ConditionalDeleter", ok)
-	_, ok = is.(store.LazyDeleter)
-	check("LazyDeleter", ok)
-	_, ok = is.(store.Appender)
-	check("Appender", ok)
-	_, ok = is.(store.Mover)
-	check("Mover", ok)
 }
