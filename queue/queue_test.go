@@ -353,12 +353,7 @@ func TestCrashBetweenFinishSteps(t *testing.T) {
 		t.Run(string(final), func(t *testing.T) {
 			backends(t, func(t *testing.T, s store.Store) {
 				ctx := t.Context()
-				f := newFixture(t, s, routes{"a@x": "http://one"})
-				f.accept(t, "a@x")
-				d := f.enqueued[0]
-				if err := f.q.BeginAttempt(ctx, d, t0, t0.Add(time.Minute)); err != nil {
-					t.Fatal(err)
-				}
+				f, _, d := attempted(t, s)
 				// Mark on a separate queue whose store loses the delete.
 				crashing := &crashStore{Store: s}
 				cq := queue.New(queue.Options{Store: crashing, Now: func() time.Time { return t0 }})
@@ -437,12 +432,7 @@ func (c *crashStore) Delete(ctx context.Context, key string) error {
 func TestReplay(t *testing.T) {
 	backends(t, func(t *testing.T, s store.Store) {
 		ctx := t.Context()
-		f := newFixture(t, s, routes{"a@x": "http://one"})
-		id := f.accept(t, "a@x")
-		d := f.enqueued[0]
-		if err := f.q.BeginAttempt(ctx, d, t0, t0.Add(time.Minute)); err != nil {
-			t.Fatal(err)
-		}
+		f, id, d := attempted(t, s)
 		if err := f.q.MarkFailed(ctx, d, queue.Attempt{At: t0, Status: 410}, "HTTP 410"); err != nil {
 			t.Fatal(err)
 		}
@@ -488,12 +478,7 @@ func TestReplay(t *testing.T) {
 func TestReplayInterrupted(t *testing.T) {
 	ctx := t.Context()
 	s := newMemStore()
-	f := newFixture(t, s, routes{"a@x": "http://one"})
-	f.accept(t, "a@x")
-	d := f.enqueued[0]
-	if err := f.q.BeginAttempt(ctx, d, t0, t0.Add(time.Minute)); err != nil {
-		t.Fatal(err)
-	}
+	f, _, d := attempted(t, s)
 	if err := f.q.MarkFailed(ctx, d, queue.Attempt{At: t0, Status: 404}, "HTTP 404"); err != nil {
 		t.Fatal(err)
 	}
@@ -561,12 +546,7 @@ func TestReplayRacesMove(t *testing.T) {
 	}
 	t.Run("replay before the failure's delete of the pending record", func(t *testing.T) {
 		s := newMemStore()
-		f := newFixture(t, s, routes{"a@x": "http://one"})
-		f.accept(t, "a@x")
-		d := f.enqueued[0]
-		if err := f.q.BeginAttempt(ctx, d, t0, t0.Add(time.Minute)); err != nil {
-			t.Fatal(err)
-		}
+		f, _, d := attempted(t, s)
 		onDelete(s, "deliveries/pending/"+d.ID+".json", func() {
 			if err := f.q.Replay(ctx, d.ID, ""); err != nil {
 				t.Errorf("Replay: %v", err)
@@ -584,12 +564,7 @@ func TestReplayRacesMove(t *testing.T) {
 	})
 	t.Run("failure again before the replay's delete of the dead letter", func(t *testing.T) {
 		s := newMemStore()
-		f := newFixture(t, s, routes{"a@x": "http://one"})
-		f.accept(t, "a@x")
-		d := f.enqueued[0]
-		if err := f.q.BeginAttempt(ctx, d, t0, t0.Add(time.Minute)); err != nil {
-			t.Fatal(err)
-		}
+		f, _, d := attempted(t, s)
 		if err := f.q.MarkFailed(ctx, d, queue.Attempt{At: t0, Status: 400}, "HTTP 400"); err != nil {
 			t.Fatal(err)
 		}
@@ -616,6 +591,19 @@ func TestReplayRacesMove(t *testing.T) {
 			t.Errorf("Load = %+v, %v; want failed with both attempts", got, err)
 		}
 	})
+}
+
+// attempted accepts a message for a@x (routed to http://one) on s and
+// begins the first attempt of its delivery, due again in a minute.
+func attempted(t *testing.T, s store.Store) (f *fixture, id string, d *queue.Delivery) {
+	t.Helper()
+	f = newFixture(t, s, routes{"a@x": "http://one"})
+	id = f.accept(t, "a@x")
+	d = f.enqueued[0]
+	if err := f.q.BeginAttempt(t.Context(), d, t0, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	return f, id, d
 }
 
 // putRecordCopy writes at dst the record at src, changed by edit.
