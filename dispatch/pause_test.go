@@ -190,18 +190,25 @@ func TestPausedEndpointHoldsReplayForItsNewWindow(t *testing.T) {
 	}
 }
 
+// pausedDispatcher returns a dispatcher, not started, whose endpoint ep
+// was paused now for a minute, and its clock's now.
+func pausedDispatcher(t *testing.T, ep string) (*Dispatcher, time.Time) {
+	t.Helper()
+	d := newHarness(t, newMemStore(), ep, pauseTestConfig()).d
+	now := d.cfg.Now()
+	d.mu.Lock()
+	d.health[ep] = &health{fails: 3, paused: true, since: now, until: now.Add(time.Minute)}
+	d.mu.Unlock()
+	return d, now
+}
+
 // A delivery that comes due while its endpoint is paused is parked, and
 // the loop is told when to look again (the endpoint's next try, the sweep
 // of closed retry windows) even though nothing was parked before: with no
 // new mail to wake it, the loop would otherwise sleep until the rescan.
 func TestParkingAtPausedEndpointArmsTheTimer(t *testing.T) {
 	const ep = "http://127.0.0.1:1/hook"
-	h := newHarness(t, newMemStore(), ep, pauseTestConfig()) // not started
-	d := h.d
-	now := d.cfg.Now()
-	d.mu.Lock()
-	d.health[ep] = &health{fails: 3, paused: true, since: now, until: now.Add(time.Minute)}
-	d.mu.Unlock()
+	d, now := pausedDispatcher(t, ep)
 	d.add(&item{id: "01M97FZK90S622G04AX16NMC75-1", endpoint: ep, at: now, receivedAt: now, windowStart: now})
 	it, wait := d.take()
 	if it != nil {
@@ -254,12 +261,7 @@ func TestParkedAtPausedEndpointKeepsNoHandedOverRecord(t *testing.T) {
 // stays paused for the next one.
 func TestPausedGaugeFollowsDeliveries(t *testing.T) {
 	const ep = "http://127.0.0.1:1/hook"
-	h := newHarness(t, newMemStore(), ep, pauseTestConfig()) // not started
-	d := h.d
-	now := d.cfg.Now()
-	d.mu.Lock()
-	d.health[ep] = &health{fails: 3, paused: true, since: now, until: now.Add(time.Minute)}
-	d.mu.Unlock()
+	d, now := pausedDispatcher(t, ep)
 	const id = "01M97FZK90S622G04AX16NMC75-1"
 	d.add(&item{id: id, endpoint: ep, at: now.Add(time.Hour), receivedAt: now, windowStart: now})
 	if n := d.Stats().PausedEndpoints; n != 1 {
