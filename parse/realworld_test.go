@@ -20,6 +20,13 @@ func parseCRLF(t *testing.T, msg string) *event.Data {
 	return d
 }
 
+// mixed is a multipart/mixed message (LF line ends, for parseCRLF) of
+// the parts given, each a header, an empty line and a body.
+func mixed(parts ...string) string {
+	return "Subject: t\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B\n\n--B\n" +
+		strings.Join(parts, "\n--B\n") + "\n--B--\n"
+}
+
 // Shapes met in real mail (Python's email test data, Mailman digests,
 // bounces) that were read wrongly.
 func TestRealWorldShapes(t *testing.T) {
@@ -54,19 +61,17 @@ func TestRealWorldShapes(t *testing.T) {
 		}
 	})
 	t.Run("blank text parts are not joined", func(t *testing.T) {
-		d := parseCRLF(t, "Subject: t\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B\n\n"+
-			"--B\nContent-Type: text/plain\n\n\n--B\nContent-Type: text/plain\n\nreal text\n"+
-			"--B\nContent-Type: image/png; name=a.png\nContent-Transfer-Encoding: base64\n\niVBORw0K\n"+
-			"--B\nContent-Type: text/plain\n\n \n\n--B\nContent-Type: text/plain\n\nmore text\n--B--\n")
+		d := parseCRLF(t, mixed("Content-Type: text/plain\n\n", "Content-Type: text/plain\n\nreal text",
+			"Content-Type: image/png; name=a.png\nContent-Transfer-Encoding: base64\n\niVBORw0K",
+			"Content-Type: text/plain\n\n \n", "Content-Type: text/plain\n\nmore text"))
 		if d.Text != "real text\n--\nmore text" || len(d.Attachments) != 1 {
 			t.Errorf("text %q, %d attachments; want the two texts joined once and the image", d.Text, len(d.Attachments))
 		}
 	})
 	t.Run("a text part naming a file is an attachment, not text", func(t *testing.T) {
-		d := parseCRLF(t, "Subject: t\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B\n\n"+
-			"--B\nContent-Type: text/plain\n\nBody here\n"+
-			"--B\nContent-Type: text/plain; name=\"notes.txt\"\n\nattached notes\n"+
-			"--B\nContent-Type: text/plain\nContent-Disposition: inline; filename=shown.txt\n\nshown inline\n--B--\n")
+		d := parseCRLF(t, mixed("Content-Type: text/plain\n\nBody here",
+			"Content-Type: text/plain; name=\"notes.txt\"\n\nattached notes",
+			"Content-Type: text/plain\nContent-Disposition: inline; filename=shown.txt\n\nshown inline"))
 		if d.Text != "Body here\n--\nshown inline" {
 			t.Errorf("text %q, want the body and the part asked to be shown inline", d.Text)
 		}
@@ -75,9 +80,8 @@ func TestRealWorldShapes(t *testing.T) {
 		}
 		// Only named parts: they are the text too (Python's email test
 		// data, msg_44).
-		d = parseCRLF(t, "Subject: t\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=B\n\n"+
-			"--B\nContent-Type: text/plain; name=\"msg.txt\"\n\nfirst\n"+
-			"--B\nContent-Type: text/plain; name=\"msg.txt\"\n\nsecond\n--B--\n")
+		d = parseCRLF(t, mixed("Content-Type: text/plain; name=\"msg.txt\"\n\nfirst",
+			"Content-Type: text/plain; name=\"msg.txt\"\n\nsecond"))
 		if d.Text != "first\n--\nsecond" || len(d.Attachments) != 2 {
 			t.Errorf("text %q, %d attachments; want both texts, and both as attachments", d.Text, len(d.Attachments))
 		}
