@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/inbucket/html2text"
 	"github.com/jhillyerd/enmime/v2"
@@ -83,11 +84,11 @@ func parseBody(d *event.Data, raw []byte, hb headerBlock, opts Options, w *warni
 	case b.plainRoot:
 		// A single text part plainTextLeaf made: what EnvelopeFromPart
 		// would make of it (its parseTextOnlyBody), which takes only
-		// parts of enmime's parsers. The body is copied once, as text.
+		// parts of enmime's parsers, without a copy of the body.
 		if root.ContentType == "text/html" {
-			d.HTML = string(root.Content)
+			d.HTML = contentString(root)
 		} else {
-			d.Text = string(root.Content)
+			d.Text = contentString(root)
 		}
 		body = map[*enmime.Part]bool{root: true}
 		if d.Text == "" && d.HTML != "" {
@@ -230,6 +231,9 @@ type builder struct {
 	// plainRoot: the message is one text part made by plainTextLeaf,
 	// not by enmime, so not for EnvelopeFromPart.
 	plainRoot bool
+	// maxDetect: text bodies larger are not run through charset
+	// detection (maxDetectBody).
+	maxDetect int
 }
 
 // newBuilder returns a builder for the entities of raw.
@@ -245,6 +249,7 @@ func newBuilder(raw []byte, opts Options, w *warnings) *builder {
 		nodes:      make(map[*enmime.Part]*node),
 		deadline:   time.Now().Add(opts.MaxDuration),
 		enmimeOnly: opts.enmimeOnly,
+		maxDetect:  maxDetectBody,
 	}
 }
 
@@ -365,9 +370,10 @@ func (b *builder) containerPart(n *node) *enmime.Part {
 }
 
 // maxDetectBody is the largest text part body enmimeLeaf runs charset
-// detection on. Detection parses the part a second time, whole (a 24 MB
-// text body took 104 MB of buffers between the two parses), to score its
-// bytes; a body this large is decoded as it declares.
+// detection on (builder.maxDetect, which tests lower). Detection parses
+// the part a second time, whole (a 24 MB text body took 104 MB of buffers
+// between the two parses), to score its bytes; a body this large is
+// decoded as it declares.
 const maxDetectBody = 4 << 20
 
 // detectedAlready reports whether enmime ran charset detection on the text
@@ -427,7 +433,7 @@ func (b *builder) enmimeLeaf(n *node) (*enmime.Part, error) {
 			return p, nil
 		}
 	}
-	if detectedAlready(p) || len(body) > maxDetectBody {
+	if detectedAlready(p) || len(body) > b.maxDetect {
 		return p, nil
 	}
 	pd := p
@@ -572,38 +578,72 @@ func (b *builder) decodeBase64Leaf(n *node) *enmime.Part {
 		strings.ToLower(p.Header.Get("Content-Transfer-Encoding")) != "base64" {
 		return nil
 	}
-	// Canonical base64 (padded, zero unused bits, only line breaks
-	// between the groups: what encoders write) decodes in one pass, and
-	// its text, line breaks dropped, is already the event's encoding.
-	content := make([]byte, base64.StdEncoding.DecodedLen(len(body)))
-	if m, err := base64.StdEncoding.Strict().Decode(content, body); err == nil {
-		p.Content = content[:m:m]
-		b.encoded[p] = body
-		return p
+	content, canonical, ok := decodeBase64Body(body)
+	if !ok {
+		return nil
 	}
-	digits := 0
+	p.Content = content
+	if canonical {
+		b.encoded[p] = body
+	}
+	return p
+}
+
+// decodeBase64Body decodes body as enmime's pipeline would (its base64
+// cleaner and an unpadded decoder) into one buffer of the exact size,
+// when that pipeline has nothing to warn about: nothing outside the
+// base64 alphabet, padding and white space, and no dangling sixth bit
+// group; otherwise ok is false. canonical reports a body that is already
+// the event's encoding of the content (padded, zero unused bits, only
+// line breaks between the groups: what encoders write).
+func decodeBase64Body(body []byte) (content []byte, canonical, ok bool) {
+	content = make([]byte, base64.StdEncoding.DecodedLen(len(body)))
+	if m, err := base64.StdEncoding.Strict().Decode(content, body); err == nil {
+		return content[:m:m], true, true
+	}
+	digits, ok := base64Digits(body)
+	if !ok {
+		return nil, false, false
+	}
+	// Reuse the buffer of the canonical try (one buffer, as before).
+	if need := base64.RawStdEncoding.DecodedLen(digits); cap(content) >= need {
+		content = content[:0:need]
+	} else {
+		content = make([]byte, 0, need)
+	}
+	base64Pieces(body, func(piece []byte) { content = append(content, piece...) })
+	return content, false, true
+}
+
+// base64Digits counts the base64 digits of body, or reports false where
+// enmime's pipeline would warn (decodeBase64Body).
+func base64Digits(body []byte) (digits int, ok bool) {
 	for _, c := range body {
 		switch {
 		case !base64Byte[c]:
-			return nil
+			return 0, false
 		case c != '=' && c != ' ' && c != '\t' && c != '\r' && c != '\n':
 			digits++
 		}
 	}
-	if digits%4 == 1 {
-		return nil // enmime warns about the corrupt end
-	}
-	// Reuse the buffer of the canonical try (one buffer, as before).
-	if need := base64.RawStdEncoding.DecodedLen(digits); cap(content) >= need {
-		content = content[:need]
-	} else {
-		content = make([]byte, need)
+	return digits, digits%4 != 1 // enmime warns about a corrupt end
+}
+
+// base64Pieces decodes body as decodeBase64Body does, a piece at a time:
+// f gets each piece, valid only during the call. It reports false, and
+// calls f with nothing, where decodeBase64Body would.
+func base64Pieces(body []byte, f func([]byte)) bool {
+	if _, ok := base64Digits(body); !ok {
+		return false
 	}
 	var chunk [16 << 10]byte // a multiple of 4
-	k, out := 0, 0
+	var out [12 << 10]byte
+	k := 0
 	flush := func() {
-		m, _ := base64.RawStdEncoding.Decode(content[out:], chunk[:k]) // only alphabet, never 1 mod 4
-		out += m
+		m, _ := base64.RawStdEncoding.Decode(out[:], chunk[:k]) // only alphabet, never 1 mod 4
+		if m > 0 {
+			f(out[:m])
+		}
 		k = 0
 	}
 	for _, c := range body {
@@ -616,17 +656,49 @@ func (b *builder) decodeBase64Leaf(n *node) *enmime.Part {
 		}
 	}
 	flush()
-	p.Content = content[:out]
-	return p
+	return true
+}
+
+// transferPieces decodes the body of a part in the transfer encoding cte
+// (lower case; quoted-printable only clean, see cleanQP) a piece at a
+// time: f gets each piece, valid only during the call. It reports false
+// where enmime would warn: the pieces f got are then not the content.
+func transferPieces(cte string, body []byte, f func([]byte)) bool {
+	switch cte {
+	case "base64":
+		return base64Pieces(body, f)
+	case "quoted-printable":
+		qr, done := newQPReader(body)
+		defer done()
+		var buf [32 << 10]byte
+		for {
+			m, err := qr.Read(buf[:])
+			if m > 0 {
+				f(buf[:m])
+			}
+			if err == io.EOF {
+				return true
+			}
+			if err != nil {
+				return false
+			}
+		}
+	}
+	f(body)
+	return true
 }
 
 // plainTextLeaf returns the part enmime would for the most common entity
 // of all, a text/plain or text/html body part in UTF-8 or US-ASCII, as
-// declared and valid, in 7bit, 8bit, binary or clean quoted-printable;
-// otherwise nil. enmime would read its header through a 4 KiB buffer of
-// its own and copy its body twice: for the two such parts of a small
-// multipart/alternative message that is a quarter of the parse
-// (BenchmarkParse/multipart2KB).
+// declared and valid, in 7bit, 8bit, binary, clean quoted-printable or
+// clean base64; and for a part too large for charset detection
+// (maxDetectBody), one in a common 8-bit charset (singleByte), converted
+// as declared (a declared charset also outranks an HTML <meta> for
+// enmime). Otherwise nil. enmime would read its header through a
+// 4 KiB buffer of its own and copy its body twice: for the two such parts
+// of a small multipart/alternative message that is a quarter of the parse
+// (BenchmarkParse/multipart2KB); for a large body, its decoders grow
+// their buffers step by step, up to twice the content in garbage.
 //
 // It takes only what enmime reads without a warning and the same way
 // whichever of the builder's parsers reads it (for the root, parseBody
@@ -634,7 +706,8 @@ func (b *builder) decodeBase64Leaf(n *node) *enmime.Part {
 // parts of its parsers), with a header of Content-Type and perhaps
 // Content-Transfer-Encoding, no
 // parameter enmime interprets beyond charset, and, for quoted-printable,
-// a body that enmime's cleaner passes unchanged (cleanQP).
+// a body that enmime's cleaner passes unchanged (cleanQP), for base64 one
+// its pipeline decodes without a warning (decodeBase64Body).
 // FuzzPlainTextLeaf checks that the parts are enmime's.
 func (b *builder) plainTextLeaf(n *node) *enmime.Part {
 	t := n.plain
@@ -648,29 +721,53 @@ func (b *builder) plainTextLeaf(n *node) *enmime.Part {
 		}
 	}
 	body := b.body(n)
-	var content []byte
-	switch strings.ToLower(t.cte) { // as enmime reads it
-	case "", "7bit", "8bit", "binary":
-		content = body
-	case "quoted-printable":
-		if !cleanQP(body) {
+	p := &enmime.Part{ContentType: n.mtype, Charset: t.params["charset"]}
+	var table *byteTable
+	switch cs := strings.ToLower(p.Charset); cs {
+	case "utf-8", "us-ascii":
+	default:
+		// enmimeLeaf reads a part too large for detection as declared.
+		if table = singleByte[cs]; table == nil || len(body) <= b.maxDetect {
 			return nil
 		}
-		// Decoding never grows the text: with one byte to spare the
-		// buffer cannot fill before the end.
-		content = make([]byte, 0, len(body)+1)
-		var ok bool
-		if content, ok = decodeQP(content, body); !ok {
-			return nil // enmime keeps what decoded, with a warning
-		}
-		if len(content) == cap(content) {
+	}
+	cte := strings.ToLower(t.cte) // as enmime reads it
+	switch cte {
+	case "", "7bit", "8bit", "binary", "base64":
+	case "quoted-printable":
+		if !cleanQP(body) {
 			return nil
 		}
 	default:
 		return nil
 	}
-	p := &enmime.Part{ContentType: n.mtype, Charset: t.params["charset"], Content: content}
-	if !declaredAndValid(p) {
+	switch {
+	case table != nil:
+		// Decoded a piece at a time, twice: to size the text, then to
+		// fill it. No buffer for the content in its charset.
+		size := 0
+		if !transferPieces(cte, body, func(piece []byte) { size += table.size(piece) }) {
+			return nil
+		}
+		p.Content = make([]byte, 0, size)
+		transferPieces(cte, body, func(piece []byte) { p.Content = table.append(p.Content, piece) })
+	case cte == "quoted-printable":
+		// Decoding never grows the text: with one byte to spare the
+		// buffer cannot fill before the end.
+		content, ok := decodeQP(make([]byte, 0, len(body)+1), body)
+		if !ok || len(content) == cap(content) {
+			return nil // enmime keeps what decoded, with a warning
+		}
+		p.Content = content
+	case cte == "base64":
+		var ok bool
+		if p.Content, _, ok = decodeBase64Body(body); !ok {
+			return nil
+		}
+	default:
+		p.Content = body
+	}
+	if table == nil && !declaredAndValid(p) {
 		return nil
 	}
 	p.Header = textproto.MIMEHeader{"Content-Type": {t.ctype}}
@@ -811,7 +908,7 @@ func multipartBody(root *enmime.Part) (text, html string, body map[*enmime.Part]
 			p := queue[0]
 			queue = queue[1:]
 			if isTextBody(p) {
-				text = string(p.Content)
+				text = contentString(p)
 				body[p] = true
 				break
 			}
@@ -839,7 +936,7 @@ func multipartBody(root *enmime.Part) (text, html string, body map[*enmime.Part]
 		}
 	})
 	if found != nil {
-		html = string(found.Content)
+		html = contentString(found)
 		body[found] = true
 	}
 	if text == "" && html != "" {
@@ -853,6 +950,16 @@ func multipartBody(root *enmime.Part) (text, html string, body map[*enmime.Part]
 // are empty or only white space (mailers put them between attachments):
 // enmime would join them too, each adding a separator.
 func joinText(parts []*enmime.Part) string {
+	var only *enmime.Part
+	n := 0
+	for _, p := range parts {
+		if len(bytes.TrimSpace(p.Content)) > 0 {
+			only, n = p, n+1
+		}
+	}
+	if n == 1 {
+		return contentString(only) // nothing to join: no copy
+	}
 	var b strings.Builder
 	for _, p := range parts {
 		if len(bytes.TrimSpace(p.Content)) == 0 {
@@ -864,6 +971,15 @@ func joinText(parts []*enmime.Part) string {
 		b.Write(p.Content)
 	}
 	return b.String()
+}
+
+// contentString returns p's content as a string, without a copy (a
+// message's text may be most of it). It relies on what holds throughout
+// this package: a part's content is never written to once the part is
+// built (decoders make new buffers, and the raw message a body part may
+// share is only read).
+func contentString(p *enmime.Part) string {
+	return unsafe.String(unsafe.SliceData(p.Content), len(p.Content))
 }
 
 // warnNoText adds to root the warning enmime.EnvelopeFromPart adds when
@@ -1015,16 +1131,9 @@ func contentID(p *enmime.Part) string {
 
 // decodeQP decodes the quoted-printable body into content's spare capacity
 // until it is full or body ends, and reports whether decoding succeeded.
-// The bufio.Reader that quotedprintable.NewReader would allocate (4 KiB a
-// part) comes from a pool: NewReader uses a *bufio.Reader of that size as
-// it is.
 func decodeQP(content, body []byte) ([]byte, bool) {
-	r := qpReaders.Get().(*qpReader)
-	defer qpReaders.Put(r)
-	r.body.Reset(body)
-	r.br.Reset(&r.body)
-	defer func() { r.br.Reset(nil); r.body.Reset(nil) }() // pin nothing in the pool
-	qr := quotedprintable.NewReader(r.br)
+	qr, done := newQPReader(body)
+	defer done()
 	for len(content) < cap(content) {
 		m, err := qr.Read(content[len(content):cap(content)])
 		content = content[:len(content)+m]
@@ -1036,6 +1145,21 @@ func decodeQP(content, body []byte) ([]byte, bool) {
 		}
 	}
 	return content, true
+}
+
+// newQPReader returns a quoted-printable reader of body, and the function
+// to call when done with it. The bufio.Reader that quotedprintable.NewReader
+// would allocate (4 KiB a part) comes from a pool: NewReader uses a
+// *bufio.Reader of that size as it is.
+func newQPReader(body []byte) (qr *quotedprintable.Reader, done func()) {
+	r := qpReaders.Get().(*qpReader)
+	r.body.Reset(body)
+	r.br.Reset(&r.body)
+	return quotedprintable.NewReader(r.br), func() {
+		r.br.Reset(nil) // pin nothing in the pool
+		r.body.Reset(nil)
+		qpReaders.Put(r)
+	}
 }
 
 type qpReader struct {

@@ -292,3 +292,67 @@ var base64Value = func() (t [256]int8) {
 	}
 	return t
 }()
+
+// singleByte holds the 8-bit charsets plainTextLeaf converts itself, under
+// the labels mail uses most, each with the table enmime's charset readers
+// use for that label (enmime v2.3.0 internal/coding; "latin1" is
+// windows-1252 there, as for browsers, and "iso-8859-1" is not).
+// TestSingleByteLikeEnmime holds every label to enmime's reading.
+var singleByte = func() map[string]*byteTable {
+	m := make(map[string]*byteTable)
+	for cm, labels := range map[*charmap.Charmap][]string{
+		charmap.ISO8859_1:   {"iso-8859-1", "iso8859-1", "iso_8859-1", "iso88591"},
+		charmap.Windows1252: {"windows-1252", "cp1252", "x-cp1252", "latin1", "l1"},
+		charmap.ISO8859_2:   {"iso-8859-2", "iso8859-2", "iso_8859-2", "latin2", "l2"},
+		charmap.ISO8859_5:   {"iso-8859-5", "iso8859-5"},
+		charmap.ISO8859_7:   {"iso-8859-7", "iso8859-7"},
+		charmap.Windows1254: {"iso-8859-9", "iso8859-9", "windows-1254", "cp1254"},
+		charmap.ISO8859_15:  {"iso-8859-15", "iso8859-15", "iso_8859-15", "l9"},
+		charmap.Windows1250: {"windows-1250", "cp1250"},
+		charmap.Windows1251: {"windows-1251", "cp1251"},
+		charmap.Windows1253: {"windows-1253", "cp1253"},
+		charmap.KOI8R:       {"koi8-r", "koi8_r"},
+		charmap.KOI8U:       {"koi8-u"},
+	} {
+		t := newByteTable(cm)
+		for _, l := range labels {
+			m[l] = t
+		}
+	}
+	return m
+}()
+
+// byteTable converts an 8-bit charset to UTF-8 a byte at a time.
+type byteTable struct {
+	enc [256][utf8.UTFMax]byte
+	n   [256]uint8
+}
+
+func newByteTable(cm *charmap.Charmap) *byteTable {
+	t := &byteTable{}
+	for c := range 256 {
+		t.n[c] = uint8(utf8.EncodeRune(t.enc[c][:], cm.DecodeByte(byte(c))))
+	}
+	return t
+}
+
+// size returns the length of in converted.
+func (t *byteTable) size(in []byte) int {
+	n := 0
+	for _, c := range in {
+		n += int(t.n[c])
+	}
+	return n
+}
+
+// append appends in converted to out.
+func (t *byteTable) append(out, in []byte) []byte {
+	for _, c := range in {
+		if t.n[c] == 1 {
+			out = append(out, t.enc[c][0])
+			continue
+		}
+		out = append(out, t.enc[c][:t.n[c]]...)
+	}
+	return out
+}

@@ -2,9 +2,12 @@ package parse
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
+	"mime/quotedprintable"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -79,4 +82,63 @@ func fuzzCorpus(t testing.TB, name string) [][]byte {
 		out = append(out, []byte(v))
 	}
 	return out
+}
+
+// A text body too large for charset detection comes out of the fast paths
+// as enmime makes it: 8-bit charsets converted as declared, from any
+// transfer encoding, as the message or as a part of one.
+func TestLargeTextLikeEnmime(t *testing.T) {
+	line := "Caf\xe9 cr\xe8me br\xfbl\xe9e, na\xefve fa\xe7ade \x80 \x9f \xff = end\r\n"
+	latin := []byte(strings.Repeat(line, maxDetectBody/len(line)+2))
+	utf := []byte(strings.Repeat("Café crème brûlée, naïve façade € = end\r\n", maxDetectBody/40+2))
+	qp := func(b []byte) []byte {
+		var out bytes.Buffer
+		w := quotedprintable.NewWriter(&out)
+		w.Write(b)
+		w.Close()
+		return out.Bytes()
+	}
+	b64 := func(b []byte) []byte {
+		var out bytes.Buffer
+		enc := base64.StdEncoding.EncodeToString(b)
+		for len(enc) > 76 {
+			out.WriteString(enc[:76] + "\r\n")
+			enc = enc[76:]
+		}
+		out.WriteString(enc + "\r\n")
+		return out.Bytes()
+	}
+	for _, tc := range []struct {
+		name, charset, cte string
+		body               []byte
+		want               string // in the text or HTML
+	}{
+		{"latin1 8bit", "iso-8859-1", "8bit", latin, "Café crème"},
+		{"latin1 qp", "ISO-8859-1", "quoted-printable", qp(latin), "Café crème"},
+		{"windows-1252 base64", "windows-1252", "base64", b64(latin), "Café crème"},
+		{"koi8-r qp", "koi8-r", "quoted-printable", qp(latin), "CafИ crХme"},
+		{"utf-8 base64", "utf-8", "base64", b64(utf), "Café crème"},
+		{"utf-8 qp", "utf-8", "quoted-printable", qp(utf), "Café crème"},
+		{"latin1 html", "iso-8859-1", "8bit", slices.Concat([]byte(`<html><head><meta charset="koi8-r"></head><body><p>`), latin), "Café crème"},
+	} {
+		header := "From: a@example.com\r\nSubject: large\r\nMIME-Version: 1.0\r\n"
+		ctype := "text/plain"
+		if strings.HasSuffix(tc.name, "html") {
+			ctype = "text/html"
+		}
+		part := "Content-Type: " + ctype + "; charset=" + tc.charset + "\r\nContent-Transfer-Encoding: " + tc.cte + "\r\n\r\n"
+		for shape, raw := range map[string][]byte{
+			"message": slices.Concat([]byte(header+part), tc.body),
+			"part": slices.Concat([]byte(header+"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"+part), tc.body,
+				[]byte("\r\n--b\r\nContent-Type: application/pdf; name=a.pdf\r\n\r\n%PDF\r\n--b--\r\n")),
+		} {
+			fast, slow := parseBoth(t, raw, Options{})
+			if !bytes.Equal(fast, slow) {
+				t.Errorf("%s as the %s: the fast paths differ from enmime (%d and %d bytes of JSON)", tc.name, shape, len(fast), len(slow))
+			}
+			if !bytes.Contains(fast, []byte(tc.want)) {
+				t.Errorf("%s as the %s: text not converted: %.300s", tc.name, shape, fast)
+			}
+		}
+	}
 }

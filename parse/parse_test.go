@@ -713,6 +713,7 @@ func BenchmarkParse(b *testing.B) {
 		{"deep5000", deepMessage(5000)},
 		{"parts10000", manyPartsMessage(10000)},
 		{"htmlNewsletter100KB", htmlNewsletter(350)},
+		{"latin1QP8MB", latin1QP(8 << 20)},
 	} {
 		b.Run(bm.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -724,6 +725,18 @@ func BenchmarkParse(b *testing.B) {
 			}
 		})
 	}
+}
+
+// latin1QP is a single-part ISO-8859-1 text message in quoted-printable,
+// about size bytes long: past charset detection's limit when large.
+func latin1QP(size int) []byte {
+	var b bytes.Buffer
+	b.WriteString("From: a@example.com\r\nSubject: large\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+	for b.Len() < size {
+		b.WriteString("Caf=E9 cr=E8me br=FBl=E9e, na=EFve fa=E7ade: lorem ipsum dolor sit amet, consectetur=\r\n adipiscing elit\r\n")
+	}
+	return b.Bytes()
 }
 
 // htmlNewsletter is an HTML-only message of n table rows (about 300 bytes

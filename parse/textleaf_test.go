@@ -70,20 +70,61 @@ func FuzzPlainTextLeaf(f *testing.F) {
 	f.Add("text/plain; charset=utf-8; name=a.txt", "7bit", []byte("named"))
 	f.Add("text/plain; charset=utf-8", "quoted-printable", []byte("=E2=82"))
 	f.Add("Text/HTML; Charset=utf-8", "Binary", []byte("\x00\xff"))
+	f.Add("text/plain; charset=utf-8", "base64", []byte("Q2Fmw6k=\r\n"))
+	f.Add("text/plain; charset=utf-8", "base64", []byte("Q2Fmw6k\r\n=\r\n"))
+	f.Add("text/plain; charset=windows-1252", "quoted-printable", []byte("=80 caf=E9"))
+	f.Add("text/plain; charset=Latin1", "base64", []byte("gIGC/w=="))
 	f.Fuzz(func(t *testing.T, ctype, cte string, body []byte) {
-		b, n := textLeaf(ctype, cte, body)
-		fast := b.plainTextLeaf(n)
-		if fast == nil {
-			return
-		}
-		slow, err := b.enmimeLeaf(n)
-		if err != nil {
-			t.Fatalf("plainTextLeaf took a part enmime cannot read (%v): %q %q %q", err, ctype, cte, body)
-		}
-		if d := samePart(fast, slow); d != "" {
-			t.Fatalf("Content-Type %q, Content-Transfer-Encoding %q, body %q: %s", ctype, cte, body, d)
+		// Twice: as the part of a message, and as one too large for
+		// charset detection (a text body converted as declared).
+		for _, maxDetect := range []int{maxDetectBody, 0} {
+			b, n := textLeaf(ctype, cte, body)
+			b.maxDetect = maxDetect
+			fast := b.plainTextLeaf(n)
+			if fast == nil {
+				continue
+			}
+			slow, err := b.enmimeLeaf(n)
+			if err != nil {
+				t.Fatalf("plainTextLeaf took a part enmime cannot read (%v): %q %q %q", err, ctype, cte, body)
+			}
+			if d := samePart(fast, slow); d != "" {
+				t.Fatalf("Content-Type %q, Content-Transfer-Encoding %q, body %q, detection up to %d bytes: %s", ctype, cte, body, maxDetect, d)
+			}
 		}
 	})
+}
+
+// Each label singleByte converts reads every byte as enmime's charset
+// reader for it does.
+func TestSingleByteLikeEnmime(t *testing.T) {
+	all := make([]byte, 0, 256)
+	for c := range 256 {
+		all = append(all, byte(c))
+	}
+	for label := range singleByte {
+		for _, ctype := range []string{"text/plain; charset=" + label, "text/plain; charset=\"" + strings.ToUpper(label) + "\""} {
+			b, n := textLeaf(ctype, "8bit", all)
+			b.maxDetect = 0
+			fast := b.plainTextLeaf(n)
+			if fast == nil {
+				t.Errorf("%s: not converted", ctype)
+				continue
+			}
+			slow, err := b.enmimeLeaf(n)
+			if err != nil {
+				t.Fatalf("%s: enmime: %v", ctype, err)
+			}
+			if d := samePart(fast, slow); d != "" {
+				t.Errorf("%s: %s", ctype, d)
+			}
+		}
+	}
+	// A part small enough for detection is left to enmime.
+	b, n := textLeaf("text/plain; charset=iso-8859-1", "8bit", []byte("caf\xe9"))
+	if b.plainTextLeaf(n) != nil {
+		t.Error("a small ISO-8859-1 part taken")
+	}
 }
 
 // plainTextLeaf takes the ordinary text parts, and leaves to enmime what
@@ -106,7 +147,13 @@ func TestPlainTextLeaf(t *testing.T) {
 		{"text/plain; charset=us-ascii", "8bit", "é", false},                                // detection decides
 		{"text/plain", "7bit", "no charset", false},                                         // detection decides
 		{"text/plain; charset=iso-8859-1", "7bit", "latin", false},                          // converted
-		{"text/plain; charset=utf-8", "base64", "SGVsbG8=", false},
+		{"text/plain; charset=utf-8", "base64", "SGVsbG8=", true},
+		{"text/plain; charset=utf-8", "base64", "SGVsbG8=\r\n", true},
+		{"text/plain; charset=utf-8", "base64", "SGVs\r\nbG8", true},      // unpadded: enmime's decoder takes it
+		{"text/plain; charset=utf-8", "base64", "SGVsbG8*", false},        // the cleaner warns
+		{"text/plain; charset=utf-8", "base64", "SGVsb", false},           // a dangling sixth bit group
+		{"text/plain; charset=utf-8", "base64", "/w==", false},            // not UTF-8 once decoded
+		{"text/plain; charset=iso-8859-1", "base64", "Y2Fm6Q==", false},   // detection decides
 		{"text/plain; charset=utf-8; name=a.txt", "7bit", "named", false}, // a file name
 		{"text/calendar; charset=utf-8", "7bit", "BEGIN:VCALENDAR", false},
 		{"text/plain; charset=utf-8", "7bit\u00a0", "x", true}, // mimeHeader trims it for enmime too
