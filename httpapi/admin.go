@@ -219,7 +219,7 @@ func (a *admin) list(w http.ResponseWriter, r *http.Request) {
 		if d.State != state {
 			continue
 		}
-		resp.Deliveries = append(resp.Deliveries, d)
+		resp.Deliveries = append(resp.Deliveries, redacted(d))
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
@@ -235,7 +235,23 @@ func (a *admin) show(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, d)
+	writeJSON(w, http.StatusOK, redacted(d))
+}
+
+// redacted returns the record d as the admin API shows it: its endpoint
+// URLs redacted as mailhook shows them everywhere (route.RedactURL: the
+// password and query values, where credentials ride), for the record
+// itself and for each attempt. The stored record keeps them whole, to
+// send to.
+func redacted(d *queue.Delivery) *queue.Delivery {
+	c := *d
+	c.Endpoint = route.RedactURL(d.Endpoint)
+	c.Attempts = make([]queue.Attempt, len(d.Attempts))
+	for i, at := range d.Attempts {
+		at.Endpoint = route.RedactURL(at.Endpoint)
+		c.Attempts[i] = at
+	}
+	return &c
 }
 
 // event serves GET /v1/events/{id}: the webhook body, byte for byte as it
@@ -348,7 +364,7 @@ func (a *admin) replayOne(w http.ResponseWriter, r *http.Request) {
 		nd = d
 		nd.State = queue.StatePending
 	}
-	writeJSON(w, http.StatusAccepted, nd)
+	writeJSON(w, http.StatusAccepted, redacted(nd))
 }
 
 const noEndpoint = `no webhook endpoint for this delivery: give one in "endpoint"`

@@ -789,3 +789,39 @@ func TestEventRawGone(t *testing.T) {
 		wantError(t, ta.do("GET", path, ""), 404, "gone")
 	}
 }
+
+// The admin API shows endpoint URLs without their credentials, in the
+// record and in each attempt, and leaves the stored record whole.
+func TestAdminRedactsEndpoints(t *testing.T) {
+	ta := newTestAdmin(t)
+	const secretURL = "https://hook:s3cret@x.test/in?token=t0ken&route=a"
+	failed := ta.b.add(msgID(1), 1, queue.StateFailed, secretURL, time.Now(), nil)
+	delivered := ta.b.add(msgID(2), 1, queue.StateDelivered, secretURL, time.Now(), nil)
+
+	var one queue.Delivery
+	show := ta.do("GET", "/v1/deliveries/"+delivered.ID, "")
+	wantJSON(t, show, 200, &one)
+	var list listResponse
+	listed := ta.do("GET", "/v1/deliveries?state=delivered", "")
+	wantJSON(t, listed, 200, &list)
+	var replayed queue.Delivery
+	replay := ta.do("POST", "/v1/deliveries/"+failed.ID+"/replay", "")
+	wantJSON(t, replay, http.StatusAccepted, &replayed)
+	for name, w := range map[string]*httptest.ResponseRecorder{"show": show, "list": listed, "replay": replay} {
+		if body := w.Body.String(); strings.Contains(body, "s3cret") || strings.Contains(body, "t0ken") {
+			t.Errorf("%s shows a credential: %s", name, body)
+		}
+	}
+	if len(list.Deliveries) != 1 {
+		t.Fatalf("listed %d deliveries", len(list.Deliveries))
+	}
+	const shown = "https://hook:xxxxx@x.test/in?route=xxxxx&token=xxxxx"
+	for name, d := range map[string]*queue.Delivery{"show": &one, "list": list.Deliveries[0], "replay": &replayed} {
+		if d.Endpoint != shown || len(d.Attempts) != 1 || d.Attempts[0].Endpoint != shown {
+			t.Errorf("%s: endpoint %q, attempts %+v; want %q", name, d.Endpoint, d.Attempts, shown)
+		}
+	}
+	if d, _ := ta.b.Load(context.Background(), delivered.ID); d.Endpoint != secretURL || d.Attempts[0].Endpoint != secretURL {
+		t.Errorf("the stored record changed: %+v", d)
+	}
+}

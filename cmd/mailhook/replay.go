@@ -115,7 +115,7 @@ func replay(ctx context.Context, args []string, lookup func(string) (string, boo
 				failed++
 				continue
 			}
-			fmt.Fprintf(stdout, "would replay %s event %s to %s (last error: %s)\n", d.ID, d.EventID, to, d.LastError)
+			fmt.Fprintf(stdout, "would replay %s event %s to %s (last error: %s)\n", d.ID, d.EventID, route.RedactURL(to), d.LastError)
 			n++
 			continue
 		}
