@@ -141,7 +141,7 @@ func replay(ctx context.Context, args []string, lookup func(string) (string, boo
 			failed++
 			continue
 		}
-		fmt.Fprintf(stdout, "replayed %s event %s to %s\n", d.ID, d.EventID, to)
+		fmt.Fprintf(stdout, "replayed %s event %s to %s\n", d.ID, d.EventID, route.RedactURL(to))
 		n++
 	}
 	verb := "replayed"

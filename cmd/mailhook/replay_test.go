@@ -54,6 +54,15 @@ func TestReplayDryRunSaysWhatReplayWould(t *testing.T) {
 	if _, err := os.Stat(failed); err != nil {
 		t.Errorf("the dead letter moved in a dry run: %v", err)
 	}
+	// Credentials in the endpoint are not printed, by either run.
+	const secret = "https://hook:s3cret@hooks.example.com/in?token=t0ken"
+	const shown = "https://hook:xxxxx@hooks.example.com/in?token=xxxxx"
+	for _, args := range [][]string{{"--dry-run"}, {"--rate", "0"}} {
+		out, errOut, err = replay(append([]string{"--failed", "--endpoint", secret}, args...)...)
+		if err != nil || !strings.Contains(out, id+" to "+shown) || strings.Contains(out+errOut, "s3cret") || strings.Contains(out+errOut, "t0ken") {
+			t.Errorf("replay %v: %v\n%s%s", args, err, out, errOut)
+		}
+	}
 }
 
 // replay on a filesystem store that does not exist is bad usage (a
