@@ -946,9 +946,11 @@ func multipartBody(root *enmime.Part) (text, html string, body map[*enmime.Part]
 }
 
 // joinText joins the text parts of a multipart that is not an
-// alternative as enmime does, by "\n--\n", but leaves out the parts that
-// are empty or only white space (mailers put them between attachments):
-// enmime would join them too, each adding a separator.
+// alternative as enmime does, by "\n--\n" (by "\r\n--\r\n" where the
+// first part's lines end in CRLF, as mail's do: enmime's separator would
+// mix the two), but leaves out the parts that are empty or only white
+// space (mailers put them between attachments): enmime would join them
+// too, each adding a separator.
 func joinText(parts []*enmime.Part) string {
 	var only *enmime.Part
 	n := 0
@@ -961,12 +963,16 @@ func joinText(parts []*enmime.Part) string {
 		return contentString(only) // nothing to join: no copy
 	}
 	var b strings.Builder
+	sep := "\n--\n"
 	for _, p := range parts {
 		if len(bytes.TrimSpace(p.Content)) == 0 {
 			continue
 		}
+		if b.Len() == 0 && bytes.Contains(p.Content, []byte("\r\n")) {
+			sep = "\r\n--\r\n"
+		}
 		if b.Len() > 0 {
-			b.WriteString("\n--\n")
+			b.WriteString(sep)
 		}
 		b.Write(p.Content)
 	}

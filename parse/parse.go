@@ -88,7 +88,8 @@ var bugs atomic.Int64
 // Slices in the result are never nil, so they encode as [] in JSON. When the
 // message has HTML but no text/plain body, Text is derived from the HTML and
 // a warning says so. Several text/plain body parts (multipart/mixed) are
-// joined with "\n--\n".
+// joined with "\n--\n", or "\r\n--\r\n" when the first one's lines end in
+// CRLF.
 func Parse(r io.Reader, opts Options) (*event.Data, error) {
 	raw, err := readAll(r, opts.SizeHint)
 	if err != nil {
