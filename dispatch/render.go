@@ -50,45 +50,46 @@ func NewRenderer(raw RawOpener, opts parse.Options) Renderer {
 }
 
 func newRenderer(raw RawOpener, parseFn parseFunc, opts parse.Options) Renderer {
+	return sharingRenderer(raw, parseFn, opts, newParseShare())
+}
+
+func sharingRenderer(raw RawOpener, parseFn parseFunc, opts parse.Options, share *parseShare) Renderer {
 	return func(ctx context.Context, d *queue.Delivery) ([]byte, error) {
-		rc, err := raw.OpenRaw(ctx, d)
-		if err != nil {
-			return nil, fmt.Errorf("render %s: %w", d.ID, err)
+		var data *event.Data
+		e, owner := share.join(d) // see share.go
+		if e != nil && !owner {
+			data = e.wait(ctx)
 		}
-		defer rc.Close()
-		// Bytes Accept hashed moments ago need no second hash (at 1 MB
-		// it was a tenth of mailhook's CPU); their size is still checked.
-		var h hash.Hash
-		cr := &countingReader{r: rc}
-		if !queue.Verified(rc) {
-			h = sha256.New()
-			cr.r = io.TeeReader(rc, h)
+		if data == nil {
+			published := false
+			if owner {
+				defer func() {
+					if !published { // a panic in the parser
+						share.finish(d.EventID, e, nil, errNotParsed)
+					}
+				}()
+			}
+			var err error
+			data, err = parseRaw(ctx, raw, parseFn, opts, d)
+			if owner {
+				share.finish(d.EventID, e, data, err)
+				published = true
+			}
+			if err != nil {
+				return nil, err
+			}
 		}
-		popts := opts
-		if popts.SizeHint == 0 {
-			popts.SizeHint = d.Raw.Size
-		}
-		data, err := parseFn(cr, popts)
-		if err != nil {
-			return nil, fmt.Errorf("render %s: parse: %w", d.ID, err)
-		}
-		// Parse may stop early; the check needs every byte.
-		if _, err := io.Copy(io.Discard, cr); err != nil {
-			return nil, fmt.Errorf("render %s: read raw: %w", d.ID, err)
-		}
-		if cr.n != d.Raw.Size || (h != nil && d.Raw.SHA256 != "" && hex.EncodeToString(h.Sum(nil)) != d.Raw.SHA256) {
-			return nil, fmt.Errorf("render %s: %w", d.ID, ErrRawMismatch)
-		}
-		data.ID = d.EventID
-		data.ReceivedAt = d.ReceivedAt
-		data.Envelope = d.Envelope
-		data.Raw = d.Raw
+		// data may be shared: this delivery's fields go into a copy.
 		ev := event.Event{
 			Type:      event.Type,
 			Version:   event.SchemaVersion,
 			Timestamp: d.ReceivedAt,
 			Data:      *data,
 		}
+		ev.Data.ID = d.EventID
+		ev.Data.ReceivedAt = d.ReceivedAt
+		ev.Data.Envelope = d.Envelope
+		ev.Data.Raw = d.Raw
 		if sp := streamFor(ctx, d.Raw.Size); sp != nil {
 			sp.ev = &ev
 			return nil, nil
@@ -102,6 +103,40 @@ func newRenderer(raw RawOpener, parseFn parseFunc, opts parse.Options) Renderer 
 		}
 		return body, nil
 	}
+}
+
+// parseRaw opens d's raw message, parses it and checks it against its
+// recorded size and SHA-256.
+func parseRaw(ctx context.Context, raw RawOpener, parseFn parseFunc, opts parse.Options, d *queue.Delivery) (*event.Data, error) {
+	rc, err := raw.OpenRaw(ctx, d)
+	if err != nil {
+		return nil, fmt.Errorf("render %s: %w", d.ID, err)
+	}
+	defer rc.Close()
+	// Bytes Accept hashed moments ago need no second hash (at 1 MB
+	// it was a tenth of mailhook's CPU); their size is still checked.
+	var h hash.Hash
+	cr := &countingReader{r: rc}
+	if !queue.Verified(rc) {
+		h = sha256.New()
+		cr.r = io.TeeReader(rc, h)
+	}
+	popts := opts
+	if popts.SizeHint == 0 {
+		popts.SizeHint = d.Raw.Size
+	}
+	data, err := parseFn(cr, popts)
+	if err != nil {
+		return nil, fmt.Errorf("render %s: parse: %w", d.ID, err)
+	}
+	// Parse may stop early; the check needs every byte.
+	if _, err := io.Copy(io.Discard, cr); err != nil {
+		return nil, fmt.Errorf("render %s: read raw: %w", d.ID, err)
+	}
+	if cr.n != d.Raw.Size || (h != nil && d.Raw.SHA256 != "" && hex.EncodeToString(h.Sum(nil)) != d.Raw.SHA256) {
+		return nil, fmt.Errorf("render %s: %w", d.ID, ErrRawMismatch)
+	}
+	return data, nil
 }
 
 // maxRenderGuess bounds the raw size render sizes its buffer by (larger
