@@ -308,6 +308,7 @@ func plainHeader(header []byte) (ctype, cte string, others, ok bool) {
 			ctype = v
 		case "Content-Transfer-Encoding":
 			cte = v
+			others = others || v == "" // enmime keeps the blank field, plainMIME cannot
 		case "Content-Disposition", "Content-ID":
 			others = true
 		default:
