@@ -384,8 +384,89 @@ const maxDetectBody = 4 << 20
 func detectedAlready(p *enmime.Part) bool { return p.Charset == "" }
 
 // enmimeLeaf has enmime parse the single-part entity n, without charset
-// detection where the declared charset is one it could not improve on.
+// detection where the declared charset is one it could not improve on,
+// and reads as windows-1252 what enmime would read as ISO-8859-1 C1
+// controls or leave undecoded (windows1252).
 func (b *builder) enmimeLeaf(n *node) (*enmime.Part, error) {
+	p, err := b.enmimeLeafAsIs(n)
+	if err == nil {
+		b.windows1252(n, p)
+	}
+	return p, err
+}
+
+// windows1252 fixes two readings of 8-bit text in enmime's part p of the
+// entity n. A part labelled ISO-8859-1 whose text has C1 controls
+// (U+0080-U+009F, which no mail means) was written in windows-1252, as
+// Windows mailers label it and as browsers and mail clients read the
+// label (WHATWG): its curly quotes, dashes and euro sign are read as
+// such. A text/plain part with no charset at all (RFC 2045: US-ASCII)
+// that is not UTF-8 and that detection could not place is read as
+// windows-1252 as enmime reads the US-ASCII label, instead of losing
+// every 8-bit character to U+FFFD. Both with a warning.
+func (b *builder) windows1252(n *node, p *enmime.Part) {
+	cp1252 := singleByte["windows-1252"]
+	switch {
+	case latin1Label(p.Charset) && hasC1(p.Content):
+		raw, ok := b.transferDecoded(n)
+		if !ok {
+			return
+		}
+		p.Content = cp1252.append(make([]byte, 0, cp1252.size(raw)), raw)
+		p.Errors = append(p.Errors, windows1252Label(p.Charset))
+	case p.ContentType == "text/plain" && p.Charset == "" && declaredCharset(p) == "" && !utf8.Valid(p.Content):
+		// enmime converted nothing: p.Content is as transfer-decoded.
+		p.Content = cp1252.append(make([]byte, 0, cp1252.size(p.Content)), p.Content)
+		p.Errors = append(p.Errors, &enmime.Error{Name: enmime.ErrorCharsetDeclaration,
+			Detail: "no charset declared and the text is not UTF-8: read as windows-1252"})
+	}
+}
+
+// windows1252Label is the warning on a part labelled charset, an
+// ISO-8859-1 label, read as windows-1252.
+func windows1252Label(charset string) *enmime.Error {
+	return &enmime.Error{Name: enmime.ErrorCharsetDeclaration,
+		Detail: fmt.Sprintf("declared charset %q, but the text has windows-1252 characters (bytes 0x80-0x9F): read as windows-1252", charset)}
+}
+
+// hasC1Bytes reports whether b, 8-bit text, has a byte in 0x80-0x9F.
+func hasC1Bytes(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 && c <= 0x9f {
+			return true
+		}
+	}
+	return false
+}
+
+// latin1Label reports whether enmime reads the charset label as
+// ISO-8859-1 proper (its other Latin-1 labels, "latin1" among them, it
+// reads as windows-1252 already).
+func latin1Label(label string) bool {
+	switch strings.ToLower(label) {
+	case "iso-8859-1", "iso8859-1", "iso_8859-1", "iso88591", "iso8859_1", "iso_8859-1:1987":
+		return true
+	}
+	return false
+}
+
+// hasC1 reports whether the UTF-8 text b holds a C1 control character.
+func hasC1(b []byte) bool {
+	for i := bytes.IndexByte(b, 0xc2); i >= 0 && i+1 < len(b); {
+		if b[i+1] >= 0x80 && b[i+1] <= 0x9f {
+			return true
+		}
+		j := bytes.IndexByte(b[i+1:], 0xc2)
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+// enmimeLeafAsIs is enmimeLeaf before windows1252.
+func (b *builder) enmimeLeafAsIs(n *node) (*enmime.Part, error) {
 	body := b.leafBody(n)
 	p, err := readParts(b.declared, io.MultiReader(bytes.NewReader(n.header), bytes.NewReader(body)))
 	if err != nil || !strings.HasPrefix(p.ContentType, "text/") || declaredAndValid(p) {
@@ -745,12 +826,18 @@ func (b *builder) plainTextLeaf(n *node) *enmime.Part {
 	case table != nil:
 		// Decoded a piece at a time, twice: to size the text, then to
 		// fill it. No buffer for the content in its charset.
-		size := 0
-		if !transferPieces(cte, body, func(piece []byte) { size += table.size(piece) }) {
+		size, c1 := 0, false
+		if !transferPieces(cte, body, func(piece []byte) {
+			size += table.size(piece)
+			c1 = c1 || hasC1Bytes(piece)
+		}) {
 			return nil
 		}
 		p.Content = make([]byte, 0, size)
 		transferPieces(cte, body, func(piece []byte) { p.Content = table.append(p.Content, piece) })
+		if c1 && latin1Label(p.Charset) {
+			p.Errors = []*enmime.Error{windows1252Label(p.Charset)} // as enmimeLeaf
+		}
 	case cte == "quoted-printable":
 		// Decoding never grows the text: with one byte to spare the
 		// buffer cannot fill before the end.

@@ -143,7 +143,14 @@ func (wd *wordDecoder) decodeWords(s string, quoteNames bool) string {
 		if (w.enc == 'B' || w.enc == 'b') && len(text)%4 >= 2 {
 			text += "=="[:4-len(text)%4]
 		}
-		dec, err := wd.dec.Decode("=?" + w.charset + "?" + string(w.enc) + "?" + text + "?=")
+		charset := w.charset
+		if strings.EqualFold(charset, "iso-8859-1") {
+			// mime reads this label itself, as ISO-8859-1 proper; its
+			// 0x80-0x9F bytes are windows-1252's curly quotes, dashes and
+			// euro sign, as mailers mean them and browsers read them.
+			charset = "windows-1252"
+		}
+		dec, err := wd.dec.Decode("=?" + charset + "?" + string(w.enc) + "?" + text + "?=")
 		if err != nil {
 			flush()
 			b.WriteString(s[i:w.end])
@@ -296,13 +303,15 @@ var base64Value = func() (t [256]int8) {
 // singleByte holds the 8-bit charsets plainTextLeaf converts itself, under
 // the labels mail uses most, each with the table enmime's charset readers
 // use for that label (enmime v2.3.0 internal/coding; "latin1" is
-// windows-1252 there, as for browsers, and "iso-8859-1" is not).
-// TestSingleByteLikeEnmime holds every label to enmime's reading.
+// windows-1252 there, as for browsers, and "iso-8859-1" is not, but
+// enmimeLeaf makes it so). TestSingleByteLikeEnmime holds every label to
+// enmimeLeaf's reading.
 var singleByte = func() map[string]*byteTable {
 	m := make(map[string]*byteTable)
 	for cm, labels := range map[*charmap.Charmap][]string{
-		charmap.ISO8859_1:   {"iso-8859-1", "iso8859-1", "iso_8859-1", "iso88591"},
-		charmap.Windows1252: {"windows-1252", "cp1252", "x-cp1252", "latin1", "l1"},
+		// ISO-8859-1 labels too: enmimeLeaf reads their 0x80-0x9F bytes
+		// as windows-1252 (windows1252), and the two agree on the rest.
+		charmap.Windows1252: {"windows-1252", "cp1252", "x-cp1252", "latin1", "l1", "iso-8859-1", "iso8859-1", "iso_8859-1", "iso88591"},
 		charmap.ISO8859_2:   {"iso-8859-2", "iso8859-2", "iso_8859-2", "latin2", "l2"},
 		charmap.ISO8859_5:   {"iso-8859-5", "iso8859-5"},
 		charmap.ISO8859_7:   {"iso-8859-7", "iso8859-7"},

@@ -56,7 +56,8 @@ func TestRepeatedFields(t *testing.T) {
 
 // Encoded words are decoded as mime.WordDecoder decodes them, and also
 // when base64 lacks its padding or an unterminated word comes first; a
-// word that does not decode stays as written.
+// word that does not decode stays as written. ISO-8859-1 words are read
+// as windows-1252.
 func TestEncodedWordsLenient(t *testing.T) {
 	for in, want := range map[string]string{
 		"=?UTF-8?B?w6k?= and =?UTF-8?B?SGVsbG8gV29ybGQ?=":            "é and Hello World",
@@ -66,6 +67,7 @@ func TestEncodedWordsLenient(t *testing.T) {
 		"plain =?UTF-8?B?not base64!?= text":                         "plain =?UTF-8?B?not base64!?= text",
 		"=?UTF-8?X?abc?= =?utf-8??x?= =?":                            "=?UTF-8?X?abc?= =?utf-8??x?= =?",
 		"=?ISO-8859-1?Q?Andr=E9?= Pirard <PIRARD@vm1.ulg.ac.be>":     "André Pirard <PIRARD@vm1.ulg.ac.be>",
+		"=?iso-8859-1?Q?=93Hi=94_caf=E9_=80?=":                       "“Hi” café €", // windows-1252's, as meant
 	} {
 		if got, _ := newWordDecoder().decode(in); got != want {
 			t.Errorf("decode(%q) = %q, want %q", in, got, want)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -212,7 +213,7 @@ func TestUndeclaredCharset(t *testing.T) {
 		{"text/plain", sjis, strings.Repeat("こんにちは、世界。", 30)}, // detected and converted
 	} {
 		b, n := textLeaf(tc.ctype, "8bit", []byte(tc.body))
-		p, err := b.enmimeLeaf(n)
+		p, err := b.enmimeLeafAsIs(n)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.ctype, err)
 		}
@@ -222,6 +223,36 @@ func TestUndeclaredCharset(t *testing.T) {
 		}
 		if string(p.Content) != tc.want || string(detected.Content) != tc.want {
 			t.Errorf("%s %.20q: content %.40q, with detection %.40q; want %.40q", tc.ctype, tc.body, p.Content, detected.Content, tc.want)
+		}
+	}
+}
+
+// Text in windows-1252 is read as such where enmime would lose it: under
+// an ISO-8859-1 label (its 0x80-0x9F bytes would be C1 controls), and in
+// a text/plain part with no charset that detection cannot place (every
+// 8-bit byte would be U+FFFD), each with a warning. Elsewhere nothing
+// changes.
+func TestWindows1252Readings(t *testing.T) {
+	for _, tc := range []struct {
+		ctype, cte, body, want string
+		warned                 bool
+	}{
+		{"text/plain; charset=iso-8859-1", "quoted-printable", "It=92s =93quoted=94 =96 caf=E9 =805", "It’s “quoted” – café €5", true},
+		{"text/plain; charset=ISO_8859-1", "8bit", "\x93Hi\x94", "“Hi”", true},
+		{"text/plain; charset=iso-8859-1", "8bit", "caf\xe9", "café", false}, // no C1 bytes: as ever
+		{"text/plain", "8bit", "Caf\xe9 cr\xe8me \x93quoted\x94", "Café crème “quoted”", true},
+		{"text/plain", "8bit", "Caf\xc3\xa9", "Café", false},             // UTF-8: as ever
+		{"text/html", "8bit", "<p>caf\xe9</p>", "<p>caf\xe9</p>", false}, // HTML: its <meta> may say
+		{"text/plain; charset=iso-8859-15", "8bit", "\xa4", "€", false},
+	} {
+		b, n := textLeaf(tc.ctype, tc.cte, []byte(tc.body))
+		p, err := b.enmimeLeaf(n)
+		if err != nil {
+			t.Fatalf("%s %q: %v", tc.ctype, tc.body, err)
+		}
+		warned := slices.ContainsFunc(p.Errors, func(e *enmime.Error) bool { return strings.Contains(e.Detail, "windows-1252") })
+		if string(p.Content) != tc.want || warned != tc.warned {
+			t.Errorf("%s %q: %q, warned %v; want %q, warned %v", tc.ctype, tc.body, p.Content, warned, tc.want, tc.warned)
 		}
 	}
 }
