@@ -285,9 +285,13 @@ func ParseRules(s string) ([]Rule, error) {
 func ValidEndpoint(u string) error {
 	pu, err := url.Parse(u)
 	if err != nil {
+		if strings.Contains(u, "@") {
+			// The parser's words would quote a part of the userinfo.
+			return fmt.Errorf("endpoint %q: not a valid URL (percent-encode any / ? # or @ in a user name or password)", RedactURL(u))
+		}
 		var ue *url.Error
 		if errors.As(err, &ue) {
-			err = ue.Err // without the URL, which may hold a password
+			err = ue.Err // without the URL, which may hold a token
 		}
 		return fmt.Errorf("endpoint %q: %v", RedactURL(u), err)
 	}
@@ -306,21 +310,23 @@ func ValidEndpoint(u string) error {
 }
 
 // RedactURL returns the endpoint URL u as it may be shown (configuration
-// print-outs, errors): the password of its userinfo and the values of its
-// query, where tokens go, replaced by "xxxxx". An unparseable u keeps only
-// what precedes its userinfo, query and fragment.
+// print-outs, errors, the admin API): its userinfo's password, or its user
+// name when it has no password (a token sent as Basic auth), the values
+// of its query, where tokens go, and any fragment replaced by "xxxxx".
+// An unparseable u (a password holding an unescaped "/", "?" or "#"
+// breaks parsing) shows "xxxxx" for everything up to its last "@", and
+// nothing from its query or fragment on.
 func RedactURL(u string) string {
 	pu, err := url.Parse(u)
-	if err != nil {
-		if i := strings.IndexAny(u, "?#"); i >= 0 {
-			u = u[:i]
+	if err != nil || strings.Contains(pu.Opaque, "@") { // "user:pw@host" reads as scheme "user"
+		return redactUnparsed(u)
+	}
+	if pu.User != nil {
+		if _, ok := pu.User.Password(); ok {
+			pu.User = url.UserPassword(pu.User.Username(), "xxxxx")
+		} else {
+			pu.User = url.User("xxxxx")
 		}
-		if at := strings.LastIndexByte(u, '@'); at >= 0 {
-			if s := strings.Index(u, "://"); s >= 0 && s < at {
-				u = u[:s+3] + "xxxxx" + u[at:]
-			}
-		}
-		return u
 	}
 	if pu.RawQuery != "" {
 		q := pu.Query()
@@ -329,7 +335,28 @@ func RedactURL(u string) string {
 		}
 		pu.RawQuery = q.Encode()
 	}
-	return pu.Redacted()
+	if pu.Fragment != "" || pu.RawFragment != "" {
+		pu.Fragment, pu.RawFragment = "xxxxx", ""
+	}
+	return pu.String()
+}
+
+// redactUnparsed is RedactURL for a u url.Parse refuses.
+func redactUnparsed(u string) string {
+	start := 0
+	if i := strings.Index(u, "://"); i >= 0 {
+		start = i + 3
+	}
+	head := u[:start]
+	rest := u[start:]
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		head += "xxxxx"
+		rest = rest[at:]
+	}
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	return head + rest
 }
 
 // RedactRoutes is MAILHOOK_ROUTES with each URL redacted (RedactURL).

@@ -185,9 +185,30 @@ func TestRedactURL(t *testing.T) {
 		"https://hooks.example.com/in":              "https://hooks.example.com/in",
 		"https://alice:pw@h.example/in?token=t&a=b": "https://alice:xxxxx@h.example/in?a=xxxxx&token=xxxxx",
 		"https://alice:pw@[::1/x?token=t":           "https://xxxxx@[::1/x",
+		"https://ghp_T0KEN@h.example/in":            "https://xxxxx@h.example/in", // a token as the user name
+		"https://tok#en@h.example/in":               "https://tok#xxxxx",          // parsed as host "tok"
+		"http://alice:PA#SS@h.example/x":            "http://xxxxx@h.example/x",
+		"https://alice:pa?ss@h.example/x?token=t":   "https://xxxxx@h.example/x",
+		"https://alice:pa/ss@h.example/x":           "https://xxxxx@h.example/x",
+		"alice:pw@h.example":                        "xxxxx@h.example",
 	} {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// An endpoint URL that does not parse because of what its password holds
+// is refused without a part of the password in the error (the parser's
+// own words would quote it).
+func TestValidEndpointErrorsRedacted(t *testing.T) {
+	for _, u := range []string{
+		"http://alice:S3#CR@h.example/x", "https://alice:S3?CR@h.example/x", "https://alice:S3/CR@h.example/x",
+		"https://ghp_S3CR@h.example:99999/x", "https://alice:S3CR@h.example/x#frag", "alice:S3CR@h.example",
+	} {
+		err := ValidEndpoint(u)
+		if err == nil || strings.Contains(err.Error(), "S3") || strings.Contains(err.Error(), "CR") {
+			t.Errorf("ValidEndpoint(%q) = %v", u, err)
 		}
 	}
 }
