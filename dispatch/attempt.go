@@ -373,11 +373,11 @@ func (d *Dispatcher) attempt(ctx context.Context, rec *queue.Delivery) (res resu
 	size := int64(len(body))
 	if sp.ev != nil {
 		// First pass over the stream: its length and signature.
-		if size, sig, err = d.measure(rec.EventID, ts, sp); err != nil {
+		if size, sig, err = d.measure(rec.WebhookID(), ts, sp); err != nil {
 			return result{err: err}
 		}
 	} else if d.signer != nil {
-		sig = d.signer.Sign(rec.EventID, ts, body)
+		sig = d.signer.Sign(rec.WebhookID(), ts, body)
 	}
 
 	actx, cancel := context.WithTimeout(ctx, d.cfg.AttemptTimeout)
@@ -398,7 +398,7 @@ func (d *Dispatcher) attempt(ctx context.Context, rec *queue.Delivery) (res resu
 	req.Header.Set("User-Agent", d.cfg.UserAgent)
 	// Standard Webhooks header names, lower case as the specification
 	// writes them (HTTP header names are case-insensitive).
-	req.Header["webhook-id"] = []string{rec.EventID}
+	req.Header["webhook-id"] = []string{rec.WebhookID()}
 	req.Header["webhook-timestamp"] = []string{strconv.FormatInt(ts.Unix(), 10)}
 	if d.signer != nil {
 		req.Header["webhook-signature"] = []string{sig}

@@ -31,8 +31,9 @@
 //	{
 //	  "version": 1,                        record schema version
 //	  "id": "<recid>",
-//	  "event_id": "<msgid>",               the webhook-id, the same on every
-//	                                       attempt and every replay
+//	  "event_id": "<msgid>",               the event's data.id; its webhook-id
+//	                                       too for record 1, the record's id
+//	                                       for the others (Delivery.WebhookID)
 //	  "endpoint": "https://…",             "" = no endpoint configured
 //	  "envelope": {…},                     event.Envelope; rcpt_to holds only
 //	                                       the recipients routed to endpoint

@@ -65,6 +65,20 @@ func LeaseKey(recID string) string { return LeasePrefix + recID }
 // RecordID is the id of the n-th (1-based) delivery record of a message.
 func RecordID(msgID string, n int) string { return msgID + "-" + strconv.Itoa(n) }
 
+// WebhookID is the webhook-id of d's event: the message's id for its
+// first delivery record, which for most messages (one endpoint) is their
+// only one, and the record's id, "<msgid>-N", for the N-th: a message
+// routed to several endpoints makes a different event for each (its own
+// recipients), and Standard Webhooks ids name one event, so a receiver
+// behind two routes that drops duplicates by id keeps both. The same on
+// every attempt and replay of d.
+func (d *Delivery) WebhookID() string {
+	if d.ID == "" || d.ID == RecordID(d.EventID, 1) {
+		return d.EventID
+	}
+	return d.ID
+}
+
 // MessageID is the id of the message a RecordID belongs to.
 func MessageID(recID string) string {
 	msg, _, _ := strings.Cut(recID, "-")

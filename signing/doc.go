@@ -3,7 +3,7 @@
 //
 // A delivery carries three headers:
 //
-//	webhook-id:        the event id, the same on every attempt and replay
+//	webhook-id:        the event's id, the same on every attempt and replay
 //	webhook-timestamp: the attempt's time, in Unix seconds
 //	webhook-signature: "v1,<base64 HMAC-SHA256(key, id + "." + timestamp + "." + body)>",
 //	                   one entry per secret, separated by single spaces

@@ -709,3 +709,33 @@ func TestDeadLetterAndReplay(t *testing.T) {
 }
 
 type gosmtpError = gosmtp.SMTPError
+
+// A message routed to two endpoints makes two events, each with its own
+// recipients and its own webhook-id (the message's id for the first, the
+// second delivery's for the other), so a receiver behind both routes that
+// drops duplicates by webhook-id keeps both. Both verify with the stock
+// library (the receiver checks every request); data.id is the message's.
+func TestRoutedEventsHaveTheirOwnWebhookIDs(t *testing.T) {
+	rcv := newReceiver(t, nil)
+	srv := startServer(t, t.TempDir(), map[string]string{
+		"MAILHOOK_ROUTES":         "a@example.com=" + rcv.srv.URL + "/a;c@example.com=" + rcv.srv.URL + "/c",
+		"MAILHOOK_WEBHOOK_SECRET": testSecret,
+	})
+	id, err := sendGoSMTP(srv.smtpAddr, "s@example.org", []string{"a@example.com", "c@example.com"}, []byte("Subject: two routes\r\n\r\nhello\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := rcv.waitFor(30*time.Second, "both events", func(d []delivery) bool { return len(d) == 2 })
+	byRcpt := map[string]string{}
+	for _, d := range got {
+		if d.Event.Data.ID != id || len(d.Event.Data.Envelope.RcptTo) != 1 {
+			t.Errorf("event %+v", d.Event.Data)
+			continue
+		}
+		byRcpt[d.Event.Data.Envelope.RcptTo[0]] = header(d, "webhook-id")
+	}
+	if byRcpt["a@example.com"] != id || byRcpt["c@example.com"] != id+"-2" {
+		t.Errorf("webhook-ids by recipient %v, want %s and %s-2", byRcpt, id, id)
+	}
+	srv.stop()
+}
