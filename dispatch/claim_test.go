@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -217,6 +218,47 @@ func TestShutdownReleasesClaims(t *testing.T) {
 			t.Errorf("receiver got %d requests, want %d", got, n)
 		}
 	})
+}
+
+// A stop whose grace runs out while an attempt is in flight still
+// releases the claims of the deliveries it never attempted (Run takes a
+// moment past the grace for it), so a successor need not wait for them.
+func TestClaimsReleasedWhenTheGraceRunsOut(t *testing.T) {
+	hold := make(chan struct{})
+	defer close(hold)
+	rc := newReceiver(t, func(n int, w http.ResponseWriter, r *http.Request) { <-hold })
+	cfg := replicaConfig("stopping")
+	cfg.LeaseTTL = time.Hour
+	cfg.PerEndpointConcurrency = 1
+	a := newHarnessClaims(t, newMemStore(), rc.srv.URL, cfg, true)
+	runDone := make(chan error, 1)
+	go func() { runDone <- a.d.Run(context.Background()) }()
+	ids := make([]string, 5)
+	for i := range ids {
+		ids[i] = a.accept(t, time.Now(), "a@example.com") + "-1"
+	}
+	waitFor(t, "one attempt in flight", func() bool { return len(rc.requests()) == 1 })
+	grace, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := a.d.Shutdown(grace); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v, want the grace run out", err)
+	}
+	if err := <-runDone; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	claimed := 0
+	for _, id := range ids {
+		d, err := a.q.Load(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Claim != nil {
+			claimed++
+		}
+	}
+	if claimed != 0 {
+		t.Errorf("%d records still claimed after the grace ran out", claimed)
+	}
 }
 
 // A delivery the start-up scan listed before Accept handed its record

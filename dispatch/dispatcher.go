@@ -239,14 +239,21 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	close(jobs)
 	wg.Wait()
 	scanWG.Wait()
-	d.releaseClaims(ctx)
+	// Even when the grace has run out (ctx done): a moment more now
+	// spares the successor the wait for the claims to expire.
+	rctx, cancelRelease := context.WithTimeout(context.WithoutCancel(ctx), releaseBudget)
+	defer cancelRelease()
+	d.releaseClaims(rctx)
 	return nil
 }
 
+// releaseBudget bounds the time Run spends releasing claims as it ends.
+const releaseBudget = 2 * time.Second
+
 // releaseClaims gives up the claims of the deliveries accepted here and
 // never attempted, so that other replicas, or this one restarted, need not
-// wait for them to expire. It stops when ctx is done (Shutdown's grace has
-// run out): the claims left expire on their own.
+// wait for them to expire. It stops when ctx is done: the claims left
+// expire on their own.
 func (d *Dispatcher) releaseClaims(ctx context.Context) {
 	d.mu.Lock()
 	var recs []*queue.Delivery
