@@ -54,6 +54,9 @@ func defaultPort(t *testing.T, name string) int {
 	return n
 }
 
+// shutdownGrace is how long mailhook may take to stop after SIGTERM with
+// MAILHOOK_SHUTDOWN_GRACE=v: the grace, and up to 2 s after it to release
+// the claims it did not use (dispatch's releaseBudget).
 func shutdownGrace(t *testing.T, v string) time.Duration {
 	t.Helper()
 	if v == "" {
@@ -63,7 +66,7 @@ func shutdownGrace(t *testing.T, v string) time.Duration {
 	if err != nil {
 		t.Fatalf("MAILHOOK_SHUTDOWN_GRACE=%q: %v", v, err)
 	}
-	return d
+	return d + 2*time.Second
 }
 
 func read(t *testing.T, rel string) string {
