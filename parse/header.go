@@ -474,8 +474,9 @@ func (hr *headerReader) addresses(name string) []event.Address {
 }
 
 // parseAddressList parses one address-list field value (RFC 5322 §3.4),
-// decoding display names. It tries net/mail, then enmime's more tolerant
-// parser (missing commas), then falls back to picking out addr-specs.
+// decoding display names. It tries net/mail on the whole list, then reads
+// it an address at a time (parseEntry), so that one address net/mail
+// refuses costs the others nothing.
 func (hr *headerReader) parseAddressList(name, value string) []event.Address {
 	if strings.TrimSpace(value) == "" {
 		return nil
@@ -488,19 +489,16 @@ func (hr *headerReader) parseAddressList(name, value string) []event.Address {
 	value = nullAddresses(escapeWordSpecials(value))
 	p := mail.AddressParser{WordDecoder: &hr.dec.dec}
 	list, err := p.ParseList(value)
+	var asWritten map[*mail.Address]bool // read leniently: kept as written
 	if err != nil {
-		if alt, altErr := enmime.ParseAddressList(value); altErr == nil {
-			list, err = alt, nil
+		// One malformed address (obsolete syntax, a carrier's dotted
+		// local part, an address as display name) must not cost the
+		// others their names: read the list an entry at a time.
+		hr.w.addf("header %s: address list not RFC 5322 (%v): read an address at a time", name, err)
+		list, asWritten = nil, make(map[*mail.Address]bool)
+		for _, entry := range addressEntries(value) {
+			list = append(list, hr.parseEntry(name, &p, entry, asWritten)...)
 		}
-	}
-	if err != nil {
-		found := addrSpecRE.FindAllString(value, -1)
-		hr.w.addf("header %s: address list not parseable (%v): %d address(es) recovered without names", name, err, len(found))
-		out := make([]event.Address, 0, len(found))
-		for _, a := range found {
-			out = append(out, event.Address{Address: a})
-		}
-		return out
 	}
 	out := make([]event.Address, 0, len(list))
 	for _, a := range list {
@@ -511,12 +509,184 @@ func (hr *headerReader) parseAddressList(name, value string) []event.Address {
 			hr.w.addf("header %s: %s", name, p)
 		}
 		addr := a.Address
-		if addr == nullAddress {
+		switch {
+		case addr == nullAddress:
 			addr = ""
+		case !asWritten[a]:
+			addr = quoteLocal(addr)
 		}
-		out = append(out, event.Address{Name: validUTF8(dn), Address: validUTF8(quoteLocal(addr))})
+		out = append(out, event.Address{Name: validUTF8(dn), Address: validUTF8(addr)})
 	}
 	return out
+}
+
+// parseEntry reads one entry of an address list net/mail refused whole:
+// as net/mail would alone, else leniently (lenientAddress), else as
+// enmime's tolerant parser does (commas missing between addresses), else
+// by picking out what looks like addr-specs, without names.
+func (hr *headerReader) parseEntry(name string, p *mail.AddressParser, entry string, asWritten map[*mail.Address]bool) []*mail.Address {
+	if strings.TrimSpace(entry) == "" {
+		return nil
+	}
+	if a, err := p.Parse(entry); err == nil {
+		return []*mail.Address{a}
+	}
+	if dn, addr, ok := lenientAddress(entry); ok {
+		a := &mail.Address{Name: dn, Address: addr}
+		asWritten[a] = true
+		return []*mail.Address{a}
+	}
+	if alt, err := enmime.ParseAddressList(entry); err == nil {
+		return alt
+	}
+	found := addrSpecRE.FindAllString(entry, -1)
+	hr.w.addf("header %s: %s not readable as an address: %d address(es) recovered without names", name, quote(strings.TrimSpace(entry)), len(found))
+	out := make([]*mail.Address, 0, len(found))
+	for _, a := range found {
+		out = append(out, &mail.Address{Address: a})
+	}
+	return out
+}
+
+// addressEntries splits an address list at its commas, leaving those in
+// quoted strings, comments and angle brackets, and drops group syntax
+// ("Team:" before the first member, ";" after the last).
+func addressEntries(v string) []string {
+	var entries []string
+	quoted, comment, angle, start := false, 0, false, 0
+	for i := 0; i <= len(v); i++ {
+		if i < len(v) {
+			c := v[i]
+			switch {
+			case c == '\\' && (quoted || comment > 0) && i+1 < len(v):
+				i++
+				continue
+			case c == '"' && comment == 0:
+				quoted = !quoted
+				continue
+			case quoted:
+				continue
+			case c == '(':
+				comment++
+				continue
+			case c == ')' && comment > 0:
+				comment--
+				continue
+			case comment > 0:
+				continue
+			case c == '<':
+				angle = true
+				continue
+			case c == '>':
+				angle = false
+				continue
+			case angle:
+				continue
+			case c == ':' && !strings.Contains(v[start:i], "@"):
+				start = i + 1 // a group's name
+				continue
+			case c == ';':
+			case c != ',':
+				continue
+			}
+		}
+		entries = append(entries, v[start:i])
+		start = i + 1
+	}
+	return entries
+}
+
+// lenientAddress reads entry, one address net/mail refused, the way mail
+// clients do: comments dropped (RFC 5322 §3.2.2; obsolete syntax puts
+// them anywhere), the display name whatever precedes the angle-addr
+// (quotes and all: "ann@example.com <ann@example.com>"), the address what
+// the brackets hold, without white space (obs-local-part and obs-domain
+// allow it around dots and "@") or a source route (obs-route), kept as
+// written otherwise ("taro..yamada.@docomo.ne.jp", which carriers hand
+// out). Without brackets the entry must hold one address only. ok is
+// false when the entry is not such an address.
+func lenientAddress(entry string) (name, addr string, ok bool) {
+	s := withoutComments(entry)
+	if open := lastUnquoted(s, '<'); open >= 0 {
+		end := strings.IndexByte(s[open:], '>')
+		if end < 0 || strings.TrimSpace(s[open+end+1:]) != "" {
+			return "", "", false // unclosed, or more after it: not one address
+		}
+		name, addr = strings.TrimSpace(s[:open]), s[open+1:open+end]
+		if strings.ContainsAny(name, "<>") {
+			return "", "", false
+		}
+		if uq, err := strconv.Unquote(name); err == nil && strings.HasPrefix(name, `"`) {
+			name = uq
+		}
+	} else {
+		addr = s
+	}
+	addr = strings.Join(strings.Fields(addr), "")
+	if strings.HasPrefix(addr, "@") {
+		if colon := strings.IndexByte(addr, ':'); colon >= 0 {
+			addr = addr[colon+1:] // @relay.example:user@example.com
+		}
+	}
+	at := strings.LastIndexByte(addr, '@')
+	if at <= 0 || at == len(addr)-1 || strings.Count(addr, "@") > 1 && !strings.HasPrefix(addr, `"`) ||
+		strings.ContainsAny(addr, "<>(),;") {
+		return "", "", false
+	}
+	return name, addr, true
+}
+
+// withoutComments returns s with its comments (outside quoted strings)
+// replaced by a space.
+func withoutComments(s string) string {
+	if !strings.Contains(s, "(") {
+		return s
+	}
+	var b strings.Builder
+	quoted, comment := false, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\' && (quoted || comment > 0) && i+1 < len(s):
+			if comment == 0 {
+				b.WriteString(s[i : i+2])
+			}
+			i++
+			continue
+		case c == '"' && comment == 0:
+			quoted = !quoted
+		case c == '(' && !quoted:
+			if comment == 0 {
+				b.WriteByte(' ')
+			}
+			comment++
+			continue
+		case c == ')' && !quoted && comment > 0:
+			comment--
+			continue
+		case comment > 0:
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// lastUnquoted returns the index of the last c in s outside quoted
+// strings, or -1.
+func lastUnquoted(s string, c byte) int {
+	at, quoted := -1, false
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\\' && quoted && i+1 < len(s):
+			i++
+		case s[i] == '"':
+			quoted = !quoted
+		case s[i] == c && !quoted:
+			at = i
+		}
+	}
+	return at
 }
 
 // nullAddress stands in for the null address "<>" while a list is parsed:

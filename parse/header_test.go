@@ -1,6 +1,7 @@
 package parse
 
 import (
+	"net/mail"
 	"slices"
 	"strings"
 	"testing"
@@ -144,4 +145,44 @@ func TestRawSpecialInEncodedName(t *testing.T) {
 			t.Errorf("escapeWordSpecials(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// FuzzAddresses: any address field reads without a panic into valid
+// UTF-8, and a list net/mail reads whole reads as net/mail reads it.
+func FuzzAddresses(f *testing.F) {
+	for _, v := range []string{
+		`"Joe Q. Public" <joe@example.com>, Taro <taro..yamada.@docomo.ne.jp>`,
+		"Mary Smith <@node.test:mary@example.net>, Ann <ann@example.com>",
+		`Pete(A nice \) chap) <pete(his account)@silly.test(his host)>`,
+		"ann@example.com <ann@example.com>, Bob <bob@example.com>",
+		"Team: Ann <ann @ example.com>, Bob <b@x>;, c@x",
+		"=?UTF-8?Q?Zo=C3=AB?= <z@x>, \"Doe, J.\" <j@x>",
+		"undisclosed-recipients:;",
+		"<<<a@x>>> ,,, (((",
+	} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if strings.ContainsAny(v, "\r\n") {
+			return
+		}
+		w := &warnings{}
+		hr := newHeaderReader(splitHeader([]byte("To: "+v+"\r\n\r\n"), w, ""), newWordDecoder(), w)
+		got := hr.addresses("To")
+		for _, a := range got {
+			if !utf8.ValidString(a.Name) || !utf8.ValidString(a.Address) {
+				t.Fatalf("%q: not UTF-8: %q", v, got)
+			}
+		}
+		i, n := hr.named("to")
+		if len(w.items) > 0 || n != 1 || strings.TrimSpace(hr.raw[i]) == "" {
+			return
+		}
+		// Read without a warning: net/mail's reading of the value as
+		// parseAddressList gives it ("<>" stood in for), names decoded.
+		list, err := (&mail.AddressParser{WordDecoder: &newWordDecoder().dec}).ParseList(nullAddresses(escapeWordSpecials(hr.raw[i])))
+		if err != nil || len(list) != len(got) {
+			t.Fatalf("%q: %q without a warning, net/mail %v (%v)", v, got, list, err)
+		}
+	})
 }

@@ -312,8 +312,25 @@ func TestAddresses(t *testing.T) {
 		{"encoded in quotes", `"=?UTF-8?Q?Zo=C3=AB?=" <z@x>`, []event.Address{addr("Zoë", "z@x")}, false},
 		{"group", "Team: a@x, b@x;", []event.Address{addr("", "a@x"), addr("", "b@x")}, false},
 		{"undisclosed", "undisclosed-recipients:;", []event.Address{}, false},
-		{"missing comma", "a@x b@x", []event.Address{addr("", "a@x"), addr("", "b@x")}, false},
+		{"missing comma", "a@x b@x", []event.Address{addr("", "a@x"), addr("", "b@x")}, true},
 		{"garbage", "<<<a@x>>> ,,, (((", []event.Address{addr("", "a@x")}, true},
+		// One address net/mail refuses costs the others nothing, and is
+		// read as mail clients read it.
+		{"carrier's dotted local part", `"Joe Q. Public" <joe@example.com>, Taro <taro..yamada.@docomo.ne.jp>`,
+			[]event.Address{addr("Joe Q. Public", "joe@example.com"), addr("Taro", "taro..yamada.@docomo.ne.jp")}, true},
+		{"source route", "Mary Smith <@node.test:mary@example.net>, Ann <ann@example.com>",
+			[]event.Address{addr("Mary Smith", "mary@example.net"), addr("Ann", "ann@example.com")}, true},
+		{"spaces around @", "Ann <ann @ example.com>, Bob <bob@example.com>",
+			[]event.Address{addr("Ann", "ann@example.com"), addr("Bob", "bob@example.com")}, true},
+		{"comments everywhere (RFC 5322 A.5)", `Pete(A nice \) chap) <pete(his account)@silly.test(his host)>`,
+			[]event.Address{addr("Pete", "pete@silly.test")}, true},
+		{"address as display name", "ann@example.com <ann@example.com>, Bob <bob@example.com>",
+			[]event.Address{addr("ann@example.com", "ann@example.com"), addr("Bob", "bob@example.com")}, true},
+		{"group with a bad member", "Team: Ann <ann @ example.com>, Bob <b@x>;, c@x",
+			[]event.Address{addr("Ann", "ann@example.com"), addr("Bob", "b@x"), addr("", "c@x")}, true},
+		{"names with missing commas", "Bob <b@x> Carol <c@x>", []event.Address{addr("Bob", "b@x"), addr("Carol", "c@x")}, true},
+		{"encoded name beside a bad one", "=?UTF-8?Q?Zo=C3=AB?= <z@x>, Bad <b @ x>",
+			[]event.Address{addr("Zoë", "z@x"), addr("Bad", "b@x")}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
