@@ -1146,11 +1146,20 @@ func attachment(p *enmime.Part, label string, maxBytes int64, w *warnings) event
 	if a.ContentType == "" {
 		a.ContentType = "application/octet-stream"
 	}
-	if cs := declaredCharset(p); strings.HasPrefix(a.ContentType, "text/") && cs != "" {
-		switch strings.ToLower(cs) {
-		case "utf-8", "us-ascii":
-		default:
-			if ct := mime.FormatMediaType(a.ContentType, map[string]string{"charset": cs}); ct != "" {
+	if strings.HasPrefix(a.ContentType, "text/") {
+		// The parameters the bytes need to be read: a charset other than
+		// UTF-8, and a calendar's method (RFC 5545 §8.1: REQUEST,
+		// CANCEL, REPLY…, what a scheduler acts on).
+		_, declared, _, _ := parseMediaType(p.Header.Get("Content-Type"))
+		params := map[string]string{}
+		if cs := declared["charset"]; cs != "" && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
+			params["charset"] = cs
+		}
+		if m := declared["method"]; m != "" && a.ContentType == "text/calendar" {
+			params["method"] = m
+		}
+		if len(params) > 0 {
+			if ct := mime.FormatMediaType(a.ContentType, params); ct != "" {
 				a.ContentType = ct
 			}
 		}
