@@ -23,6 +23,7 @@ import (
 	"github.com/jhillyerd/enmime/v2"
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
+	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/unicode"
 
@@ -773,8 +774,8 @@ func transferPieces(cte string, body []byte, f func([]byte)) bool {
 // of all, a text/plain or text/html body part in UTF-8 or US-ASCII, as
 // declared and valid, in 7bit, 8bit, binary, clean quoted-printable or
 // clean base64; and for a part too large for charset detection
-// (maxDetectBody), one in a common 8-bit charset (singleByte), converted
-// as declared (a declared charset also outranks an HTML <meta> for
+// (maxDetectBody), one in a common 8-bit or multi-byte charset
+// (singleByte, multiByte), converted as declared (a declared charset also outranks an HTML <meta> for
 // enmime). Otherwise nil. enmime would read its header through a
 // 4 KiB buffer of its own and copy its body twice: for the two such parts
 // of a small multipart/alternative message that is a quarter of the parse
@@ -804,12 +805,18 @@ func (b *builder) plainTextLeaf(n *node) *enmime.Part {
 	body := b.body(n)
 	p := &enmime.Part{ContentType: n.mtype, Charset: t.params["charset"]}
 	var table *byteTable
+	var enc encoding.Encoding
 	switch cs := strings.ToLower(p.Charset); cs {
 	case "utf-8", "us-ascii":
 	default:
 		// enmimeLeaf reads a part too large for detection as declared.
-		if table = singleByte[cs]; table == nil || len(body) <= b.maxDetect {
+		if len(body) <= b.maxDetect {
 			return nil
+		}
+		if table = singleByte[cs]; table == nil {
+			if enc = multiByte[cs]; enc == nil {
+				return nil
+			}
 		}
 	}
 	cte := strings.ToLower(t.cte) // as enmime reads it
@@ -823,6 +830,11 @@ func (b *builder) plainTextLeaf(n *node) *enmime.Part {
 		return nil
 	}
 	switch {
+	case enc != nil:
+		var ok bool
+		if p.Content, ok = decodePieces(cte, body, enc); !ok {
+			return nil
+		}
 	case table != nil:
 		// Decoded a piece at a time, twice: to size the text, then to
 		// fill it. No buffer for the content in its charset.
@@ -854,7 +866,7 @@ func (b *builder) plainTextLeaf(n *node) *enmime.Part {
 	default:
 		p.Content = body
 	}
-	if table == nil && !declaredAndValid(p) {
+	if table == nil && enc == nil && !declaredAndValid(p) {
 		return nil
 	}
 	p.Header = textproto.MIMEHeader{"Content-Type": {t.ctype}}

@@ -1,6 +1,7 @@
 package parse
 
 import (
+	"bytes"
 	"io"
 	"mime"
 	"strings"
@@ -11,6 +12,11 @@ import (
 	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/htmlindex"
 	"golang.org/x/text/encoding/ianaindex"
+	"golang.org/x/text/encoding/japanese"
+	"golang.org/x/text/encoding/korean"
+	"golang.org/x/text/encoding/simplifiedchinese"
+	"golang.org/x/text/encoding/traditionalchinese"
+	"golang.org/x/text/transform"
 )
 
 // lookupCharset returns the decoder for a MIME charset name, or nil when the
@@ -330,6 +336,60 @@ var singleByte = func() map[string]*byteTable {
 	}
 	return m
 }()
+
+// multiByte holds the multi-byte charsets plainTextLeaf converts itself,
+// under the labels mail uses most, each with the decoder enmime uses for
+// that label (enmime v2.3.0 internal/coding: GB2312 is read as GBK).
+// TestMultiByteLikeEnmime holds every label to enmimeLeaf's reading.
+var multiByte = func() map[string]encoding.Encoding {
+	m := make(map[string]encoding.Encoding)
+	for enc, labels := range map[encoding.Encoding][]string{
+		japanese.ShiftJIS:         {"shift_jis", "shift-jis", "sjis", "x-sjis", "windows-31j", "cp932"},
+		japanese.EUCJP:            {"euc-jp", "x-euc-jp"},
+		japanese.ISO2022JP:        {"iso-2022-jp"},
+		simplifiedchinese.GBK:     {"gb2312", "gbk", "x-gbk", "cp936"},
+		simplifiedchinese.GB18030: {"gb18030"},
+		traditionalchinese.Big5:   {"big5", "big5-hkscs"},
+		korean.EUCKR:              {"euc-kr", "ks_c_5601-1987", "windows-949"},
+	} {
+		for _, l := range labels {
+			m[l] = enc
+		}
+	}
+	return m
+}()
+
+// decodePieces converts the body of a part in transfer encoding cte
+// (transferPieces) from enc to UTF-8, into a buffer of the exact size:
+// decoded twice, a piece at a time, to size the text and then to fill it.
+func decodePieces(cte string, body []byte, enc encoding.Encoding) ([]byte, bool) {
+	var size countingWriter
+	w := transform.NewWriter(&size, enc.NewDecoder())
+	var err error
+	ok := transferPieces(cte, body, func(piece []byte) {
+		if err == nil {
+			_, err = w.Write(piece)
+		}
+	})
+	if !ok || err != nil || w.Close() != nil {
+		return nil, false
+	}
+	out := bytes.NewBuffer(make([]byte, 0, int(size)))
+	w = transform.NewWriter(out, enc.NewDecoder())
+	transferPieces(cte, body, func(piece []byte) { _, _ = w.Write(piece) })
+	if w.Close() != nil || out.Len() != int(size) {
+		return nil, false
+	}
+	return out.Bytes(), true
+}
+
+// countingWriter counts what is written to it.
+type countingWriter int64
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	*c += countingWriter(len(p))
+	return len(p), nil
+}
 
 // byteTable converts an 8-bit charset to UTF-8 a byte at a time.
 type byteTable struct {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/text/encoding/japanese"
 )
 
 // parseBoth parses raw with the builder's fast paths and with enmime
@@ -91,6 +93,7 @@ func TestLargeTextLikeEnmime(t *testing.T) {
 	line := "Caf\xe9 cr\xe8me br\xfbl\xe9e, na\xefve fa\xe7ade \x80 \x9f \xff = end\r\n"
 	latin := []byte(strings.Repeat(line, maxDetectBody/len(line)+2))
 	utf := []byte(strings.Repeat("Café crème brûlée, naïve façade € = end\r\n", maxDetectBody/40+2))
+	sjis, _ := japanese.ShiftJIS.NewEncoder().Bytes([]byte(strings.Repeat("日本語のテキスト = end\r\n", maxDetectBody/20+2)))
 	qp := func(b []byte) []byte {
 		var out bytes.Buffer
 		w := quotedprintable.NewWriter(&out)
@@ -119,6 +122,8 @@ func TestLargeTextLikeEnmime(t *testing.T) {
 		{"koi8-r qp", "koi8-r", "quoted-printable", qp(latin), "CafИ crХme"},
 		{"utf-8 base64", "utf-8", "base64", b64(utf), "Café crème"},
 		{"utf-8 qp", "utf-8", "quoted-printable", qp(utf), "Café crème"},
+		{"shift_jis 8bit", "shift_jis", "8bit", sjis, "日本語のテキスト"},
+		{"shift_jis base64", "Shift_JIS", "base64", b64(sjis), "日本語のテキスト"},
 		{"latin1 html", "iso-8859-1", "8bit", slices.Concat([]byte(`<html><head><meta charset="koi8-r"></head><body><p>`), latin), "Café crème"},
 	} {
 		header := "From: a@example.com\r\nSubject: large\r\nMIME-Version: 1.0\r\n"

@@ -2,7 +2,9 @@ package parse
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
+	"mime/quotedprintable"
 	"reflect"
 	"slices"
 	"strings"
@@ -75,6 +77,8 @@ func FuzzPlainTextLeaf(f *testing.F) {
 	f.Add("text/plain; charset=utf-8", "base64", []byte("Q2Fmw6k\r\n=\r\n"))
 	f.Add("text/plain; charset=windows-1252", "quoted-printable", []byte("=80 caf=E9"))
 	f.Add("text/plain; charset=Latin1", "base64", []byte("gIGC/w=="))
+	f.Add("text/plain; charset=shift_jis", "8bit", []byte("\x93\xfa\x96\x7b\x8c\xea\xff"))
+	f.Add("text/plain; charset=ISO-2022-JP", "7bit", []byte("\x1b$B$3$s$K$A$O\x1b(B abc\x1b$B"))
 	f.Fuzz(func(t *testing.T, ctype, cte string, body []byte) {
 		// Twice: as the part of a message, and as one too large for
 		// charset detection (a text body converted as declared).
@@ -253,6 +257,53 @@ func TestWindows1252Readings(t *testing.T) {
 		warned := slices.ContainsFunc(p.Errors, func(e *enmime.Error) bool { return strings.Contains(e.Detail, "windows-1252") })
 		if string(p.Content) != tc.want || warned != tc.warned {
 			t.Errorf("%s %q: %q, warned %v; want %q, warned %v", tc.ctype, tc.body, p.Content, warned, tc.want, tc.warned)
+		}
+	}
+}
+
+// Each label multiByte converts reads text, broken sequences and all, as
+// enmimeLeaf reads it, in each transfer encoding.
+func TestMultiByteLikeEnmime(t *testing.T) {
+	samples := map[string]string{}
+	for label, enc := range multiByte {
+		text, err := enc.NewEncoder().String("日本語のテキスト、中文字符，한국어 텍스트 and ASCII. ")
+		if err != nil { // a character the charset lacks: each on its own
+			text = ""
+			for _, s := range []string{"日本語のテキスト、", "中文字符，", "한국어 텍스트", " and ASCII. "} {
+				if e, err := enc.NewEncoder().String(s); err == nil {
+					text += e
+				}
+			}
+		}
+		samples[label] = strings.Repeat(text, 40) + "\xff\x81" + text[:len(text)-1]
+	}
+	for label, text := range samples {
+		for _, cte := range []string{"8bit", "base64", "quoted-printable"} {
+			body := text
+			switch cte {
+			case "base64":
+				body = base64.StdEncoding.EncodeToString([]byte(text))
+			case "quoted-printable":
+				var b strings.Builder
+				w := quotedprintable.NewWriter(&b)
+				w.Write([]byte(text))
+				w.Close()
+				body = b.String()
+			}
+			b, n := textLeaf("text/plain; charset="+label, cte, []byte(body))
+			b.maxDetect = 0
+			fast := b.plainTextLeaf(n)
+			if fast == nil {
+				t.Errorf("%s %s: not converted", label, cte)
+				continue
+			}
+			slow, err := b.enmimeLeaf(n)
+			if err != nil {
+				t.Fatalf("%s %s: enmime: %v", label, cte, err)
+			}
+			if d := samePart(fast, slow); d != "" {
+				t.Errorf("%s %s: %.300s", label, cte, d)
+			}
 		}
 	}
 }
