@@ -964,8 +964,15 @@ func (s *session) startTLS(cmd command) bool {
 	s.pending = nil // CVE-2011-0411 too (always empty here: shrinkReader keeps less than a fill)
 	tc := tls.Server(s.rawConn, s.srv.cfg.TLSConfig)
 	_ = s.rawConn.SetDeadline(s.readDeadline())
-	if err := tc.Handshake(); err != nil {
-		s.log.Debug("smtp: TLS handshake failed", "err", err)
+	// Waiting for the client's hello is waiting for the client: at the
+	// session cap this session may be evicted (its deadline is then
+	// past, and the handshake fails), or connections that never say
+	// hello would hold every slot for the command timeout.
+	s.idleSince.Store(time.Now().UnixNano())
+	err := tc.Handshake()
+	s.idleSince.Store(0)
+	if err != nil {
+		s.log.Debug("smtp: TLS handshake failed", "err", err, "evicted", s.evicted.Load())
 		return false
 	}
 	_ = s.rawConn.SetDeadline(time.Time{})

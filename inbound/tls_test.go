@@ -3,9 +3,11 @@ package inbound
 import (
 	"bufio"
 	"crypto/tls"
+	"errors"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailhook/mailhook/internal/testcert"
 )
@@ -83,4 +85,39 @@ func TestSTARTTLSHandshakeFailure(t *testing.T) {
 		{closed: true},
 	})
 	runScript(t, ts.addr, []step{{send: "NOOP", code: 250, enh: "2.0.0"}})
+}
+
+// A session that asked for STARTTLS and never sent its TLS hello is idle:
+// at the session cap it is evicted like any other, and a newcomer gets the
+// banner.
+func TestStalledTLSHandshakeEvictedAtCap(t *testing.T) {
+	cert, _, _ := selfSigned(t, "")
+	ts := startServer(t, Config{TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
+		MaxSessions: 2, MaxSessionsPerIP: 10, EvictIdleAfter: 100 * time.Millisecond}, nil)
+	var stalled []net.Conn
+	for range 2 {
+		c, r := dialConn(t, ts.addr)
+		playSteps(t, c, r, []step{
+			{code: 220},
+			{send: "EHLO stall.test", code: 250},
+			{send: "STARTTLS", code: 220, enh: "2.0.0"},
+		})
+		stalled = append(stalled, c) // and no ClientHello
+	}
+	time.Sleep(300 * time.Millisecond)
+	_, r := dialConn(t, ts.addr)
+	if rep, err := readReply(r); err != nil || rep.code != 220 {
+		t.Fatalf("newcomer at a cap held by stalled handshakes: %v %v", rep, err)
+	}
+	closed := 0
+	for _, c := range stalled {
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		var ne net.Error
+		if _, err := c.Read(make([]byte, 1)); err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+			closed++ // not merely still waiting
+		}
+	}
+	if closed != 1 {
+		t.Errorf("%d stalled sessions closed, want 1", closed)
+	}
 }
