@@ -244,6 +244,13 @@ func parsePath(args string, kind pathKind) (pathCommand, reply, bool) {
 			// A domain written with DNS's root dot ("example.com.") is
 			// the same domain: taken without it, as Postfix does.
 			p.addr = strings.TrimSuffix(s[start:i], ".")
+			// A quoted local part that needs no quotes ("x"@y) is the
+			// same mailbox as the bare one (RFC 5321 §4.1.2 asks for the
+			// bare form where possible): taken bare, so that it matches
+			// the recipients and is one recipient with x@y.
+			if bare, ok := unquotedDotString(local); ok {
+				p.addr = bare + p.addr[len(local):]
+			}
 			i++
 		}
 		if len(p.addr)+2 > maxPath {
@@ -352,6 +359,32 @@ func scanLocalPart(s string) (string, int, bool) {
 		return "", 0, false
 	}
 	return s[:i], i, true
+}
+
+// unquotedDotString returns the content of the Quoted-string local part
+// q when it is a Dot-string (atext runs joined by single dots), which the
+// quotes add nothing to; ok is false otherwise, and for a bare q.
+func unquotedDotString(q string) (string, bool) {
+	if len(q) < 3 || q[0] != '"' {
+		return "", false
+	}
+	var b strings.Builder
+	for i := 1; i < len(q)-1; i++ {
+		c := q[i]
+		if c == '\\' {
+			i++
+			c = q[i]
+		}
+		if !isAtext(c) && c != '.' {
+			return "", false
+		}
+		b.WriteByte(c)
+	}
+	u := b.String()
+	if u[0] == '.' || u[len(u)-1] == '.' || strings.Contains(u, "..") {
+		return "", false
+	}
+	return u, true
 }
 
 // scanDomain scans a Domain or address-literal (RFC 5321 §4.1.2, §4.1.3)

@@ -55,6 +55,13 @@ func TestParsePath(t *testing.T) {
 		{"FROM:<@r1.example,@r2.example:a@b.c>", reversePath, "a@b.c", nil, ""},
 		{`FROM:<"a b>c"@b.c>`, reversePath, `"a b>c"@b.c`, nil, ""},
 		{`FROM:<"a\"b"@b.c>`, reversePath, `"a\"b"@b.c`, nil, ""},
+		{`TO:<"x"@b.c>`, forwardPath, "x@b.c", nil, ""},             // the same mailbox as x@b.c
+		{`TO:<"x+tag.y"@b.c>`, forwardPath, "x+tag.y@b.c", nil, ""}, // a Dot-string needs no quotes
+		{`TO:<"\x"@b.c>`, forwardPath, "x@b.c", nil, ""},            // nor does a quoted-pair of atext
+		{`TO:<"x..y"@b.c>`, forwardPath, `"x..y"@b.c`, nil, ""},     // not a Dot-string: kept quoted
+		{`TO:<".x"@b.c>`, forwardPath, `".x"@b.c`, nil, ""},
+		{`TO:<"x@y"@b.c>`, forwardPath, `"x@y"@b.c`, nil, ""},
+		{`TO:<""@b.c>`, forwardPath, `""@b.c`, nil, ""},
 		{"FROM:<a@[192.0.2.1]>", reversePath, "a@[192.0.2.1]", nil, ""},
 		{"FROM:<a@[IPv6:2001:db8::1]>", reversePath, "a@[IPv6:2001:db8::1]", nil, ""},
 		{"FROM:<jöran@exämple.org>", reversePath, "jöran@exämple.org", nil, ""},
