@@ -24,7 +24,7 @@ func TestBufferSwitchPipelined(t *testing.T) {
 		want = append(want, step{code: 250, enh: "2.1.0"}, step{code: 250, enh: "2.1.5"})
 		if i%2 == 0 {
 			in.WriteString("DATA\r\n" + body(i) + ".\r\n")
-			want = append(want, step{code: 354, enh: "-"}, step{code: 250, enh: "2.0.0"})
+			want = append(want, step{code: 354, enh: "2.0.0"}, step{code: 250, enh: "2.0.0"})
 		} else {
 			b := body(i)
 			fmt.Fprintf(&in, "BDAT 10\r\n%sBDAT %d LAST\r\n%s", b[:10], len(b)-10, b[10:])

@@ -76,7 +76,7 @@ func TestIdleSessionEvictedAtCap(t *testing.T) {
 	// The busy session still completes its transaction.
 	playSteps(t, busy, br, []step{
 		{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
-		{send: "DATA", code: 354},
+		{send: "DATA", code: 354, enh: "2.0.0"},
 		{send: "Subject: x\r\n\r\nbody\r\n.", code: 250, enh: "2.0.0"},
 	})
 }

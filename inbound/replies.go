@@ -52,8 +52,8 @@ var (
 	replyVRFY        = reply{252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery"}     // RFC 5321 §3.5.3
 	replyHelp        = reply{214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT%s"} // RFC 5321 §4.1.1.8
 	replyQuit        = reply{221, "2.0.0", "Bye"}
-	replyStartTLS    = reply{220, "2.0.0", "Ready to start TLS"} // RFC 3207 §4
-	replyStartData   = reply{354, "", "End data with <CR><LF>.<CR><LF>"}
+	replyStartTLS    = reply{220, "2.0.0", "Ready to start TLS"}              // RFC 3207 §4
+	replyStartData   = reply{354, "2.0.0", "End data with <CR><LF>.<CR><LF>"} // SPEC.md: every reply carries one
 	replyHTTPRefused = reply{221, "2.7.0", "This is an SMTP server, not HTTP; goodbye"}
 	replyTLSRefused  = reply{221, "2.7.0", "This port speaks plaintext SMTP, use STARTTLS; goodbye"}
 
@@ -67,6 +67,7 @@ var (
 	replyNoTransaction   = reply{503, "5.5.1", "No valid transaction; BDAT data discarded"}
 	replyBinaryNeedsBDAT = reply{503, "5.5.1", "BODY=BINARYMIME requires BDAT"} // RFC 3030 §3
 	replyAlreadyTLS      = reply{503, "5.5.1", "TLS already active"}            // RFC 3207 §4.2
+	replyTLSInMail       = reply{503, "5.5.1", "STARTTLS not allowed in a mail transaction; RSET first"}
 
 	// Syntax errors: RFC 5321 §4.2.2, RFC 3463 X.5.2 / X.5.4.
 	replyUnknownCommand = reply{500, "5.5.2", "Command not recognized"}

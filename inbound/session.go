@@ -948,7 +948,7 @@ func (s *session) startTLS(cmd command) bool {
 		s.reply(replyNoArgs) // RFC 3207 §4: "501 Syntax error (no parameters allowed)"
 		return true
 	case s.tx != nil:
-		s.reply(replyNestedMail)
+		s.reply(replyTLSInMail)
 		return true
 	}
 	if n := s.r.Buffered(); n > 0 {

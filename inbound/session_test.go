@@ -25,7 +25,7 @@ func TestScripts(t *testing.T) {
 			ehlo,
 			{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
 			{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
-			{send: "DATA", code: 354, enh: "-"},
+			{send: "DATA", code: 354, enh: "2.0.0"},
 			{send: "Subject: hi\r\n\r\nhello\r\n.", code: 250, enh: "2.0.0", text: "Ok: queued as "},
 			{send: "QUIT", code: 221, enh: "2.0.0"},
 			{closed: true},
@@ -34,7 +34,7 @@ func TestScripts(t *testing.T) {
 			{send: "HELO client.test", code: 250, enh: "-"},
 			{send: "MAIL FROM:<>", code: 250, enh: "2.1.0"},
 			{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
-			{send: "DATA", code: 354, enh: "-"},
+			{send: "DATA", code: 354, enh: "2.0.0"},
 			{send: "x\r\n.", code: 250, enh: "2.0.0"},
 		}},
 		{"params after HELO", []step{
@@ -43,7 +43,7 @@ func TestScripts(t *testing.T) {
 			{send: "MAIL FROM:<a@b.c> XFOO=1", code: 555, enh: "5.5.4"},
 			{send: "MAIL FROM:<a@b.c> SIZE=10 BODY=8BITMIME", code: 250, enh: "2.1.0"},
 			{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
-			{send: "DATA", code: 354, enh: "-"},
+			{send: "DATA", code: 354, enh: "2.0.0"},
 			{send: "x\r\n.", code: 250, enh: "2.0.0"},
 		}},
 		{"EHLO lists extensions", []step{
@@ -56,7 +56,7 @@ func TestScripts(t *testing.T) {
 			{send: "ehlo x", code: 250, enh: "-"},
 			{send: "mail from: <a@example.org>", code: 250, enh: "2.1.0"},
 			{send: "rcpt to: <b@example.com>", code: 250, enh: "2.1.5"},
-			{send: "data", code: 354, enh: "-"},
+			{send: "data", code: 354, enh: "2.0.0"},
 			{send: ".", code: 250, enh: "2.0.0"},
 		}},
 		{"paths without angle brackets", []step{
@@ -65,7 +65,7 @@ func TestScripts(t *testing.T) {
 			{send: "RCPT TO: b@example.com", code: 250, enh: "2.1.5"},
 			{send: "RCPT TO:nobody@example.com", code: 550, enh: "5.1.1"},
 			{send: "RCPT TO:b@example.com junk=", code: 501, enh: "5.5.4"},
-			{send: "DATA", code: 354, enh: "-"},
+			{send: "DATA", code: 354, enh: "2.0.0"},
 			{send: "x\r\n.", code: 250, enh: "2.0.0"},
 		}},
 		{"NOOP VRFY HELP RSET", []step{
@@ -188,11 +188,11 @@ func TestScripts(t *testing.T) {
 			ehlo,
 			{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
 			{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
-			{send: "DATA", code: 354, enh: "-"},
+			{send: "DATA", code: 354, enh: "2.0.0"},
 			{send: strings.Repeat("0123456789012345678901234567890123456789\r\n", 100) + ".", code: 552, enh: "5.3.4"},
 			{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
 			{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
-			{send: "DATA", code: 354, enh: "-"},
+			{send: "DATA", code: 354, enh: "2.0.0"},
 			{send: "small\r\n.", code: 250, enh: "2.0.0"},
 		}},
 		{"BODY=BINARYMIME needs BDAT", []step{
@@ -209,7 +209,7 @@ func TestScripts(t *testing.T) {
 			{code: 250, enh: "2.1.5"},
 			{code: 550, enh: "5.1.1"},
 			{code: 250, enh: "2.1.5"},
-			{code: 354, enh: "-"},
+			{code: 354, enh: "2.0.0"},
 			{send: "pipelined\r\n.\r\nNOOP\r\nQUIT\r\n", raw: true, code: 250, enh: "2.0.0"},
 			{code: 250, enh: "2.0.0"},
 			{code: 221, enh: "2.0.0"},
@@ -300,7 +300,7 @@ func TestJunkCommandLimit(t *testing.T) {
 	script = append(script,
 		step{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
 		step{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
-		step{send: "DATA", code: 354, enh: "-"},
+		step{send: "DATA", code: 354, enh: "2.0.0"},
 		step{send: "x\r\n.", code: 250, enh: "2.0.0"})
 	script = append(script, junk(100)...)
 	script = append(script,
@@ -343,12 +343,12 @@ func TestEnvelopeAndReceived(t *testing.T) {
 		{send: "EHLO client (evil) x", code: 250, enh: "-"},
 		{send: "MAIL FROM:<@hop.example:a@example.org> SMTPUTF8 BODY=8BITMIME", code: 250, enh: "2.1.0"},
 		{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
-		{send: "DATA", code: 354, enh: "-"},
+		{send: "DATA", code: 354, enh: "2.0.0"},
 		{send: "Subject: x\r\n\r\nbody\r\n.", code: 250, enh: "2.0.0"},
 		{send: "MAIL FROM:<>", code: 250, enh: "2.1.0"},
 		{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
 		{send: "RCPT TO:<c@example.com>", code: 250, enh: "2.1.5"},
-		{send: "DATA", code: 354, enh: "-"},
+		{send: "DATA", code: 354, enh: "2.0.0"},
 		{send: "x\r\n.", code: 250, enh: "2.0.0"},
 	})
 	msgs := ts.acc.messages()
@@ -470,7 +470,7 @@ func TestAcceptorReplies(t *testing.T) {
 				ehlo,
 				{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
 				{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
-				{send: "DATA", code: 354, enh: "-"},
+				{send: "DATA", code: 354, enh: "2.0.0"},
 				{send: strings.Repeat("line of text\r\n", 5000) + ".", code: tc.code, enh: tc.enh, text: tc.text},
 				{send: "NOOP", code: 250, enh: "2.0.0"},
 			})
@@ -486,7 +486,7 @@ func TestAcceptorContractViolation(t *testing.T) {
 		ehlo,
 		{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
 		{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
-		{send: "DATA", code: 354, enh: "-"},
+		{send: "DATA", code: 354, enh: "2.0.0"},
 		{send: "x\r\n.", code: 451, enh: "4.3.0"},
 		{send: "NOOP", code: 250, enh: "2.0.0"},
 	})
@@ -520,7 +520,7 @@ func TestTimeouts(t *testing.T) {
 			ehlo,
 			{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
 			{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
-			{send: "DATA", code: 354, enh: "-"},
+			{send: "DATA", code: 354, enh: "2.0.0"},
 			{send: "partial line", code: 451, enh: "4.4.2"},
 			{code: 421, enh: "4.7.0", text: "Closing connection"},
 			{closed: true},
@@ -632,7 +632,7 @@ func TestPanicRecovered(t *testing.T) {
 		ehlo,
 		{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
 		{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
-		{send: "DATA", code: 354, enh: "-"},
+		{send: "DATA", code: 354, enh: "2.0.0"},
 		{send: "x\r\n.", code: 421, enh: "4.3.0", text: "ref "},
 		{closed: true},
 	})
@@ -648,7 +648,7 @@ func TestPanicRecovered(t *testing.T) {
 	ts.acc.mu.Unlock()
 	playSteps(t, other, or, []step{
 		{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
-		{send: "DATA", code: 354, enh: "-"},
+		{send: "DATA", code: 354, enh: "2.0.0"},
 		{send: "x\r\n.", code: 250, enh: "2.0.0"},
 	})
 	<-ts.acc.started

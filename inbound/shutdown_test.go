@@ -27,7 +27,7 @@ func TestShutdownGraceful(t *testing.T) {
 		ehlo,
 		{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
 		{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
-		{send: "DATA", code: 354, enh: "-"},
+		{send: "DATA", code: 354, enh: "2.0.0"},
 		{send: "Subject: in flight\r\n\r\npart one\r\n", raw: true},
 	})
 	// B: idle after EHLO.
@@ -80,7 +80,7 @@ func TestShutdownForced(t *testing.T) {
 		ehlo,
 		{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
 		{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
-		{send: "DATA", code: 354, enh: "-"},
+		{send: "DATA", code: 354, enh: "2.0.0"},
 		{send: "x\r\n.\r\n", raw: true},
 	})
 	// A slow client stuck in a transaction.

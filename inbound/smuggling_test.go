@@ -32,7 +32,7 @@ func TestSmuggling(t *testing.T) {
 					ehlo,
 					{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
 					{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
-					{send: "DATA", code: 354, enh: "-"},
+					{send: "DATA", code: 354, enh: "2.0.0"},
 					final,
 					{send: "QUIT", code: 221, enh: "2.0.0"},
 					{closed: true},

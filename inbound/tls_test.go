@@ -47,7 +47,7 @@ func TestSTARTTLS(t *testing.T) {
 		{send: "STARTTLS", code: 503, enh: "5.5.1"},
 		{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
 		{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
-		{send: "DATA", code: 354, enh: "-"},
+		{send: "DATA", code: 354, enh: "2.0.0"},
 		{send: "secret\r\n.", code: 250, enh: "2.0.0"},
 	})
 	msgs := ts.acc.messages()
@@ -120,4 +120,19 @@ func TestStalledTLSHandshakeEvictedAtCap(t *testing.T) {
 	if closed != 1 {
 		t.Errorf("%d stalled sessions closed, want 1", closed)
 	}
+}
+
+// STARTTLS inside a mail transaction is out of sequence, and says so.
+func TestSTARTTLSInTransaction(t *testing.T) {
+	cert, _, _ := selfSigned(t, "")
+	ts := startServer(t, Config{TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}, nil)
+	c, r := dialConn(t, ts.addr)
+	playSteps(t, c, r, []step{
+		{code: 220},
+		{send: "EHLO x", code: 250},
+		{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
+		{send: "STARTTLS", code: 503, enh: "5.5.1", text: "STARTTLS not allowed in a mail transaction"},
+		{send: "RSET", code: 250, enh: "2.0.0"},
+		{send: "STARTTLS", code: 220, enh: "2.0.0"},
+	})
 }

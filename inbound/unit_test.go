@@ -51,7 +51,7 @@ func TestTransactionLogLine(t *testing.T) {
 		ehlo,
 		{send: "MAIL FROM:<secret-sender@example.org>", code: 250, enh: "2.1.0"},
 		{send: "RCPT TO:<secret-rcpt@example.com>", code: 250, enh: "2.1.5"},
-		{send: "DATA", code: 354, enh: "-"},
+		{send: "DATA", code: 354, enh: "2.0.0"},
 		{send: "Subject: secret-subject\r\n\r\nsecret-body\r\n.", code: 250, enh: "2.0.0"},
 	})
 	var info []string
