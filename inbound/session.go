@@ -52,6 +52,13 @@ type session struct {
 	tx    *transaction
 	bad   int // failed commands in a row
 	junk  int // commands that move no mail (NOOP, RSET, VRFY, HELP, EHLO, HELO) since the last message taken
+	// refused counts the MAIL and RCPT commands refused (but with 452)
+	// or repeated since the last message taken (maxRefusedCommands).
+	refused int
+	// lastCode is the code of the last reply; movedNothing marks a
+	// RCPT accepted again (a repeated recipient).
+	lastCode     int
+	movedNothing bool
 
 	obsCmd cmdState // the command awaiting its reply, for Config.Observer
 
@@ -160,6 +167,7 @@ func (s *session) reply(r reply) {
 	var buf [256]byte
 	_, _ = s.w.Write(r.appendTo(buf[:0]))
 	s.observeReply(r.code)
+	s.lastCode = r.code
 	switch r.code {
 	// Failed commands count toward MaxBadCommands; anything positive
 	// resets the count.
@@ -366,6 +374,12 @@ func (s *session) command() bool {
 // time limit.
 const maxJunkCommands = 100
 
+// maxRefusedCommands bounds the MAIL and RCPT commands refused or
+// repeated between messages (as Postfix's smtpd_recipient_overshoot_limit,
+// 1000): far above what a sender's mistakes come to, it ends a session
+// that loops on them or walks a list of guesses.
+const maxRefusedCommands = 1000
+
 // junkCommand reports whether verb moves no mail.
 func junkCommand(verb string) bool {
 	switch verb {
@@ -387,10 +401,24 @@ func (s *session) dispatch(cmd command) bool {
 		s.hello(cmd, true)
 	case "HELO":
 		s.hello(cmd, false)
-	case "MAIL":
-		s.mail(cmd)
-	case "RCPT":
-		s.rcpt(cmd)
+	case "MAIL", "RCPT":
+		if cmd.verb == "MAIL" {
+			s.mail(cmd)
+		} else {
+			s.rcpt(cmd)
+		}
+		// A refused sender or recipient (but for 452, the recipient
+		// limit's flow control) and a repeated recipient move no mail
+		// either: without a bound, a client could probe which
+		// recipients exist, or loop on them, for the whole session
+		// time limit.
+		if s.lastCode >= 400 && s.lastCode != 452 || s.movedNothing {
+			s.movedNothing = false
+			if s.refused++; s.refused > maxRefusedCommands {
+				s.log.Debug("smtp: too many refused senders or recipients")
+				return s.closeAfterError(replyTooManyJunk)
+			}
+		}
 	case "DATA":
 		return s.data(cmd)
 	case "BDAT":
@@ -594,6 +622,7 @@ func (s *session) rcpt(cmd command) {
 	key := dedupKey(addr)
 	if _, dup := s.tx.seen[key]; dup {
 		s.reply(replyRcptOK) // accepted once, listed once
+		s.movedNothing = true
 		return
 	}
 	if len(s.tx.rcpts) >= s.srv.cfg.MaxRecipients {
@@ -845,7 +874,7 @@ func (s *session) deliver(t transfer) bool {
 		err = errors.New("acceptor returned nil before reading the body to EOF")
 	default:
 		r = replyQueued.withText(id)
-		s.junk = 0
+		s.junk, s.refused = 0, 0
 	}
 	attrs := []slog.Attr{
 		slog.String("id", id),

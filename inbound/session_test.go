@@ -309,6 +309,42 @@ func TestJunkCommandLimit(t *testing.T) {
 	runScript(t, ts.addr, script)
 }
 
+// TestRefusedCommandLimit: 1000 refused or repeated recipients are
+// answered, the 1001st closes the session; a message taken starts the
+// count again. (An unknown recipient alone never counts as a bad
+// command.)
+func TestRefusedCommandLimit(t *testing.T) {
+	ts := startServer(t, Config{}, policy{deny: []string{"nobody@example.com"}})
+	refused := func(n int) []step {
+		var steps []step
+		for i := range n {
+			if i%10 == 9 {
+				steps = append(steps, step{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"}) // again
+				continue
+			}
+			steps = append(steps, step{send: "RCPT TO:<nobody@example.com>", code: 550, enh: "5.1.1"})
+		}
+		return steps
+	}
+	script := []step{
+		{send: "EHLO x", code: 250, enh: "-"},
+		{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
+		{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+	}
+	script = append(script, refused(maxRefusedCommands)...)
+	script = append(script,
+		step{send: "DATA", code: 354, enh: "2.0.0"},
+		step{send: "x\r\n.", code: 250, enh: "2.0.0"},
+		step{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
+		step{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"})
+	script = append(script, refused(maxRefusedCommands)...)
+	script = append(script,
+		step{send: "RCPT TO:<nobody@example.com>", code: 550, enh: "5.1.1"},
+		step{code: 421, enh: "4.7.0"},
+		step{closed: true})
+	runScript(t, ts.addr, script)
+}
+
 // Between BDAT chunks too: NOOPs and empty chunks count, so that a
 // transfer kept open on them cannot hold its slot for the session limit.
 func TestJunkCommandLimitDuringBDAT(t *testing.T) {
