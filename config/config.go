@@ -73,7 +73,7 @@ type Config struct {
 	MaxAttachmentBytes int64         `env:"MAX_ATTACHMENT_BYTES" envDefault:"0" help:"attachments whose decoded size is larger go in the webhook without their content (content null; size, sha256 and a warning kept; the raw message keeps them whole); 0 = no limit"`
 	ParseMaxParts      int           `env:"PARSE_MAX_PARTS" envDefault:"1000" help:"MIME parts parsed into the webhook; the rest of a message with more is left out with a warning (the raw message keeps it)"`
 	ParseMaxDepth      int           `env:"PARSE_MAX_DEPTH" envDefault:"50" help:"deepest multipart nesting parsed into the webhook; deeper parts are left out with a warning"`
-	ParseTimeout       time.Duration `env:"PARSE_TIMEOUT" envDefault:"5s" help:"time allowed for decoding one message's parts; parts left when it is spent are left out with a warning"`
+	ParseTimeout       time.Duration `env:"PARSE_TIMEOUT" envDefault:"5s" help:"time allowed for decoding one message's parts; parts left when it is spent are left out with a warning. The budget is time, so a message that spends it (a pathological one: real mail parses in milliseconds) may come out with more or fewer parts on a retry than on its first attempt, under the same webhook-id"`
 
 	DeliveryTimeout            time.Duration `env:"DELIVERY_TIMEOUT" envDefault:"30s" help:"time allowed for one webhook attempt"`
 	DeliveryConcurrency        int           `env:"DELIVERY_CONCURRENCY" envDefault:"0" help:"deliveries worked on at once (request, then recording its outcome); 0 = 32 on the filesystem store, 128 on S3, whose writes each take a round trip; requests to one endpoint are further limited by MAILHOOK_DELIVERY_ENDPOINT_CONCURRENCY"`
