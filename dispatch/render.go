@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -56,28 +57,34 @@ func newRenderer(raw RawOpener, parseFn parseFunc, opts parse.Options) Renderer 
 func sharingRenderer(raw RawOpener, parseFn parseFunc, opts parse.Options, share *parseShare) Renderer {
 	return func(ctx context.Context, d *queue.Delivery) ([]byte, error) {
 		var data *event.Data
+		var cut string            // where the parse ran out of time, if it did
 		e, owner := share.join(d) // see share.go
 		if e != nil && !owner {
-			data = e.wait(ctx)
+			data, cut = e.wait(ctx)
 		}
 		if data == nil {
 			published := false
 			if owner {
 				defer func() {
 					if !published { // a panic in the parser
-						share.finish(d.EventID, e, nil, errNotParsed)
+						share.finish(d.EventID, e, nil, "", errNotParsed)
 					}
 				}()
 			}
 			var err error
-			data, err = parseRaw(ctx, raw, parseFn, opts, d)
+			data, err = parseRaw(ctx, raw, parseFn, opts, d, &cut)
 			if owner {
-				share.finish(d.EventID, e, data, err)
+				share.finish(d.EventID, e, data, cut, err)
 				published = true
 			}
 			if err != nil {
 				return nil, err
 			}
+		}
+		if cut != "" && d.ParseCut == "" {
+			// Recorded with the attempt's outcome (the caller's record
+			// update copies d), for every later render to stop there.
+			d.ParseCut = cut
 		}
 		// data may be shared: this delivery's fields go into a copy.
 		ev := event.Event{
@@ -105,9 +112,14 @@ func sharingRenderer(raw RawOpener, parseFn parseFunc, opts parse.Options, share
 	}
 }
 
+// stopAtBudget multiplies the parse time budget of a render that stops
+// at a recorded cut (queue.Delivery.ParseCut).
+const stopAtBudget = 4
+
 // parseRaw opens d's raw message, parses it and checks it against its
-// recorded size and SHA-256.
-func parseRaw(ctx context.Context, raw RawOpener, parseFn parseFunc, opts parse.Options, d *queue.Delivery) (*event.Data, error) {
+// recorded size and SHA-256. If the parse runs out of time, cut is set to
+// the part where (parse.Options.BudgetSpent).
+func parseRaw(ctx context.Context, raw RawOpener, parseFn parseFunc, opts parse.Options, d *queue.Delivery, cut *string) (*event.Data, error) {
 	rc, err := raw.OpenRaw(ctx, d)
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", d.ID, err)
@@ -124,6 +136,13 @@ func parseRaw(ctx context.Context, raw RawOpener, parseFn parseFunc, opts parse.
 	popts := opts
 	if popts.SizeHint == 0 {
 		popts.SizeHint = d.Raw.Size
+	}
+	popts.BudgetSpent = func(partID string) { *cut = partID }
+	if d.ParseCut != "" {
+		// An earlier render ran out of time there: stop at the same part,
+		// with time to get to it on a busier host.
+		popts.StopAt = d.ParseCut
+		popts.MaxDuration = stopAtBudget * cmp.Or(popts.MaxDuration, parse.DefaultMaxDuration)
 	}
 	data, err := parseFn(cr, popts)
 	if err != nil {

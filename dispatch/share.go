@@ -43,10 +43,12 @@ type parseShare struct {
 type sharedParse struct {
 	done    chan struct{} // closed when data or err is set
 	data    *event.Data
+	cut     string // where the parse ran out of time, if it did
 	err     error
 	left    int // deliveries that may still come for it
 	size    int64
 	sha     string
+	stopAt  string // the cut the parse stops at (queue.Delivery.ParseCut): takers need the same
 	expires time.Time
 }
 
@@ -69,7 +71,7 @@ func (s *parseShare) join(d *queue.Delivery) (e *sharedParse, owner bool) {
 		s.expire(now)
 		s.expired = now
 	}
-	if e = s.m[d.EventID]; e != nil && e.sha == d.Raw.SHA256 && e.size == d.Raw.Size {
+	if e = s.m[d.EventID]; e != nil && e.sha == d.Raw.SHA256 && e.size == d.Raw.Size && e.stopAt == d.ParseCut {
 		if e.left--; e.left <= 0 {
 			s.drop(d.EventID)
 		}
@@ -78,7 +80,7 @@ func (s *parseShare) join(d *queue.Delivery) (e *sharedParse, owner bool) {
 	if e != nil || s.held+d.Raw.Size > shareBudget || len(s.m) >= shareEntries {
 		return nil, false
 	}
-	e = &sharedParse{done: make(chan struct{}), left: d.Records - 1, size: d.Raw.Size, sha: d.Raw.SHA256, expires: now.Add(shareTTL)}
+	e = &sharedParse{done: make(chan struct{}), left: d.Records - 1, size: d.Raw.Size, sha: d.Raw.SHA256, stopAt: d.ParseCut, expires: now.Add(shareTTL)}
 	s.m[d.EventID] = e
 	s.held += e.size
 	return e, true
@@ -87,8 +89,8 @@ func (s *parseShare) join(d *queue.Delivery) (e *sharedParse, owner bool) {
 // finish publishes the owner's parse of the message of eventID; a failed
 // one (or none, after a panic: errNotParsed) is not shared: each taker
 // parses for itself and meets the error on its own.
-func (s *parseShare) finish(eventID string, e *sharedParse, data *event.Data, err error) {
-	e.data, e.err = data, err
+func (s *parseShare) finish(eventID string, e *sharedParse, data *event.Data, cut string, err error) {
+	e.data, e.cut, e.err = data, cut, err
 	close(e.done)
 	if err != nil {
 		s.mu.Lock()
@@ -99,18 +101,19 @@ func (s *parseShare) finish(eventID string, e *sharedParse, data *event.Data, er
 	}
 }
 
-// wait returns the shared parse e for a taker, not to be changed, or nil
-// when the taker should parse for itself.
-func (e *sharedParse) wait(ctx context.Context) *event.Data {
+// wait returns the shared parse e for a taker, not to be changed, and
+// where it ran out of time if it did; nil when the taker should parse
+// for itself.
+func (e *sharedParse) wait(ctx context.Context) (*event.Data, string) {
 	select {
 	case <-e.done:
 	case <-ctx.Done():
-		return nil
+		return nil, ""
 	}
 	if e.err != nil {
-		return nil
+		return nil, ""
 	}
-	return e.data
+	return e.data, e.cut
 }
 
 func (s *parseShare) drop(eventID string) {

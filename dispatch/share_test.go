@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -214,5 +215,47 @@ func later(d time.Duration) func() time.Time {
 			return first
 		}
 		return first.Add(d)
+	}
+}
+
+// A render whose parse ran out of time records the part where
+// (queue.Delivery.ParseCut) with the attempt, and the next attempt's parse
+// stops at that part: the receiver gets the same body again, whatever
+// time the second parse has.
+func TestParseCutRecordedAndReused(t *testing.T) {
+	rc := newReceiver(t, statuses(500, 200))
+	cfg := defaultTestConfig()
+	cfg.Now = time.Now // real clock, 1-5 ms retries
+	h := newHarness(t, newMemStore(), rc.srv.URL, cfg)
+	var mu sync.Mutex
+	var stopAts []string
+	h.d.render = newRenderer(h.q, func(r io.Reader, o parse.Options) (*event.Data, error) {
+		mu.Lock()
+		first := len(stopAts) == 0
+		stopAts = append(stopAts, o.StopAt)
+		mu.Unlock()
+		d, err := fakeParse(r, o)
+		if err != nil {
+			return nil, err
+		}
+		// The first parse runs out of time at part 2; a later one
+		// without the cut would not (a quieter host).
+		if first || o.StopAt != "" {
+			o.BudgetSpent("2")
+			d.Warnings = []string{"part 2: parse time budget spent: this part and the rest not decoded"}
+		}
+		return d, nil
+	}, parse.Options{})
+	h.start(t)
+	id := h.accept(t, time.Now(), "a@example.com")
+	d := h.waitState(t, id+"-1", queue.StateDelivered)
+	reqs := rc.requests()
+	if len(reqs) != 2 || !bytes.Equal(reqs[0].body, reqs[1].body) {
+		t.Fatalf("%d requests; bodies the same: %v", len(reqs), len(reqs) == 2 && bytes.Equal(reqs[0].body, reqs[1].body))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(stopAts, []string{"", "2"}) || d.ParseCut != "2" {
+		t.Errorf("parses stopped at %q, record's cut %q; want the second at 2", stopAts, d.ParseCut)
 	}
 }

@@ -227,6 +227,9 @@ type builder struct {
 	nodes     map[*enmime.Part]*node
 	deadline  time.Time // end of the time budget (Options.MaxDuration)
 	outOfTime bool
+	// stopAt and budgetSpent: Options.StopAt and Options.BudgetSpent.
+	stopAt      string
+	budgetSpent func(partID string)
 	// enmimeOnly: every part is enmime's (Options.enmimeOnly).
 	enmimeOnly bool
 	// plainRoot: the message is one text part made by plainTextLeaf,
@@ -240,17 +243,19 @@ type builder struct {
 // newBuilder returns a builder for the entities of raw.
 func newBuilder(raw []byte, opts Options, w *warnings) *builder {
 	return &builder{
-		raw:        raw,
-		parser:     newEnmimeParser(),
-		declared:   newEnmimeParser(enmime.DisableCharacterDetection(true)),
-		w:          w,
-		maxDepth:   opts.MaxDepth,
-		containers: make(map[*enmime.Part]bool),
-		encoded:    make(map[*enmime.Part][]byte),
-		nodes:      make(map[*enmime.Part]*node),
-		deadline:   time.Now().Add(opts.MaxDuration),
-		enmimeOnly: opts.enmimeOnly,
-		maxDetect:  maxDetectBody,
+		raw:         raw,
+		parser:      newEnmimeParser(),
+		declared:    newEnmimeParser(enmime.DisableCharacterDetection(true)),
+		w:           w,
+		maxDepth:    opts.MaxDepth,
+		containers:  make(map[*enmime.Part]bool),
+		encoded:     make(map[*enmime.Part][]byte),
+		nodes:       make(map[*enmime.Part]*node),
+		deadline:    time.Now().Add(opts.MaxDuration),
+		stopAt:      opts.StopAt,
+		budgetSpent: opts.BudgetSpent,
+		enmimeOnly:  opts.enmimeOnly,
+		maxDetect:   maxDetectBody,
 	}
 }
 
@@ -260,11 +265,14 @@ func (b *builder) build(n *node) *enmime.Part {
 		b.w.addf("%s: %s nested deeper than %d multipart levels: not parsed (%d bytes left out)",
 			n.label(), n.mtype, b.maxDepth, n.end-n.start)
 		return nil
-	case n.id != "" && (b.outOfTime || time.Now().After(b.deadline)):
+	case n.id != "" && (b.outOfTime || n.id == b.stopAt || time.Now().After(b.deadline)):
 		// The root is always built, so the event keeps its headers.
 		if !b.outOfTime {
 			b.outOfTime = true
 			b.w.addf("%s: parse time budget spent: this part and the rest not decoded", n.label())
+			if b.budgetSpent != nil {
+				b.budgetSpent(n.id)
+			}
 		}
 		return nil
 	case n.boundary != "" && len(n.children) == 0:

@@ -55,6 +55,15 @@ type Options struct {
 	// remaining parts are left out with a warning (the headers and the
 	// parts already decoded are kept). 0 means DefaultMaxDuration.
 	MaxDuration time.Duration
+	// BudgetSpent, if set, is called with the id of the part at which
+	// MaxDuration ran out ("" is never passed: the root is always built).
+	BudgetSpent func(partID string)
+	// StopAt, if set, is the id of a part at which to stop as if the time
+	// budget had run out there (the same warning, the same parts left
+	// out): what BudgetSpent reported for an earlier parse of the same
+	// message, so that the event comes out the same again. The time
+	// budget still applies before it.
+	StopAt string
 
 	// enmimeOnly makes every part with enmime, as before the builder's
 	// fast paths, and the body with enmime.EnvelopeFromPart: tests

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -927,5 +928,46 @@ func TestSameReading(t *testing.T) {
 		if got := sameReading(c.raw, c.declared, c.detected); got != c.want {
 			t.Errorf("sameReading(%q, %s, %s) = %v, want %v", c.raw, c.declared, c.detected, got, c.want)
 		}
+	}
+}
+
+// A parse told to stop at a part (StopAt) comes out as the parse whose
+// time budget ran out there: the same warning, the same parts left out;
+// BudgetSpent names the part either way.
+func TestStopAtAsTheBudget(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("From: a@example.com\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n")
+	for i := range 4 {
+		fmt.Fprintf(&b, "--b\r\nContent-Type: application/pdf; name=p%d.pdf\r\n\r\n%%PDF %d\r\n", i+1, i+1)
+	}
+	b.WriteString("--b--\r\n")
+	raw := b.String()
+
+	var spent []string
+	parseWith := func(o Options) *event.Data {
+		t.Helper()
+		o.BudgetSpent = func(id string) { spent = append(spent, id) }
+		d, err := Parse(strings.NewReader(raw), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	// The budget run out at once: it stops at the first part.
+	if d := parseWith(Options{MaxDuration: time.Nanosecond}); len(d.Attachments) != 0 || !slices.Equal(spent, []string{"1"}) {
+		t.Fatalf("budget spent: %d attachments, reported %q", len(d.Attachments), spent)
+	}
+	spent = nil
+	stopped := parseWith(Options{StopAt: "3"})
+	if len(stopped.Attachments) != 2 || !slices.Equal(spent, []string{"3"}) ||
+		!slices.Contains(stopped.Warnings, "part 3: parse time budget spent: this part and the rest not decoded") {
+		t.Fatalf("StopAt 3: %d attachments, reported %q, warnings %q", len(stopped.Attachments), spent, stopped.Warnings)
+	}
+	again, _ := json.Marshal(parseWith(Options{StopAt: "3"}))
+	if first, _ := json.Marshal(stopped); !bytes.Equal(first, again) {
+		t.Error("two parses stopped at the same part differ")
+	}
+	if d := parseWith(Options{}); len(d.Attachments) != 4 {
+		t.Errorf("without a budget spent: %d attachments", len(d.Attachments))
 	}
 }

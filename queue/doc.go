@@ -60,6 +60,9 @@
 //	                                       recorded (the process stopped)
 //	  }],
 //	  "last_error": "…",
+//	  "parse_cut": "1.3",                  the part where the first render's
+//	                                       parse ran out of time, if it did:
+//	                                       later renders stop there too
 //	  "claim": {                           pending only, until the first
 //	    "owner": "<replica id>",           update: see Claims
 //	    "host": "…", "pid": 123,

@@ -92,6 +92,9 @@ func appendRecord(b []byte, d *Delivery) []byte {
 	if d.LastError != "" {
 		b = appendField(b, "last_error", d.LastError)
 	}
+	if d.ParseCut != "" {
+		b = appendField(b, "parse_cut", d.ParseCut)
+	}
 	if c := d.Claim; c != nil {
 		b = append(b, `,"claim":{"owner":`...)
 		b = appendString(b, c.Owner)

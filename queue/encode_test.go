@@ -41,6 +41,7 @@ func fullRecord() *Delivery {
 			LatencyMS: 12, Response: "Service Unavailable\n\u2028ünïcode \xff", Unfinished: true,
 		}},
 		LastError: "HTTP 503",
+		ParseCut:  "1.2",
 		Claim:     &Claim{Owner: "r1", Host: "host-a", PID: 42, Proc: "12345", ExpiresAt: at.Add(15 * time.Second)},
 	}
 }
@@ -54,7 +55,7 @@ func TestRecordJSONFields(t *testing.T) {
 
 	accepted := fullRecord()
 	accepted.Envelope.TLS, accepted.Envelope.SMTPUTF8, accepted.Envelope.Body = nil, false, ""
-	accepted.ReplayedAt, accepted.Replays, accepted.LastError = time.Time{}, 0, ""
+	accepted.ReplayedAt, accepted.Replays, accepted.LastError, accepted.ParseCut = time.Time{}, 0, "", ""
 	accepted.Attempts = []Attempt{}
 	accepted.Claim.Host, accepted.Claim.PID, accepted.Claim.Proc = "", 0, ""
 

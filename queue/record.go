@@ -160,6 +160,11 @@ type Delivery struct {
 	Replays       int       `json:"replays,omitempty"`
 	Attempts      []Attempt `json:"attempts"`
 	LastError     string    `json:"last_error,omitempty"`
+	// ParseCut is the MIME part at which the first render's parse ran
+	// out of time (parse.Options.BudgetSpent): later renders stop there
+	// too (parse.Options.StopAt), so that every attempt and replay
+	// carries the same event. "" for the messages that never get there.
+	ParseCut string `json:"parse_cut,omitempty"`
 	// Claim is the accepting replica's lease, written with the record by
 	// Accept and dropped by its first update (see Claims).
 	Claim *Claim `json:"claim,omitempty"`
