@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jhillyerd/enmime/v2"
 )
@@ -35,6 +36,12 @@ func (b *builder) recode(n *node) {
 		content, blocks, bad, tail, ok := decodeBase64Blocks(body)
 		switch {
 		case !ok:
+			if cut, ok := unpaddedFooter(body); ok {
+				if content, _, ok := decodeBase64Body(body[:cut]); ok {
+					b.w.addf("%s: %d bytes of text after the base64 content ignored", n.label(), len(body)-cut)
+					b.setBase64(n, content)
+				}
+			}
 			return
 		case tail > 0:
 			b.w.addf("%s: %d bytes of text after the base64 padding ignored", n.label(), tail)
@@ -142,6 +149,59 @@ func decodeBase64Blocks(body []byte) (content []byte, blocks, bad, tail int, ok 
 	}
 	flush()
 	return content, blocks, bad, tail, true
+}
+
+// unpaddedFooter finds a mailing list's footer appended to a base64 body
+// that needs no padding (its data a multiple of three bytes), which
+// decodeBase64Blocks cannot tell by the padding: lines of base64 digits
+// only, whole groups of four in all, then a line that cannot be base64
+// (a byte outside the alphabet: "____", "list@example.org", "-- "; not
+// white space alone, which a broken encoder may put inside a line), and
+// no full line of base64 after it, as a corrupted body would have. cut is where that line starts; ok is false
+// for any other body, left to the usual decoder.
+func unpaddedFooter(body []byte) (cut int, ok bool) {
+	digits, lines := 0, 0
+	for i := 0; i < len(body); {
+		end := len(body)
+		if j := bytes.IndexByte(body[i:], '\n'); j >= 0 {
+			end = i + j
+		}
+		line := bytes.TrimRight(body[i:end], " \t\r")
+		switch {
+		case len(line) == 0:
+		case allBase64Digits(line):
+			digits += len(line)
+			lines++
+		default:
+			if lines == 0 || digits%4 != 0 || !bytes.ContainsFunc(line, notBase64Text) {
+				return 0, false // white space alone may be a broken encoder's
+			}
+			for _, rest := range bytes.Split(body[end:], []byte("\n")) {
+				if rest = bytes.TrimRight(rest, " \t\r"); len(rest) >= 40 && allBase64Digits(rest) {
+					return 0, false
+				}
+			}
+			return i, true
+		}
+		i = end + 1
+	}
+	return 0, false
+}
+
+// notBase64Text reports whether r can stand in no base64 body, broken or
+// not: neither a digit, "=" nor white space.
+func notBase64Text(r rune) bool {
+	return r >= utf8.RuneSelf || !base64Byte[r]
+}
+
+// allBase64Digits reports whether b holds base64 digits only.
+func allBase64Digits(b []byte) bool {
+	for _, c := range b {
+		if !base64Digit(c) {
+			return false
+		}
+	}
+	return true
 }
 
 // digitAt returns the index of the first base64 digit in b, -1 if none.

@@ -109,6 +109,10 @@ func TestBase64Blocks(t *testing.T) {
 		{"large", enc(large[:70000]) + "\r\n" + enc(large[70000:]), "in 2 blocks", large},
 		{"footer after an empty line", enc([]byte("hello")) + "\r\n\r\nThanks\r\n", "text after the base64 padding ignored", []byte("hello")},
 		{"footer", enc([]byte("hello")) + "\r\n\r\n_______________\r\nlist-name mailing list\r\nhttps://lists.example.org/", "text after the base64 padding ignored", []byte("hello")},
+		// Data of a multiple of three bytes has no padding to end at.
+		{"footer without padding", enc([]byte("Hello there\n")) + "\r\n_______________________________________________\r\nlist mailing list\r\nlist@example.org\r\n",
+			"bytes of text after the base64 content ignored", []byte("Hello there\n")},
+		{"signature without padding", enc(large[:5700]) + "\r\n-- \r\nSent from the list\r\n", "bytes of text after the base64 content ignored", large[:5700]},
 	} {
 		d := parseWarned(t, multipartWith("base64", tc.body), tc.warning)
 		if len(d.Attachments) != 1 || !bytes.Equal(d.Attachments[0].Content, tc.want) {
@@ -117,6 +121,16 @@ func TestBase64Blocks(t *testing.T) {
 		if countContaining(d.Warnings, "base64") != 1 {
 			t.Errorf("%s: warnings %q, want only one about base64", tc.name, d.Warnings)
 		}
+	}
+	// A stray byte inside base64 that more base64 follows is not a
+	// footer: the usual decoder skips it, with its warning.
+	body := enc(large[:3000]) + "\r\nab_c\r\n" + enc(large[:3000])
+	if _, ok := unpaddedFooter([]byte(body)); ok {
+		t.Error("a corrupted line with base64 after it taken for a footer")
+	}
+	// Nor is white space inside a line: "world!" is still decoded.
+	if _, ok := unpaddedFooter([]byte("SGVsbG8g\r\nd29y bGQh\r\n")); ok {
+		t.Error("a line with a space inside taken for a footer")
 	}
 	// Padding at the end only, or a stray "=" between whole groups: no
 	// recoding, no warning.
@@ -133,8 +147,9 @@ func TestBase64Blocks(t *testing.T) {
 
 // FuzzBase64Blocks: data cut into pieces, each base64-encoded on its own
 // and joined (with line breaks at random, never an empty line, which
-// TestBase64Blocks shows ending the content), decodes back to data;
-// whatever the body, decoding does not fail.
+// TestBase64Blocks shows ending the content), decodes back to data, and
+// holds no footer (unpaddedFooter); whatever the body, decoding does not
+// fail.
 func FuzzBase64Blocks(f *testing.F) {
 	f.Add([]byte("helloworld!!"), []byte{5, 7})
 	f.Add([]byte("abcdef"), []byte{1, 2, 3})
@@ -160,6 +175,10 @@ func FuzzBase64Blocks(f *testing.F) {
 		if !bytes.Equal(got, data) || bad != 0 || tail != 0 {
 			t.Errorf("%q: decoded %q (bad %d, tail %d), want %q", body, got, bad, tail, data)
 		}
+		if cut, ok := unpaddedFooter(body); ok {
+			t.Errorf("%q: a footer found at %d in base64 alone", body, cut)
+		}
+		unpaddedFooter(data)
 	})
 }
 
