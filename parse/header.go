@@ -543,7 +543,9 @@ func (hr *headerReader) parseEntry(name string, p *mail.AddressParser, entry str
 	hr.w.addf("header %s: %s not readable as an address: %d address(es) recovered without names", name, quote(strings.TrimSpace(entry)), len(found))
 	out := make([]*mail.Address, 0, len(found))
 	for _, a := range found {
-		out = append(out, &mail.Address{Address: a})
+		ma := &mail.Address{Address: a}
+		asWritten[ma] = true // not an address to quote into another one
+		out = append(out, ma)
 	}
 	return out
 }

@@ -330,6 +330,8 @@ func TestAddresses(t *testing.T) {
 		{"group with a bad member", "Team: Ann <ann @ example.com>, Bob <b@x>;, c@x",
 			[]event.Address{addr("Ann", "ann@example.com"), addr("Bob", "b@x"), addr("", "c@x")}, true},
 		{"names with missing commas", "Bob <b@x> Carol <c@x>", []event.Address{addr("Bob", "b@x"), addr("Carol", "c@x")}, true},
+		{"unreadable, kept as written", "a@x, bad@@example.com",
+			[]event.Address{addr("", "a@x"), addr("", "bad@@example.com")}, true},
 		{"encoded name beside a bad one", "=?UTF-8?Q?Zo=C3=AB?= <z@x>, Bad <b @ x>",
 			[]event.Address{addr("Zoë", "z@x"), addr("Bad", "b@x")}, true},
 	}
