@@ -137,6 +137,9 @@ func parseBody(d *event.Data, raw []byte, hb headerBlock, opts Options, w *warni
 			label = "part " + p.PartID
 		}
 		for _, e := range p.Errors {
+			if e == b.cp1252[p] && !body[p] {
+				continue // an attachment: its bytes go out as they came
+			}
 			w.addf("%s: %s: %s", label, e.Name, e.Detail)
 		}
 		if body[p] && !utf8.Valid(p.Content) && !(p == root && metaConverted) {
@@ -238,6 +241,10 @@ type builder struct {
 	// maxDetect: text bodies larger are not run through charset
 	// detection (maxDetectBody).
 	maxDetect int
+	// cp1252 holds the parts read as windows-1252 (windows1252,
+	// plainTextLeaf) and the warning saying so, which is for a text, not
+	// for an attachment's bytes (sent as they came).
+	cp1252 map[*enmime.Part]*enmime.Error
 }
 
 // newBuilder returns a builder for the entities of raw.
@@ -256,6 +263,7 @@ func newBuilder(raw []byte, opts Options, w *warnings) *builder {
 		budgetSpent: opts.BudgetSpent,
 		enmimeOnly:  opts.enmimeOnly,
 		maxDetect:   maxDetectBody,
+		cp1252:      make(map[*enmime.Part]*enmime.Error),
 	}
 }
 
@@ -421,13 +429,15 @@ func (b *builder) windows1252(n *node, p *enmime.Part) {
 		if !ok {
 			return
 		}
-		p.Content = cp1252.append(make([]byte, 0, cp1252.size(raw)), raw)
-		p.Errors = append(p.Errors, windows1252Label(p.Charset))
+		p.Content = latin1CP1252.append(make([]byte, 0, latin1CP1252.size(raw)), raw)
+		b.cp1252[p] = windows1252Label(p.Charset)
+		p.Errors = append(p.Errors, b.cp1252[p])
 	case p.ContentType == "text/plain" && p.Charset == "" && declaredCharset(p) == "" && !utf8.Valid(p.Content):
 		// enmime converted nothing: p.Content is as transfer-decoded.
 		p.Content = cp1252.append(make([]byte, 0, cp1252.size(p.Content)), p.Content)
-		p.Errors = append(p.Errors, &enmime.Error{Name: enmime.ErrorCharsetDeclaration,
-			Detail: "no charset declared and the text is not UTF-8: read as windows-1252"})
+		b.cp1252[p] = &enmime.Error{Name: enmime.ErrorCharsetDeclaration,
+			Detail: "no charset declared and the text is not UTF-8: read as windows-1252"}
+		p.Errors = append(p.Errors, b.cp1252[p])
 	}
 }
 
@@ -438,10 +448,11 @@ func windows1252Label(charset string) *enmime.Error {
 		Detail: fmt.Sprintf("declared charset %q, but the text has windows-1252 characters (bytes 0x80-0x9F): read as windows-1252", charset)}
 }
 
-// hasC1Bytes reports whether b, 8-bit text, has a byte in 0x80-0x9F.
+// hasC1Bytes reports whether b, 8-bit text, has a byte in 0x80-0x9F that
+// windows-1252 gives a character.
 func hasC1Bytes(b []byte) bool {
 	for _, c := range b {
-		if c >= 0x80 && c <= 0x9f {
+		if c >= 0x80 && c <= 0x9f && !slices.Contains(cp1252Undefined[:], c) {
 			return true
 		}
 	}
@@ -459,10 +470,11 @@ func latin1Label(label string) bool {
 	return false
 }
 
-// hasC1 reports whether the UTF-8 text b holds a C1 control character.
+// hasC1 reports whether the UTF-8 text b holds a C1 control character
+// whose byte windows-1252 gives a character.
 func hasC1(b []byte) bool {
 	for i := bytes.IndexByte(b, 0xc2); i >= 0 && i+1 < len(b); {
-		if b[i+1] >= 0x80 && b[i+1] <= 0x9f {
+		if c := b[i+1]; c >= 0x80 && c <= 0x9f && !slices.Contains(cp1252Undefined[:], c) {
 			return true
 		}
 		j := bytes.IndexByte(b[i+1:], 0xc2)
@@ -856,7 +868,8 @@ func (b *builder) plainTextLeaf(n *node) *enmime.Part {
 		p.Content = make([]byte, 0, size)
 		transferPieces(cte, body, func(piece []byte) { p.Content = table.append(p.Content, piece) })
 		if c1 && latin1Label(p.Charset) {
-			p.Errors = []*enmime.Error{windows1252Label(p.Charset)} // as enmimeLeaf
+			b.cp1252[p] = windows1252Label(p.Charset) // as enmimeLeaf
+			p.Errors = []*enmime.Error{b.cp1252[p]}
 		}
 	case cte == "quoted-printable":
 		// Decoding never grows the text: with one byte to spare the

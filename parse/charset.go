@@ -58,6 +58,10 @@ func newWordDecoder() *wordDecoder {
 }
 
 func (wd *wordDecoder) charsetReader(charset string, in io.Reader) (io.Reader, error) {
+	if charset == latin1CP1252Label {
+		b, err := io.ReadAll(in) // an encoded word: short
+		return bytes.NewReader(latin1CP1252.append(nil, b)), err
+	}
 	if enc := lookupCharset(charset); enc != nil {
 		return enc.NewDecoder().Reader(in), nil
 	}
@@ -154,7 +158,7 @@ func (wd *wordDecoder) decodeWords(s string, quoteNames bool) string {
 			// mime reads this label itself, as ISO-8859-1 proper; its
 			// 0x80-0x9F bytes are windows-1252's curly quotes, dashes and
 			// euro sign, as mailers mean them and browsers read them.
-			charset = "windows-1252"
+			charset = latin1CP1252Label
 		}
 		dec, err := wd.dec.Decode("=?" + charset + "?" + string(w.enc) + "?" + text + "?=")
 		if err != nil {
@@ -315,9 +319,7 @@ var base64Value = func() (t [256]int8) {
 var singleByte = func() map[string]*byteTable {
 	m := make(map[string]*byteTable)
 	for cm, labels := range map[*charmap.Charmap][]string{
-		// ISO-8859-1 labels too: enmimeLeaf reads their 0x80-0x9F bytes
-		// as windows-1252 (windows1252), and the two agree on the rest.
-		charmap.Windows1252: {"windows-1252", "cp1252", "x-cp1252", "latin1", "l1", "iso-8859-1", "iso8859-1", "iso_8859-1", "iso88591"},
+		charmap.Windows1252: {"windows-1252", "cp1252", "x-cp1252", "latin1", "l1"},
 		charmap.ISO8859_2:   {"iso-8859-2", "iso8859-2", "iso_8859-2", "latin2", "l2"},
 		charmap.ISO8859_5:   {"iso-8859-5", "iso8859-5"},
 		charmap.ISO8859_7:   {"iso-8859-7", "iso8859-7"},
@@ -334,8 +336,33 @@ var singleByte = func() map[string]*byteTable {
 			m[l] = t
 		}
 	}
+	// ISO-8859-1 labels: enmimeLeaf reads them as latin1CP1252
+	// (windows1252).
+	for _, l := range []string{"iso-8859-1", "iso8859-1", "iso_8859-1", "iso88591"} {
+		m[l] = latin1CP1252
+	}
 	return m
 }()
+
+// latin1CP1252 reads text labelled ISO-8859-1 as browsers do (WHATWG):
+// windows-1252, whose printable characters fill most of 0x80-0x9F, and
+// where it has none (0x81, 0x8D, 0x8F, 0x90, 0x9D) ISO-8859-1's C1
+// controls, as written, rather than U+FFFD (which x/text's windows-1252
+// gives): nothing is lost that ISO-8859-1 kept.
+var latin1CP1252 = func() *byteTable {
+	t := newByteTable(charmap.Windows1252)
+	for _, c := range cp1252Undefined {
+		t.n[c] = uint8(utf8.EncodeRune(t.enc[c][:], rune(c)))
+	}
+	return t
+}()
+
+// cp1252Undefined are the bytes windows-1252 assigns no character.
+var cp1252Undefined = [...]byte{0x81, 0x8d, 0x8f, 0x90, 0x9d}
+
+// latin1CP1252Label is the charset name the word decoder reads with
+// latin1CP1252 (decodeWords gives it for "iso-8859-1").
+const latin1CP1252Label = "x-mailhook-iso-8859-1-as-windows-1252"
 
 // multiByte holds the multi-byte charsets plainTextLeaf converts itself,
 // under the labels mail uses most, each with the decoder enmime uses for

@@ -68,7 +68,8 @@ func TestEncodedWordsLenient(t *testing.T) {
 		"plain =?UTF-8?B?not base64!?= text":                         "plain =?UTF-8?B?not base64!?= text",
 		"=?UTF-8?X?abc?= =?utf-8??x?= =?":                            "=?UTF-8?X?abc?= =?utf-8??x?= =?",
 		"=?ISO-8859-1?Q?Andr=E9?= Pirard <PIRARD@vm1.ulg.ac.be>":     "André Pirard <PIRARD@vm1.ulg.ac.be>",
-		"=?iso-8859-1?Q?=93Hi=94_caf=E9_=80?=":                       "“Hi” café €", // windows-1252's, as meant
+		"=?iso-8859-1?Q?=93Hi=94_caf=E9_=80?=":                       "“Hi” café €",                   // windows-1252's, as meant
+		"=?iso-8859-1?Q?und=81ef=8D=90=9D?=":                         "und\u0081ef\u008d\u0090\u009d", // none there: ISO-8859-1's
 	} {
 		if got, _ := newWordDecoder().decode(in); got != want {
 			t.Errorf("decode(%q) = %q, want %q", in, got, want)

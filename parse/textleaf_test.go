@@ -248,6 +248,10 @@ func TestWindows1252Readings(t *testing.T) {
 		{"text/plain", "8bit", "Caf\xc3\xa9", "Café", false},             // UTF-8: as ever
 		{"text/html", "8bit", "<p>caf\xe9</p>", "<p>caf\xe9</p>", false}, // HTML: its <meta> may say
 		{"text/plain; charset=iso-8859-15", "8bit", "\xa4", "€", false},
+		// The five bytes windows-1252 leaves undefined keep ISO-8859-1's
+		// reading, and alone they make no case for windows-1252.
+		{"text/plain; charset=iso-8859-1", "8bit", "\x93x\x94 \x81\x8d\x8f\x90\x9d", "“x” \u0081\u008d\u008f\u0090\u009d", true},
+		{"text/plain; charset=iso-8859-1", "8bit", "und\x81ef\x9d", "und\u0081ef\u009d", false},
 	} {
 		b, n := textLeaf(tc.ctype, tc.cte, []byte(tc.body))
 		p, err := b.enmimeLeaf(n)
@@ -257,6 +261,24 @@ func TestWindows1252Readings(t *testing.T) {
 		warned := slices.ContainsFunc(p.Errors, func(e *enmime.Error) bool { return strings.Contains(e.Detail, "windows-1252") })
 		if string(p.Content) != tc.want || warned != tc.warned {
 			t.Errorf("%s %q: %q, warned %v; want %q, warned %v", tc.ctype, tc.body, p.Content, warned, tc.want, tc.warned)
+		}
+	}
+}
+
+// An attachment labelled ISO-8859-1 goes out as its bytes came, and
+// without the warning about reading its text as windows-1252.
+func TestWindows1252AttachmentUnwarned(t *testing.T) {
+	raw := "From: a@example.com\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhi\r\n" +
+		"--b\r\nContent-Type: text/plain; charset=iso-8859-1; name=\"notes.txt\"\r\nContent-Disposition: attachment\r\n\r\n\x93x\x94\r\n--b--\r\n"
+	for _, only := range []bool{false, true} {
+		d, err := Parse(strings.NewReader(raw), Options{enmimeOnly: only})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Attachments) != 1 || string(d.Attachments[0].Content) != "\x93x\x94" ||
+			slices.ContainsFunc(d.Warnings, func(w string) bool { return strings.Contains(w, "windows-1252") }) {
+			t.Errorf("enmime only %v: attachments %+v, warnings %q", only, d.Attachments, d.Warnings)
 		}
 	}
 }
