@@ -731,13 +731,10 @@ func base64Digits(body []byte) (digits int, ok bool) {
 	return digits, digits%4 != 1 // enmime warns about a corrupt end
 }
 
-// base64Pieces decodes body as decodeBase64Body does, a piece at a time:
-// f gets each piece, valid only during the call. It reports false, and
-// calls f with nothing, where decodeBase64Body would.
-func base64Pieces(body []byte, f func([]byte)) bool {
-	if _, ok := base64Digits(body); !ok {
-		return false
-	}
+// base64Pieces decodes body, which base64Digits passed, as
+// decodeBase64Body does, a piece at a time: f gets each piece, valid only
+// during the call.
+func base64Pieces(body []byte, f func([]byte)) {
 	var chunk [16 << 10]byte // a multiple of 4
 	var out [12 << 10]byte
 	k := 0
@@ -758,7 +755,6 @@ func base64Pieces(body []byte, f func([]byte)) bool {
 		}
 	}
 	flush()
-	return true
 }
 
 // transferPieces decodes the body of a part in the transfer encoding cte
@@ -768,7 +764,11 @@ func base64Pieces(body []byte, f func([]byte)) bool {
 func transferPieces(cte string, body []byte, f func([]byte)) bool {
 	switch cte {
 	case "base64":
-		return base64Pieces(body, f)
+		if _, ok := base64Digits(body); !ok {
+			return false
+		}
+		base64Pieces(body, f)
+		return true
 	case "quoted-printable":
 		qr, done := newQPReader(body)
 		defer done()
