@@ -3,6 +3,7 @@ package parse
 import (
 	"bytes"
 	"fmt"
+	"iter"
 	"net/mail"
 	"regexp"
 	"strconv"
@@ -555,47 +556,25 @@ func (hr *headerReader) parseEntry(name string, p *mail.AddressParser, entry str
 // ("Team:" before the first member, ";" after the last).
 func addressEntries(v string) []string {
 	var entries []string
-	quoted, comment, angle, start := false, 0, false, 0
-	for i := 0; i <= len(v); i++ {
-		if i < len(v) {
-			c := v[i]
-			switch {
-			case c == '\\' && (quoted || comment > 0) && i+1 < len(v):
-				i++
-				continue
-			case c == '"' && comment == 0:
-				quoted = !quoted
-				continue
-			case quoted:
-				continue
-			case c == '(':
-				comment++
-				continue
-			case c == ')' && comment > 0:
-				comment--
-				continue
-			case comment > 0:
-				continue
-			case c == '<':
-				angle = true
-				continue
-			case c == '>':
-				angle = false
-				continue
-			case angle:
-				continue
-			case c == ':' && !strings.Contains(v[start:i], "@"):
-				start = i + 1 // a group's name
-				continue
-			case c == ';':
-			case c != ',':
-				continue
-			}
+	angle, start := false, 0
+	for i, at := range places(v) {
+		if at != outside {
+			continue
 		}
-		entries = append(entries, v[start:i])
-		start = i + 1
+		switch c := v[i]; {
+		case c == '<':
+			angle = true
+		case c == '>':
+			angle = false
+		case angle:
+		case c == ':' && !strings.Contains(v[start:i], "@"):
+			start = i + 1 // a group's name
+		case c == ';' || c == ',':
+			entries = append(entries, v[start:i])
+			start = i + 1
+		}
 	}
-	return entries
+	return append(entries, v[start:])
 }
 
 // lenientAddress reads entry, one address net/mail refused, the way mail
@@ -645,31 +624,17 @@ func withoutComments(s string) string {
 		return s
 	}
 	var b strings.Builder
-	quoted, comment := false, 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '\\' && (quoted || comment > 0) && i+1 < len(s):
-			if comment == 0 {
-				b.WriteString(s[i : i+2])
-			}
-			i++
-			continue
-		case c == '"' && comment == 0:
-			quoted = !quoted
-		case c == '(' && !quoted:
-			if comment == 0 {
+	spaced := false // a space stands for the comment being skipped
+	for i, at := range places(s) {
+		if at == inComments {
+			if !spaced {
 				b.WriteByte(' ')
+				spaced = true
 			}
-			comment++
-			continue
-		case c == ')' && !quoted && comment > 0:
-			comment--
-			continue
-		case comment > 0:
 			continue
 		}
-		b.WriteByte(c)
+		spaced = false
+		b.WriteByte(s[i])
 	}
 	return b.String()
 }
@@ -677,18 +642,13 @@ func withoutComments(s string) string {
 // lastUnquoted returns the index of the last c in s outside quoted
 // strings, or -1.
 func lastUnquoted(s string, c byte) int {
-	at, quoted := -1, false
-	for i := 0; i < len(s); i++ {
-		switch {
-		case s[i] == '\\' && quoted && i+1 < len(s):
-			i++
-		case s[i] == '"':
-			quoted = !quoted
-		case s[i] == c && !quoted:
-			at = i
+	last := -1
+	for i, at := range places(s) {
+		if at != inQuotes && s[i] == c {
+			last = i
 		}
 	}
-	return at
+	return last
 }
 
 // nullAddress stands in for the null address "<>" while a list is parsed:
@@ -703,28 +663,56 @@ func nullAddresses(v string) string {
 		return v
 	}
 	var b strings.Builder
-	quoted, comment := false, 0
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		switch {
-		case c == '\\' && (quoted || comment > 0) && i+1 < len(v):
-			b.WriteByte(c)
-			i++
-			c = v[i]
-		case c == '"' && comment == 0:
-			quoted = !quoted
-		case c == '(' && !quoted:
-			comment++
-		case c == ')' && !quoted && comment > 0:
-			comment--
-		case c == '<' && !quoted && comment == 0 && strings.HasPrefix(v[i:], "<>"):
+	last := 0
+	for i, at := range places(v) {
+		if at == outside && strings.HasPrefix(v[i:], "<>") {
+			b.WriteString(v[last:i])
 			b.WriteString("<" + nullAddress + ">")
-			i++
-			continue
+			last = i + 2
 		}
-		b.WriteByte(c)
 	}
+	b.WriteString(v[last:])
 	return b.String()
+}
+
+// Where a byte of an address field stands (RFC 5322 §3.2.2, §3.2.4).
+const (
+	outside    = iota // in neither a quoted string nor a comment
+	inQuotes          // in a quoted string, its quotes included
+	inComments        // in a comment, its parentheses (and nested ones) included
+)
+
+// places yields each byte index of s with where it stands; a
+// quoted-pair's two bytes stand where its backslash does.
+func places(s string) iter.Seq2[int, int] {
+	return func(yield func(int, int) bool) {
+		quoted, comment := false, 0
+		for i := 0; i < len(s); i++ {
+			c, at := s[i], outside
+			switch {
+			case quoted:
+				at = inQuotes
+			case comment > 0:
+				at = inComments
+			}
+			switch {
+			case c == '\\' && at != outside && i+1 < len(s):
+				if !yield(i, at) {
+					return
+				}
+				i++
+			case c == '"' && comment == 0:
+				quoted, at = !quoted, inQuotes
+			case c == '(' && !quoted:
+				comment, at = comment+1, inComments
+			case c == ')' && !quoted && comment > 0:
+				comment, at = comment-1, inComments
+			}
+			if !yield(i, at) {
+				return
+			}
+		}
+	}
 }
 
 // quoteLocal returns the address with its local part quoted again when it
