@@ -55,9 +55,9 @@ type session struct {
 	// refused counts the MAIL and RCPT commands refused (but with 452)
 	// or repeated since the last message taken (maxRefusedCommands).
 	refused int
-	// lastCode is the code of the last reply; movedNothing marks a
-	// RCPT accepted again (a repeated recipient).
-	lastCode     int
+	// movedNothing marks the MAIL or RCPT being handled as one that
+	// counts toward refused: answered 4xx or 5xx (but 452, the
+	// recipient limit's flow control), or a recipient given again.
 	movedNothing bool
 
 	obsCmd cmdState // the command awaiting its reply, for Config.Observer
@@ -167,7 +167,9 @@ func (s *session) reply(r reply) {
 	var buf [256]byte
 	_, _ = s.w.Write(r.appendTo(buf[:0]))
 	s.observeReply(r.code)
-	s.lastCode = r.code
+	if r.code >= 400 && r.code != 452 {
+		s.movedNothing = true
+	}
 	switch r.code {
 	// Failed commands count toward MaxBadCommands; anything positive
 	// resets the count.
@@ -402,18 +404,17 @@ func (s *session) dispatch(cmd command) bool {
 	case "HELO":
 		s.hello(cmd, false)
 	case "MAIL", "RCPT":
+		s.movedNothing = false
 		if cmd.verb == "MAIL" {
 			s.mail(cmd)
 		} else {
 			s.rcpt(cmd)
 		}
-		// A refused sender or recipient (but for 452, the recipient
-		// limit's flow control) and a repeated recipient move no mail
-		// either: without a bound, a client could probe which
+		// A refused sender or recipient and a repeated recipient move
+		// no mail either: without a bound, a client could probe which
 		// recipients exist, or loop on them, for the whole session
 		// time limit.
-		if s.lastCode >= 400 && s.lastCode != 452 || s.movedNothing {
-			s.movedNothing = false
+		if s.movedNothing {
 			if s.refused++; s.refused > maxRefusedCommands {
 				s.log.Debug("smtp: too many refused senders or recipients")
 				return s.closeAfterError(replyTooManyJunk)
