@@ -47,11 +47,13 @@ type PutOptions struct {
 	// as an empty body only when the reader is also empty).
 	Size int64
 	// Lazy defers durability: when Put returns the object is visible and
-	// atomic as always, but it may become durable only when the next Put
-	// or Delete without Lazy made by this process on this store returns.
-	// A crash of the machine (not merely of the process) before then may
-	// lose it: the key then names the previous object or none, never a
-	// part. Backends that cannot defer (S3) ignore it.
+	// atomic as always, but it may become durable only later: with the
+	// next durable write of this process that covers it (the filesystem
+	// store: its next barrier, at the latest its next checkpoint, within
+	// about a second under load), or, in a batch, with the batch. A crash
+	// of the machine (not merely of the process) before then may lose it:
+	// the key then names the previous object or none, never a part.
+	// Backends that cannot defer (S3) ignore it.
 	Lazy bool
 	// Unordered lets the backend make the body durable together with the
 	// key rather than before it (on the filesystem store, one group commit

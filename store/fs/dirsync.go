@@ -143,7 +143,7 @@ func (d *dirSyncer) expect() expectation {
 // done ends the expectation (once; later calls do nothing) and wakes a
 // lingering round if nobody else is expected.
 func (e *expectation) done() {
-	if e.met {
+	if e.met || e.d == nil {
 		return
 	}
 	e.met = true

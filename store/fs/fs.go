@@ -79,6 +79,14 @@ type Store struct {
 	// are not available; Puts without IfMatch stage a named file instead.
 	noTmpfile atomic.Bool
 	now       func() time.Time
+
+	// wal is the log that makes small create-only batches durable (SyncFS
+	// mode; nil without it: see WithLog); bootFn returns the boot id.
+	wal      *wal
+	noWAL    bool
+	bootFn   func() string
+	logHalf  int64         // bytes in each half of the log file
+	logEvery time.Duration // checkpoint period of the log
 }
 
 // New opens the store rooted at root, creating the directory (and its
@@ -91,7 +99,8 @@ func New(root string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("fs: root %s: %w", root, err)
 	}
 	s := &Store{root: abs, syncDirFn: syncDir, linkFn: os.Link, renameFn: rename, renameNoReplaceFn: renameNoReplace,
-		linkTmpfileFn: linkTmpfile, now: time.Now}
+		linkTmpfileFn: linkTmpfile, now: time.Now, bootFn: bootID,
+		logHalf: walHalf, logEvery: walEvery}
 	s.fsSyncer = &dirSyncer{dir: abs, sync: s.runSyncFS, linger: DefaultCommitDelay, wake: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(s)
@@ -127,7 +136,13 @@ func (s *Store) init() error {
 		return err
 	}
 	s.probeTmpfile()
-	return s.cleanTemp()
+	if err := s.cleanTemp(); err != nil {
+		return err
+	}
+	if s.mode == SyncFS && !s.noWAL {
+		return s.openWAL()
+	}
+	return nil
 }
 
 // probeTmpfile turns unnamed temporary files off unless one can be
@@ -220,7 +235,11 @@ func (s *Store) cleanTemp() error {
 
 // Close releases the lock files. The Store must not be used afterwards.
 func (s *Store) Close() error {
-	err := s.locks.close()
+	var err error
+	if s.wal != nil {
+		err = s.wal.close()
+	}
+	err = errors.Join(err, s.locks.close())
 	if s.rootDir != nil {
 		err = errors.Join(err, s.rootDir.Close())
 	}
@@ -266,22 +285,39 @@ func (s *Store) PutAll(ctx context.Context, reqs []store.PutRequest) ([]store.Ob
 		return objs, nil
 	}
 	gen := s.syncErrs.Load() // before any of our data reaches the page cache
+	lazy, unordered := true, true
+	for _, r := range reqs {
+		lazy = lazy && r.Opts.Lazy
+		unordered = unordered && r.Opts.Unordered && r.Opts.IfNoneMatch
+	}
+	// A batch of create-only objects may be made durable by the log
+	// instead of a barrier: keep a copy of the bodies.
+	var caps []capture
+	left := walMaxBatch
+	if s.wal != nil && unordered && !lazy {
+		caps = make([]capture, len(reqs))
+	}
 	tmps := make([]*staged, len(reqs))
-	coming := s.fsSyncer.expect() // a group commit may wait for this batch
+	var coming expectation // a group commit may wait for this batch
+	if caps == nil {
+		coming = s.fsSyncer.expect()
+	}
 	defer func() {
 		coming.done()
 		for _, st := range tmps {
 			st.discard()
 		}
 	}()
-	lazy, unordered := true, true
 	for i, r := range reqs {
 		var err error
-		if objs[i], tmps[i], err = s.stage(ctx, r.Key, r.Body, r.Opts); err != nil {
+		body := r.Body
+		if caps != nil {
+			caps[i] = capture{r: body, left: &left}
+			body = &caps[i]
+		}
+		if objs[i], tmps[i], err = s.stage(ctx, r.Key, body, r.Opts); err != nil {
 			return nil, err
 		}
-		lazy = lazy && r.Opts.Lazy
-		unordered = unordered && r.Opts.Unordered && r.Opts.IfNoneMatch
 	}
 	if !unordered {
 		// The bodies (and any directory stage created) must be durable
@@ -301,6 +337,9 @@ func (s *Store) PutAll(ctx context.Context, reqs []store.PutRequest) ([]store.Ob
 		return objs, nil // the next barrier, whoever's, makes them durable
 	}
 	coming.done()
+	if caps != nil && s.logged(reqs, caps) && s.syncErrs.Load() == gen {
+		return objs, nil
+	}
 	if err := s.barrier(gen); err != nil {
 		// The objects are in place but may not survive a crash: report
 		// failure so that the caller does not acknowledge them.

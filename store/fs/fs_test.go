@@ -51,16 +51,21 @@ func putString(t *testing.T, s *Store, key, body string, opts store.PutOptions) 
 	return obj
 }
 
-// tmpEntries lists <root>/.tmp except the locks directory.
+// tmpEntries lists <root>/.tmp except the locks and log directories.
 func tmpEntries(t *testing.T, root string) []string {
+	return dirNames(t, filepath.Join(root, tmpDir), "locks", "wal")
+}
+
+// dirNames lists the names in dir but those in skip.
+func dirNames(t *testing.T, dir string, skip ...string) []string {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(root, tmpDir))
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
 	for _, e := range entries {
-		if e.Name() != "locks" {
+		if !slices.Contains(skip, e.Name()) {
 			names = append(names, e.Name())
 		}
 	}
@@ -561,9 +566,9 @@ func TestSymlinkIsNotObject(t *testing.T) {
 }
 
 // newSyncFSStore returns a SyncFS store whose syncfs is f, or skips.
-func newSyncFSStore(t *testing.T, f func() error) *Store {
+func newSyncFSStore(t *testing.T, f func() error, opts ...Option) *Store {
 	t.Helper()
-	s, err := New(t.TempDir(), WithSync(SyncFS))
+	s, err := New(t.TempDir(), append([]Option{WithSync(SyncFS)}, opts...)...)
 	if err != nil {
 		t.Skipf("no syncfs here: %v", err)
 	}

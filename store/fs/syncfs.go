@@ -53,6 +53,10 @@ func WithCommitDelay(d time.Duration) Option {
 	return func(s *Store) { s.fsSyncer.linger = max(d, 0) }
 }
 
+// WithLog turns the log (SyncFS mode; see the package comment, "Log") on
+// or off; it is on by default.
+func WithLog(on bool) Option { return func(s *Store) { s.noWAL = !on } }
+
 // Mode returns the durability mode in use: SyncFS or SyncFiles.
 func (s *Store) Mode() SyncMode { return s.mode }
 

@@ -1,0 +1,610 @@
+package fs
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	iofs "io/fs"
+	"math/rand/v2"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mailhook/mailhook/store"
+)
+
+// The log (SyncFS mode; see the package comment, "Log"): a small batch of
+// create-only objects is made durable by appending a copy of it to the
+// process's log file and fdatasyncing that, instead of by a syncfs(2) of
+// the whole filesystem. Its files are placed first, so a syncfs that starts
+// after the entry was written covers them: the log is then checkpointed.
+const (
+	walDir      = ".tmp/wal"                 // under the root: one log file per process
+	walHalf     = 16 << 20                   // bytes in each half of a log file
+	walHeader   = 512                        // each half starts with a header this long
+	walMaxBatch = 256 << 10                  // a batch with more body bytes passes a barrier instead
+	walEvery    = time.Second                // checkpoint period while the log is in use
+	walMagic    = "mailhook-wal\x00\x00\x01" // 15 bytes, then the epoch
+	entryHead   = 16                         // u32 payload length, u32 CRC-32C of the rest, u64 epoch
+	headerBody  = 88                         // magic(16) epoch(8) boot id(64): covered by the header's CRC
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// errLogFull: the active half has no room; the batch passes a barrier.
+var errLogFull = errors.New("log full")
+
+// wal is the log of one Store. A log file has two halves; entries are
+// appended to the active one. A checkpoint makes the other half active
+// (under a new epoch, written in its header, so its old entries no longer
+// count) and then passes a barrier, which covers every object of the
+// entries of the half it left: that half is clean and may be reused.
+type wal struct {
+	s     *Store
+	f     *os.File
+	boot  string
+	half  int64         // bytes in a half (walHalf but in tests)
+	every time.Duration // checkpoint period (walEvery but in tests)
+
+	mu     sync.Mutex
+	active int     // the half entries go to
+	off    int64   // next entry's offset within the active half
+	epoch  uint64  // the active half's epoch
+	clean  [2]bool // every object of the half's entries is durable without it
+	broken error   // a write or fdatasync failed: the log is not used again
+	last   uint64  // highest epoch given out
+	kicked bool    // a checkpoint was asked for and has not run yet
+
+	syncer *dirSyncer // groups fdatasyncs
+	kick   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// walObject is one object of an entry read back from a log.
+type walObject struct {
+	key  string
+	body []byte
+}
+
+// bootID returns this boot's id (Linux), or "" where there is none: a log
+// whose writer shared this boot lost nothing the page cache holds.
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// openWAL takes over the logs no live process holds, restoring from them
+// what a crash of the machine may have lost, and opens this Store's log:
+// one of them, or a new file.
+func (s *Store) openWAL() error {
+	dir := filepath.Join(s.root, filepath.FromSlash(walDir))
+	if err := os.Mkdir(dir, dirMode); err != nil && !errors.Is(err, iofs.ErrExist) {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	boot := s.bootFn()
+	var mine *os.File
+	var last uint64
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		f, err := openFile(p, os.O_RDWR, 0)
+		if err != nil {
+			if errors.Is(err, iofs.ErrNotExist) {
+				continue // taken and removed by another process
+			}
+			return err
+		}
+		if err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				continue // its process is alive
+			}
+			return err
+		}
+		if fi, err := f.Stat(); err != nil {
+			f.Close()
+			return err
+		} else if pi, err := os.Stat(p); err != nil || !os.SameFile(fi, pi) {
+			f.Close() // taken over and removed meanwhile by another process
+			continue
+		}
+		epoch, err := s.recoverLog(f, boot, s.logHalf)
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("log %s: %w", p, err)
+		}
+		if fi, err := f.Stat(); mine == nil && err == nil && fi.Size() == 2*s.logHalf {
+			mine, last = f, epoch
+			continue
+		}
+		// Another log to spare: nothing in it is needed any more.
+		os.Remove(p)
+		f.Close()
+	}
+	if mine == nil {
+		f, err := s.createLog(dir, s.logHalf)
+		if err != nil {
+			return err
+		}
+		mine = f
+	}
+	w := &wal{s: s, f: mine, boot: boot, half: s.logHalf, every: s.logEvery, last: last, clean: [2]bool{true, true},
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	w.syncer = &dirSyncer{sync: func(string) error { return fdatasync(w.f) }}
+	// Both halves get a new epoch: what they held is restored or was
+	// never lost, and must not be restored again after a later crash.
+	if err := w.writeHeader(1, w.nextEpoch()); err != nil {
+		mine.Close()
+		return err
+	}
+	w.epoch = w.nextEpoch()
+	if err := w.writeHeader(0, w.epoch); err != nil {
+		mine.Close()
+		return err
+	}
+	if err := fdatasync(mine); err != nil {
+		mine.Close()
+		return err
+	}
+	w.off = walHeader
+	s.wal = w
+	if w.every > 0 {
+		go w.run()
+	} else {
+		close(w.done) // tests checkpoint by hand
+	}
+	return nil
+}
+
+// createLog creates a new log file in dir, locked, two halves long (a
+// sparse file: the first round through it allocates its blocks).
+func (s *Store) createLog(dir string, half int64) (*os.File, error) {
+	for range 100 {
+		p := filepath.Join(dir, strconv.FormatUint(rand.Uint64(), 36))
+		f, err := openFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, iofs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			os.Remove(p)
+			return nil, err
+		}
+		err = f.Truncate(2 * half)
+		if err == nil {
+			err = f.Sync()
+		}
+		if err == nil {
+			err = syncDir(dir)
+		}
+		if err != nil {
+			f.Close()
+			os.Remove(p)
+			return nil, err
+		}
+		return f, nil
+	}
+	return nil, errors.New("cannot find a free log file name")
+}
+
+// nextEpoch returns an epoch higher than any this log has used.
+func (w *wal) nextEpoch() uint64 {
+	w.last++
+	return w.last
+}
+
+// writeHeader starts half h afresh under epoch: entries of other epochs
+// that follow are ignored. Not synced: the fdatasync of the first entry
+// written after it makes it durable too.
+func (w *wal) writeHeader(h int, epoch uint64) error {
+	var b [walHeader]byte
+	copy(b[:], walMagic)
+	binary.LittleEndian.PutUint64(b[16:], epoch)
+	copy(b[24:88], w.boot)
+	binary.LittleEndian.PutUint32(b[headerBody:], crc32.Checksum(b[:headerBody], castagnoli))
+	_, err := w.f.WriteAt(b[:], int64(h)*w.half)
+	return err
+}
+
+// readHeader returns half h's epoch and boot id; ok is false for a half
+// without a valid header (never written).
+func readHeader(f *os.File, h int, half int64) (epoch uint64, boot string, ok bool, err error) {
+	var b [headerBody + 4]byte
+	if _, err := f.ReadAt(b[:], int64(h)*half); err != nil {
+		if err == io.EOF {
+			return 0, "", false, nil
+		}
+		return 0, "", false, err
+	}
+	if string(b[:len(walMagic)]) != walMagic || binary.LittleEndian.Uint32(b[headerBody:]) != crc32.Checksum(b[:headerBody], castagnoli) {
+		return 0, "", false, nil
+	}
+	return binary.LittleEndian.Uint64(b[16:]), string(bytes.TrimRight(b[24:88], "\x00")), true, nil
+}
+
+// recoverLog restores the objects of a dead process's log, unless it ran
+// in this boot (boot, if not ""), and returns the highest epoch the log
+// used. Restored objects are durable when it returns.
+func (s *Store) recoverLog(f *os.File, boot string, halfLen int64) (uint64, error) {
+	var last uint64
+	restored := false
+	for h := range 2 {
+		epoch, hb, ok, err := readHeader(f, h, halfLen)
+		if err != nil {
+			return 0, err
+		}
+		if !ok {
+			continue
+		}
+		last = max(last, epoch)
+		if boot != "" && hb == boot {
+			continue // the page cache still holds whatever it wrote
+		}
+		half := io.NewSectionReader(f, int64(h)*halfLen+walHeader, halfLen-walHeader)
+		err = readEntries(half, epoch, func(objs []walObject) error {
+			for _, o := range objs {
+				if err := s.restore(o.key, o.body); err != nil {
+					return err
+				}
+				restored = true
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	if restored {
+		if err := s.barrier(s.syncErrs.Load()); err != nil {
+			return 0, err
+		}
+	}
+	return last, nil
+}
+
+// readEntries calls fn with the objects of each entry of epoch in r, in
+// order, up to the first that is torn, of another epoch, or missing.
+func readEntries(r io.Reader, epoch uint64, fn func([]walObject) error) error {
+	br := newEntryReader(r)
+	for {
+		payload, ok, err := br.next(epoch)
+		if err != nil || !ok {
+			return err
+		}
+		objs, ok := decodePayload(payload)
+		if !ok {
+			return nil // a CRC that matched garbage: stop as if torn
+		}
+		if err := fn(objs); err != nil {
+			return err
+		}
+	}
+}
+
+type entryReader struct {
+	r   io.Reader
+	buf []byte
+}
+
+func newEntryReader(r io.Reader) *entryReader {
+	return &entryReader{r: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// next reads the next entry's payload; ok is false at the end of the log
+// (a zero length, a torn or stale entry, or the end of the half).
+func (e *entryReader) next(epoch uint64) (payload []byte, ok bool, err error) {
+	var head [entryHead]byte
+	if _, err := io.ReadFull(e.r, head[:]); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	n := binary.LittleEndian.Uint32(head[0:])
+	if n == 0 || n > 1<<30 || binary.LittleEndian.Uint64(head[8:]) != epoch {
+		return nil, false, nil
+	}
+	if cap(e.buf) < int(n) {
+		e.buf = make([]byte, n)
+	}
+	e.buf = e.buf[:n]
+	if _, err := io.ReadFull(e.r, e.buf); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	c := crc32.Update(crc32.Checksum(head[8:], castagnoli), castagnoli, e.buf)
+	if c != binary.LittleEndian.Uint32(head[4:]) {
+		return nil, false, nil
+	}
+	return e.buf, true, nil
+}
+
+// appendObject adds one object to an entry's payload: u16 key length, key,
+// u32 body length, body.
+func appendObject(payload []byte, key string, body []byte) []byte {
+	payload = binary.LittleEndian.AppendUint16(payload, uint16(len(key)))
+	payload = append(payload, key...)
+	payload = binary.LittleEndian.AppendUint32(payload, uint32(len(body)))
+	return append(payload, body...)
+}
+
+// decodePayload splits an entry's payload into its objects (whose bodies
+// share payload); ok is false if it is malformed.
+func decodePayload(p []byte) (objs []walObject, ok bool) {
+	for len(p) > 0 {
+		if len(p) < 2 {
+			return nil, false
+		}
+		kn := int(binary.LittleEndian.Uint16(p))
+		p = p[2:]
+		if len(p) < kn+4 {
+			return nil, false
+		}
+		key := string(p[:kn])
+		p = p[kn:]
+		bn := binary.LittleEndian.Uint32(p)
+		p = p[4:]
+		if uint64(len(p)) < uint64(bn) {
+			return nil, false
+		}
+		objs = append(objs, walObject{key: key, body: p[:bn:bn]})
+		p = p[bn:]
+	}
+	return objs, len(objs) > 0
+}
+
+// restore makes key hold body again after a crash of the machine, unless
+// it already does (or holds body followed by more: appended versions). The
+// new file is synced; the caller passes a barrier for the name.
+func (s *Store) restore(key string, body []byte) error {
+	if store.ValidKey(key) != nil {
+		return nil // not an object key: nothing this log could have written
+	}
+	p := s.path(key)
+	if cur, err := os.ReadFile(p); err == nil && bytes.HasPrefix(cur, body) {
+		return nil
+	} else if err != nil && !errors.Is(err, iofs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+		if errors.Is(err, syscall.EISDIR) {
+			return nil // a directory now: the key names no object any more
+		}
+		return err
+	}
+	if err := s.ensureDir(path.Dir(key)); err != nil {
+		return err
+	}
+	f, tmp, err := s.createTemp("put-")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(body)
+	if err == nil {
+		err = setMtime(f, tmp, s.stamp())
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = s.renameFn(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+// logged makes the placed objects of reqs durable through the log, if it
+// can (every body copied in caps), and reports whether it did.
+func (s *Store) logged(reqs []store.PutRequest, caps []capture) bool {
+	n := entryHead
+	for i, c := range caps {
+		if c.over {
+			return false
+		}
+		n += 6 + len(reqs[i].Key) + len(c.buf)
+	}
+	entry := make([]byte, entryHead, n)
+	for i, c := range caps {
+		entry = appendObject(entry, reqs[i].Key, c.buf)
+	}
+	return s.wal.commit(entry) == nil
+}
+
+// commit appends entry (entryHead bytes of room, then the payload) to the
+// log and returns once it is durable. An error says nothing is known: the
+// caller passes a barrier instead.
+func (w *wal) commit(entry []byte) error {
+	n := int64(len(entry))
+	w.mu.Lock()
+	if w.broken != nil {
+		w.mu.Unlock()
+		return w.broken
+	}
+	if w.off+n > w.half {
+		w.askCheckpoint()
+		w.mu.Unlock()
+		return errLogFull
+	}
+	binary.LittleEndian.PutUint32(entry[0:], uint32(n-entryHead))
+	binary.LittleEndian.PutUint64(entry[8:], w.epoch)
+	binary.LittleEndian.PutUint32(entry[4:], crc32.Checksum(entry[8:], castagnoli))
+	_, err := w.f.WriteAt(entry, int64(w.active)*w.half+w.off)
+	if err != nil {
+		// The half may now hold a torn entry before later ones: never
+		// write to this log again.
+		w.broken = err
+		w.mu.Unlock()
+		return err
+	}
+	w.off += n
+	if w.off-walHeader > (w.half-walHeader)/2 {
+		w.askCheckpoint()
+	}
+	w.mu.Unlock()
+	if err := w.syncer.syncNow(); err != nil {
+		w.mu.Lock()
+		w.broken = err
+		w.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// askCheckpoint wakes the checkpointer early (w.mu held).
+func (w *wal) askCheckpoint() {
+	if w.kicked {
+		return
+	}
+	w.kicked = true
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run checkpoints the log every walEvery while it is in use, and whenever
+// a half fills up.
+func (w *wal) run() {
+	defer close(w.done)
+	t := time.NewTicker(w.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+		case <-w.kick:
+		}
+		w.checkpoint() // a failure leaves the half unclean: retried next time
+	}
+}
+
+// checkpoint makes the other half active, if the active one holds any
+// entry, and passes a barrier so that the entries of the half it left are
+// no longer needed.
+func (w *wal) checkpoint() error {
+	w.mu.Lock()
+	w.kicked = false
+	if w.broken != nil || w.off == walHeader {
+		w.mu.Unlock()
+		return nil
+	}
+	other := 1 - w.active
+	if !w.clean[other] {
+		// The last barrier failed: try again before reusing it.
+		w.mu.Unlock()
+		if err := w.s.barrier(w.s.syncErrs.Load()); err != nil {
+			return err
+		}
+		w.mu.Lock()
+		w.clean[other] = true
+	}
+	epoch := w.nextEpoch()
+	if err := w.writeHeader(other, epoch); err != nil {
+		w.broken = err
+		w.mu.Unlock()
+		return err
+	}
+	left := w.active
+	w.active, w.off, w.epoch, w.clean[other] = other, walHeader, epoch, false
+	w.mu.Unlock()
+	// Every entry of the half left was written after its objects were
+	// placed, and before now: a barrier starting now covers them all.
+	if err := w.s.barrier(w.s.syncErrs.Load()); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.clean[left] = true
+	// A new epoch empties the half: after a crash of the machine its
+	// entries are not restored any more (if this header is durable by then).
+	if err := w.writeHeader(left, w.nextEpoch()); err != nil {
+		w.broken = err
+		return err
+	}
+	return nil
+}
+
+// close checkpoints both halves, so that nothing in the log is needed,
+// and releases it. The file stays for the next process to take over.
+func (w *wal) close() error {
+	close(w.stop)
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var err error
+	if w.broken == nil {
+		w.mu.Unlock()
+		err = w.s.barrier(w.s.syncErrs.Load())
+		w.mu.Lock()
+		if err == nil {
+			err = errors.Join(w.writeHeader(0, w.nextEpoch()), w.writeHeader(1, w.nextEpoch()))
+		}
+		if err == nil {
+			err = fdatasync(w.f)
+		}
+	}
+	w.broken = errors.New("store closed")
+	return errors.Join(err, w.f.Close())
+}
+
+// fdatasync makes f's data durable.
+func fdatasync(f *os.File) error {
+	for {
+		err := syscall.Fdatasync(int(f.Fd()))
+		if err != syscall.EINTR {
+			if err != nil {
+				return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
+			}
+			return nil
+		}
+	}
+}
+
+// capture is a Put body that keeps a copy of what it reads, up to
+// walMaxBatch bytes shared by a batch (*left); past that it drops its copy.
+type capture struct {
+	r    io.Reader
+	buf  []byte
+	left *int
+	over bool
+}
+
+func (c *capture) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if !c.over && n > 0 {
+		if n > *c.left {
+			c.over, c.buf = true, nil
+		} else {
+			*c.left -= n
+			c.buf = append(c.buf, p[:n]...)
+		}
+	}
+	return n, err
+}
