@@ -142,8 +142,10 @@
 //
 // The log file has two halves, each with a header (magic, epoch, the boot
 // id of the writer, CRC-32C) followed by entries (payload length, CRC-32C,
-// epoch, then per object: key length, key, body length, body). Only
-// entries of the epoch in their half's header count. About every second
+// epoch, then per object: key length, key, the file's modification time,
+// body length, body). Only entries of the epoch in their half's header
+// count; epochs are taken from the clock (and always grow), so entries
+// written under a header that a crash lost never count again. About every second
 // while it is in use, and when the active half is half full, a checkpoint
 // makes the other half active under a new epoch and then passes a barrier:
 // every object of the half it left was placed before its entry was
@@ -151,13 +153,20 @@
 // log; the half left gets a new epoch in its header, which empties it. A
 // batch that finds no room passes a barrier itself. A failed write or
 // fdatasync of the log stops its use: batches pass barriers from then on.
+// So does a checkpoint whose barrier fails, or that finds a syncfs failed
+// since the half it leaves was made active (the kernel may have dropped
+// pages of its objects): that half is kept as it is, for a restore after
+// the next boot. Without a boot id (no /proc) there is no log.
 //
-// The log file is flock(2)ed by its process. New takes over every log no
-// live process holds: if its writer ran in an earlier boot (the header's
-// boot id is not /proc/sys/kernel/random/boot_id), it restores every
-// object of its entries whose file is missing or does not start with the
-// logged body (an object that grew by appends is kept), each written
-// afresh, fsynced and renamed into place, and passes a barrier. A writer of
+// The log file is flock(2)ed by its process; a new one is made ready in
+// .tmp and linked into .tmp/wal only once locked. New takes over every log
+// no live process holds: if its writer ran in an earlier boot (the
+// header's boot id is not /proc/sys/kernel/random/boot_id), it restores,
+// older half first, every object of its entries whose file is missing, or
+// is the logged file (its modification time not later than the logged
+// one) without the logged body at its start, each written afresh, fsynced
+// and renamed into place, and passes a barrier. A file stamped later is a
+// newer object and is kept; so is an object that grew by appends. A writer of
 // this boot was killed, not the machine: the page cache holds all it
 // wrote, and nothing is restored. Either way New then gives both halves a
 // new epoch and keeps the file as its own log (others it took over are

@@ -139,7 +139,9 @@ func (s *Store) init() error {
 	if err := s.cleanTemp(); err != nil {
 		return err
 	}
-	if s.mode == SyncFS && !s.noWAL {
+	// Without a boot id a log could not tell a crash of the machine from
+	// one of the process, and would restore deleted objects after a kill.
+	if s.mode == SyncFS && !s.noWAL && s.bootFn() != "" {
 		return s.openWAL()
 	}
 	return nil
@@ -238,6 +240,7 @@ func (s *Store) Close() error {
 	var err error
 	if s.wal != nil {
 		err = s.wal.close()
+		s.wal = nil
 	}
 	err = errors.Join(err, s.locks.close())
 	if s.rootDir != nil {
@@ -337,7 +340,7 @@ func (s *Store) PutAll(ctx context.Context, reqs []store.PutRequest) ([]store.Ob
 		return objs, nil // the next barrier, whoever's, makes them durable
 	}
 	coming.done()
-	if caps != nil && s.logged(reqs, caps) && s.syncErrs.Load() == gen {
+	if caps != nil && s.logged(reqs, objs, caps) && s.syncErrs.Load() == gen {
 		return objs, nil
 	}
 	if err := s.barrier(gen); err != nil {

@@ -3,6 +3,7 @@ package fs
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,13 +58,14 @@ type wal struct {
 	every time.Duration // checkpoint period (walEvery but in tests)
 
 	mu     sync.Mutex
-	active int     // the half entries go to
-	off    int64   // next entry's offset within the active half
-	epoch  uint64  // the active half's epoch
-	clean  [2]bool // every object of the half's entries is durable without it
-	broken error   // a write or fdatasync failed: the log is not used again
-	last   uint64  // highest epoch given out
-	kicked bool    // a checkpoint was asked for and has not run yet
+	active int       // the half entries go to
+	off    int64     // next entry's offset within the active half
+	epoch  uint64    // the active half's epoch
+	clean  [2]bool   // every object of the half's entries is durable without it
+	gen    [2]uint64 // Store.syncErrs when the half was made active
+	broken error     // a write or fdatasync failed: the log is not used again
+	last   uint64    // highest epoch given out
+	kicked bool      // a checkpoint was asked for and has not run yet
 
 	syncer *dirSyncer // groups fdatasyncs
 	kick   chan struct{}
@@ -72,8 +75,9 @@ type wal struct {
 
 // walObject is one object of an entry read back from a log.
 type walObject struct {
-	key  string
-	body []byte
+	key   string
+	stamp int64 // the modification time (Unix ns) the file was stamped with
+	body  []byte
 }
 
 // bootID returns this boot's id (Linux), or "" where there is none: a log
@@ -101,6 +105,13 @@ func (s *Store) openWAL() error {
 	boot := s.bootFn()
 	var mine *os.File
 	var last uint64
+	removed := false
+	fail := func(err error) error {
+		if mine != nil {
+			mine.Close()
+		}
+		return err
+	}
 	for _, e := range entries {
 		if !e.Type().IsRegular() {
 			continue
@@ -111,34 +122,42 @@ func (s *Store) openWAL() error {
 			if errors.Is(err, iofs.ErrNotExist) {
 				continue // taken and removed by another process
 			}
-			return err
+			return fail(err)
 		}
 		if err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 			f.Close()
 			if errors.Is(err, syscall.EWOULDBLOCK) {
 				continue // its process is alive
 			}
-			return err
+			return fail(err)
 		}
 		if fi, err := f.Stat(); err != nil {
 			f.Close()
-			return err
+			return fail(err)
 		} else if pi, err := os.Stat(p); err != nil || !os.SameFile(fi, pi) {
 			f.Close() // taken over and removed meanwhile by another process
 			continue
-		}
-		epoch, err := s.recoverLog(f, boot, s.logHalf)
-		if err != nil {
-			f.Close()
-			return fmt.Errorf("log %s: %w", p, err)
+		} else if halfLen := fi.Size() / 2; halfLen > walHeader {
+			epoch, err := s.recoverLog(f, boot, halfLen)
+			if err != nil {
+				f.Close()
+				return fail(fmt.Errorf("log %s: %w", p, err))
+			}
+			last = max(last, epoch)
 		}
 		if fi, err := f.Stat(); mine == nil && err == nil && fi.Size() == 2*s.logHalf {
-			mine, last = f, epoch
+			mine = f
 			continue
 		}
 		// Another log to spare: nothing in it is needed any more.
 		os.Remove(p)
 		f.Close()
+		removed = true
+	}
+	if removed {
+		if err := syncDir(dir); err != nil {
+			return fail(err)
+		}
 	}
 	if mine == nil {
 		f, err := s.createLog(dir, s.logHalf)
@@ -166,6 +185,7 @@ func (s *Store) openWAL() error {
 		return err
 	}
 	w.off = walHeader
+	w.gen[0] = s.syncErrs.Load()
 	s.wal = w
 	if w.every > 0 {
 		go w.run()
@@ -179,7 +199,11 @@ func (s *Store) openWAL() error {
 // sparse file: the first round through it allocates its blocks).
 func (s *Store) createLog(dir string, half int64) (*os.File, error) {
 	for range 100 {
-		p := filepath.Join(dir, strconv.FormatUint(rand.Uint64(), 36))
+		// Made ready under a temporary name (which New removes if a
+		// crash leaves it), so that a process taking over logs never
+		// finds one not yet locked.
+		name := strconv.FormatUint(rand.Uint64(), 36)
+		p := filepath.Join(s.root, tmpDir, "put-log-"+name)
 		f, err := openFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 		if errors.Is(err, iofs.ErrExist) {
 			continue
@@ -197,6 +221,18 @@ func (s *Store) createLog(dir string, half int64) (*os.File, error) {
 			err = f.Sync()
 		}
 		if err == nil {
+			err = unwrapSyscall(s.linkFn(p, filepath.Join(dir, name)))
+			if noHardLinks(err) {
+				err = unwrapSyscall(s.renameFn(p, filepath.Join(dir, name)))
+			}
+			if err == syscall.EEXIST {
+				f.Close()
+				os.Remove(p)
+				continue
+			}
+		}
+		if err == nil {
+			os.Remove(p)
 			err = syncDir(dir)
 		}
 		if err != nil {
@@ -209,9 +245,12 @@ func (s *Store) createLog(dir string, half int64) (*os.File, error) {
 	return nil, errors.New("cannot find a free log file name")
 }
 
-// nextEpoch returns an epoch higher than any this log has used.
+// nextEpoch returns an epoch higher than any this log has used: the
+// clock's Unix ns, if later than the last one. An entry written under an
+// epoch whose header did not survive a crash carries an earlier epoch
+// than any header written after it, so it never counts again.
 func (w *wal) nextEpoch() uint64 {
-	w.last++
+	w.last = max(w.last+1, uint64(w.s.now().UnixNano()))
 	return w.last
 }
 
@@ -245,11 +284,15 @@ func readHeader(f *os.File, h int, half int64) (epoch uint64, boot string, ok bo
 }
 
 // recoverLog restores the objects of a dead process's log, unless it ran
-// in this boot (boot, if not ""), and returns the highest epoch the log
+// in this boot, and returns the highest epoch the log
 // used. Restored objects are durable when it returns.
 func (s *Store) recoverLog(f *os.File, boot string, halfLen int64) (uint64, error) {
 	var last uint64
-	restored := false
+	type halfHeader struct {
+		h     int
+		epoch uint64
+	}
+	var todo []halfHeader
 	for h := range 2 {
 		epoch, hb, ok, err := readHeader(f, h, halfLen)
 		if err != nil {
@@ -259,13 +302,19 @@ func (s *Store) recoverLog(f *os.File, boot string, halfLen int64) (uint64, erro
 			continue
 		}
 		last = max(last, epoch)
-		if boot != "" && hb == boot {
-			continue // the page cache still holds whatever it wrote
-		}
+		if hb != boot {
+			todo = append(todo, halfHeader{h, epoch})
+		} // else the page cache still holds whatever it wrote
+	}
+	// The older half first: where both hold a key, the later entry wins.
+	slices.SortFunc(todo, func(a, b halfHeader) int { return cmp.Compare(a.epoch, b.epoch) })
+	restored := false
+	for _, t := range todo {
+		h, epoch := t.h, t.epoch
 		half := io.NewSectionReader(f, int64(h)*halfLen+walHeader, halfLen-walHeader)
-		err = readEntries(half, epoch, func(objs []walObject) error {
+		err := readEntries(half, epoch, func(objs []walObject) error {
 			for _, o := range objs {
-				if err := s.restore(o.key, o.body); err != nil {
+				if err := s.restore(o); err != nil {
 					return err
 				}
 				restored = true
@@ -344,10 +393,11 @@ func (e *entryReader) next(epoch uint64) (payload []byte, ok bool, err error) {
 }
 
 // appendObject adds one object to an entry's payload: u16 key length, key,
-// u32 body length, body.
-func appendObject(payload []byte, key string, body []byte) []byte {
+// u64 stamp, u32 body length, body.
+func appendObject(payload []byte, key string, stamp int64, body []byte) []byte {
 	payload = binary.LittleEndian.AppendUint16(payload, uint16(len(key)))
 	payload = append(payload, key...)
+	payload = binary.LittleEndian.AppendUint64(payload, uint64(stamp))
 	payload = binary.LittleEndian.AppendUint32(payload, uint32(len(body)))
 	return append(payload, body...)
 }
@@ -361,39 +411,64 @@ func decodePayload(p []byte) (objs []walObject, ok bool) {
 		}
 		kn := int(binary.LittleEndian.Uint16(p))
 		p = p[2:]
-		if len(p) < kn+4 {
+		if len(p) < kn+12 {
 			return nil, false
 		}
 		key := string(p[:kn])
 		p = p[kn:]
-		bn := binary.LittleEndian.Uint32(p)
-		p = p[4:]
+		stamp := int64(binary.LittleEndian.Uint64(p))
+		bn := binary.LittleEndian.Uint32(p[8:])
+		p = p[12:]
 		if uint64(len(p)) < uint64(bn) {
 			return nil, false
 		}
-		objs = append(objs, walObject{key: key, body: p[:bn:bn]})
+		objs = append(objs, walObject{key: key, stamp: stamp, body: p[:bn:bn]})
 		p = p[bn:]
 	}
 	return objs, len(objs) > 0
 }
 
-// restore makes key hold body again after a crash of the machine, unless
-// it already does (or holds body followed by more: appended versions). The
-// new file is synced; the caller passes a barrier for the name.
-func (s *Store) restore(key string, body []byte) error {
-	if store.ValidKey(key) != nil {
+// restore makes key hold o's body again after a crash of the machine if
+// the crash lost it: the key is missing, or names the file o was (stamped
+// with o's modification time, not later) without o's body (or o's body
+// followed by more: appended versions). A file stamped later is a newer
+// object and is kept. The new file is synced; the caller passes a barrier
+// for the name.
+func (s *Store) restore(o walObject) error {
+	if store.ValidKey(o.key) != nil {
 		return nil // not an object key: nothing this log could have written
 	}
-	p := s.path(key)
-	if cur, err := os.ReadFile(p); err == nil && bytes.HasPrefix(cur, body) {
-		return nil
-	} else if err != nil && !errors.Is(err, iofs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
-		if errors.Is(err, syscall.EISDIR) {
-			return nil // a directory now: the key names no object any more
+	p := s.path(o.key)
+	f, err := os.Open(p)
+	switch {
+	case err == nil:
+		fi, serr := f.Stat()
+		var cur []byte
+		if serr == nil && fi.Mode().IsRegular() && fi.ModTime().UnixNano() <= o.stamp {
+			cur, serr = io.ReadAll(io.LimitReader(f, int64(len(o.body))))
 		}
+		f.Close()
+		if serr != nil {
+			return serr
+		}
+		if !fi.Mode().IsRegular() || fi.ModTime().UnixNano() > o.stamp || bytes.Equal(cur, o.body) {
+			return nil // not an object any more, a newer one, or whole
+		}
+	case errors.Is(err, syscall.ENOTDIR):
+		return nil // a parent is an object now: the key names none
+	case !errors.Is(err, iofs.ErrNotExist):
 		return err
 	}
+	return s.rewrite(o.key, p, o.body)
+}
+
+// rewrite stores body under key (at p) afresh: a new file, synced, renamed
+// into place.
+func (s *Store) rewrite(key, p string, body []byte) error {
 	if err := s.ensureDir(path.Dir(key)); err != nil {
+		if errors.Is(err, syscall.ENOTDIR) {
+			return nil // a parent is an object now: the key names none
+		}
 		return err
 	}
 	f, tmp, err := s.createTemp("put-")
@@ -421,17 +496,17 @@ func (s *Store) restore(key string, body []byte) error {
 
 // logged makes the placed objects of reqs durable through the log, if it
 // can (every body copied in caps), and reports whether it did.
-func (s *Store) logged(reqs []store.PutRequest, caps []capture) bool {
+func (s *Store) logged(reqs []store.PutRequest, objs []store.Object, caps []capture) bool {
 	n := entryHead
 	for i, c := range caps {
 		if c.over {
 			return false
 		}
-		n += 6 + len(reqs[i].Key) + len(c.buf)
+		n += 14 + len(reqs[i].Key) + len(c.buf)
 	}
 	entry := make([]byte, entryHead, n)
 	for i, c := range caps {
-		entry = appendObject(entry, reqs[i].Key, c.buf)
+		entry = appendObject(entry, reqs[i].Key, objs[i].ModTime.UnixNano(), c.buf)
 	}
 	return s.wal.commit(entry) == nil
 }
@@ -517,13 +592,8 @@ func (w *wal) checkpoint() error {
 	}
 	other := 1 - w.active
 	if !w.clean[other] {
-		// The last barrier failed: try again before reusing it.
 		w.mu.Unlock()
-		if err := w.s.barrier(w.s.syncErrs.Load()); err != nil {
-			return err
-		}
-		w.mu.Lock()
-		w.clean[other] = true
+		return errors.New("log: no clean half") // cannot happen: a failed barrier breaks the log
 	}
 	epoch := w.nextEpoch()
 	if err := w.writeHeader(other, epoch); err != nil {
@@ -531,12 +601,18 @@ func (w *wal) checkpoint() error {
 		w.mu.Unlock()
 		return err
 	}
-	left := w.active
+	left, gen := w.active, w.gen[w.active]
 	w.active, w.off, w.epoch, w.clean[other] = other, walHeader, epoch, false
+	w.gen[other] = w.s.syncErrs.Load()
 	w.mu.Unlock()
 	// Every entry of the half left was written after its objects were
-	// placed, and before now: a barrier starting now covers them all.
-	if err := w.s.barrier(w.s.syncErrs.Load()); err != nil {
+	// placed, and before now: a barrier starting now covers them all,
+	// unless a syncfs failed since the half was made active (a PutAll
+	// that saw one before it returned passed a barrier of its own, and
+	// failed). Then the kernel may have dropped their pages: the half is
+	// kept as it is, for a restore after the next boot, and the log is no
+	// longer used.
+	if err := w.barrierOrBreak(gen); err != nil {
 		return err
 	}
 	w.mu.Lock()
@@ -560,8 +636,9 @@ func (w *wal) close() error {
 	defer w.mu.Unlock()
 	var err error
 	if w.broken == nil {
+		gen := w.gen[w.active] // the other half is clean
 		w.mu.Unlock()
-		err = w.s.barrier(w.s.syncErrs.Load())
+		err = w.barrierOrBreak(gen)
 		w.mu.Lock()
 		if err == nil {
 			err = errors.Join(w.writeHeader(0, w.nextEpoch()), w.writeHeader(1, w.nextEpoch()))
@@ -572,6 +649,17 @@ func (w *wal) close() error {
 	}
 	w.broken = errors.New("store closed")
 	return errors.Join(err, w.f.Close())
+}
+
+// barrierOrBreak passes a barrier for gen; if it fails the log is broken.
+func (w *wal) barrierOrBreak(gen uint64) error {
+	err := w.s.barrier(gen)
+	if err != nil {
+		w.mu.Lock()
+		w.broken = err
+		w.mu.Unlock()
+	}
+	return err
 }
 
 // fdatasync makes f's data durable.

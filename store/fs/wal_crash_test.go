@@ -1,0 +1,225 @@
+package fs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/mailhook/mailhook/store"
+)
+
+// failNext makes the next syncfs of s fail with EIO (a write-back error:
+// the kernel may have dropped dirty pages it could not write), then
+// behaves normally.
+func failNext(s *Store) {
+	fail := true
+	s.syncFSFn = func() error {
+		if fail {
+			fail = false
+			return syscall.EIO
+		}
+		return syncfs(s.rootDir)
+	}
+}
+
+// TestLogKeptAfterSyncfsError: a syncfs that fails (a write-back error:
+// the kernel may have dropped pages) after a logged PutAll returned,
+// whether the checkpoint's own or another writer's, fails the checkpoint,
+// stops the log's use and keeps its entries, which a later checkpoint does
+// not empty: after a crash of the machine the acknowledged object is
+// restored.
+func TestLogKeptAfterSyncfsError(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fail func(t *testing.T, s *Store) // makes a syncfs fail
+	}{
+		{"the checkpoint's", func(t *testing.T, s *Store) {
+			failNext(s)
+			if err := s.wal.checkpoint(); err == nil {
+				t.Fatal("checkpoint with a failing syncfs succeeded")
+			}
+		}},
+		{"another writer's", func(t *testing.T, s *Store) {
+			failNext(s)
+			if _, err := s.Put(t.Context(), "other", strings.NewReader("y"), store.PutOptions{}); err == nil {
+				t.Fatal("Put with a failing syncfs succeeded")
+			}
+			if err := s.wal.checkpoint(); err == nil {
+				t.Error("checkpoint after a failed syncfs succeeded")
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			s1 := newLogStore(t, root, withBoot("boot-1"))
+			putString(t, s1, "k", "acked", unorderedCreate) // logged, acknowledged
+			tc.fail(t, s1)
+			putString(t, s1, "k2", "x", unorderedCreate)
+			s1.wal.checkpoint()
+			crash(s1)
+			os.Remove(filepath.Join(root, "k")) // its write-back failed: lost in the crash
+			newLogStore(t, root, withBoot("boot-2"))
+			if got, _ := fileOf(t, root, "k"); got != "acked" {
+				t.Errorf("acknowledged k = %q after a crash, want it restored from the log", got)
+			}
+		})
+	}
+}
+
+// TestLogCreatedLocked: a new log is named in .tmp/wal only once locked
+// and sized, so a process taking logs over never finds one in the making;
+// the log of a live store is left alone.
+func TestLogCreatedLocked(t *testing.T) {
+	root := t.TempDir()
+	s0 := newLogStore(t, root, withBoot("boot-1"))
+	f, err := s0.createLog(filepath.Join(root, walDir), s0.logHalf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatalf("flock on the new log's own descriptor: %v", err)
+	}
+	newLogStore(t, root, withBoot("boot-1"))
+	if names := logFiles(t, root); len(names) != 3 {
+		t.Errorf("log files %q, want three (two stores' and the new one)", names)
+	}
+	if left := tmpEntries(t, root); len(left) > 0 {
+		t.Errorf(".tmp holds %q", left)
+	}
+}
+
+// TestLogRestoreOrder: the halves are restored oldest first, so where
+// both hold a key (one left as it was by a failed checkpoint) the newer
+// version wins.
+func TestLogRestoreOrder(t *testing.T) {
+	root := t.TempDir()
+	s1 := newLogStore(t, root, withBoot("boot-1"))
+	putString(t, s1, "d", "d", unorderedCreate)
+	if err := s1.wal.checkpoint(); err != nil { // active: half 1
+		t.Fatal(err)
+	}
+	putString(t, s1, "k", "A", unorderedCreate) // half 1
+	failNext(s1)
+	if err := s1.wal.checkpoint(); err == nil { // active: half 0; half 1 unclean
+		t.Fatal("checkpoint succeeded")
+	}
+	if got := replaceThenReboot(t, s1, unorderedCreate); got != "B" { // logged in half 0
+		t.Errorf("k = %q after a crash, want the newer acknowledged %q", got, "B")
+	}
+}
+
+// replaceThenReboot deletes k from s, puts "B" under it with opts, and
+// plays a kill of s and a crash of the machine; it returns what k holds
+// once a new store took the log over.
+func replaceThenReboot(t *testing.T, s *Store, opts store.PutOptions) string {
+	t.Helper()
+	if err := s.Delete(t.Context(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	putString(t, s, "k", "B", opts)
+	crash(s)
+	newLogStore(t, s.Root(), withBoot("boot-2"))
+	got, _ := fileOf(t, s.Root(), "k")
+	return got
+}
+
+// TestLogKeepsNewerObject: an object deleted and put again durably (not
+// through the log) is not replaced by the older logged version.
+func TestLogKeepsNewerObject(t *testing.T) {
+	root := t.TempDir()
+	s1 := newLogStore(t, root, withBoot("boot-1"))
+	putString(t, s1, "k", "A", unorderedCreate)
+	if got := replaceThenReboot(t, s1, store.PutOptions{}); got != "B" { // a barrier, not the log
+		t.Errorf("k = %q after a crash, want the durable %q", got, "B")
+	}
+}
+
+// TestLogStaleEntries: entries that reached the disk without their
+// header (a crash during the fdatasync) never count again: later epochs
+// come from the clock, past any epoch written before.
+func TestLogStaleEntries(t *testing.T) {
+	root := t.TempDir()
+	const half = 4096
+	s0 := newLogStore(t, root, withBoot("boot-1"), withLogHalf(half))
+	crash(s0)
+	names := logFiles(t, root)
+	f, err := os.OpenFile(filepath.Join(root, walDir, names[0]), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &wal{f: f, boot: "boot-1", half: half}
+	// On disk after the crash: half 0 header epoch 2, half 1 still its old
+	// header (epoch 1) but an entry of epoch 3 (its header write was lost).
+	if err := w.writeHeader(0, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.writeHeader(1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(entryBytes(3, walObject{"ghost", 0, []byte("stale")}), half+walHeader); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	s2 := newLogStore(t, root, withBoot("boot-2"), withLogHalf(half))
+	if _, ok := fileOf(t, root, "ghost"); ok {
+		t.Fatal("ghost restored at the first takeover")
+	}
+	putString(t, s2, "ghost", "new", store.PutOptions{}) // durable
+	crash(s2)
+	newLogStore(t, root, withBoot("boot-3"), withLogHalf(half))
+	if got, _ := fileOf(t, root, "ghost"); got != "new" {
+		t.Errorf("ghost = %q, want %q: stale entries revived by a reused epoch", got, "new")
+	}
+}
+
+// TestLogKeyUnderObject: a logged key whose parent is an object now is
+// skipped; New does not fail over it.
+func TestLogKeyUnderObject(t *testing.T) {
+	root := t.TempDir()
+	s1 := newLogStore(t, root, withBoot("boot-1"))
+	putString(t, s1, "a/b", "x", unorderedCreate)
+	crash(s1)
+	// After the crash "a/b" is gone and "a" is an object (deleted and
+	// put again before the crash, or the directory never became durable).
+	os.RemoveAll(filepath.Join(root, "a"))
+	os.WriteFile(filepath.Join(root, "a"), []byte("file"), 0o600)
+	s2, err := New(root, WithSync(SyncFS), withoutCheckpoints(), withBoot("boot-2"))
+	if err != nil {
+		t.Fatalf("New after a crash: %v", err)
+	}
+	s2.Close()
+}
+
+// TestLogNeedsBootID: without a boot id a store cannot tell a crash of
+// the machine from one of the process (it would restore deleted objects
+// after a kill -9): it keeps no log.
+func TestLogNeedsBootID(t *testing.T) {
+	s, err := New(t.TempDir(), WithSync(SyncFS), withBoot(""))
+	if err != nil {
+		t.Skipf("no syncfs here: %v", err)
+	}
+	defer s.Close()
+	if s.wal != nil {
+		t.Error("a log without a boot id")
+	}
+	putString(t, s, "k", "x", unorderedCreate)
+}
+
+// TestLogCloseTwice: a second Close does not panic.
+func TestLogCloseTwice(t *testing.T) {
+	s, err := New(t.TempDir(), WithSync(SyncFS), withoutCheckpoints())
+	if err != nil || s.wal == nil {
+		t.Skip(err)
+	}
+	s.Close()
+	defer func() {
+		if r := recover(); r != nil {
+			t.Errorf("second Close panicked: %v", r)
+		}
+	}()
+	s.Close()
+}
