@@ -36,6 +36,7 @@ type Config struct {
 
 	Store              string        `env:"STORE" envDefault:"file://./data" help:"where mail and delivery state live: file:///path or s3://bucket/optional/prefix"`
 	StoreCommitDelay   time.Duration `env:"STORE_COMMIT_DELAY" envDefault:"2ms" help:"filesystem store: how long a group commit (one syncfs for many messages) may wait for writers still on their way to it, when one has just ended; 0 = never wait"`
+	StoreLog           bool          `env:"STORE_LOG" envDefault:"true" help:"filesystem store: make messages of up to 256 KiB durable through a per-process log (.tmp/wal) instead of a syncfs each; false = syncfs only"`
 	S3Endpoint         string        `env:"S3_ENDPOINT" help:"S3-compatible endpoint URL (MinIO, R2, versitygw, …); empty: AWS"`
 	S3Region           string        `env:"S3_REGION" envDefault:"us-east-1" help:"S3 region"`
 	S3PathStyle        bool          `env:"S3_PATH_STYLE" envDefault:"false" help:"use path-style S3 addressing"`

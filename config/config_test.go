@@ -21,7 +21,7 @@ func TestDefaults(t *testing.T) {
 	if c.SMTPAddr != ":2525" || c.HTTPAddr != ":8080" || c.Store != "file://./data" ||
 		c.MaxMessageBytes != 26214400 || c.MaxRecipients != 100 || c.S3Region != "us-east-1" ||
 		c.RetryInitial != 10*time.Second || c.RetryMaxInterval != time.Hour || c.RetryMaxElapsed != 72*time.Hour ||
-		c.BareNewline != "normalize" || c.StoreCommitDelay != 2*time.Millisecond {
+		c.BareNewline != "normalize" || c.StoreCommitDelay != 2*time.Millisecond || !c.StoreLog {
 		t.Errorf("defaults wrong: %+v", c)
 	}
 	if c.Hostname == "" {

@@ -199,7 +199,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store
 	}
 	switch u.Scheme {
 	case "file":
-		st, err := fs.New(u.Path, fs.WithCommitDelay(cfg.StoreCommitDelay))
+		st, err := fs.New(u.Path, fs.WithCommitDelay(cfg.StoreCommitDelay), fs.WithLog(cfg.StoreLog))
 		if err != nil {
 			return nil, usageError{fmt.Errorf("MAILHOOK_STORE=%q: %w", cfg.Store, err)}
 		}
