@@ -846,7 +846,14 @@ func (q *Queue) DropEmpty(ctx context.Context, recID string, notAfter time.Time)
 	if obj.Size != 0 || !obj.ModTime.Before(notAfter) {
 		return false, nil
 	}
-	if err := q.store.Delete(ctx, key); err != nil {
+	// Only the empty object seen: a record that came back meanwhile (the
+	// filesystem store restoring it from its log after a crash of the
+	// machine) is kept.
+	err = store.DeleteIfMatch(ctx, q.store, key, obj.ETag)
+	if errors.Is(err, store.ErrPrecondition) {
+		return false, nil
+	}
+	if err != nil {
 		return false, fmt.Errorf("queue: drop empty %s: %w", recID, err)
 	}
 	return true, nil

@@ -885,3 +885,47 @@ func TestDropEmpty(t *testing.T) {
 		}
 	})
 }
+
+// statThenRestore is a store whose Stat lets restore run right after it
+// looked: a record restored between DropEmpty's look and its delete.
+type statThenRestore struct {
+	*fs.Store
+	restore func()
+}
+
+func (s statThenRestore) Stat(ctx context.Context, key string) (store.Object, error) {
+	obj, err := s.Store.Stat(ctx, key)
+	if s.restore != nil {
+		s.restore()
+	}
+	return obj, err
+}
+
+// TestDropEmptyKeepsRestored: a record found empty but whole again by the
+// time DropEmpty deletes it (restored from the filesystem store's log
+// after a crash of the machine, by another process) is kept.
+func TestDropEmptyKeepsRestored(t *testing.T) {
+	ctx := t.Context()
+	fsStore, err := fs.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsStore.Close()
+	id := queue.RecordID(event.NewID(t0), 1)
+	key := queue.RecordKey(queue.StatePending, id)
+	if _, err := fsStore.Put(ctx, key, strings.NewReader(""), store.PutOptions{IfNoneMatch: true, Size: -1}); err != nil {
+		t.Fatal(err)
+	}
+	s := statThenRestore{Store: fsStore, restore: func() {
+		if _, err := fsStore.Put(ctx, key, strings.NewReader(`{"version":1}`), store.PutOptions{Size: -1}); err != nil {
+			t.Error(err)
+		}
+	}}
+	f := newFixture(t, s, routes{})
+	if dropped, err := f.q.DropEmpty(ctx, id, time.Now().Add(time.Hour)); err != nil || dropped {
+		t.Errorf("DropEmpty = %t, %v; want false: the record is whole again", dropped, err)
+	}
+	if obj, err := fsStore.Stat(ctx, key); err != nil || obj.Size == 0 {
+		t.Errorf("the restored record: %+v, %v", obj, err)
+	}
+}

@@ -129,52 +129,54 @@
 // In SyncFS mode a small batch of create-only objects (a PutAll, or Put,
 // whose requests are all IfNoneMatch and Unordered, at most 256 KiB of
 // bodies, not all Lazy) passes no barrier at all. Its files are placed as
-// above, without waiting; then a copy of the batch (each key and body) is
-// appended to the process's log file, <root>/.tmp/wal/<random>, and the
-// Put returns once an fdatasync(2) of that file that started after the
-// append has returned. Concurrent batches share fdatasyncs (group commit,
-// as for barriers). An fdatasync of a file whose blocks are already
-// allocated writes just the new bytes and flushes the disk's cache, where
-// a syncfs writes back every file, directory and inode the batches touched:
-// at 2 KB × 32 SMTP sessions, the store's write of a message takes about
-// half as long. A kill -9 loses nothing either way (the page cache holds
-// the files); the log is for a crash of the machine.
+// above, without waiting; then a copy of the batch is appended to the
+// process's log file, <root>/.tmp/wal/<random>, and the Put returns once
+// an fdatasync(2) of that file that started after the append has
+// returned. Concurrent batches share fdatasyncs (group commit, as for
+// barriers). An fdatasync of a file whose blocks are already allocated
+// writes just the new bytes and flushes the disk's cache, where a syncfs
+// writes back every file, directory and inode the batches touched. A kill
+// -9 loses nothing either way (the page cache holds the files); the log is
+// for a crash of the machine.
 //
-// The log file has two halves, each with a header (magic, epoch, the boot
-// id of the writer, CRC-32C) followed by entries (payload length, CRC-32C,
-// epoch, then per object: key length, key, the file's modification time,
-// body length, body). Only entries of the epoch in their half's header
-// count; epochs are taken from the clock (and always grow), so entries
-// written under a header that a crash lost never count again. About every second
-// while it is in use, and when the active half is half full, a checkpoint
-// makes the other half active under a new epoch and then passes a barrier:
-// every object of the half it left was placed before its entry was
-// written, so before the barrier started, and is now durable without the
-// log; the half left gets a new epoch in its header, which empties it. A
-// batch that finds no room passes a barrier itself. A failed write or
-// fdatasync of the log stops its use: batches pass barriers from then on.
-// So does a checkpoint whose barrier fails, or that finds a syncfs failed
-// since the half it leaves was made active (the kernel may have dropped
-// pages of its objects): that half is kept as it is, for a restore after
-// the next boot. Without a boot id (no /proc) there is no log.
+// The log file has two halves, each with a header (magic, epoch, sequence
+// number, the boot id of the writer, CRC-32C) followed by entries (payload
+// length, CRC-32C, epoch, then per object: key length, key, the inode
+// number and generation of its file, body length, body). Only entries of
+// the epoch in their half's header count. Each header gets a random epoch,
+// so entries a crash left after a header it lost never count again; the
+// sequence number orders the halves. About every second while the log is
+// in use, and when the active half is half full, a checkpoint makes the
+// other half active under a new header and then passes a barrier: every
+// object of the half it left was placed before its entry was written, so
+// before the barrier started, and is now durable without the log; the
+// half left gets a new header, which empties it. A batch that finds no
+// room passes a barrier itself. A failed write or fdatasync of the log
+// stops its use: batches pass barriers from then on. So does a checkpoint
+// whose barrier fails, or that finds a syncfs failed since the half it
+// leaves was made active (the kernel may have dropped pages of its
+// objects): the halves not yet clean are kept, their boot id cleared, for
+// whoever takes the log over to restore. Without a boot id (no /proc)
+// there is no log.
 //
 // The log file is flock(2)ed by its process; a new one is made ready in
 // .tmp and linked into .tmp/wal only once locked. New takes over every log
-// no live process holds: if its writer ran in an earlier boot (the
-// header's boot id is not /proc/sys/kernel/random/boot_id), it restores,
-// older half first, every object of its entries whose file is missing, or
-// is the logged file (its modification time not later than the logged
-// one) without the logged body at its start, each written afresh, fsynced
-// and renamed into place, and passes a barrier. A file stamped later is a
-// newer object and is kept; so is an object that grew by appends. A writer of
-// this boot was killed, not the machine: the page cache holds all it
-// wrote, and nothing is restored. Either way New then gives both halves a
-// new epoch and keeps the file as its own log (others it took over are
-// removed); Close checkpoints both halves and leaves the file for the
-// next process. After a crash of the machine, an object deleted or moved
-// in its last second or so may come back from the log: for mailhook, a
-// delivery finished just before the crash is sent again, with the same
-// webhook-id (at least once).
+// no live process holds. A half whose writer ran in an earlier boot (its
+// boot id is not /proc/sys/kernel/random/boot_id), or whose boot id was
+// cleared, is restored, older half first: every object of its entries
+// whose key is missing, or names the very file the entry was written to
+// (same inode number and generation) without the logged body at its start,
+// is written afresh, fsynced and renamed into place. Another file under
+// the key is a newer object and is kept; so is an object that grew by
+// appends. A half whose writer was merely killed in this boot needs no
+// restore: the page cache holds all it wrote. Either way New passes a
+// barrier (the objects may not be on disk yet), then gives both halves a
+// new header and keeps the file as its own log (others it took over are
+// removed); Close checkpoints both halves and leaves the file for the next
+// process. After a crash of the machine, an object deleted or moved in its
+// last second or so may come back from the log: for mailhook, a delivery
+// finished just before the crash is sent again, with the same webhook-id
+// (at least once).
 //
 // A Put with store.PutOptions.Lazy skips the second step in SyncFS mode:
 // it is atomic (the first barrier still runs before the rename) and

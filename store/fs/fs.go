@@ -340,7 +340,7 @@ func (s *Store) PutAll(ctx context.Context, reqs []store.PutRequest) ([]store.Ob
 		return objs, nil // the next barrier, whoever's, makes them durable
 	}
 	coming.done()
-	if caps != nil && s.logged(reqs, objs, caps) && s.syncErrs.Load() == gen {
+	if caps != nil && s.logged(reqs, tmps, caps) && s.syncErrs.Load() == gen {
 		return objs, nil
 	}
 	if err := s.barrier(gen); err != nil {
@@ -377,6 +377,8 @@ func (s *Store) putOne(ctx context.Context, key string, body io.Reader, opts sto
 type staged struct {
 	tmp string   // the named file; "" once placed or for an unnamed one
 	f   *os.File // the unnamed file; nil once placed or for a named one
+	ino uint64   // the file's inode number
+	gen uint32   // and generation, for the log (fileGeneration)
 }
 
 // discard removes what is left of st (nothing once it was placed).
@@ -431,7 +433,11 @@ func (s *Store) stage(ctx context.Context, key string, body io.Reader, opts stor
 			return store.Object{}, nil, s.putErr(key, err)
 		}
 	}
-	obj, err := s.writeTemp(ctx, f, st.tmp, key, body, opts.Size)
+	obj, ino, err := s.writeTemp(ctx, f, st.tmp, key, body, opts.Size)
+	st.ino = ino
+	if err == nil && s.wal != nil && opts.Unordered && opts.IfNoneMatch {
+		st.gen = fileGeneration(f) // the log records it
+	}
 	if st.f == nil {
 		if cerr := f.Close(); err == nil && cerr != nil {
 			err = s.putErr(key, cerr)
@@ -548,21 +554,21 @@ func (s *Store) syncRename(gen uint64, dir string) error {
 
 // writeTemp copies body into the temporary file f, stamps and fsyncs it and
 // returns the object it will become.
-func (s *Store) writeTemp(ctx context.Context, f *os.File, tmp, key string, body io.Reader, size int64) (store.Object, error) {
+func (s *Store) writeTemp(ctx context.Context, f *os.File, tmp, key string, body io.Reader, size int64) (store.Object, uint64, error) {
 	bufp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bufp)
 	buf := *bufp
 	var n int64
 	for {
 		if err := ctx.Err(); err != nil {
-			return store.Object{}, fmt.Errorf("fs: put %s: %w", key, err)
+			return store.Object{}, 0, fmt.Errorf("fs: put %s: %w", key, err)
 		}
 		// Fill the buffer: a body made of several readers (a header
 		// prepended to a message) still costs one write(2) when small.
 		m, rerr := fill(body, buf)
 		if m > 0 {
 			if _, err := f.Write(buf[:m]); err != nil {
-				return store.Object{}, s.putErr(key, err)
+				return store.Object{}, 0, s.putErr(key, err)
 			}
 			n += int64(m)
 		}
@@ -570,28 +576,28 @@ func (s *Store) writeTemp(ctx context.Context, f *os.File, tmp, key string, body
 			break
 		}
 		if rerr != nil {
-			return store.Object{}, fmt.Errorf("fs: put %s: reading body: %w", key, rerr)
+			return store.Object{}, 0, fmt.Errorf("fs: put %s: reading body: %w", key, rerr)
 		}
 	}
 	if size > 0 && n != size {
-		return store.Object{}, fmt.Errorf("fs: put %s: body has %d bytes, Size says %d", key, n, size)
+		return store.Object{}, 0, fmt.Errorf("fs: put %s: body has %d bytes, Size says %d", key, n, size)
 	}
 	// Stamp a nanosecond mtime of our own: the kernel's timestamps are
 	// coarse (a clock tick), too coarse to tell two files apart.
 	t := s.stamp()
 	if err := setMtime(f, tmp, t); err != nil {
-		return store.Object{}, s.putErr(key, err)
+		return store.Object{}, 0, s.putErr(key, err)
 	}
 	if s.mode != SyncFS { // SyncFS: Put's barrier makes it durable
 		if err := f.Sync(); err != nil {
-			return store.Object{}, s.putErr(key, err)
+			return store.Object{}, 0, s.putErr(key, err)
 		}
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		return store.Object{}, s.putErr(key, err)
+		return store.Object{}, 0, s.putErr(key, err)
 	}
-	return object(key, fi), nil
+	return object(key, fi), inode(fi), nil
 }
 
 // fill reads from r until buf is full or r fails, and returns r's error

@@ -121,6 +121,25 @@ func linkTmpfile(f *os.File, newname string) error {
 	return nil
 }
 
+// fileGeneration returns the generation number the filesystem gave f's
+// inode when it allocated it (FS_IOC_GETVERSION; ext4, XFS and Btrfs have
+// one), or 0 where it has none. With the inode number it tells a file
+// from a later one that reused the number.
+func fileGeneration(f *os.File) uint32 {
+	const fsIocGetversion = 0x80087601 // _IOR('v', 1, long)
+	var v uint64
+	for {
+		_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), fsIocGetversion, uintptr(unsafe.Pointer(&v)))
+		switch errno {
+		case 0:
+			return uint32(v) // the kernel writes an int
+		case syscall.EINTR:
+			continue
+		}
+		return 0
+	}
+}
+
 // setMtime sets f's access and modification times to t, to the
 // nanosecond (utimensat(2) on the descriptor: f may have no name).
 func setMtime(f *os.File, _ string, t time.Time) error {

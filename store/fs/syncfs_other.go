@@ -29,6 +29,8 @@ func linkTmpfile(f *os.File, newname string) error {
 	return &os.LinkError{Op: "linkat", Old: "(unnamed)", New: newname, Err: syscall.ENOSYS}
 }
 
+func fileGeneration(*os.File) uint32 { return 0 }
+
 // setMtime sets the times of the named file to t.
 func setMtime(_ *os.File, name string, t time.Time) error { return os.Chtimes(name, t, t) }
 

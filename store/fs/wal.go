@@ -35,9 +35,9 @@ const (
 	walHeader   = 512                        // each half starts with a header this long
 	walMaxBatch = 256 << 10                  // a batch with more body bytes passes a barrier instead
 	walEvery    = time.Second                // checkpoint period while the log is in use
-	walMagic    = "mailhook-wal\x00\x00\x01" // 15 bytes, then the epoch
+	walMagic    = "mailhook-wal\x00\x00\x02" // 15 bytes, then the epoch
 	entryHead   = 16                         // u32 payload length, u32 CRC-32C of the rest, u64 epoch
-	headerBody  = 88                         // magic(16) epoch(8) boot id(64): covered by the header's CRC
+	headerBody  = 96                         // magic(16) epoch(8) seq(8) boot id(64): covered by the header's CRC
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -61,10 +61,12 @@ type wal struct {
 	active int       // the half entries go to
 	off    int64     // next entry's offset within the active half
 	epoch  uint64    // the active half's epoch
+	epochs [2]uint64 // each half's epoch and sequence number, as in its header
+	seqs   [2]uint64
 	clean  [2]bool   // every object of the half's entries is durable without it
 	gen    [2]uint64 // Store.syncErrs when the half was made active
 	broken error     // a write or fdatasync failed: the log is not used again
-	last   uint64    // highest epoch given out
+	last   uint64    // highest sequence number given out
 	kicked bool      // a checkpoint was asked for and has not run yet
 
 	syncer *dirSyncer // groups fdatasyncs
@@ -75,9 +77,10 @@ type wal struct {
 
 // walObject is one object of an entry read back from a log.
 type walObject struct {
-	key   string
-	stamp int64 // the modification time (Unix ns) the file was stamped with
-	body  []byte
+	key  string
+	ino  uint64 // the inode number of the file the object was written to
+	gen  uint32 // and its generation (fileGeneration)
+	body []byte
 }
 
 // bootID returns this boot's id (Linux), or "" where there is none: a log
@@ -138,12 +141,12 @@ func (s *Store) openWAL() error {
 			f.Close() // taken over and removed meanwhile by another process
 			continue
 		} else if halfLen := fi.Size() / 2; halfLen > walHeader {
-			epoch, err := s.recoverLog(f, boot, halfLen)
+			seq, err := s.recoverLog(f, boot, halfLen)
 			if err != nil {
 				f.Close()
 				return fail(fmt.Errorf("log %s: %w", p, err))
 			}
-			last = max(last, epoch)
+			last = max(last, seq)
 		}
 		if fi, err := f.Stat(); mine == nil && err == nil && fi.Size() == 2*s.logHalf {
 			mine = f
@@ -166,20 +169,20 @@ func (s *Store) openWAL() error {
 		}
 		mine = f
 	}
-	w := &wal{s: s, f: mine, boot: boot, half: s.logHalf, every: s.logEvery, last: last, clean: [2]bool{true, true},
+	w := &wal{s: s, f: mine, boot: boot, half: s.logHalf, every: s.logEvery, last: last, clean: [2]bool{false, true},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	w.syncer = &dirSyncer{sync: func(string) error { return fdatasync(w.f) }}
-	// Both halves get a new epoch: what they held is restored or was
-	// never lost, and must not be restored again after a later crash.
-	if err := w.writeHeader(1, w.nextEpoch()); err != nil {
+	// Both halves get a new epoch: what they held is restored or durable,
+	// and must not be restored again after a later crash.
+	if err := w.writeHeader(1, newEpoch(), w.nextSeq(), boot); err != nil {
 		mine.Close()
 		return err
 	}
-	w.epoch = w.nextEpoch()
-	if err := w.writeHeader(0, w.epoch); err != nil {
+	if err := w.writeHeader(0, newEpoch(), w.nextSeq(), boot); err != nil {
 		mine.Close()
 		return err
 	}
+	w.epoch = w.epochs[0]
 	if err := fdatasync(mine); err != nil {
 		mine.Close()
 		return err
@@ -245,79 +248,103 @@ func (s *Store) createLog(dir string, half int64) (*os.File, error) {
 	return nil, errors.New("cannot find a free log file name")
 }
 
-// nextEpoch returns an epoch higher than any this log has used: the
-// clock's Unix ns, if later than the last one. An entry written under an
-// epoch whose header did not survive a crash carries an earlier epoch
-// than any header written after it, so it never counts again.
-func (w *wal) nextEpoch() uint64 {
-	w.last = max(w.last+1, uint64(w.s.now().UnixNano()))
+// newEpoch returns a random epoch for a half: entries count only under
+// their half's epoch, so entries a crash left behind a header it lost
+// never count again (a counter or the clock could give their epoch out
+// again).
+func newEpoch() uint64 {
+	for {
+		if e := rand.Uint64(); e != 0 {
+			return e
+		}
+	}
+}
+
+// nextSeq returns a sequence number higher than any this log has used:
+// halves are restored in its order.
+func (w *wal) nextSeq() uint64 {
+	w.last++
 	return w.last
 }
 
-// writeHeader starts half h afresh under epoch: entries of other epochs
-// that follow are ignored. Not synced: the fdatasync of the first entry
-// written after it makes it durable too.
-func (w *wal) writeHeader(h int, epoch uint64) error {
+// writeHeader starts half h afresh under epoch and seq: entries of other
+// epochs that follow are ignored. boot is the writer's boot id, or "" for
+// a half whose objects must be restored even in this boot (see
+// breakLog). Not synced: the fdatasync of the first entry written after
+// it makes it durable too.
+func (w *wal) writeHeader(h int, epoch, seq uint64, boot string) error {
 	var b [walHeader]byte
 	copy(b[:], walMagic)
 	binary.LittleEndian.PutUint64(b[16:], epoch)
-	copy(b[24:88], w.boot)
+	binary.LittleEndian.PutUint64(b[24:], seq)
+	copy(b[32:96], boot)
 	binary.LittleEndian.PutUint32(b[headerBody:], crc32.Checksum(b[:headerBody], castagnoli))
-	_, err := w.f.WriteAt(b[:], int64(h)*w.half)
-	return err
+	if _, err := w.f.WriteAt(b[:], int64(h)*w.half); err != nil {
+		return err
+	}
+	w.epochs[h], w.seqs[h] = epoch, seq
+	return nil
 }
 
-// readHeader returns half h's epoch and boot id; ok is false for a half
-// without a valid header (never written).
-func readHeader(f *os.File, h int, half int64) (epoch uint64, boot string, ok bool, err error) {
+// halfHeader is a half's header as read back.
+type halfHeader struct {
+	h          int
+	epoch, seq uint64
+	boot       string
+}
+
+// readHeader returns half h's header; ok is false for a half without a
+// valid one (never written).
+func readHeader(f *os.File, h int, half int64) (hd halfHeader, ok bool, err error) {
 	var b [headerBody + 4]byte
 	if _, err := f.ReadAt(b[:], int64(h)*half); err != nil {
 		if err == io.EOF {
-			return 0, "", false, nil
+			return halfHeader{}, false, nil
 		}
-		return 0, "", false, err
+		return halfHeader{}, false, err
 	}
 	if string(b[:len(walMagic)]) != walMagic || binary.LittleEndian.Uint32(b[headerBody:]) != crc32.Checksum(b[:headerBody], castagnoli) {
-		return 0, "", false, nil
+		return halfHeader{}, false, nil
 	}
-	return binary.LittleEndian.Uint64(b[16:]), string(bytes.TrimRight(b[24:88], "\x00")), true, nil
+	return halfHeader{h: h, epoch: binary.LittleEndian.Uint64(b[16:]), seq: binary.LittleEndian.Uint64(b[24:]),
+		boot: string(bytes.TrimRight(b[32:96], "\x00"))}, true, nil
 }
 
-// recoverLog restores the objects of a dead process's log, unless it ran
-// in this boot, and returns the highest epoch the log
-// used. Restored objects are durable when it returns.
+// recoverLog takes over the log of a dead process and returns the
+// highest sequence number it used. A half whose writer ran in an earlier
+// boot, or that was marked for restore (boot id ""), has its objects
+// restored, older half first; every object the log holds is then made
+// durable by a barrier (the page cache holds those not restored, but
+// perhaps not the disk yet), so that the log may be emptied.
 func (s *Store) recoverLog(f *os.File, boot string, halfLen int64) (uint64, error) {
+	gen := s.syncErrs.Load()
 	var last uint64
-	type halfHeader struct {
-		h     int
-		epoch uint64
-	}
 	var todo []halfHeader
 	for h := range 2 {
-		epoch, hb, ok, err := readHeader(f, h, halfLen)
+		hd, ok, err := readHeader(f, h, halfLen)
 		if err != nil {
 			return 0, err
 		}
-		if !ok {
-			continue
+		if ok {
+			last = max(last, hd.seq)
+			todo = append(todo, hd)
 		}
-		last = max(last, epoch)
-		if hb != boot {
-			todo = append(todo, halfHeader{h, epoch})
-		} // else the page cache still holds whatever it wrote
+	}
+	if len(todo) == 0 {
+		return last, nil
 	}
 	// The older half first: where both hold a key, the later entry wins.
-	slices.SortFunc(todo, func(a, b halfHeader) int { return cmp.Compare(a.epoch, b.epoch) })
-	restored := false
-	for _, t := range todo {
-		h, epoch := t.h, t.epoch
-		half := io.NewSectionReader(f, int64(h)*halfLen+walHeader, halfLen-walHeader)
-		err := readEntries(half, epoch, func(objs []walObject) error {
+	slices.SortFunc(todo, func(a, b halfHeader) int { return cmp.Compare(a.seq, b.seq) })
+	for _, hd := range todo {
+		if hd.boot == boot {
+			continue // its writer was killed, not the machine: the page cache holds it all
+		}
+		half := io.NewSectionReader(f, int64(hd.h)*halfLen+walHeader, halfLen-walHeader)
+		err := readEntries(half, hd.epoch, func(objs []walObject) error {
 			for _, o := range objs {
 				if err := s.restore(o); err != nil {
 					return err
 				}
-				restored = true
 			}
 			return nil
 		})
@@ -325,10 +352,8 @@ func (s *Store) recoverLog(f *os.File, boot string, halfLen int64) (uint64, erro
 			return 0, err
 		}
 	}
-	if restored {
-		if err := s.barrier(s.syncErrs.Load()); err != nil {
-			return 0, err
-		}
+	if err := s.barrier(gen); err != nil {
+		return 0, err
 	}
 	return last, nil
 }
@@ -393,11 +418,12 @@ func (e *entryReader) next(epoch uint64) (payload []byte, ok bool, err error) {
 }
 
 // appendObject adds one object to an entry's payload: u16 key length, key,
-// u64 stamp, u32 body length, body.
-func appendObject(payload []byte, key string, stamp int64, body []byte) []byte {
+// u64 inode number, u32 inode generation, u32 body length, body.
+func appendObject(payload []byte, key string, ino uint64, gen uint32, body []byte) []byte {
 	payload = binary.LittleEndian.AppendUint16(payload, uint16(len(key)))
 	payload = append(payload, key...)
-	payload = binary.LittleEndian.AppendUint64(payload, uint64(stamp))
+	payload = binary.LittleEndian.AppendUint64(payload, ino)
+	payload = binary.LittleEndian.AppendUint32(payload, gen)
 	payload = binary.LittleEndian.AppendUint32(payload, uint32(len(body)))
 	return append(payload, body...)
 }
@@ -411,55 +437,63 @@ func decodePayload(p []byte) (objs []walObject, ok bool) {
 		}
 		kn := int(binary.LittleEndian.Uint16(p))
 		p = p[2:]
-		if len(p) < kn+12 {
+		if len(p) < kn+16 {
 			return nil, false
 		}
 		key := string(p[:kn])
 		p = p[kn:]
-		stamp := int64(binary.LittleEndian.Uint64(p))
-		bn := binary.LittleEndian.Uint32(p[8:])
-		p = p[12:]
+		ino := binary.LittleEndian.Uint64(p)
+		gen := binary.LittleEndian.Uint32(p[8:])
+		bn := binary.LittleEndian.Uint32(p[12:])
+		p = p[16:]
 		if uint64(len(p)) < uint64(bn) {
 			return nil, false
 		}
-		objs = append(objs, walObject{key: key, stamp: stamp, body: p[:bn:bn]})
+		objs = append(objs, walObject{key: key, ino: ino, gen: gen, body: p[:bn:bn]})
 		p = p[bn:]
 	}
 	return objs, len(objs) > 0
 }
 
 // restore makes key hold o's body again after a crash of the machine if
-// the crash lost it: the key is missing, or names the file o was (stamped
-// with o's modification time, not later) without o's body (or o's body
-// followed by more: appended versions). A file stamped later is a newer
-// object and is kept. The new file is synced; the caller passes a barrier
-// for the name.
+// the crash lost it: the key is missing, or names the very file o was
+// written to (its inode number and generation) without o's body at its
+// start (a file that grew by appends keeps it). Another file under the
+// key is a newer object and is kept. The new file is synced; the caller
+// passes a barrier for the name.
 func (s *Store) restore(o walObject) error {
 	if store.ValidKey(o.key) != nil {
 		return nil // not an object key: nothing this log could have written
 	}
 	p := s.path(o.key)
-	f, err := os.Open(p)
+	f, err := openFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	switch {
 	case err == nil:
-		fi, serr := f.Stat()
-		var cur []byte
-		if serr == nil && fi.Mode().IsRegular() && fi.ModTime().UnixNano() <= o.stamp {
-			cur, serr = io.ReadAll(io.LimitReader(f, int64(len(o.body))))
-		}
+		same, err := holds(f, o)
 		f.Close()
-		if serr != nil {
-			return serr
+		if err != nil || same {
+			return err
 		}
-		if !fi.Mode().IsRegular() || fi.ModTime().UnixNano() > o.stamp || bytes.Equal(cur, o.body) {
-			return nil // not an object any more, a newer one, or whole
-		}
-	case errors.Is(err, syscall.ENOTDIR):
-		return nil // a parent is an object now: the key names none
+	case errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ELOOP):
+		return nil // a parent is an object now, or a link: the key names none
 	case !errors.Is(err, iofs.ErrNotExist):
 		return err
 	}
 	return s.rewrite(o.key, p, o.body)
+}
+
+// holds reports whether f needs no restore of o: it is another file (or
+// not a regular one), or o's file with o's body at its start.
+func holds(f *os.File, o walObject) (bool, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	if !fi.Mode().IsRegular() || inode(fi) != o.ino || fileGeneration(f) != o.gen {
+		return true, nil // not an object any more, or a newer one
+	}
+	cur, err := io.ReadAll(io.LimitReader(f, int64(len(o.body))))
+	return bytes.Equal(cur, o.body), err
 }
 
 // rewrite stores body under key (at p) afresh: a new file, synced, renamed
@@ -496,17 +530,17 @@ func (s *Store) rewrite(key, p string, body []byte) error {
 
 // logged makes the placed objects of reqs durable through the log, if it
 // can (every body copied in caps), and reports whether it did.
-func (s *Store) logged(reqs []store.PutRequest, objs []store.Object, caps []capture) bool {
+func (s *Store) logged(reqs []store.PutRequest, tmps []*staged, caps []capture) bool {
 	n := entryHead
 	for i, c := range caps {
 		if c.over {
 			return false
 		}
-		n += 14 + len(reqs[i].Key) + len(c.buf)
+		n += 18 + len(reqs[i].Key) + len(c.buf)
 	}
 	entry := make([]byte, entryHead, n)
 	for i, c := range caps {
-		entry = appendObject(entry, reqs[i].Key, objs[i].ModTime.UnixNano(), c.buf)
+		entry = appendObject(entry, reqs[i].Key, tmps[i].ino, tmps[i].gen, c.buf)
 	}
 	return s.wal.commit(entry) == nil
 }
@@ -595,8 +629,8 @@ func (w *wal) checkpoint() error {
 		w.mu.Unlock()
 		return errors.New("log: no clean half") // cannot happen: a failed barrier breaks the log
 	}
-	epoch := w.nextEpoch()
-	if err := w.writeHeader(other, epoch); err != nil {
+	epoch := newEpoch()
+	if err := w.writeHeader(other, epoch, w.nextSeq(), w.boot); err != nil {
 		w.broken = err
 		w.mu.Unlock()
 		return err
@@ -610,8 +644,8 @@ func (w *wal) checkpoint() error {
 	// unless a syncfs failed since the half was made active (a PutAll
 	// that saw one before it returned passed a barrier of its own, and
 	// failed). Then the kernel may have dropped their pages: the half is
-	// kept as it is, for a restore after the next boot, and the log is no
-	// longer used.
+	// kept, marked for a restore by whoever takes the log over, and the
+	// log is no longer used.
 	if err := w.barrierOrBreak(gen); err != nil {
 		return err
 	}
@@ -620,7 +654,7 @@ func (w *wal) checkpoint() error {
 	w.clean[left] = true
 	// A new epoch empties the half: after a crash of the machine its
 	// entries are not restored any more (if this header is durable by then).
-	if err := w.writeHeader(left, w.nextEpoch()); err != nil {
+	if err := w.writeHeader(left, newEpoch(), w.nextSeq(), w.boot); err != nil {
 		w.broken = err
 		return err
 	}
@@ -641,7 +675,7 @@ func (w *wal) close() error {
 		err = w.barrierOrBreak(gen)
 		w.mu.Lock()
 		if err == nil {
-			err = errors.Join(w.writeHeader(0, w.nextEpoch()), w.writeHeader(1, w.nextEpoch()))
+			err = errors.Join(w.writeHeader(0, newEpoch(), w.nextSeq(), w.boot), w.writeHeader(1, newEpoch(), w.nextSeq(), w.boot))
 		}
 		if err == nil {
 			err = fdatasync(w.f)
@@ -651,14 +685,24 @@ func (w *wal) close() error {
 	return errors.Join(err, w.f.Close())
 }
 
-// barrierOrBreak passes a barrier for gen; if it fails the log is broken.
+// barrierOrBreak passes a barrier for gen. If it fails, the kernel may
+// have dropped pages of objects only the log still holds: the log is no
+// longer used, and its halves that are not clean are marked (boot id "")
+// so that whoever takes the log over restores them, even in this boot.
 func (w *wal) barrierOrBreak(gen uint64) error {
 	err := w.s.barrier(gen)
-	if err != nil {
-		w.mu.Lock()
-		w.broken = err
-		w.mu.Unlock()
+	if err == nil {
+		return nil
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.broken = err
+	for h := range 2 {
+		if !w.clean[h] {
+			w.writeHeader(h, w.epochs[h], w.seqs[h], "") // best effort: a failing disk
+		}
+	}
+	fdatasync(w.f)
 	return err
 }
 

@@ -1,9 +1,11 @@
 package fs
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -138,8 +140,8 @@ func TestLogKeepsNewerObject(t *testing.T) {
 }
 
 // TestLogStaleEntries: entries that reached the disk without their
-// header (a crash during the fdatasync) never count again: later epochs
-// come from the clock, past any epoch written before.
+// header (a crash during the fdatasync) never count again: every header
+// gets a random epoch, which such entries do not carry.
 func TestLogStaleEntries(t *testing.T) {
 	root := t.TempDir()
 	const half = 4096
@@ -150,16 +152,13 @@ func TestLogStaleEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &wal{f: f, boot: "boot-1", half: half}
-	// On disk after the crash: half 0 header epoch 2, half 1 still its old
-	// header (epoch 1) but an entry of epoch 3 (its header write was lost).
-	if err := w.writeHeader(0, 2); err != nil {
+	w := &wal{f: f, half: half}
+	// On disk after the crash: half 1 still has its old header, but an
+	// entry written after a header (epoch 3) that the crash lost.
+	if err := errors.Join(w.writeHeader(0, 2, 2, "boot-1"), w.writeHeader(1, 1, 1, "boot-1")); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.writeHeader(1, 1); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt(entryBytes(3, walObject{"ghost", 0, []byte("stale")}), half+walHeader); err != nil {
+	if _, err := f.WriteAt(entryBytes(3, walObject{"ghost", 0, 0, []byte("stale")}), half+walHeader); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
@@ -172,7 +171,72 @@ func TestLogStaleEntries(t *testing.T) {
 	crash(s2)
 	newLogStore(t, root, withBoot("boot-3"), withLogHalf(half))
 	if got, _ := fileOf(t, root, "ghost"); got != "new" {
-		t.Errorf("ghost = %q, want %q: stale entries revived by a reused epoch", got, "new")
+		t.Errorf("ghost = %q, want %q: a stale entry counted again", got, "new")
+	}
+}
+
+// TestLogSameBootTakeoverBarrier: a log taken over in the boot its
+// writer ran in restores nothing, but its objects were made durable only
+// by it: a barrier passes before it is emptied.
+func TestLogSameBootTakeoverBarrier(t *testing.T) {
+	root := t.TempDir()
+	s1 := newLogStore(t, root, withBoot("boot-1"))
+	putString(t, s1, "k", "acked", unorderedCreate) // durable through the log alone
+	crash(s1)
+	var syncs atomic.Int64
+	newLogStore(t, root, withBoot("boot-1"), func(s *Store) {
+		sync := s.fsSyncer.sync
+		s.fsSyncer.sync = func(d string) error { syncs.Add(1); return sync(d) }
+	})
+	if syncs.Load() == 0 {
+		t.Error("a log holding acknowledged entries was emptied without a barrier")
+	}
+}
+
+// TestLogBrokenHalfRestoredInSameBoot: a half kept after a failed barrier
+// (the kernel may have dropped its objects' pages) is restored by
+// whoever takes the log over, even in the same boot.
+func TestLogBrokenHalfRestoredInSameBoot(t *testing.T) {
+	root := t.TempDir()
+	s1 := newLogStore(t, root, withBoot("boot-1"))
+	putString(t, s1, "k", "acked", unorderedCreate)
+	failNext(s1) // a write-back error
+	if err := s1.wal.checkpoint(); err == nil {
+		t.Fatal("checkpoint with a failing syncfs succeeded")
+	}
+	s1.Close()
+	// The pages the kernel dropped: k reads back without its data.
+	if got := emptiedThenReopened(t, root, "boot-1"); got != "acked" {
+		t.Errorf("k = %q after a restart in the same boot, want it restored", got)
+	}
+}
+
+// emptiedThenReopened empties the file of k, as a crash or a write-back
+// error leaves a file whose data was not written, opens a store on root in
+// boot, and returns what k then holds.
+func emptiedThenReopened(t *testing.T, root, boot string) string {
+	t.Helper()
+	if err := os.Truncate(filepath.Join(root, "k"), 0); err != nil {
+		t.Fatal(err)
+	}
+	newLogStore(t, root, withBoot(boot))
+	got, _ := fileOf(t, root, "k")
+	return got
+}
+
+// TestLogRestoresAppendedObject: an object that a later append (a Lazy
+// one, as the queue's next record version) restamped is still the logged
+// object: if a crash of the machine lost its data it is restored.
+func TestLogRestoresAppendedObject(t *testing.T) {
+	root := t.TempDir()
+	s1 := newLogStore(t, root, withBoot("boot-1"))
+	obj := putString(t, s1, "k", "acked", unorderedCreate)
+	if _, err := s1.AppendIfMatch(t.Context(), "k", obj.ETag, []byte("\n+tail"), store.AppendOptions{Lazy: true}); err != nil {
+		t.Fatal(err)
+	}
+	crash(s1)
+	if got := emptiedThenReopened(t, root, "boot-2"); got != "acked" { // the inode written back, not its data
+		t.Errorf("k = %q after a crash of the machine, want it restored", got)
 	}
 }
 

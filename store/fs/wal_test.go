@@ -91,7 +91,7 @@ func TestLogInsteadOfBarrier(t *testing.T) {
 	half := bytes.NewReader(readHalf(t, s.wal.f, 0, s.logHalf))
 	if err := readEntries(half, s.wal.epoch, func(objs []walObject) error {
 		for _, o := range objs {
-			got = append(got, walObject{o.key, o.stamp, bytes.Clone(o.body)})
+			got = append(got, walObject{o.key, o.ino, o.gen, bytes.Clone(o.body)})
 		}
 		return nil
 	}); err != nil {
@@ -140,15 +140,16 @@ func TestLogRestoresAfterMachineCrash(t *testing.T) {
 	}
 	crash(s1)
 	// What a crash of the machine leaves of files it had not written back:
-	// none, or one with its size and mtime but not its data.
+	// none, or the file without its data.
 	os.Remove(filepath.Join(root, "raw/1"))
-	damage(t, root, "rec/2", func(p string) error { return os.Truncate(p, 0) })
-	damage(t, root, "raw/3", func(p string) error { return os.WriteFile(p, []byte("\x00\x00\x00\x00\x00"), 0o600) })
-	// A later version appended, and a newer object under a key: kept.
+	os.Truncate(filepath.Join(root, "rec/2"), 0)
+	os.WriteFile(filepath.Join(root, "raw/3"), []byte("\x00\x00\x00\x00\x00"), 0o600)
+	// A later version appended, and a newer object (another file) under a
+	// key: kept.
 	f, _ := os.OpenFile(filepath.Join(root, "rec/4"), os.O_WRONLY|os.O_APPEND, 0)
 	f.WriteString("\n+appended")
 	f.Close()
-	os.WriteFile(filepath.Join(root, "rec/3"), []byte("newer"), 0o600)
+	putString(t, s1x(t, root), "rec/3", "newer", store.PutOptions{})
 
 	s2 := newLogStore(t, root, withBoot("boot-2"))
 	for key, want := range map[string]string{
@@ -175,20 +176,10 @@ func TestLogRestoresAfterMachineCrash(t *testing.T) {
 	}
 }
 
-// damage changes the file of key with fn and gives it back its mtime.
-func damage(t *testing.T, root, key string, fn func(p string) error) {
-	t.Helper()
-	p := filepath.Join(root, key)
-	fi, err := os.Stat(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fn(p); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
-		t.Fatal(err)
-	}
+// s1x opens root without a log, to change objects as another writer
+// would.
+func s1x(t *testing.T, root string) *Store {
+	return newTestStore(t, root, WithLog(false))
 }
 
 func logFiles(t *testing.T, root string) []string {
@@ -286,11 +277,11 @@ func TestLogCheckpoint(t *testing.T) {
 // object is stored either way.
 func TestLogFull(t *testing.T) {
 	var syncs atomic.Int64
-	s := newLogStore(t, t.TempDir(), withLogHalf(walHeader+240))
+	s := newLogStore(t, t.TempDir(), withLogHalf(walHeader+250))
 	s.syncFSFn = func() error { syncs.Add(1); return syncfs(s.rootDir) }
 	body := strings.Repeat("m", 60)
-	putPair(t, s, "1", body, "r") // an entry of 16 + 2+5+12+60 + 2+5+12+1 = 115 bytes
-	putPair(t, s, "2", body, "r") // 230 of 240
+	putPair(t, s, "1", body, "r") // an entry of 16 + 18+5+60 + 18+5+1 = 123 bytes
+	putPair(t, s, "2", body, "r") // 246 of 250
 	if n := syncs.Load(); n != 0 {
 		t.Fatalf("%d syncfs for batches the log had room for", n)
 	}
@@ -371,7 +362,7 @@ func TestLogClose(t *testing.T) {
 func entryBytes(epoch uint64, objs ...walObject) []byte {
 	e := make([]byte, entryHead)
 	for _, o := range objs {
-		e = appendObject(e, o.key, o.stamp, o.body)
+		e = appendObject(e, o.key, o.ino, o.gen, o.body)
 	}
 	binary.LittleEndian.PutUint32(e[0:], uint32(len(e)-entryHead))
 	binary.LittleEndian.PutUint64(e[8:], epoch)
@@ -382,8 +373,8 @@ func entryBytes(epoch uint64, objs ...walObject) []byte {
 // FuzzLogEntries: reading any bytes as a half of a log never panics, and
 // yields only well-formed objects; entries written by commit read back.
 func FuzzLogEntries(f *testing.F) {
-	f.Add(entryBytes(7, walObject{"raw/a", 1, []byte("body")}, walObject{"rec/a", 2, []byte("{}")}))
-	f.Add(append(entryBytes(7, walObject{"k", 3, nil}), entryBytes(6, walObject{"old", 4, []byte("x")})...))
+	f.Add(entryBytes(7, walObject{"raw/a", 1, 9, []byte("body")}, walObject{"rec/a", 2, 9, []byte("{}")}))
+	f.Add(append(entryBytes(7, walObject{"k", 3, 9, nil}), entryBytes(6, walObject{"old", 4, 9, []byte("x")})...))
 	f.Add([]byte{})
 	f.Add(make([]byte, 64))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -391,7 +382,7 @@ func FuzzLogEntries(f *testing.F) {
 		err := readEntries(bytes.NewReader(b), 7, func(objs []walObject) error {
 			n += entryHead
 			for _, o := range objs {
-				n += 14 + len(o.key) + len(o.body)
+				n += 18 + len(o.key) + len(o.body)
 			}
 			return nil
 		})
@@ -401,12 +392,12 @@ func FuzzLogEntries(f *testing.F) {
 		if n > len(b) {
 			t.Fatalf("read %d bytes of objects from %d", n, len(b))
 		}
-		want := walObject{"k/" + string(b[:min(len(b), 20)]), int64(len(b)), b}
+		want := walObject{"k/" + string(b[:min(len(b), 20)]), uint64(len(b)), uint32(len(b)) * 7, b}
 		var got []walObject
 		if err := readEntries(bytes.NewReader(entryBytes(3, want)), 3, func(objs []walObject) error {
 			got = objs
 			return nil
-		}); err != nil || len(got) != 1 || got[0].key != want.key || got[0].stamp != want.stamp || !bytes.Equal(got[0].body, want.body) {
+		}); err != nil || len(got) != 1 || got[0].key != want.key || got[0].ino != want.ino || got[0].gen != want.gen || !bytes.Equal(got[0].body, want.body) {
 			t.Fatalf("entry read back as %+v, %v", got, err)
 		}
 	})
