@@ -142,7 +142,8 @@
 // The log file has two halves, each with a header (magic, epoch, sequence
 // number, the boot id of the writer, CRC-32C) followed by entries (payload
 // length, CRC-32C, epoch, then per object: key length, key, the inode
-// number and generation of its file, body length, body). Only entries of
+// number, generation and modification time of its file, body length,
+// body). Only entries of
 // the epoch in their half's header count. Each header gets a random epoch,
 // so entries a crash left after a header it lost never count again; the
 // sequence number orders the halves. About every second while the log is
@@ -156,24 +157,29 @@
 // whose barrier fails, or that finds a syncfs failed since the half it
 // leaves was made active (the kernel may have dropped pages of its
 // objects): the halves not yet clean are kept, their boot id cleared, for
-// whoever takes the log over to restore. Without a boot id (no /proc)
-// there is no log.
+// whoever takes the log over to restore. Without a boot id (no /proc),
+// or on a filesystem that gives files no generation number
+// (FS_IOC_GETVERSION; ext4, XFS and Btrfs do), there is no log.
 //
 // The log file is flock(2)ed by its process; a new one is made ready in
 // .tmp and linked into .tmp/wal only once locked. New takes over every log
-// no live process holds. A half whose writer ran in an earlier boot (its
-// boot id is not /proc/sys/kernel/random/boot_id), or whose boot id was
-// cleared, is restored, older half first: every object of its entries
-// whose key is missing, or names the very file the entry was written to
-// (same inode number and generation) without the logged body at its start,
-// is written afresh, fsynced and renamed into place. Another file under
-// the key is a newer object and is kept; so is an object that grew by
-// appends. A half whose writer was merely killed in this boot needs no
-// restore: the page cache holds all it wrote. Either way New passes a
-// barrier (the objects may not be on disk yet), then gives both halves a
-// new header and keeps the file as its own log (others it took over are
-// removed); Close checkpoints both halves and leaves the file for the next
-// process. After a crash of the machine, an object deleted or moved in its
+// no live process holds. The halves whose writer ran in an earlier boot
+// (their boot id is not /proc/sys/kernel/random/boot_id), or whose boot id
+// was cleared, are restored, all logs together, under each key's lock, the
+// newest entry for a key (by its file's modification time) winning: a
+// missing key gets the logged body (unless someone creates it meanwhile);
+// the very file the entry was written to (same inode number and
+// generation) is written afresh if it does not start with the logged body,
+// or, for a cleared half, whatever it reads (after a write-back error the
+// page cache may show what the disk lacks); another file is a newer object
+// and is kept if stamped later, and replaced otherwise. Restored files are
+// fsynced and renamed into place. A half whose writer was merely killed in
+// this boot needs no restore: the page cache holds all it wrote. Either
+// way New then passes a barrier (the objects may not be on disk yet); if
+// it fails, the halves get their boot id cleared and New fails. Then New
+// gives both halves a new header and keeps one file as its own log (others
+// it took over are removed); Close checkpoints both halves and leaves the
+// file for the next process. After a crash of the machine, an object deleted or moved in its
 // last second or so may come back from the log: for mailhook, a delivery
 // finished just before the crash is sent again, with the same webhook-id
 // (at least once).

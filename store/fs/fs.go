@@ -340,7 +340,7 @@ func (s *Store) PutAll(ctx context.Context, reqs []store.PutRequest) ([]store.Ob
 		return objs, nil // the next barrier, whoever's, makes them durable
 	}
 	coming.done()
-	if caps != nil && s.logged(reqs, tmps, caps) && s.syncErrs.Load() == gen {
+	if caps != nil && s.logged(reqs, objs, tmps, caps) && s.syncErrs.Load() == gen {
 		return objs, nil
 	}
 	if err := s.barrier(gen); err != nil {
@@ -379,6 +379,8 @@ type staged struct {
 	f   *os.File // the unnamed file; nil once placed or for a named one
 	ino uint64   // the file's inode number
 	gen uint32   // and generation, for the log (fileGeneration)
+	// noGen: the generation could not be read: the object is not logged.
+	noGen bool
 }
 
 // discard removes what is left of st (nothing once it was placed).
@@ -436,7 +438,8 @@ func (s *Store) stage(ctx context.Context, key string, body io.Reader, opts stor
 	obj, ino, err := s.writeTemp(ctx, f, st.tmp, key, body, opts.Size)
 	st.ino = ino
 	if err == nil && s.wal != nil && opts.Unordered && opts.IfNoneMatch {
-		st.gen = fileGeneration(f) // the log records it
+		st.gen, err = fileGeneration(f) // the log records it
+		st.noGen, err = err != nil, nil
 	}
 	if st.f == nil {
 		if cerr := f.Close(); err == nil && cerr != nil {

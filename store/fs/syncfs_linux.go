@@ -123,20 +123,20 @@ func linkTmpfile(f *os.File, newname string) error {
 
 // fileGeneration returns the generation number the filesystem gave f's
 // inode when it allocated it (FS_IOC_GETVERSION; ext4, XFS and Btrfs have
-// one), or 0 where it has none. With the inode number it tells a file
-// from a later one that reused the number.
-func fileGeneration(f *os.File) uint32 {
+// one; an error where there is none). With the inode number it tells a
+// file from a later one that reused the number.
+func fileGeneration(f *os.File) (uint32, error) {
 	const fsIocGetversion = 0x80087601 // _IOR('v', 1, long)
 	var v uint64
 	for {
 		_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), fsIocGetversion, uintptr(unsafe.Pointer(&v)))
 		switch errno {
 		case 0:
-			return uint32(v) // the kernel writes an int
+			return uint32(v), nil // the kernel writes an int
 		case syscall.EINTR:
 			continue
 		}
-		return 0
+		return 0, &os.PathError{Op: "ioctl FS_IOC_GETVERSION", Path: f.Name(), Err: errno}
 	}
 }
 

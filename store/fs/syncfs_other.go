@@ -29,7 +29,9 @@ func linkTmpfile(f *os.File, newname string) error {
 	return &os.LinkError{Op: "linkat", Old: "(unnamed)", New: newname, Err: syscall.ENOSYS}
 }
 
-func fileGeneration(*os.File) uint32 { return 0 }
+func fileGeneration(f *os.File) (uint32, error) {
+	return 0, &os.PathError{Op: "ioctl FS_IOC_GETVERSION", Path: f.Name(), Err: syscall.ENOSYS}
+}
 
 // setMtime sets the times of the named file to t.
 func setMtime(_ *os.File, name string, t time.Time) error { return os.Chtimes(name, t, t) }

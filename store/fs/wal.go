@@ -3,13 +3,16 @@ package fs
 import (
 	"bufio"
 	"bytes"
-	"cmp"
+	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	iofs "io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path"
@@ -77,10 +80,12 @@ type wal struct {
 
 // walObject is one object of an entry read back from a log.
 type walObject struct {
-	key  string
-	ino  uint64 // the inode number of the file the object was written to
-	gen  uint32 // and its generation (fileGeneration)
-	body []byte
+	key   string
+	ino   uint64 // the inode number of the file the object was written to
+	gen   uint32 // and its generation (fileGeneration)
+	stamp int64  // the modification time (Unix ns) it was created with
+	force bool   // restore the file even if it reads back whole (the page cache may lie)
+	body  []byte
 }
 
 // bootID returns this boot's id (Linux), or "" where there is none: a log
@@ -93,69 +98,63 @@ func bootID() string {
 	return strings.TrimSpace(string(b))
 }
 
+// takenLog is a dead process's log this Store took over (locked).
+type takenLog struct {
+	f       *os.File
+	path    string
+	halfLen int64
+	halves  []halfHeader // the valid ones
+}
+
 // openWAL takes over the logs no live process holds, restoring from them
 // what a crash of the machine may have lost, and opens this Store's log:
-// one of them, or a new file.
+// one of them, or a new file. A filesystem that gives files no
+// generation number (FS_IOC_GETVERSION) gets no log: restore could not
+// tell a logged file from a later one reusing its inode number.
 func (s *Store) openWAL() error {
+	if ok, err := s.generationsWork(); err != nil || !ok {
+		return err
+	}
 	dir := filepath.Join(s.root, filepath.FromSlash(walDir))
 	if err := os.Mkdir(dir, dirMode); err != nil && !errors.Is(err, iofs.ErrExist) {
 		return err
 	}
-	entries, err := os.ReadDir(dir)
+	boot := headerBoot(s.bootFn())
+	taken, err := s.takeLogs(dir)
+	closeAll := func() {
+		for _, l := range taken {
+			l.f.Close()
+		}
+	}
 	if err != nil {
+		closeAll()
 		return err
 	}
-	boot := s.bootFn()
+	if err := s.recoverLogs(taken, boot); err != nil {
+		closeAll()
+		return err
+	}
 	var mine *os.File
 	var last uint64
 	removed := false
+	for _, l := range taken {
+		for _, hd := range l.halves {
+			last = max(last, hd.seq)
+		}
+		if mine == nil && l.halfLen == s.logHalf {
+			mine = l.f
+			continue
+		}
+		// Another log to spare: nothing in it is needed any more.
+		os.Remove(l.path)
+		l.f.Close()
+		removed = true
+	}
 	fail := func(err error) error {
 		if mine != nil {
 			mine.Close()
 		}
 		return err
-	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		p := filepath.Join(dir, e.Name())
-		f, err := openFile(p, os.O_RDWR, 0)
-		if err != nil {
-			if errors.Is(err, iofs.ErrNotExist) {
-				continue // taken and removed by another process
-			}
-			return fail(err)
-		}
-		if err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-			f.Close()
-			if errors.Is(err, syscall.EWOULDBLOCK) {
-				continue // its process is alive
-			}
-			return fail(err)
-		}
-		if fi, err := f.Stat(); err != nil {
-			f.Close()
-			return fail(err)
-		} else if pi, err := os.Stat(p); err != nil || !os.SameFile(fi, pi) {
-			f.Close() // taken over and removed meanwhile by another process
-			continue
-		} else if halfLen := fi.Size() / 2; halfLen > walHeader {
-			seq, err := s.recoverLog(f, boot, halfLen)
-			if err != nil {
-				f.Close()
-				return fail(fmt.Errorf("log %s: %w", p, err))
-			}
-			last = max(last, seq)
-		}
-		if fi, err := f.Stat(); mine == nil && err == nil && fi.Size() == 2*s.logHalf {
-			mine = f
-			continue
-		}
-		// Another log to spare: nothing in it is needed any more.
-		os.Remove(p)
-		f.Close()
-		removed = true
 	}
 	if removed {
 		if err := syncDir(dir); err != nil {
@@ -175,17 +174,14 @@ func (s *Store) openWAL() error {
 	// Both halves get a new epoch: what they held is restored or durable,
 	// and must not be restored again after a later crash.
 	if err := w.writeHeader(1, newEpoch(), w.nextSeq(), boot); err != nil {
-		mine.Close()
-		return err
+		return fail(err)
 	}
 	if err := w.writeHeader(0, newEpoch(), w.nextSeq(), boot); err != nil {
-		mine.Close()
-		return err
+		return fail(err)
 	}
 	w.epoch = w.epochs[0]
 	if err := fdatasync(mine); err != nil {
-		mine.Close()
-		return err
+		return fail(err)
 	}
 	w.off = walHeader
 	w.gen[0] = s.syncErrs.Load()
@@ -196,6 +192,133 @@ func (s *Store) openWAL() error {
 		close(w.done) // tests checkpoint by hand
 	}
 	return nil
+}
+
+// generationsWork reports whether files in the root's filesystem have
+// generation numbers.
+func (s *Store) generationsWork() (bool, error) {
+	f, tmp, err := s.createTemp("put-probe-")
+	if err != nil {
+		return false, err
+	}
+	defer os.Remove(tmp)
+	defer f.Close()
+	_, err = fileGeneration(f)
+	return err == nil, nil
+}
+
+// headerBoot is the boot id as a header holds it: at most 64 bytes (a
+// longer one is hashed).
+func headerBoot(boot string) string {
+	if len(boot) <= 64 {
+		return boot
+	}
+	sum := sha256.Sum256([]byte(boot))
+	return hex.EncodeToString(sum[:])
+}
+
+// takeLogs locks every log in dir that no live process holds.
+func (s *Store) takeLogs(dir string) ([]takenLog, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var taken []takenLog
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		f, err := openFile(p, os.O_RDWR, 0)
+		if err != nil {
+			if errors.Is(err, iofs.ErrNotExist) {
+				continue // taken and removed by another process
+			}
+			return taken, err
+		}
+		if err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				continue // its process is alive
+			}
+			return taken, err
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return taken, err
+		}
+		if pi, err := os.Stat(p); err != nil || !os.SameFile(fi, pi) {
+			f.Close() // taken over and removed meanwhile by another process
+			continue
+		}
+		l := takenLog{f: f, path: p, halfLen: fi.Size() / 2}
+		if l.halfLen > walHeader {
+			for h := range 2 {
+				hd, ok, err := readHeader(f, h, l.halfLen)
+				if err != nil {
+					f.Close()
+					return taken, err
+				}
+				if ok {
+					l.halves = append(l.halves, hd)
+				}
+			}
+		}
+		taken = append(taken, l)
+	}
+	return taken, nil
+}
+
+// recoverLogs restores what the taken logs hold and a crash may have lost,
+// and then passes a barrier: every object they hold is durable without
+// them when it returns nil. A half whose writer ran in an earlier boot, or
+// whose boot id was cleared, is restored; for each key only the newest
+// entry of all (by the stamp its file got) counts. If the barrier fails,
+// the kernel may have dropped pages of objects only the logs still hold:
+// the halves get their boot id cleared, so that the next takeover
+// restores them.
+func (s *Store) recoverLogs(taken []takenLog, boot string) error {
+	gen := s.syncErrs.Load()
+	newest := map[string]walObject{}
+	for _, l := range taken {
+		for _, hd := range l.halves {
+			if hd.boot == boot {
+				continue // its writer was killed, not the machine: the page cache holds it all
+			}
+			half := io.NewSectionReader(l.f, int64(hd.h)*l.halfLen+walHeader, l.halfLen-walHeader)
+			err := readEntries(half, hd.epoch, func(objs []walObject) error {
+				for _, o := range objs {
+					if n, ok := newest[o.key]; !ok || o.stamp >= n.stamp {
+						o.body = bytes.Clone(o.body)
+						o.force = hd.boot == ""
+						newest[o.key] = o
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("log %s: %w", l.path, err)
+			}
+		}
+	}
+	for _, key := range slices.Sorted(maps.Keys(newest)) {
+		if err := s.restore(newest[key]); err != nil {
+			return fmt.Errorf("restoring %s from a log: %w", key, err)
+		}
+	}
+	err := s.barrier(gen)
+	if err == nil {
+		return nil
+	}
+	for _, l := range taken {
+		w := &wal{f: l.f, half: l.halfLen}
+		for _, hd := range l.halves {
+			w.writeHeader(hd.h, hd.epoch, hd.seq, "") // best effort: a failing disk
+		}
+		fdatasync(l.f)
+	}
+	return err
 }
 
 // createLog creates a new log file in dir, locked, two halves long (a
@@ -310,54 +433,6 @@ func readHeader(f *os.File, h int, half int64) (hd halfHeader, ok bool, err erro
 		boot: string(bytes.TrimRight(b[32:96], "\x00"))}, true, nil
 }
 
-// recoverLog takes over the log of a dead process and returns the
-// highest sequence number it used. A half whose writer ran in an earlier
-// boot, or that was marked for restore (boot id ""), has its objects
-// restored, older half first; every object the log holds is then made
-// durable by a barrier (the page cache holds those not restored, but
-// perhaps not the disk yet), so that the log may be emptied.
-func (s *Store) recoverLog(f *os.File, boot string, halfLen int64) (uint64, error) {
-	gen := s.syncErrs.Load()
-	var last uint64
-	var todo []halfHeader
-	for h := range 2 {
-		hd, ok, err := readHeader(f, h, halfLen)
-		if err != nil {
-			return 0, err
-		}
-		if ok {
-			last = max(last, hd.seq)
-			todo = append(todo, hd)
-		}
-	}
-	if len(todo) == 0 {
-		return last, nil
-	}
-	// The older half first: where both hold a key, the later entry wins.
-	slices.SortFunc(todo, func(a, b halfHeader) int { return cmp.Compare(a.seq, b.seq) })
-	for _, hd := range todo {
-		if hd.boot == boot {
-			continue // its writer was killed, not the machine: the page cache holds it all
-		}
-		half := io.NewSectionReader(f, int64(hd.h)*halfLen+walHeader, halfLen-walHeader)
-		err := readEntries(half, hd.epoch, func(objs []walObject) error {
-			for _, o := range objs {
-				if err := s.restore(o); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return 0, err
-		}
-	}
-	if err := s.barrier(gen); err != nil {
-		return 0, err
-	}
-	return last, nil
-}
-
 // readEntries calls fn with the objects of each entry of epoch in r, in
 // order, up to the first that is torn, of another epoch, or missing.
 func readEntries(r io.Reader, epoch uint64, fn func([]walObject) error) error {
@@ -418,12 +493,13 @@ func (e *entryReader) next(epoch uint64) (payload []byte, ok bool, err error) {
 }
 
 // appendObject adds one object to an entry's payload: u16 key length, key,
-// u64 inode number, u32 inode generation, u32 body length, body.
-func appendObject(payload []byte, key string, ino uint64, gen uint32, body []byte) []byte {
+// u64 inode number, u32 inode generation, u64 stamp, u32 body length, body.
+func appendObject(payload []byte, key string, ino uint64, gen uint32, stamp int64, body []byte) []byte {
 	payload = binary.LittleEndian.AppendUint16(payload, uint16(len(key)))
 	payload = append(payload, key...)
 	payload = binary.LittleEndian.AppendUint64(payload, ino)
 	payload = binary.LittleEndian.AppendUint32(payload, gen)
+	payload = binary.LittleEndian.AppendUint64(payload, uint64(stamp))
 	payload = binary.LittleEndian.AppendUint32(payload, uint32(len(body)))
 	return append(payload, body...)
 }
@@ -437,68 +513,98 @@ func decodePayload(p []byte) (objs []walObject, ok bool) {
 		}
 		kn := int(binary.LittleEndian.Uint16(p))
 		p = p[2:]
-		if len(p) < kn+16 {
+		if len(p) < kn+24 {
 			return nil, false
 		}
 		key := string(p[:kn])
 		p = p[kn:]
 		ino := binary.LittleEndian.Uint64(p)
 		gen := binary.LittleEndian.Uint32(p[8:])
-		bn := binary.LittleEndian.Uint32(p[12:])
-		p = p[16:]
+		stamp := int64(binary.LittleEndian.Uint64(p[12:]))
+		bn := binary.LittleEndian.Uint32(p[20:])
+		p = p[24:]
 		if uint64(len(p)) < uint64(bn) {
 			return nil, false
 		}
-		objs = append(objs, walObject{key: key, ino: ino, gen: gen, body: p[:bn:bn]})
+		objs = append(objs, walObject{key: key, ino: ino, gen: gen, stamp: stamp, body: p[:bn:bn]})
 		p = p[bn:]
 	}
 	return objs, len(objs) > 0
 }
 
-// restore makes key hold o's body again after a crash of the machine if
-// the crash lost it: the key is missing, or names the very file o was
-// written to (its inode number and generation) without o's body at its
-// start (a file that grew by appends keeps it). Another file under the
-// key is a newer object and is kept. The new file is synced; the caller
-// passes a barrier for the name.
+// restore makes o's key hold o's body again after a crash of the machine
+// if the crash lost it. Under the key's lock:
+//   - the key missing: o's body, unless someone creates the key meanwhile;
+//   - the very file o was written to (inode number and generation): kept
+//     if it starts with o's body (it may have grown by appends), unless
+//     o.force: then written afresh with what it holds, or o's body;
+//   - another file: a newer object, kept, if stamped after o; otherwise an
+//     older one the crash brought back, replaced by o's body.
+//
+// New files are synced; the caller passes a barrier for their names.
 func (s *Store) restore(o walObject) error {
 	if store.ValidKey(o.key) != nil {
 		return nil // not an object key: nothing this log could have written
 	}
+	unlock, err := s.locks.lock(context.Background(), o.key)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	p := s.path(o.key)
 	f, err := openFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	switch {
 	case err == nil:
-		same, err := holds(f, o)
+		body, replace, err := restored(f, o)
 		f.Close()
-		if err != nil || same {
+		if err != nil || body == nil {
 			return err
 		}
+		return s.rewrite(o.key, p, body, replace)
 	case errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ELOOP):
 		return nil // a parent is an object now, or a link: the key names none
 	case !errors.Is(err, iofs.ErrNotExist):
 		return err
 	}
-	return s.rewrite(o.key, p, o.body)
+	return s.rewrite(o.key, p, o.body, false)
 }
 
-// holds reports whether f needs no restore of o: it is another file (or
-// not a regular one), or o's file with o's body at its start.
-func holds(f *os.File, o walObject) (bool, error) {
+// restored returns what the file f under o's key must hold instead (nil:
+// it is fine as it is) and whether to replace it; see restore.
+func restored(f *os.File, o walObject) (body []byte, replace bool, err error) {
 	fi, err := f.Stat()
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
-	if !fi.Mode().IsRegular() || inode(fi) != o.ino || fileGeneration(f) != o.gen {
-		return true, nil // not an object any more, or a newer one
+	if !fi.Mode().IsRegular() {
+		return nil, false, nil // not an object any more
 	}
-	cur, err := io.ReadAll(io.LimitReader(f, int64(len(o.body))))
-	return bytes.Equal(cur, o.body), err
+	g, err := fileGeneration(f)
+	if err != nil {
+		return nil, false, err
+	}
+	if inode(fi) != o.ino || g != o.gen {
+		if fi.ModTime().UnixNano() > o.stamp {
+			return nil, false, nil // a newer object
+		}
+		return o.body, true, nil
+	}
+	cur, err := io.ReadAll(f)
+	if err != nil {
+		return nil, false, err
+	}
+	switch {
+	case !bytes.HasPrefix(cur, o.body):
+		return o.body, true, nil
+	case o.force:
+		return cur, true, nil
+	}
+	return nil, false, nil
 }
 
 // rewrite stores body under key (at p) afresh: a new file, synced, renamed
-// into place.
-func (s *Store) rewrite(key, p string, body []byte) error {
+// into place; if not replace, only if the key is still missing.
+func (s *Store) rewrite(key, p string, body []byte, replace bool) error {
 	if err := s.ensureDir(path.Dir(key)); err != nil {
 		if errors.Is(err, syscall.ENOTDIR) {
 			return nil // a parent is an object now: the key names none
@@ -509,6 +615,7 @@ func (s *Store) rewrite(key, p string, body []byte) error {
 	if err != nil {
 		return err
 	}
+	defer os.Remove(tmp) // gone once renamed; left by a link
 	_, err = f.Write(body)
 	if err == nil {
 		err = setMtime(f, tmp, s.stamp())
@@ -519,28 +626,32 @@ func (s *Store) rewrite(key, p string, body []byte) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = s.renameFn(tmp, p)
-	}
 	if err != nil {
-		os.Remove(tmp)
+		return err
+	}
+	if replace {
+		return s.renameFn(tmp, p)
+	}
+	_, err = s.commit(context.Background(), tmp, key, store.PutOptions{IfNoneMatch: true})
+	if errors.Is(err, store.ErrPrecondition) || errors.Is(err, syscall.EISDIR) {
+		return nil // created meanwhile: newer
 	}
 	return err
 }
 
 // logged makes the placed objects of reqs durable through the log, if it
 // can (every body copied in caps), and reports whether it did.
-func (s *Store) logged(reqs []store.PutRequest, tmps []*staged, caps []capture) bool {
+func (s *Store) logged(reqs []store.PutRequest, objs []store.Object, tmps []*staged, caps []capture) bool {
 	n := entryHead
 	for i, c := range caps {
-		if c.over {
+		if c.over || tmps[i].noGen {
 			return false
 		}
-		n += 18 + len(reqs[i].Key) + len(c.buf)
+		n += 26 + len(reqs[i].Key) + len(c.buf)
 	}
 	entry := make([]byte, entryHead, n)
 	for i, c := range caps {
-		entry = appendObject(entry, reqs[i].Key, tmps[i].ino, tmps[i].gen, c.buf)
+		entry = appendObject(entry, reqs[i].Key, tmps[i].ino, tmps[i].gen, objs[i].ModTime.UnixNano(), c.buf)
 	}
 	return s.wal.commit(entry) == nil
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mailhook/mailhook/store"
 )
@@ -158,7 +159,7 @@ func TestLogStaleEntries(t *testing.T) {
 	if err := errors.Join(w.writeHeader(0, 2, 2, "boot-1"), w.writeHeader(1, 1, 1, "boot-1")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteAt(entryBytes(3, walObject{"ghost", 0, 0, []byte("stale")}), half+walHeader); err != nil {
+	if _, err := f.WriteAt(entryBytes(3, walObject{key: "ghost", body: []byte("stale")}), half+walHeader); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
@@ -286,4 +287,155 @@ func TestLogCloseTwice(t *testing.T) {
 		}
 	}()
 	s.Close()
+}
+
+func inoOf(t *testing.T, root, key string) uint64 {
+	t.Helper()
+	fi, err := os.Stat(filepath.Join(root, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+// TestLogClearedHalfRewritten: after a write-back error the kernel leaves
+// the failed pages in the page cache, clean: a reader still sees the body
+// although the disk lacks it, and the failing syncfs has reported the
+// error, so the next process's barrier passes. A half whose boot id was
+// cleared therefore has its objects written afresh, whatever they read.
+func TestLogClearedHalfRewritten(t *testing.T) {
+	root := t.TempDir()
+	s1 := newLogStore(t, root, withBoot("boot-1"))
+	putString(t, s1, "k", "acked", unorderedCreate)
+	failNext(s1)
+	if err := s1.wal.checkpoint(); err == nil {
+		t.Fatal("checkpoint with a failing syncfs succeeded")
+	}
+	before := inoOf(t, root, "k")
+	s1.Close()
+	// The page cache still holds "acked" (as after a real EIO write-back).
+	newLogStore(t, root, withBoot("boot-1"))
+	if inoOf(t, root, "k") == before {
+		t.Error("k, whose write-back failed, was not rewritten: the takeover trusted the page cache and emptied the log")
+	}
+}
+
+// TestLogRestoreTakesKeyLock: restore runs under the key's lock, so a
+// compare-and-delete (DeleteIfMatch, as queue.DropEmpty uses) in a live
+// process never deletes an object restored between its check and its
+// unlink.
+func TestLogRestoreTakesKeyLock(t *testing.T) {
+	root := t.TempDir()
+	s1 := newLogStore(t, root, withBoot("boot-1"))
+	live := newLogStore(t, root, withBoot("boot-1")) // another process on the root
+	putString(t, s1, "k", "acked", unorderedCreate)
+	failNext(s1)
+	if err := s1.wal.checkpoint(); err == nil {
+		t.Fatal("checkpoint succeeded")
+	}
+	crash(s1)
+	// The write-back error lost k's data: the record reads empty.
+	if err := os.Truncate(filepath.Join(root, "k"), 0); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := live.Stat(t.Context(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	testHookDeleteChecked = func(string) {
+		go func() { // a process starting now takes the log over
+			defer close(done)
+			s, err := New(root, WithSync(SyncFS), withoutCheckpoints(), withBoot("boot-1"))
+			if err == nil {
+				s.Close()
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(500 * time.Millisecond): // blocked on the key's lock: fine
+		}
+	}
+	defer func() { testHookDeleteChecked = nil }()
+	if err := live.DeleteIfMatch(t.Context(), "k", obj.ETag); err != nil {
+		t.Logf("DeleteIfMatch: %v", err)
+	}
+	<-done
+	if got, ok := fileOf(t, root, "k"); got != "acked" {
+		t.Errorf("k = %q (exists %v): the restored acknowledged object was deleted by a DeleteIfMatch of the empty one", got, ok)
+	}
+}
+
+// TestLogNewestAcrossLogs: two processes share the root: p1 logs k and
+// deletes it durably; p2 then creates k anew through its own log. After a
+// crash of the machine the newest entry for k wins, whichever log is read
+// first.
+func TestLogNewestAcrossLogs(t *testing.T) {
+	for i := range 10 {
+		root := t.TempDir()
+		p1 := newLogStore(t, root, withBoot("boot-1"))
+		p2 := newLogStore(t, root, withBoot("boot-1"))
+		putString(t, p1, "k", "old", unorderedCreate)
+		if err := p1.Delete(t.Context(), "k"); err != nil {
+			t.Fatal(err)
+		}
+		putString(t, p2, "k", "new", unorderedCreate)
+		crash(p1)
+		crash(p2)
+		os.Remove(filepath.Join(root, "k")) // the crash lost it
+		newLogStore(t, root, withBoot("boot-2"))
+		if got, _ := fileOf(t, root, "k"); got != "new" {
+			t.Fatalf("trial %d: k = %q after a crash, want the newer acknowledged %q", i, got, "new")
+		}
+	}
+}
+
+// TestLogLongBootID: a boot id longer than a header holds is compared as
+// the header holds it: a same-boot takeover restores nothing.
+func TestLogLongBootID(t *testing.T) {
+	root := t.TempDir()
+	boot := strings.Repeat("b", 70)
+	s1 := newLogStore(t, root, withBoot(boot))
+	putString(t, s1, "k", "x", unorderedCreate)
+	if err := s1.Delete(t.Context(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	crash(s1)
+	newLogStore(t, root, withBoot(boot))
+	if _, ok := fileOf(t, root, "k"); ok {
+		t.Error("k, deleted before a kill -9, came back in the same boot")
+	}
+}
+
+var _ = store.PutOptions{}
+
+// TestLogTakeoverBarrierFails: a takeover whose barrier fails clears the
+// halves' boot id, so the next start, even in this boot (whose barrier
+// passes: the error was reported once already), writes their objects
+// afresh.
+func TestLogTakeoverBarrierFails(t *testing.T) {
+	root := t.TempDir()
+	s1 := newLogStore(t, root, withBoot("boot-1"))
+	putString(t, s1, "k", "acked", unorderedCreate) // durable through the log alone
+	before := inoOf(t, root, "k")
+	crash(s1)
+	failOnce := func(s *Store) {
+		sync, failed := s.fsSyncer.sync, false
+		s.fsSyncer.sync = func(d string) error {
+			if !failed {
+				failed = true
+				s.syncErrs.Add(1)
+				return syscall.EIO // write-back of k failed
+			}
+			return sync(d)
+		}
+	}
+	if s, err := New(root, WithSync(SyncFS), withoutCheckpoints(), withBoot("boot-1"), failOnce); err == nil {
+		s.Close()
+		t.Fatal("New passed a failing takeover barrier")
+	}
+	newLogStore(t, root, withBoot("boot-1")) // restarted
+	if inoOf(t, root, "k") == before {
+		t.Error("after a failed takeover barrier the log was emptied by the next start without k being made durable again")
+	}
 }

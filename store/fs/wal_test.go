@@ -91,7 +91,7 @@ func TestLogInsteadOfBarrier(t *testing.T) {
 	half := bytes.NewReader(readHalf(t, s.wal.f, 0, s.logHalf))
 	if err := readEntries(half, s.wal.epoch, func(objs []walObject) error {
 		for _, o := range objs {
-			got = append(got, walObject{o.key, o.ino, o.gen, bytes.Clone(o.body)})
+			got = append(got, walObject{key: o.key, ino: o.ino, gen: o.gen, stamp: o.stamp, body: bytes.Clone(o.body)})
 		}
 		return nil
 	}); err != nil {
@@ -277,11 +277,11 @@ func TestLogCheckpoint(t *testing.T) {
 // object is stored either way.
 func TestLogFull(t *testing.T) {
 	var syncs atomic.Int64
-	s := newLogStore(t, t.TempDir(), withLogHalf(walHeader+250))
+	s := newLogStore(t, t.TempDir(), withLogHalf(walHeader+280))
 	s.syncFSFn = func() error { syncs.Add(1); return syncfs(s.rootDir) }
 	body := strings.Repeat("m", 60)
-	putPair(t, s, "1", body, "r") // an entry of 16 + 18+5+60 + 18+5+1 = 123 bytes
-	putPair(t, s, "2", body, "r") // 246 of 250
+	putPair(t, s, "1", body, "r") // an entry of 16 + 26+5+60 + 26+5+1 = 139 bytes
+	putPair(t, s, "2", body, "r") // 278 of 280
 	if n := syncs.Load(); n != 0 {
 		t.Fatalf("%d syncfs for batches the log had room for", n)
 	}
@@ -362,7 +362,7 @@ func TestLogClose(t *testing.T) {
 func entryBytes(epoch uint64, objs ...walObject) []byte {
 	e := make([]byte, entryHead)
 	for _, o := range objs {
-		e = appendObject(e, o.key, o.ino, o.gen, o.body)
+		e = appendObject(e, o.key, o.ino, o.gen, o.stamp, o.body)
 	}
 	binary.LittleEndian.PutUint32(e[0:], uint32(len(e)-entryHead))
 	binary.LittleEndian.PutUint64(e[8:], epoch)
@@ -373,8 +373,8 @@ func entryBytes(epoch uint64, objs ...walObject) []byte {
 // FuzzLogEntries: reading any bytes as a half of a log never panics, and
 // yields only well-formed objects; entries written by commit read back.
 func FuzzLogEntries(f *testing.F) {
-	f.Add(entryBytes(7, walObject{"raw/a", 1, 9, []byte("body")}, walObject{"rec/a", 2, 9, []byte("{}")}))
-	f.Add(append(entryBytes(7, walObject{"k", 3, 9, nil}), entryBytes(6, walObject{"old", 4, 9, []byte("x")})...))
+	f.Add(entryBytes(7, walObject{key: "raw/a", ino: 1, gen: 9, stamp: 5, body: []byte("body")}, walObject{key: "rec/a", ino: 2, gen: 9, stamp: 6, body: []byte("{}")}))
+	f.Add(append(entryBytes(7, walObject{key: "k", ino: 3, gen: 9}), entryBytes(6, walObject{key: "old", ino: 4, gen: 9, body: []byte("x")})...))
 	f.Add([]byte{})
 	f.Add(make([]byte, 64))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -382,7 +382,7 @@ func FuzzLogEntries(f *testing.F) {
 		err := readEntries(bytes.NewReader(b), 7, func(objs []walObject) error {
 			n += entryHead
 			for _, o := range objs {
-				n += 18 + len(o.key) + len(o.body)
+				n += 26 + len(o.key) + len(o.body)
 			}
 			return nil
 		})
@@ -392,12 +392,12 @@ func FuzzLogEntries(f *testing.F) {
 		if n > len(b) {
 			t.Fatalf("read %d bytes of objects from %d", n, len(b))
 		}
-		want := walObject{"k/" + string(b[:min(len(b), 20)]), uint64(len(b)), uint32(len(b)) * 7, b}
+		want := walObject{key: "k/" + string(b[:min(len(b), 20)]), ino: uint64(len(b)), gen: uint32(len(b)) * 7, stamp: -int64(len(b)), body: b}
 		var got []walObject
 		if err := readEntries(bytes.NewReader(entryBytes(3, want)), 3, func(objs []walObject) error {
 			got = objs
 			return nil
-		}); err != nil || len(got) != 1 || got[0].key != want.key || got[0].ino != want.ino || got[0].gen != want.gen || !bytes.Equal(got[0].body, want.body) {
+		}); err != nil || len(got) != 1 || got[0].key != want.key || got[0].ino != want.ino || got[0].gen != want.gen || got[0].stamp != want.stamp || !bytes.Equal(got[0].body, want.body) {
 			t.Fatalf("entry read back as %+v, %v", got, err)
 		}
 	})
