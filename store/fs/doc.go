@@ -17,6 +17,8 @@
 //	                           all: see Durability)
 //	<root>/.tmp/ping-<random>  Ping's probe files
 //	<root>/.tmp/locks/<nn>     64 lock files, flock(2)ed around mutations
+//	<root>/.tmp/locks/wal      flock(2)ed while a process takes logs over
+//	<root>/.tmp/wal/<random>   a process's log (SyncFS mode): see Log
 //
 // Key segments can never start with ".tmp" (store.ValidKey), so .tmp never
 // collides with an object. Empty directories left by Delete are kept. A key
@@ -140,49 +142,55 @@
 // for a crash of the machine.
 //
 // The log file has two halves, each with a header (magic, epoch, sequence
-// number, the boot id of the writer, CRC-32C) followed by entries (payload
-// length, CRC-32C, epoch, then per object: key length, key, the inode
-// number, generation and modification time of its file, body length,
-// body). Only entries of
-// the epoch in their half's header count. Each header gets a random epoch,
-// so entries a crash left after a header it lost never count again; the
-// sequence number orders the halves. About every second while the log is
-// in use, and when the active half is half full, a checkpoint makes the
-// other half active under a new header and then passes a barrier: every
-// object of the half it left was placed before its entry was written, so
-// before the barrier started, and is now durable without the log; the
-// half left gets a new header, which empties it. A batch that finds no
-// room passes a barrier itself. A failed write or fdatasync of the log
-// stops its use: batches pass barriers from then on. So does a checkpoint
-// whose barrier fails, or that finds a syncfs failed since the half it
-// leaves was made active (the kernel may have dropped pages of its
-// objects): the halves not yet clean are kept, their boot id cleared, for
-// whoever takes the log over to restore. Without a boot id (no /proc),
-// or on a filesystem that gives files no generation number
-// (FS_IOC_GETVERSION; ext4, XFS and Btrfs do), there is no log.
+// number, flags, the boot id of the writer, CRC-32C) followed by entries
+// (payload length, CRC-32C, epoch, the time it was appended, then per
+// object: key length, key, the inode number and generation of its file,
+// body length, body). Only entries of the epoch in their half's header
+// count. Each header gets a random epoch, so entries a crash left after a
+// header it lost never count again; the sequence number orders the
+// halves. An entry is stamped under the log's mutex, after its objects
+// were placed: the stamps order the placements. About every second while
+// the log is in use, and when the active half is half full, a checkpoint
+// makes the other half active under a new header and then passes a
+// barrier: every object of the half it left was placed before its entry
+// was written, so before the barrier started, and is now durable without
+// the log; the half left gets a new header, which empties it. A batch that
+// finds no room passes a barrier itself. A failed write or fdatasync of
+// the log stops its use: batches pass barriers from then on. So does a
+// checkpoint whose barrier fails, or that finds a syncfs failed since the
+// half it leaves was made active: the kernel may have dropped pages of its
+// objects (it keeps such pages cached, clean, so reading them back shows
+// what the disk lacks), so the halves not yet clean are flagged for
+// rewrite, and Close writes their objects afresh (see below) before it
+// empties them. Without a boot id (no /proc), or on a filesystem that
+// gives files no generation number (FS_IOC_GETVERSION; ext4, XFS and
+// Btrfs do), there is no log.
 //
 // The log file is flock(2)ed by its process; a new one is made ready in
 // .tmp and linked into .tmp/wal only once locked. New takes over every log
-// no live process holds. The halves whose writer ran in an earlier boot
-// (their boot id is not /proc/sys/kernel/random/boot_id), or whose boot id
-// was cleared, are restored, all logs together, under each key's lock, the
-// newest entry for a key (by its file's modification time) winning: a
-// missing key gets the logged body (unless someone creates it meanwhile);
-// the very file the entry was written to (same inode number and
-// generation) is written afresh if it does not start with the logged body,
-// or, for a cleared half, whatever it reads (after a write-back error the
-// page cache may show what the disk lacks); another file is a newer object
-// and is kept if stamped later, and replaced otherwise. Restored files are
-// fsynced and renamed into place. A half whose writer was merely killed in
-// this boot needs no restore: the page cache holds all it wrote. Either
-// way New then passes a barrier (the objects may not be on disk yet); if
-// it fails, the halves get their boot id cleared and New fails. Then New
-// gives both halves a new header and keeps one file as its own log (others
-// it took over are removed); Close checkpoints both halves and leaves the
-// file for the next process. After a crash of the machine, an object deleted or moved in its
-// last second or so may come back from the log: for mailhook, a delivery
-// finished just before the crash is sent again, with the same webhook-id
-// (at least once).
+// no live process holds, one process at a time (a lock file,
+// .tmp/locks/wal), so that the first to start after a crash sees all of
+// them. It restores the halves whose writer ran in an earlier boot (their
+// boot id is not /proc/sys/kernel/random/boot_id) and those flagged for
+// rewrite; a half of this boot that is not flagged lost nothing the page
+// cache does not hold. All entries for a key, of all logs, are weighed
+// together, under the key's lock, the newest (last appended) deciding:
+// a missing key gets its body (unless the entry was written in this boot:
+// then the object was deleted, and stays so; or someone creates the key
+// meanwhile); the very file of that entry (same inode number and
+// generation) is written afresh with its body if it does not start with
+// it, or with what it reads if its half is flagged; the file of an older
+// entry, or another file stamped before the newest entry was appended, is
+// an older object a crash brought back and is replaced; another file
+// stamped later is a newer object and is kept. Restored files are fsynced
+// and renamed into place. New then passes a barrier (the objects may not
+// be on disk yet); if it fails, the halves are flagged and New fails.
+// Then New gives both halves a new header and keeps one file as its own
+// log (others it took over are removed); Close checkpoints both halves and
+// leaves the file for the next process. After a crash of the machine, an
+// object deleted or moved in its last second or so may come back from the
+// log: for mailhook, a delivery finished just before the crash is sent
+// again, with the same webhook-id (at least once).
 //
 // A Put with store.PutOptions.Lazy skips the second step in SyncFS mode:
 // it is atomic (the first barrier still runs before the rename) and

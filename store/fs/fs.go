@@ -110,6 +110,7 @@ func New(root string, opts ...Option) (*Store, error) {
 		if s.rootDir != nil {
 			s.rootDir.Close()
 		}
+		s.locks.close() // lock files a restore opened
 		return nil, fmt.Errorf("fs: open %s: %w", abs, classify(err))
 	}
 	return s, nil
@@ -340,7 +341,7 @@ func (s *Store) PutAll(ctx context.Context, reqs []store.PutRequest) ([]store.Ob
 		return objs, nil // the next barrier, whoever's, makes them durable
 	}
 	coming.done()
-	if caps != nil && s.logged(reqs, objs, tmps, caps) && s.syncErrs.Load() == gen {
+	if caps != nil && s.logged(reqs, tmps, caps) && s.syncErrs.Load() == gen {
 		return objs, nil
 	}
 	if err := s.barrier(gen); err != nil {

@@ -3,6 +3,7 @@ package fs
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -38,9 +39,10 @@ const (
 	walHeader   = 512                        // each half starts with a header this long
 	walMaxBatch = 256 << 10                  // a batch with more body bytes passes a barrier instead
 	walEvery    = time.Second                // checkpoint period while the log is in use
-	walMagic    = "mailhook-wal\x00\x00\x02" // 15 bytes, then the epoch
-	entryHead   = 16                         // u32 payload length, u32 CRC-32C of the rest, u64 epoch
-	headerBody  = 96                         // magic(16) epoch(8) seq(8) boot id(64): covered by the header's CRC
+	walMagic    = "mailhook-wal\x00\x00\x03" // 15 bytes, then the epoch
+	entryHead   = 24                         // u32 payload length, u32 CRC-32C of the rest, u64 epoch, u64 append stamp
+	headerBody  = 104                        // magic(16) epoch(8) seq(8) flags(8) boot id(64): covered by the header's CRC
+	flagRewrite = 1                          // header flag: a barrier failed; see wal.breakLog
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -60,17 +62,18 @@ type wal struct {
 	half  int64         // bytes in a half (walHalf but in tests)
 	every time.Duration // checkpoint period (walEvery but in tests)
 
-	mu     sync.Mutex
-	active int       // the half entries go to
-	off    int64     // next entry's offset within the active half
-	epoch  uint64    // the active half's epoch
-	epochs [2]uint64 // each half's epoch and sequence number, as in its header
-	seqs   [2]uint64
-	clean  [2]bool   // every object of the half's entries is durable without it
-	gen    [2]uint64 // Store.syncErrs when the half was made active
-	broken error     // a write or fdatasync failed: the log is not used again
-	last   uint64    // highest sequence number given out
-	kicked bool      // a checkpoint was asked for and has not run yet
+	mu      sync.Mutex
+	active  int       // the half entries go to
+	off     int64     // next entry's offset within the active half
+	epoch   uint64    // the active half's epoch
+	epochs  [2]uint64 // each half's epoch and sequence number, as in its header
+	seqs    [2]uint64
+	clean   [2]bool   // every object of the half's entries is durable without it
+	gen     [2]uint64 // Store.syncErrs when the half was made active
+	broken  error     // a write or fdatasync failed: the log is not used again
+	flagged bool      // a barrier failed: halves flagged for rewrite (breakLog)
+	last    uint64    // highest sequence number given out
+	kicked  bool      // a checkpoint was asked for and has not run yet
 
 	syncer *dirSyncer // groups fdatasyncs
 	kick   chan struct{}
@@ -83,8 +86,9 @@ type walObject struct {
 	key   string
 	ino   uint64 // the inode number of the file the object was written to
 	gen   uint32 // and its generation (fileGeneration)
-	stamp int64  // the modification time (Unix ns) it was created with
-	force bool   // restore the file even if it reads back whole (the page cache may lie)
+	stamp int64  // when its entry was appended (Unix ns): entries' order
+	boot  string // the boot id of the entry's writer
+	force bool   // its half is flagged for rewrite (the page cache may lie)
 	body  []byte
 }
 
@@ -120,6 +124,16 @@ func (s *Store) openWAL() error {
 		return err
 	}
 	boot := headerBoot(s.bootFn())
+	// One takeover at a time, so that the first process to start after a
+	// crash sees every dead log: the newest entry for a key may be in any.
+	tl, err := openFile(filepath.Join(s.root, filepath.FromSlash(lockDir), "wal"), os.O_RDONLY|os.O_CREATE, fileMode)
+	if err != nil {
+		return err
+	}
+	defer tl.Close() // unlocks
+	if err := flock(tl, syscall.LOCK_EX); err != nil {
+		return err
+	}
 	taken, err := s.takeLogs(dir)
 	closeAll := func() {
 		for _, l := range taken {
@@ -173,10 +187,10 @@ func (s *Store) openWAL() error {
 	w.syncer = &dirSyncer{sync: func(string) error { return fdatasync(w.f) }}
 	// Both halves get a new epoch: what they held is restored or durable,
 	// and must not be restored again after a later crash.
-	if err := w.writeHeader(1, newEpoch(), w.nextSeq(), boot); err != nil {
+	if err := w.writeHeader(1, newEpoch(), w.nextSeq(), 0, boot); err != nil {
 		return fail(err)
 	}
-	if err := w.writeHeader(0, newEpoch(), w.nextSeq(), boot); err != nil {
+	if err := w.writeHeader(0, newEpoch(), w.nextSeq(), 0, boot); err != nil {
 		return fail(err)
 	}
 	w.epoch = w.epochs[0]
@@ -272,28 +286,26 @@ func (s *Store) takeLogs(dir string) ([]takenLog, error) {
 
 // recoverLogs restores what the taken logs hold and a crash may have lost,
 // and then passes a barrier: every object they hold is durable without
-// them when it returns nil. A half whose writer ran in an earlier boot, or
-// whose boot id was cleared, is restored; for each key only the newest
-// entry of all (by the stamp its file got) counts. If the barrier fails,
-// the kernel may have dropped pages of objects only the logs still hold:
-// the halves get their boot id cleared, so that the next takeover
-// restores them.
+// them when it returns nil. The halves whose writer ran in an earlier boot
+// are restored, and so are those flagged for rewrite (see wal.breakLog);
+// a half of this boot that is not flagged lost nothing the page cache
+// does not hold. All entries for a key, of all logs, are weighed together
+// (see restore). If the barrier fails, the halves are flagged, so that the
+// next takeover rewrites them.
 func (s *Store) recoverLogs(taken []takenLog, boot string) error {
 	gen := s.syncErrs.Load()
-	newest := map[string]walObject{}
+	byKey := map[string][]walObject{}
 	for _, l := range taken {
 		for _, hd := range l.halves {
-			if hd.boot == boot {
+			flagged := hd.flags&flagRewrite != 0
+			if hd.boot == boot && !flagged {
 				continue // its writer was killed, not the machine: the page cache holds it all
 			}
 			half := io.NewSectionReader(l.f, int64(hd.h)*l.halfLen+walHeader, l.halfLen-walHeader)
 			err := readEntries(half, hd.epoch, func(objs []walObject) error {
 				for _, o := range objs {
-					if n, ok := newest[o.key]; !ok || o.stamp >= n.stamp {
-						o.body = bytes.Clone(o.body)
-						o.force = hd.boot == ""
-						newest[o.key] = o
-					}
+					o.body, o.boot, o.force = bytes.Clone(o.body), hd.boot, flagged
+					byKey[o.key] = append(byKey[o.key], o)
 				}
 				return nil
 			})
@@ -302,8 +314,8 @@ func (s *Store) recoverLogs(taken []takenLog, boot string) error {
 			}
 		}
 	}
-	for _, key := range slices.Sorted(maps.Keys(newest)) {
-		if err := s.restore(newest[key]); err != nil {
+	for _, key := range slices.Sorted(maps.Keys(byKey)) {
+		if err := s.restore(byKey[key], boot); err != nil {
 			return fmt.Errorf("restoring %s from a log: %w", key, err)
 		}
 	}
@@ -314,9 +326,32 @@ func (s *Store) recoverLogs(taken []takenLog, boot string) error {
 	for _, l := range taken {
 		w := &wal{f: l.f, half: l.halfLen}
 		for _, hd := range l.halves {
-			w.writeHeader(hd.h, hd.epoch, hd.seq, "") // best effort: a failing disk
+			w.writeHeader(hd.h, hd.epoch, hd.seq, hd.flags|flagRewrite, hd.boot) // best effort: a failing disk
 		}
 		fdatasync(l.f)
+	}
+	return err
+}
+
+// repair rewrites, at Close, the objects of the halves breakLog flagged,
+// then passes a barrier; if both succeed the log is emptied.
+func (w *wal) repair() error {
+	l := takenLog{f: w.f, path: w.f.Name(), halfLen: w.half}
+	for h := range 2 {
+		hd, ok, err := readHeader(w.f, h, w.half)
+		if err != nil {
+			return err
+		}
+		if ok {
+			l.halves = append(l.halves, hd)
+		}
+	}
+	if err := w.s.recoverLogs([]takenLog{l}, w.boot); err != nil {
+		return err
+	}
+	err := errors.Join(w.writeHeader(0, newEpoch(), w.nextSeq(), 0, w.boot), w.writeHeader(1, newEpoch(), w.nextSeq(), 0, w.boot))
+	if err == nil {
+		err = fdatasync(w.f)
 	}
 	return err
 }
@@ -395,12 +430,13 @@ func (w *wal) nextSeq() uint64 {
 // a half whose objects must be restored even in this boot (see
 // breakLog). Not synced: the fdatasync of the first entry written after
 // it makes it durable too.
-func (w *wal) writeHeader(h int, epoch, seq uint64, boot string) error {
+func (w *wal) writeHeader(h int, epoch, seq, flags uint64, boot string) error {
 	var b [walHeader]byte
 	copy(b[:], walMagic)
 	binary.LittleEndian.PutUint64(b[16:], epoch)
 	binary.LittleEndian.PutUint64(b[24:], seq)
-	copy(b[32:96], boot)
+	binary.LittleEndian.PutUint64(b[32:], flags)
+	copy(b[40:104], boot)
 	binary.LittleEndian.PutUint32(b[headerBody:], crc32.Checksum(b[:headerBody], castagnoli))
 	if _, err := w.f.WriteAt(b[:], int64(h)*w.half); err != nil {
 		return err
@@ -411,9 +447,9 @@ func (w *wal) writeHeader(h int, epoch, seq uint64, boot string) error {
 
 // halfHeader is a half's header as read back.
 type halfHeader struct {
-	h          int
-	epoch, seq uint64
-	boot       string
+	h                 int
+	epoch, seq, flags uint64
+	boot              string
 }
 
 // readHeader returns half h's header; ok is false for a half without a
@@ -430,7 +466,7 @@ func readHeader(f *os.File, h int, half int64) (hd halfHeader, ok bool, err erro
 		return halfHeader{}, false, nil
 	}
 	return halfHeader{h: h, epoch: binary.LittleEndian.Uint64(b[16:]), seq: binary.LittleEndian.Uint64(b[24:]),
-		boot: string(bytes.TrimRight(b[32:96], "\x00"))}, true, nil
+		flags: binary.LittleEndian.Uint64(b[32:]), boot: string(bytes.TrimRight(b[40:104], "\x00"))}, true, nil
 }
 
 // readEntries calls fn with the objects of each entry of epoch in r, in
@@ -438,13 +474,16 @@ func readHeader(f *os.File, h int, half int64) (hd halfHeader, ok bool, err erro
 func readEntries(r io.Reader, epoch uint64, fn func([]walObject) error) error {
 	br := newEntryReader(r)
 	for {
-		payload, ok, err := br.next(epoch)
+		payload, stamp, ok, err := br.next(epoch)
 		if err != nil || !ok {
 			return err
 		}
 		objs, ok := decodePayload(payload)
 		if !ok {
 			return nil // a CRC that matched garbage: stop as if torn
+		}
+		for i := range objs {
+			objs[i].stamp = stamp
 		}
 		if err := fn(objs); err != nil {
 			return err
@@ -463,17 +502,17 @@ func newEntryReader(r io.Reader) *entryReader {
 
 // next reads the next entry's payload; ok is false at the end of the log
 // (a zero length, a torn or stale entry, or the end of the half).
-func (e *entryReader) next(epoch uint64) (payload []byte, ok bool, err error) {
+func (e *entryReader) next(epoch uint64) (payload []byte, stamp int64, ok bool, err error) {
 	var head [entryHead]byte
 	if _, err := io.ReadFull(e.r, head[:]); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return nil, false, nil
+			return nil, 0, false, nil
 		}
-		return nil, false, err
+		return nil, 0, false, err
 	}
 	n := binary.LittleEndian.Uint32(head[0:])
 	if n == 0 || n > 1<<30 || binary.LittleEndian.Uint64(head[8:]) != epoch {
-		return nil, false, nil
+		return nil, 0, false, nil
 	}
 	if cap(e.buf) < int(n) {
 		e.buf = make([]byte, n)
@@ -481,25 +520,24 @@ func (e *entryReader) next(epoch uint64) (payload []byte, ok bool, err error) {
 	e.buf = e.buf[:n]
 	if _, err := io.ReadFull(e.r, e.buf); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return nil, false, nil
+			return nil, 0, false, nil
 		}
-		return nil, false, err
+		return nil, 0, false, err
 	}
 	c := crc32.Update(crc32.Checksum(head[8:], castagnoli), castagnoli, e.buf)
 	if c != binary.LittleEndian.Uint32(head[4:]) {
-		return nil, false, nil
+		return nil, 0, false, nil
 	}
-	return e.buf, true, nil
+	return e.buf, int64(binary.LittleEndian.Uint64(head[16:])), true, nil
 }
 
 // appendObject adds one object to an entry's payload: u16 key length, key,
-// u64 inode number, u32 inode generation, u64 stamp, u32 body length, body.
-func appendObject(payload []byte, key string, ino uint64, gen uint32, stamp int64, body []byte) []byte {
+// u64 inode number, u32 inode generation, u32 body length, body.
+func appendObject(payload []byte, key string, ino uint64, gen uint32, body []byte) []byte {
 	payload = binary.LittleEndian.AppendUint16(payload, uint16(len(key)))
 	payload = append(payload, key...)
 	payload = binary.LittleEndian.AppendUint64(payload, ino)
 	payload = binary.LittleEndian.AppendUint32(payload, gen)
-	payload = binary.LittleEndian.AppendUint64(payload, uint64(stamp))
 	payload = binary.LittleEndian.AppendUint32(payload, uint32(len(body)))
 	return append(payload, body...)
 }
@@ -513,93 +551,104 @@ func decodePayload(p []byte) (objs []walObject, ok bool) {
 		}
 		kn := int(binary.LittleEndian.Uint16(p))
 		p = p[2:]
-		if len(p) < kn+24 {
+		if len(p) < kn+16 {
 			return nil, false
 		}
 		key := string(p[:kn])
 		p = p[kn:]
 		ino := binary.LittleEndian.Uint64(p)
 		gen := binary.LittleEndian.Uint32(p[8:])
-		stamp := int64(binary.LittleEndian.Uint64(p[12:]))
-		bn := binary.LittleEndian.Uint32(p[20:])
-		p = p[24:]
+		bn := binary.LittleEndian.Uint32(p[12:])
+		p = p[16:]
 		if uint64(len(p)) < uint64(bn) {
 			return nil, false
 		}
-		objs = append(objs, walObject{key: key, ino: ino, gen: gen, stamp: stamp, body: p[:bn:bn]})
+		objs = append(objs, walObject{key: key, ino: ino, gen: gen, body: p[:bn:bn]})
 		p = p[bn:]
 	}
 	return objs, len(objs) > 0
 }
 
-// restore makes o's key hold o's body again after a crash of the machine
-// if the crash lost it. Under the key's lock:
-//   - the key missing: o's body, unless someone creates the key meanwhile;
-//   - the very file o was written to (inode number and generation): kept
-//     if it starts with o's body (it may have grown by appends), unless
-//     o.force: then written afresh with what it holds, or o's body;
-//   - another file: a newer object, kept, if stamped after o; otherwise an
-//     older one the crash brought back, replaced by o's body.
+// restore puts back, under the key's lock, what a crash of the machine
+// (or a write-back error) took from the key of the log entries list (in
+// any order; the one appended last is the newest). boot is this boot's
+// id. The file under the key is:
+//   - missing: given the newest entry's body, unless that entry was
+//     written in this boot (no crash since: the object was deleted) or
+//     someone creates the key meanwhile;
+//   - the very file of the newest entry (inode number and generation):
+//     written afresh with the logged body if it does not start with it,
+//     or with what it reads if the entry's half is flagged for rewrite;
+//     kept otherwise (it may have grown by appends);
+//   - the file of an older entry, or another file stamped before the
+//     newest entry was appended: an older object a crash brought back,
+//     replaced by the newest body (not in this boot: files do not come
+//     back without a crash);
+//   - another file stamped later: a newer object, kept.
 //
 // New files are synced; the caller passes a barrier for their names.
-func (s *Store) restore(o walObject) error {
-	if store.ValidKey(o.key) != nil {
-		return nil // not an object key: nothing this log could have written
+func (s *Store) restore(list []walObject, boot string) error {
+	newest := slices.MaxFunc(list, func(a, b walObject) int { return cmp.Compare(a.stamp, b.stamp) })
+	if store.ValidKey(newest.key) != nil {
+		return nil // not an object key: nothing a log could have written
 	}
-	unlock, err := s.locks.lock(context.Background(), o.key)
+	unlock, err := s.locks.lock(context.Background(), newest.key)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	p := s.path(o.key)
+	p := s.path(newest.key)
+	crashed := newest.boot != boot
 	f, err := openFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	switch {
 	case err == nil:
-		body, replace, err := restored(f, o)
+		body, err := restored(f, list, newest, crashed)
 		f.Close()
 		if err != nil || body == nil {
 			return err
 		}
-		return s.rewrite(o.key, p, body, replace)
+		return s.rewrite(newest.key, p, body, true)
 	case errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ELOOP):
 		return nil // a parent is an object now, or a link: the key names none
 	case !errors.Is(err, iofs.ErrNotExist):
 		return err
+	case !crashed:
+		return nil // deleted since
 	}
-	return s.rewrite(o.key, p, o.body, false)
+	return s.rewrite(newest.key, p, newest.body, false)
 }
 
-// restored returns what the file f under o's key must hold instead (nil:
-// it is fine as it is) and whether to replace it; see restore.
-func restored(f *os.File, o walObject) (body []byte, replace bool, err error) {
+// restored returns what the file f under the key of list must hold
+// instead (nil: it is fine as it is); see restore.
+func restored(f *os.File, list []walObject, newest walObject, crashed bool) ([]byte, error) {
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, false, nil // not an object any more
+		return nil, nil // not an object any more
 	}
 	g, err := fileGeneration(f)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	if inode(fi) != o.ino || g != o.gen {
-		if fi.ModTime().UnixNano() > o.stamp {
-			return nil, false, nil // a newer object
-		}
-		return o.body, true, nil
-	}
-	cur, err := io.ReadAll(f)
-	if err != nil {
-		return nil, false, err
-	}
+	very := func(o walObject) bool { return inode(fi) == o.ino && g == o.gen }
 	switch {
-	case !bytes.HasPrefix(cur, o.body):
-		return o.body, true, nil
-	case o.force:
-		return cur, true, nil
+	case very(newest):
+		cur, err := io.ReadAll(f)
+		switch {
+		case err != nil || !bytes.HasPrefix(cur, newest.body):
+			return newest.body, nil // a read error: what the log holds is sure
+		case newest.force:
+			return cur, nil
+		}
+		return nil, nil
+	case !crashed:
+		return nil, nil
+	case slices.ContainsFunc(list, very) || fi.ModTime().UnixNano() <= newest.stamp:
+		return newest.body, nil
 	}
-	return nil, false, nil
+	return nil, nil
 }
 
 // rewrite stores body under key (at p) afresh: a new file, synced, renamed
@@ -632,8 +681,21 @@ func (s *Store) rewrite(key, p string, body []byte, replace bool) error {
 	if replace {
 		return s.renameFn(tmp, p)
 	}
-	_, err = s.commit(context.Background(), tmp, key, store.PutOptions{IfNoneMatch: true})
-	if errors.Is(err, store.ErrPrecondition) || errors.Is(err, syscall.EISDIR) {
+	// Create-only: writers that create a key take no lock (link(2) and
+	// renameat2 fail if it exists), so the check must be atomic too.
+	err = unwrapSyscall(s.renameNoReplaceFn(tmp, p))
+	if err == syscall.EINVAL || err == syscall.ENOSYS {
+		err = unwrapSyscall(s.linkFn(tmp, p))
+		if noHardLinks(err) {
+			// Neither: every writer checks and renames under the lock,
+			// which restore holds.
+			if _, serr := os.Lstat(p); serr == nil {
+				return nil
+			}
+			err = unwrapSyscall(s.renameFn(tmp, p))
+		}
+	}
+	if err == syscall.EEXIST {
 		return nil // created meanwhile: newer
 	}
 	return err
@@ -641,17 +703,17 @@ func (s *Store) rewrite(key, p string, body []byte, replace bool) error {
 
 // logged makes the placed objects of reqs durable through the log, if it
 // can (every body copied in caps), and reports whether it did.
-func (s *Store) logged(reqs []store.PutRequest, objs []store.Object, tmps []*staged, caps []capture) bool {
+func (s *Store) logged(reqs []store.PutRequest, tmps []*staged, caps []capture) bool {
 	n := entryHead
 	for i, c := range caps {
 		if c.over || tmps[i].noGen {
 			return false
 		}
-		n += 26 + len(reqs[i].Key) + len(c.buf)
+		n += 18 + len(reqs[i].Key) + len(c.buf)
 	}
 	entry := make([]byte, entryHead, n)
 	for i, c := range caps {
-		entry = appendObject(entry, reqs[i].Key, tmps[i].ino, tmps[i].gen, objs[i].ModTime.UnixNano(), c.buf)
+		entry = appendObject(entry, reqs[i].Key, tmps[i].ino, tmps[i].gen, c.buf)
 	}
 	return s.wal.commit(entry) == nil
 }
@@ -673,6 +735,10 @@ func (w *wal) commit(entry []byte) error {
 	}
 	binary.LittleEndian.PutUint32(entry[0:], uint32(n-entryHead))
 	binary.LittleEndian.PutUint64(entry[8:], w.epoch)
+	// Stamped under w.mu, after its objects were placed: the order of
+	// the stamps is the order of the placements (across processes, as far
+	// as their clocks agree).
+	binary.LittleEndian.PutUint64(entry[16:], uint64(w.s.stamp().UnixNano()))
 	binary.LittleEndian.PutUint32(entry[4:], crc32.Checksum(entry[8:], castagnoli))
 	_, err := w.f.WriteAt(entry, int64(w.active)*w.half+w.off)
 	if err != nil {
@@ -741,7 +807,7 @@ func (w *wal) checkpoint() error {
 		return errors.New("log: no clean half") // cannot happen: a failed barrier breaks the log
 	}
 	epoch := newEpoch()
-	if err := w.writeHeader(other, epoch, w.nextSeq(), w.boot); err != nil {
+	if err := w.writeHeader(other, epoch, w.nextSeq(), 0, w.boot); err != nil {
 		w.broken = err
 		w.mu.Unlock()
 		return err
@@ -765,7 +831,7 @@ func (w *wal) checkpoint() error {
 	w.clean[left] = true
 	// A new epoch empties the half: after a crash of the machine its
 	// entries are not restored any more (if this header is durable by then).
-	if err := w.writeHeader(left, newEpoch(), w.nextSeq(), w.boot); err != nil {
+	if err := w.writeHeader(left, newEpoch(), w.nextSeq(), 0, w.boot); err != nil {
 		w.broken = err
 		return err
 	}
@@ -780,13 +846,15 @@ func (w *wal) close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var err error
-	if w.broken == nil {
+	if w.flagged {
+		err = w.repair()
+	} else if w.broken == nil {
 		gen := w.gen[w.active] // the other half is clean
 		w.mu.Unlock()
 		err = w.barrierOrBreak(gen)
 		w.mu.Lock()
 		if err == nil {
-			err = errors.Join(w.writeHeader(0, newEpoch(), w.nextSeq(), w.boot), w.writeHeader(1, newEpoch(), w.nextSeq(), w.boot))
+			err = errors.Join(w.writeHeader(0, newEpoch(), w.nextSeq(), 0, w.boot), w.writeHeader(1, newEpoch(), w.nextSeq(), 0, w.boot))
 		}
 		if err == nil {
 			err = fdatasync(w.f)
@@ -796,25 +864,31 @@ func (w *wal) close() error {
 	return errors.Join(err, w.f.Close())
 }
 
-// barrierOrBreak passes a barrier for gen. If it fails, the kernel may
-// have dropped pages of objects only the log still holds: the log is no
-// longer used, and its halves that are not clean are marked (boot id "")
-// so that whoever takes the log over restores them, even in this boot.
+// barrierOrBreak passes a barrier for gen; if it fails, breakLog.
 func (w *wal) barrierOrBreak(gen uint64) error {
 	err := w.s.barrier(gen)
-	if err == nil {
-		return nil
+	if err != nil {
+		w.mu.Lock()
+		w.breakLog(err)
+		w.mu.Unlock()
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.broken = err
+	return err
+}
+
+// breakLog stops the use of the log after a failed barrier (w.mu held).
+// The kernel may have dropped pages of objects only the log still holds
+// (it keeps such pages in its cache, clean, so reading them back shows
+// data the disk lacks): the halves that are not clean are flagged for
+// rewrite, and Close, or whoever takes the log over, writes their files
+// afresh from what they read and the log holds (see repair).
+func (w *wal) breakLog(err error) {
+	w.broken, w.flagged = err, true
 	for h := range 2 {
 		if !w.clean[h] {
-			w.writeHeader(h, w.epochs[h], w.seqs[h], "") // best effort: a failing disk
+			w.writeHeader(h, w.epochs[h], w.seqs[h], flagRewrite, w.boot) // best effort: a failing disk
 		}
 	}
 	fdatasync(w.f)
-	return err
 }
 
 // fdatasync makes f's data durable.

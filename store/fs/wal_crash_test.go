@@ -2,9 +2,11 @@ package fs
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -156,10 +158,10 @@ func TestLogStaleEntries(t *testing.T) {
 	w := &wal{f: f, half: half}
 	// On disk after the crash: half 1 still has its old header, but an
 	// entry written after a header (epoch 3) that the crash lost.
-	if err := errors.Join(w.writeHeader(0, 2, 2, "boot-1"), w.writeHeader(1, 1, 1, "boot-1")); err != nil {
+	if err := errors.Join(w.writeHeader(0, 2, 2, 0, "boot-1"), w.writeHeader(1, 1, 1, 0, "boot-1")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteAt(entryBytes(3, walObject{key: "ghost", body: []byte("stale")}), half+walHeader); err != nil {
+	if _, err := f.WriteAt(entryBytes(3, 1, walObject{key: "ghost", body: []byte("stale")}), half+walHeader); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
@@ -194,10 +196,10 @@ func TestLogSameBootTakeoverBarrier(t *testing.T) {
 	}
 }
 
-// TestLogBrokenHalfRestoredInSameBoot: a half kept after a failed barrier
-// (the kernel may have dropped its objects' pages) is restored by
-// whoever takes the log over, even in the same boot.
-func TestLogBrokenHalfRestoredInSameBoot(t *testing.T) {
+// TestLogBrokenHalfRepairedAtClose: a half kept after a failed barrier
+// (the kernel may have dropped its objects' pages) has its objects
+// written afresh from the log at Close.
+func TestLogBrokenHalfRepairedAtClose(t *testing.T) {
 	root := t.TempDir()
 	s1 := newLogStore(t, root, withBoot("boot-1"))
 	putString(t, s1, "k", "acked", unorderedCreate)
@@ -205,10 +207,15 @@ func TestLogBrokenHalfRestoredInSameBoot(t *testing.T) {
 	if err := s1.wal.checkpoint(); err == nil {
 		t.Fatal("checkpoint with a failing syncfs succeeded")
 	}
-	s1.Close()
 	// The pages the kernel dropped: k reads back without its data.
-	if got := emptiedThenReopened(t, root, "boot-1"); got != "acked" {
-		t.Errorf("k = %q after a restart in the same boot, want it restored", got)
+	if err := os.Truncate(filepath.Join(root, "k"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if got, _ := fileOf(t, root, "k"); got != "acked" {
+		t.Errorf("k = %q after Close, want it written afresh from the log", got)
 	}
 }
 
@@ -298,19 +305,28 @@ func inoOf(t *testing.T, root, key string) uint64 {
 	return fi.Sys().(*syscall.Stat_t).Ino
 }
 
+// brokenLog opens a store on root, logs k="acked" and fails the next
+// checkpoint's barrier (a write-back error): the log is broken, its half
+// flagged for rewrite.
+func brokenLog(t *testing.T, root string) *Store {
+	t.Helper()
+	s := newLogStore(t, root, withBoot("boot-1"))
+	putString(t, s, "k", "acked", unorderedCreate)
+	failNext(s)
+	if err := s.wal.checkpoint(); err == nil {
+		t.Fatal("checkpoint with a failing syncfs succeeded")
+	}
+	return s
+}
+
 // TestLogClearedHalfRewritten: after a write-back error the kernel leaves
 // the failed pages in the page cache, clean: a reader still sees the body
 // although the disk lacks it, and the failing syncfs has reported the
-// error, so the next process's barrier passes. A half whose boot id was
-// cleared therefore has its objects written afresh, whatever they read.
+// error, so the next barrier passes. A half flagged for rewrite therefore
+// has its objects written afresh, whatever they read.
 func TestLogClearedHalfRewritten(t *testing.T) {
 	root := t.TempDir()
-	s1 := newLogStore(t, root, withBoot("boot-1"))
-	putString(t, s1, "k", "acked", unorderedCreate)
-	failNext(s1)
-	if err := s1.wal.checkpoint(); err == nil {
-		t.Fatal("checkpoint with a failing syncfs succeeded")
-	}
+	s1 := brokenLog(t, root)
 	before := inoOf(t, root, "k")
 	s1.Close()
 	// The page cache still holds "acked" (as after a real EIO write-back).
@@ -321,20 +337,16 @@ func TestLogClearedHalfRewritten(t *testing.T) {
 }
 
 // TestLogRestoreTakesKeyLock: restore runs under the key's lock, so a
-// compare-and-delete (DeleteIfMatch, as queue.DropEmpty uses) in a live
+// compare-and-delete (DeleteIfMatch, as queue.DropEmpty uses) in another
 // process never deletes an object restored between its check and its
-// unlink.
+// unlink: the delete comes first, then the restore.
 func TestLogRestoreTakesKeyLock(t *testing.T) {
 	root := t.TempDir()
 	s1 := newLogStore(t, root, withBoot("boot-1"))
-	live := newLogStore(t, root, withBoot("boot-1")) // another process on the root
+	live := newTestStore(t, root, WithLog(false)) // another process on the root
 	putString(t, s1, "k", "acked", unorderedCreate)
-	failNext(s1)
-	if err := s1.wal.checkpoint(); err == nil {
-		t.Fatal("checkpoint succeeded")
-	}
 	crash(s1)
-	// The write-back error lost k's data: the record reads empty.
+	// A crash of the machine lost k's data: the record reads empty.
 	if err := os.Truncate(filepath.Join(root, "k"), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +358,7 @@ func TestLogRestoreTakesKeyLock(t *testing.T) {
 	testHookDeleteChecked = func(string) {
 		go func() { // a process starting now takes the log over
 			defer close(done)
-			s, err := New(root, WithSync(SyncFS), withoutCheckpoints(), withBoot("boot-1"))
+			s, err := New(root, WithSync(SyncFS), withoutCheckpoints(), withBoot("boot-2"))
 			if err == nil {
 				s.Close()
 			}
@@ -373,16 +385,7 @@ func TestLogRestoreTakesKeyLock(t *testing.T) {
 func TestLogNewestAcrossLogs(t *testing.T) {
 	for i := range 10 {
 		root := t.TempDir()
-		p1 := newLogStore(t, root, withBoot("boot-1"))
-		p2 := newLogStore(t, root, withBoot("boot-1"))
-		putString(t, p1, "k", "old", unorderedCreate)
-		if err := p1.Delete(t.Context(), "k"); err != nil {
-			t.Fatal(err)
-		}
-		putString(t, p2, "k", "new", unorderedCreate)
-		crash(p1)
-		crash(p2)
-		os.Remove(filepath.Join(root, "k")) // the crash lost it
+		oldThenNew(t, root)
 		newLogStore(t, root, withBoot("boot-2"))
 		if got, _ := fileOf(t, root, "k"); got != "new" {
 			t.Fatalf("trial %d: k = %q after a crash, want the newer acknowledged %q", i, got, "new")
@@ -437,5 +440,170 @@ func TestLogTakeoverBarrierFails(t *testing.T) {
 	newLogStore(t, root, withBoot("boot-1")) // restarted
 	if inoOf(t, root, "k") == before {
 		t.Error("after a failed takeover barrier the log was emptied by the next start without k being made durable again")
+	}
+}
+
+// gated is a body whose first Read waits until open is closed.
+type gated struct {
+	r       io.Reader
+	started chan struct{}
+	open    chan struct{}
+	once    sync.Once
+}
+
+func (g *gated) Read(p []byte) (int, error) {
+	g.once.Do(func() { close(g.started); <-g.open })
+	return g.r.Read(p)
+}
+
+// TestLogOrderIsAppendOrder: entries are ordered by when they were
+// appended, after their objects were placed, not by when the bodies were
+// staged. G1 stages k and is still reading the next body of its batch
+// when G2 creates k through the log and deletes it durably; G1 then
+// places k and is acknowledged. After a crash of the machine G1's entry
+// is the newest and its file stays.
+func TestLogOrderIsAppendOrder(t *testing.T) {
+	root := t.TempDir()
+	s := newLogStore(t, root, withBoot("boot-1"))
+	g := &gated{r: strings.NewReader("other"), started: make(chan struct{}), open: make(chan struct{})}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := s.PutAll(t.Context(), []store.PutRequest{
+			{Key: "k", Body: strings.NewReader("acked-by-G1"), Opts: unorderedCreate},
+			{Key: "other", Body: g, Opts: unorderedCreate},
+		})
+		errc <- err
+	}()
+	<-g.started // k staged and stamped, not placed
+	putString(t, s, "k", "deleted-by-G2", unorderedCreate)
+	if err := s.Delete(t.Context(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	close(g.open)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	crash(s)
+	newLogStore(t, root, withBoot("boot-2"))
+	if got, _ := fileOf(t, root, "k"); got != "acked-by-G1" {
+		t.Errorf("k = %q after a crash, want the acknowledged %q", got, "acked-by-G1")
+	}
+}
+
+// TestLogRestoreWithoutLinks: where neither renameat2 (RENAME_NOREPLACE)
+// nor link(2) work, restore creates a missing key under the lock it
+// already holds (taking it again would hang New for ever).
+func TestLogRestoreWithoutLinks(t *testing.T) {
+	root := t.TempDir()
+	s1 := newLogStore(t, root, withBoot("boot-1"))
+	putString(t, s1, "k", "acked", unorderedCreate)
+	crash(s1)
+	os.Remove(root + "/k") // the crash lost it
+	noLinks := func(s *Store) {
+		s.renameNoReplaceFn = func(o, n string) error { return &os.LinkError{Op: "renameat2", Old: o, New: n, Err: syscall.EINVAL} }
+		s.linkFn = func(o, n string) error { return &os.LinkError{Op: "link", Old: o, New: n, Err: syscall.EPERM} }
+	}
+	done := make(chan error, 1)
+	go func() {
+		s, err := New(root, WithSync(SyncFS), withoutCheckpoints(), withBoot("boot-2"), noLinks)
+		if err == nil {
+			s.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if got, _ := fileOf(t, root, "k"); got != "acked" {
+			t.Errorf("New: %v; k = %q, want restored", err, got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("New deadlocked restoring a missing key (commit relocks the key's stripe)")
+	}
+}
+
+// TestLogBrokenLogNoResurrection: after a write-back error broke the
+// log, an object of its flagged half deleted durably later does not come
+// back at the next start in the same boot (no crash: a missing key was
+// deleted).
+func TestLogBrokenLogNoResurrection(t *testing.T) {
+	root := t.TempDir()
+	s1 := brokenLog(t, root)
+	// Later (hours, say): barriers pass again; k is delivered and deleted.
+	if err := s1.Delete(t.Context(), "k"); err != nil {
+		t.Fatalf("Delete after the error: %v", err)
+	}
+	if err := s1.Close(); err != nil {
+		t.Logf("Close: %v", err)
+	}
+	newLogStore(t, root, withBoot("boot-1")) // a plain restart, same boot
+	if got, ok := fileOf(t, root, "k"); ok {
+		t.Errorf("k = %q: deleted durably after the error, resurrected by a restart without any crash", got)
+	}
+}
+
+// oldThenNew plays two processes on root: p1 logs k="old" and deletes it
+// durably, p2 then logs k="new"; both are killed and the machine crashes,
+// losing k. It returns p2's log.
+func oldThenNew(t *testing.T, root string) (p2log string) {
+	t.Helper()
+	p1 := newLogStore(t, root, withBoot("boot-1"))
+	p2 := newLogStore(t, root, withBoot("boot-1"))
+	putString(t, p1, "k", "old", unorderedCreate)
+	if err := p1.Delete(t.Context(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	putString(t, p2, "k", "new", unorderedCreate)
+	p2log = filepath.Join(root, walDir, strings.TrimPrefix(filepath.Base(p2.wal.f.Name()), "put-log-"))
+	crash(p1)
+	crash(p2)
+	os.Remove(filepath.Join(root, "k"))
+	return p2log
+}
+
+// TestLogConcurrentTakeovers: after a crash of the machine two processes
+// sharing the root start together. p1 logged k="old" and deleted it; p2
+// then logged k="new". Takeovers take turns (a lock), so the first sees
+// every dead log and the newest entry wins: had starter A restored from
+// p1's log alone while starter B was taking p2's, A would have brought
+// "old" back, stamped after "new", and B kept it.
+func TestLogConcurrentTakeovers(t *testing.T) {
+	root := t.TempDir()
+	p2log := oldThenNew(t, root)
+	// Starter B is taking p2's log over: it holds the takeover lock and
+	// the log's.
+	tl, err := os.OpenFile(filepath.Join(root, lockDir, "wal"), os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := flock(tl, syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.OpenFile(p2log, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := flock(b, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan *Store)
+	go func() { // starter A
+		s, err := New(root, WithSync(SyncFS), withoutCheckpoints(), withBoot("boot-2"))
+		if err != nil {
+			t.Error(err)
+		}
+		started <- s
+	}()
+	select {
+	case <-started:
+		t.Fatal("a takeover ran while another held the takeover lock")
+	case <-time.After(200 * time.Millisecond):
+	}
+	b.Close() // B dies before restoring anything: its lock and the log's go
+	tl.Close()
+	if a := <-started; a != nil {
+		defer a.Close()
+	}
+	if got, _ := fileOf(t, root, "k"); got != "new" {
+		t.Errorf("k = %q after concurrent takeovers, want the newest acknowledged %q", got, "new")
 	}
 }

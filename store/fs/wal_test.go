@@ -277,11 +277,11 @@ func TestLogCheckpoint(t *testing.T) {
 // object is stored either way.
 func TestLogFull(t *testing.T) {
 	var syncs atomic.Int64
-	s := newLogStore(t, t.TempDir(), withLogHalf(walHeader+280))
+	s := newLogStore(t, t.TempDir(), withLogHalf(walHeader+265))
 	s.syncFSFn = func() error { syncs.Add(1); return syncfs(s.rootDir) }
 	body := strings.Repeat("m", 60)
-	putPair(t, s, "1", body, "r") // an entry of 16 + 26+5+60 + 26+5+1 = 139 bytes
-	putPair(t, s, "2", body, "r") // 278 of 280
+	putPair(t, s, "1", body, "r") // an entry of 24 + 18+5+60 + 18+5+1 = 131 bytes
+	putPair(t, s, "2", body, "r") // 262 of 265
 	if n := syncs.Load(); n != 0 {
 		t.Fatalf("%d syncfs for batches the log had room for", n)
 	}
@@ -358,14 +358,16 @@ func TestLogClose(t *testing.T) {
 	}
 }
 
-// entryBytes encodes objs as one entry of epoch, as commit writes it.
-func entryBytes(epoch uint64, objs ...walObject) []byte {
+// entryBytes encodes objs as one entry of epoch appended at stamp, as
+// commit writes it.
+func entryBytes(epoch uint64, stamp int64, objs ...walObject) []byte {
 	e := make([]byte, entryHead)
 	for _, o := range objs {
-		e = appendObject(e, o.key, o.ino, o.gen, o.stamp, o.body)
+		e = appendObject(e, o.key, o.ino, o.gen, o.body)
 	}
 	binary.LittleEndian.PutUint32(e[0:], uint32(len(e)-entryHead))
 	binary.LittleEndian.PutUint64(e[8:], epoch)
+	binary.LittleEndian.PutUint64(e[16:], uint64(stamp))
 	binary.LittleEndian.PutUint32(e[4:], crc32.Checksum(e[8:], castagnoli))
 	return e
 }
@@ -373,8 +375,8 @@ func entryBytes(epoch uint64, objs ...walObject) []byte {
 // FuzzLogEntries: reading any bytes as a half of a log never panics, and
 // yields only well-formed objects; entries written by commit read back.
 func FuzzLogEntries(f *testing.F) {
-	f.Add(entryBytes(7, walObject{key: "raw/a", ino: 1, gen: 9, stamp: 5, body: []byte("body")}, walObject{key: "rec/a", ino: 2, gen: 9, stamp: 6, body: []byte("{}")}))
-	f.Add(append(entryBytes(7, walObject{key: "k", ino: 3, gen: 9}), entryBytes(6, walObject{key: "old", ino: 4, gen: 9, body: []byte("x")})...))
+	f.Add(entryBytes(7, 5, walObject{key: "raw/a", ino: 1, gen: 9, body: []byte("body")}, walObject{key: "rec/a", ino: 2, gen: 9, body: []byte("{}")}))
+	f.Add(append(entryBytes(7, 5, walObject{key: "k", ino: 3, gen: 9}), entryBytes(6, 6, walObject{key: "old", ino: 4, gen: 9, body: []byte("x")})...))
 	f.Add([]byte{})
 	f.Add(make([]byte, 64))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -382,7 +384,7 @@ func FuzzLogEntries(f *testing.F) {
 		err := readEntries(bytes.NewReader(b), 7, func(objs []walObject) error {
 			n += entryHead
 			for _, o := range objs {
-				n += 26 + len(o.key) + len(o.body)
+				n += 18 + len(o.key) + len(o.body)
 			}
 			return nil
 		})
@@ -394,7 +396,7 @@ func FuzzLogEntries(f *testing.F) {
 		}
 		want := walObject{key: "k/" + string(b[:min(len(b), 20)]), ino: uint64(len(b)), gen: uint32(len(b)) * 7, stamp: -int64(len(b)), body: b}
 		var got []walObject
-		if err := readEntries(bytes.NewReader(entryBytes(3, want)), 3, func(objs []walObject) error {
+		if err := readEntries(bytes.NewReader(entryBytes(3, want.stamp, want)), 3, func(objs []walObject) error {
 			got = objs
 			return nil
 		}); err != nil || len(got) != 1 || got[0].key != want.key || got[0].ino != want.ino || got[0].gen != want.gen || got[0].stamp != want.stamp || !bytes.Equal(got[0].body, want.body) {
