@@ -156,7 +156,8 @@
 // was written, so before the barrier started, and is now durable without
 // the log; the half left gets a new header, which empties it. A batch that
 // finds no room passes a barrier itself. A failed write or fdatasync of
-// the log stops its use: batches pass barriers from then on. So does a
+// the log stops its use: batches pass barriers from then on, and the next
+// checkpoint (at the latest Close) empties it once a barrier covers it. So does a
 // checkpoint whose barrier fails, or that finds a syncfs failed since the
 // half it leaves was made active: the kernel may have dropped pages of its
 // objects (it keeps such pages cached, clean, so reading them back shows
@@ -170,7 +171,11 @@
 // .tmp and linked into .tmp/wal only once locked. New takes over every log
 // no live process holds, one process at a time (a lock file,
 // .tmp/locks/wal), so that the first to start after a crash sees all of
-// them. It restores the halves whose writer ran in an earlier boot (their
+// them; it does so in every mode, with the log on or off, since a log
+// written before holds what it made durable. A process with a log also
+// adopts, every minute, the logs of processes that died since (killed and
+// not restarted), so that their entries do not stay valid until the next
+// crash. It restores the halves whose writer ran in an earlier boot (their
 // boot id is not /proc/sys/kernel/random/boot_id) and those flagged for
 // rewrite; a half of this boot that is not flagged lost nothing the page
 // cache does not hold. All entries for a key, of all logs, are weighed
@@ -186,8 +191,9 @@
 // and renamed into place. New then passes a barrier (the objects may not
 // be on disk yet); if it fails, the halves are flagged and New fails.
 // Then New gives both halves a new header and keeps one file as its own
-// log (others it took over are removed); Close checkpoints both halves and
-// leaves the file for the next process. After a crash of the machine, an
+// log (others it took over are removed; if its own cannot be made ready,
+// on a full disk, the Store runs without a log); Close stops the log's
+// use, checkpoints both halves and leaves the file for the next process. After a crash of the machine, an
 // object deleted or moved in its last second or so may come back from the
 // log: for mailhook, a delivery finished just before the crash is sent
 // again, with the same webhook-id (at least once).

@@ -142,10 +142,15 @@ func (s *Store) init() error {
 	}
 	// Without a boot id a log could not tell a crash of the machine from
 	// one of the process, and would restore deleted objects after a kill.
-	if s.mode == SyncFS && !s.noWAL && s.bootFn() != "" {
-		return s.openWAL()
+	use := s.mode == SyncFS && !s.noWAL && s.bootFn() != ""
+	if use {
+		ok, err := s.generationsWork()
+		if err != nil {
+			return err
+		}
+		use = ok
 	}
-	return nil
+	return s.openWAL(use)
 }
 
 // probeTmpfile turns unnamed temporary files off unless one can be

@@ -39,6 +39,7 @@ const (
 	walHeader   = 512                        // each half starts with a header this long
 	walMaxBatch = 256 << 10                  // a batch with more body bytes passes a barrier instead
 	walEvery    = time.Second                // checkpoint period while the log is in use
+	adoptEvery  = time.Minute                // period of adoptLogs
 	walMagic    = "mailhook-wal\x00\x00\x03" // 15 bytes, then the epoch
 	entryHead   = 24                         // u32 payload length, u32 CRC-32C of the rest, u64 epoch, u64 append stamp
 	headerBody  = 104                        // magic(16) epoch(8) seq(8) flags(8) boot id(64): covered by the header's CRC
@@ -72,6 +73,7 @@ type wal struct {
 	gen     [2]uint64 // Store.syncErrs when the half was made active
 	broken  error     // a write or fdatasync failed: the log is not used again
 	flagged bool      // a barrier failed: halves flagged for rewrite (breakLog)
+	settled bool      // broken by a failed write, then emptied (settle)
 	last    uint64    // highest sequence number given out
 	kicked  bool      // a checkpoint was asked for and has not run yet
 
@@ -111,43 +113,25 @@ type takenLog struct {
 }
 
 // openWAL takes over the logs no live process holds, restoring from them
-// what a crash of the machine may have lost, and opens this Store's log:
-// one of them, or a new file. A filesystem that gives files no
-// generation number (FS_IOC_GETVERSION) gets no log: restore could not
-// tell a logged file from a later one reusing its inode number.
-func (s *Store) openWAL() error {
-	if ok, err := s.generationsWork(); err != nil || !ok {
-		return err
-	}
+// what a crash of the machine may have lost, whatever the mode (a log
+// written before a restart with the log off still holds what it made
+// durable); then, if use, opens this Store's log: one of them, or a new
+// file. If this Store's log cannot be made ready (a full disk), it runs
+// without one.
+func (s *Store) openWAL(use bool) error {
 	dir := filepath.Join(s.root, filepath.FromSlash(walDir))
-	if err := os.Mkdir(dir, dirMode); err != nil && !errors.Is(err, iofs.ErrExist) {
-		return err
-	}
-	boot := headerBoot(s.bootFn())
-	// One takeover at a time, so that the first process to start after a
-	// crash sees every dead log: the newest entry for a key may be in any.
-	tl, err := openFile(filepath.Join(s.root, filepath.FromSlash(lockDir), "wal"), os.O_RDONLY|os.O_CREATE, fileMode)
-	if err != nil {
-		return err
-	}
-	defer tl.Close() // unlocks
-	if err := flock(tl, syscall.LOCK_EX); err != nil {
-		return err
-	}
-	taken, err := s.takeLogs(dir)
-	closeAll := func() {
-		for _, l := range taken {
-			l.f.Close()
+	if use {
+		if err := os.Mkdir(dir, dirMode); err != nil && !errors.Is(err, iofs.ErrExist) {
+			return err
 		}
+	} else if _, err := os.Stat(dir); errors.Is(err, iofs.ErrNotExist) {
+		return nil // never had a log
 	}
+	taken, unlock, err := s.sweepLogs(dir, true)
 	if err != nil {
-		closeAll()
 		return err
 	}
-	if err := s.recoverLogs(taken, boot); err != nil {
-		closeAll()
-		return err
-	}
+	defer unlock()
 	var mine *os.File
 	var last uint64
 	removed := false
@@ -155,7 +139,7 @@ func (s *Store) openWAL() error {
 		for _, hd := range l.halves {
 			last = max(last, hd.seq)
 		}
-		if mine == nil && l.halfLen == s.logHalf {
+		if use && mine == nil && l.halfLen == s.logHalf {
 			mine = l.f
 			continue
 		}
@@ -164,39 +148,51 @@ func (s *Store) openWAL() error {
 		l.f.Close()
 		removed = true
 	}
-	fail := func(err error) error {
-		if mine != nil {
-			mine.Close()
-		}
-		return err
-	}
 	if removed {
 		if err := syncDir(dir); err != nil {
-			return fail(err)
+			if mine != nil {
+				mine.Close()
+			}
+			return err
 		}
 	}
-	if mine == nil {
+	if !use {
+		return nil
+	}
+	if err := s.startLog(dir, mine, last); err != nil && mine != nil {
+		mine.Close() // restored and durable: the next takeover empties it
+	}
+	return nil
+}
+
+// startLog makes mine, or a new log file if nil, this Store's log. On
+// error the Store has no log; mine is left to the caller.
+func (s *Store) startLog(dir string, mine *os.File, last uint64) error {
+	created := mine == nil
+	if created {
 		f, err := s.createLog(dir, s.logHalf)
 		if err != nil {
 			return err
 		}
 		mine = f
 	}
+	boot := headerBoot(s.bootFn())
 	w := &wal{s: s, f: mine, boot: boot, half: s.logHalf, every: s.logEvery, last: last, clean: [2]bool{false, true},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	w.syncer = &dirSyncer{sync: func(string) error { return fdatasync(w.f) }}
 	// Both halves get a new epoch: what they held is restored or durable,
 	// and must not be restored again after a later crash.
-	if err := w.writeHeader(1, newEpoch(), w.nextSeq(), 0, boot); err != nil {
-		return fail(err)
+	err := errors.Join(w.writeHeader(1, newEpoch(), w.nextSeq(), 0, boot), w.writeHeader(0, newEpoch(), w.nextSeq(), 0, boot))
+	if err == nil {
+		err = fdatasync(mine)
 	}
-	if err := w.writeHeader(0, newEpoch(), w.nextSeq(), 0, boot); err != nil {
-		return fail(err)
+	if err != nil {
+		if created {
+			mine.Close() // its headers may be half written: any takeover restores nothing from it
+		}
+		return err
 	}
 	w.epoch = w.epochs[0]
-	if err := fdatasync(mine); err != nil {
-		return fail(err)
-	}
 	w.off = walHeader
 	w.gen[0] = s.syncErrs.Load()
 	s.wal = w
@@ -206,6 +202,62 @@ func (s *Store) openWAL() error {
 		close(w.done) // tests checkpoint by hand
 	}
 	return nil
+}
+
+// sweepLogs takes over every log in dir that no live process holds,
+// restores what they hold (recoverLogs) and returns them, locked, with the
+// function that ends the takeover (the caller first empties or removes
+// the logs). One process takes logs over at a time (a lock file), so that
+// the first to start after a crash sees all of them: the newest entry for
+// a key may be in any. If !wait and another process is taking logs over,
+// it returns none.
+func (s *Store) sweepLogs(dir string, wait bool) ([]takenLog, func(), error) {
+	tl, err := openFile(filepath.Join(s.root, filepath.FromSlash(lockDir), "wal"), os.O_RDONLY|os.O_CREATE, fileMode)
+	if err != nil {
+		return nil, nil, err
+	}
+	op := syscall.LOCK_EX
+	if !wait {
+		op |= syscall.LOCK_NB
+	}
+	if err := flock(tl, op); err != nil {
+		tl.Close()
+		if !wait && errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, func() {}, nil
+		}
+		return nil, nil, err
+	}
+	unlock := func() { tl.Close() }
+	taken, err := s.takeLogs(dir)
+	if err == nil {
+		err = s.recoverLogs(taken, headerBoot(s.bootFn()))
+	}
+	if err != nil {
+		for _, l := range taken {
+			l.f.Close()
+		}
+		unlock()
+		return nil, nil, err
+	}
+	return taken, unlock, nil
+}
+
+// adoptLogs takes over, restores and removes the logs of processes that
+// died since this one started (and were not restarted to take them over
+// themselves), unless another process is taking logs over: their entries
+// must not stay valid until the next crash of the machine.
+func (s *Store) adoptLogs() error {
+	dir := filepath.Join(s.root, filepath.FromSlash(walDir))
+	taken, unlock, err := s.sweepLogs(dir, false)
+	if err != nil || len(taken) == 0 {
+		return err
+	}
+	defer unlock()
+	for _, l := range taken {
+		os.Remove(l.path)
+		l.f.Close()
+	}
+	return syncDir(dir)
 }
 
 // generationsWork reports whether files in the root's filesystem have
@@ -319,7 +371,7 @@ func (s *Store) recoverLogs(taken []takenLog, boot string) error {
 			return fmt.Errorf("restoring %s from a log: %w", key, err)
 		}
 	}
-	err := s.barrier(gen)
+	err := s.flushAll(gen)
 	if err == nil {
 		return nil
 	}
@@ -331,6 +383,16 @@ func (s *Store) recoverLogs(taken []takenLog, boot string) error {
 		fdatasync(l.f)
 	}
 	return err
+}
+
+// flushAll makes every change made so far durable: a barrier in SyncFS
+// mode, sync(2) otherwise (at start-up only: restored logs).
+func (s *Store) flushAll(gen uint64) error {
+	if s.mode == SyncFS {
+		return s.barrier(gen)
+	}
+	syscall.Sync()
+	return nil
 }
 
 // repair rewrites, at Close, the objects of the halves breakLog flagged,
@@ -780,6 +842,7 @@ func (w *wal) run() {
 	defer close(w.done)
 	t := time.NewTicker(w.every)
 	defer t.Stop()
+	adopted := time.Now()
 	for {
 		select {
 		case <-w.stop:
@@ -788,6 +851,10 @@ func (w *wal) run() {
 		case <-w.kick:
 		}
 		w.checkpoint() // a failure leaves the half unclean: retried next time
+		if time.Since(adopted) >= adoptEvery {
+			w.s.adoptLogs() // retried next time
+			adopted = time.Now()
+		}
 	}
 }
 
@@ -797,7 +864,15 @@ func (w *wal) run() {
 func (w *wal) checkpoint() error {
 	w.mu.Lock()
 	w.kicked = false
-	if w.broken != nil || w.off == walHeader {
+	if w.broken != nil {
+		settle := !w.flagged && !w.settled
+		w.mu.Unlock()
+		if settle {
+			return w.settle()
+		}
+		return nil
+	}
+	if w.off == walHeader {
 		w.mu.Unlock()
 		return nil
 	}
@@ -846,10 +921,16 @@ func (w *wal) close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var err error
-	if w.flagged {
+	switch {
+	case w.flagged:
 		err = w.repair()
-	} else if w.broken == nil {
+	case w.broken != nil && !w.settled:
+		w.mu.Unlock()
+		err = w.settle()
+		w.mu.Lock()
+	case w.broken == nil:
 		gen := w.gen[w.active] // the other half is clean
+		w.broken = errClosed   // a batch arriving now passes a barrier itself
 		w.mu.Unlock()
 		err = w.barrierOrBreak(gen)
 		w.mu.Lock()
@@ -860,8 +941,41 @@ func (w *wal) close() error {
 			err = fdatasync(w.f)
 		}
 	}
-	w.broken = errors.New("store closed")
+	w.broken = errClosed
 	return errors.Join(err, w.f.Close())
+}
+
+// errClosed: the Store is closing; batches pass barriers.
+var errClosed = errors.New("store closed")
+
+// settle empties a log broken by a failed write or fdatasync (not by a
+// failed barrier: see breakLog) once a barrier covers what its halves
+// hold; otherwise their entries would count until the next crash of the
+// machine. The batches acknowledged through it were placed before the
+// break, so before the barrier starts.
+func (w *wal) settle() error {
+	w.mu.Lock()
+	gen := min(w.gen[0], w.gen[1])
+	if !w.clean[w.active] {
+		gen = w.gen[w.active]
+	}
+	w.mu.Unlock()
+	if err := w.barrierOrBreak(gen); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.flagged {
+		return nil // broken again meanwhile: Close repairs
+	}
+	err := errors.Join(w.writeHeader(0, newEpoch(), w.nextSeq(), 0, w.boot), w.writeHeader(1, newEpoch(), w.nextSeq(), 0, w.boot))
+	if err == nil {
+		err = fdatasync(w.f)
+	}
+	if err == nil {
+		w.settled = true
+	}
+	return err
 }
 
 // barrierOrBreak passes a barrier for gen; if it fails, breakLog.
