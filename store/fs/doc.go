@@ -163,9 +163,10 @@
 // objects (it keeps such pages cached, clean, so reading them back shows
 // what the disk lacks), so the halves not yet clean are flagged for
 // rewrite, and Close writes their objects afresh (see below) before it
-// empties them. Without a boot id (no /proc), or on a filesystem that
-// gives files no generation number (FS_IOC_GETVERSION; ext4, XFS and
-// Btrfs do), there is no log.
+// empties them. Without a boot id (no /proc) there is no log, and dead
+// logs are left alone (a kill could not be told from a crash); on a
+// filesystem that gives files no generation number (FS_IOC_GETVERSION;
+// ext4, XFS and Btrfs do) there is no log either.
 //
 // The log file is flock(2)ed by its process; a new one is made ready in
 // .tmp and linked into .tmp/wal only once locked. New takes over every log

@@ -141,8 +141,12 @@ func (s *Store) init() error {
 		return err
 	}
 	// Without a boot id a log could not tell a crash of the machine from
-	// one of the process, and would restore deleted objects after a kill.
-	use := s.mode == SyncFS && !s.noWAL && s.bootFn() != ""
+	// one of the process, and would restore deleted objects after a kill:
+	// no log, and dead logs are left to a process that has one.
+	if s.bootFn() == "" {
+		return nil
+	}
+	use := s.mode == SyncFS && !s.noWAL
 	if use {
 		ok, err := s.generationsWork()
 		if err != nil {

@@ -133,6 +133,7 @@ func (s *Store) openWAL(use bool) error {
 	}
 	defer unlock()
 	var mine *os.File
+	var minePath string
 	var last uint64
 	removed := false
 	for _, l := range taken {
@@ -140,7 +141,7 @@ func (s *Store) openWAL(use bool) error {
 			last = max(last, hd.seq)
 		}
 		if use && mine == nil && l.halfLen == s.logHalf {
-			mine = l.f
+			mine, minePath = l.f, l.path
 			continue
 		}
 		// Another log to spare: nothing in it is needed any more.
@@ -160,7 +161,11 @@ func (s *Store) openWAL(use bool) error {
 		return nil
 	}
 	if err := s.startLog(dir, mine, last); err != nil && mine != nil {
-		mine.Close() // restored and durable: the next takeover empties it
+		// Restored and durable, but its headers still count: remove it
+		// while the takeover lock is held, as the others.
+		os.Remove(minePath)
+		mine.Close()
+		return syncDir(dir)
 	}
 	return nil
 }
@@ -168,6 +173,11 @@ func (s *Store) openWAL(use bool) error {
 // startLog makes mine, or a new log file if nil, this Store's log. On
 // error the Store has no log; mine is left to the caller.
 func (s *Store) startLog(dir string, mine *os.File, last uint64) error {
+	if testHookStartLog != nil {
+		if err := testHookStartLog(); err != nil {
+			return err
+		}
+	}
 	created := mine == nil
 	if created {
 		f, err := s.createLog(dir, s.logHalf)
@@ -203,6 +213,10 @@ func (s *Store) startLog(dir string, mine *os.File, last uint64) error {
 	}
 	return nil
 }
+
+// testHookStartLog, if set (by tests), runs first in startLog; its error
+// is startLog's.
+var testHookStartLog func() error
 
 // sweepLogs takes over every log in dir that no live process holds,
 // restores what they hold (recoverLogs) and returns them, locked, with the
@@ -386,13 +400,25 @@ func (s *Store) recoverLogs(taken []takenLog, boot string) error {
 }
 
 // flushAll makes every change made so far durable: a barrier in SyncFS
-// mode, sync(2) otherwise (at start-up only: restored logs).
+// mode; otherwise (at start-up only: logs a process in SyncFS mode left)
+// a syncfs(2) of the root's filesystem, or where there is none sync(2),
+// which reports no error (restored files and their directories are
+// fsynced on their own there, see rewrite).
 func (s *Store) flushAll(gen uint64) error {
 	if s.mode == SyncFS {
 		return s.barrier(gen)
 	}
-	syscall.Sync()
-	return nil
+	d, err := os.Open(s.root)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	err = syncfs(d)
+	if errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.EINVAL) {
+		syscall.Sync()
+		return nil
+	}
+	return err
 }
 
 // repair rewrites, at Close, the objects of the halves breakLog flagged,
@@ -741,7 +767,10 @@ func (s *Store) rewrite(key, p string, body []byte, replace bool) error {
 		return err
 	}
 	if replace {
-		return s.renameFn(tmp, p)
+		if err := s.renameFn(tmp, p); err != nil {
+			return err
+		}
+		return s.syncRestored(p)
 	}
 	// Create-only: writers that create a key take no lock (link(2) and
 	// renameat2 fail if it exists), so the check must be atomic too.
@@ -760,7 +789,19 @@ func (s *Store) rewrite(key, p string, body []byte, replace bool) error {
 	if err == syscall.EEXIST {
 		return nil // created meanwhile: newer
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return s.syncRestored(p)
+}
+
+// syncRestored makes the name of a restored file durable outside SyncFS
+// mode (in SyncFS mode the barrier after the restore does).
+func (s *Store) syncRestored(p string) error {
+	if s.mode == SyncFS {
+		return nil
+	}
+	return syncDir(filepath.Dir(p))
 }
 
 // logged makes the placed objects of reqs durable through the log, if it
@@ -955,10 +996,7 @@ var errClosed = errors.New("store closed")
 // break, so before the barrier starts.
 func (w *wal) settle() error {
 	w.mu.Lock()
-	gen := min(w.gen[0], w.gen[1])
-	if !w.clean[w.active] {
-		gen = w.gen[w.active]
-	}
+	gen := w.gen[w.active] // the other half is clean: checkpoints run one at a time
 	w.mu.Unlock()
 	if err := w.barrierOrBreak(gen); err != nil {
 		return err

@@ -739,3 +739,67 @@ func TestLogCloseRacesCommit(t *testing.T) {
 	}
 	<-closed
 }
+
+// TestLogEmptyBootNoTakeover: p1 (boot id known, log on) is killed, not
+// the machine. p2 runs without a boot id (so without a log), deletes the
+// message durably and restarts: without a boot id it cannot tell a kill
+// from a crash of the machine, so it leaves p1's log alone instead of
+// restoring the deleted message from it.
+func TestLogEmptyBootNoTakeover(t *testing.T) {
+	root := t.TempDir()
+	p1 := newLogStore(t, root, withBoot("boot-1"))
+	p2, err := New(root, WithSync(SyncFS), withBoot(""))
+	if err != nil {
+		t.Skip(err)
+	}
+	putPair(t, p1, "m", "raw", "rec")
+	crash(p1) // kill -9 of p1 only; same boot
+	for _, k := range []string{"rec/m", "raw/m"} {
+		if err := p2.Delete(t.Context(), k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p2.Close()
+	p3, err := New(root, WithSync(SyncFS), withBoot(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p3.Close()
+	if got, ok := fileOf(t, root, "rec/m"); ok {
+		t.Errorf("rec/m = %q: deleted durably after a mere kill, restored by a takeover without a boot id", got)
+	}
+}
+
+// TestLogStartLogFailure: after a crash of the machine, New takes the
+// dead log over and restores it; if it then cannot make that log its own
+// (a full disk), it removes it, as the others it took over, and runs
+// without a log: a message deleted afterwards is not restored by the next
+// takeover.
+func TestLogStartLogFailure(t *testing.T) {
+	root := t.TempDir()
+	p1 := newLogStore(t, root, withBoot("boot-1"))
+	putPair(t, p1, "m", "raw", "rec")
+	crash(p1)
+	testHookStartLog = func() error { return syscall.ENOSPC }
+	p2, err := New(root, WithSync(SyncFS), withoutCheckpoints(), withBoot("boot-2"))
+	testHookStartLog = nil
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Close()
+	if p2.wal != nil {
+		t.Error("a log although startLog failed")
+	}
+	if names := logFiles(t, root); len(names) != 0 {
+		t.Errorf("log files %q left after the takeover", names)
+	}
+	for _, k := range []string{"rec/m", "raw/m"} {
+		if err := p2.Delete(t.Context(), k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newLogStore(t, root, withBoot("boot-2")) // same boot, no crash
+	if got, ok := fileOf(t, root, "rec/m"); ok {
+		t.Errorf("rec/m = %q: deleted durably, restored again from a log a failed start left", got)
+	}
+}
