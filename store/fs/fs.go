@@ -447,7 +447,7 @@ func (s *Store) stage(ctx context.Context, key string, body io.Reader, opts stor
 	}
 	obj, ino, err := s.writeTemp(ctx, f, st.tmp, key, body, opts.Size)
 	st.ino = ino
-	if err == nil && s.wal != nil && opts.Unordered && opts.IfNoneMatch {
+	if _, logged := body.(*capture); logged && err == nil {
 		st.gen, err = fileGeneration(f) // the log records it
 		st.noGen, err = err != nil, nil
 	}
@@ -481,11 +481,11 @@ func (s *Store) place(ctx context.Context, st *staged, key string, opts store.Pu
 			if !opts.IfNoneMatch && errors.Is(err, store.ErrPrecondition) {
 				// A plain Put over an existing object: rename.
 				if err = s.name(st); err == nil {
-					linked, err = s.commit(ctx, st.tmp, key, opts)
+					linked, err = s.commit(ctx, st.tmp, key, opts, false)
 				}
 			}
 		} else {
-			linked, err = s.commit(ctx, st.tmp, key, opts)
+			linked, err = s.commit(ctx, st.tmp, key, opts, false)
 		}
 		if attempt > 0 || !errors.Is(err, syscall.ENOENT) {
 			break
@@ -646,9 +646,10 @@ func (s *Store) stamp() time.Time {
 }
 
 // commit moves the finished temporary file tmp to key according to opts,
-// and reports whether it linked it (tmp is then still there). Errors are
-// unwrapped syscall errors or ErrPrecondition.
-func (s *Store) commit(ctx context.Context, tmp, key string, opts store.PutOptions) (linked bool, err error) {
+// and reports whether it linked it (tmp is then still there). held says
+// the caller holds key's lock already (a restore). Errors are unwrapped
+// syscall errors or ErrPrecondition.
+func (s *Store) commit(ctx context.Context, tmp, key string, opts store.PutOptions, held bool) (linked bool, err error) {
 	dst := s.path(key)
 	if opts.IfNoneMatch && !s.noRenameNoReplace.Load() {
 		// renameat2(RENAME_NOREPLACE) fails with EEXIST if dst exists,
@@ -681,11 +682,13 @@ func (s *Store) commit(ctx context.Context, tmp, key string, opts store.PutOptio
 		// No hard links on this filesystem: check and rename under the
 		// lock instead.
 	}
-	unlock, err := s.locks.lock(ctx, key)
-	if err != nil {
-		return false, err
+	if !held {
+		unlock, err := s.locks.lock(ctx, key)
+		if err != nil {
+			return false, err
+		}
+		defer unlock()
 	}
-	defer unlock()
 	if opts.IfNoneMatch {
 		fi, err := os.Lstat(dst)
 		switch {

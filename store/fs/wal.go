@@ -190,13 +190,9 @@ func (s *Store) startLog(dir string, mine *os.File, last uint64) error {
 	w := &wal{s: s, f: mine, boot: boot, half: s.logHalf, every: s.logEvery, last: last, clean: [2]bool{false, true},
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	w.syncer = &dirSyncer{sync: func(string) error { return fdatasync(w.f) }}
-	// Both halves get a new epoch: what they held is restored or durable,
-	// and must not be restored again after a later crash.
-	err := errors.Join(w.writeHeader(1, newEpoch(), w.nextSeq(), 0, boot), w.writeHeader(0, newEpoch(), w.nextSeq(), 0, boot))
-	if err == nil {
-		err = fdatasync(mine)
-	}
-	if err != nil {
+	// What the halves held is restored or durable, and must not be
+	// restored again after a later crash.
+	if err := w.empty(); err != nil {
 		if created {
 			mine.Close() // its headers may be half written: any takeover restores nothing from it
 		}
@@ -333,17 +329,9 @@ func (s *Store) takeLogs(dir string) ([]takenLog, error) {
 			continue
 		}
 		l := takenLog{f: f, path: p, halfLen: fi.Size() / 2}
-		if l.halfLen > walHeader {
-			for h := range 2 {
-				hd, ok, err := readHeader(f, h, l.halfLen)
-				if err != nil {
-					f.Close()
-					return taken, err
-				}
-				if ok {
-					l.halves = append(l.halves, hd)
-				}
-			}
+		if l.halves, err = readHalves(f, l.halfLen); err != nil {
+			f.Close()
+			return taken, err
 		}
 		taken = append(taken, l)
 	}
@@ -424,19 +412,19 @@ func (s *Store) flushAll(gen uint64) error {
 // repair rewrites, at Close, the objects of the halves breakLog flagged,
 // then passes a barrier; if both succeed the log is emptied.
 func (w *wal) repair() error {
-	l := takenLog{f: w.f, path: w.f.Name(), halfLen: w.half}
-	for h := range 2 {
-		hd, ok, err := readHeader(w.f, h, w.half)
-		if err != nil {
-			return err
-		}
-		if ok {
-			l.halves = append(l.halves, hd)
-		}
-	}
-	if err := w.s.recoverLogs([]takenLog{l}, w.boot); err != nil {
+	halves, err := readHalves(w.f, w.half)
+	if err != nil {
 		return err
 	}
+	if err := w.s.recoverLogs([]takenLog{{f: w.f, path: w.f.Name(), halfLen: w.half, halves: halves}}, w.boot); err != nil {
+		return err
+	}
+	return w.empty()
+}
+
+// empty gives both halves a new header, durably: nothing the log held
+// counts any more.
+func (w *wal) empty() error {
 	err := errors.Join(w.writeHeader(0, newEpoch(), w.nextSeq(), 0, w.boot), w.writeHeader(1, newEpoch(), w.nextSeq(), 0, w.boot))
 	if err == nil {
 		err = fdatasync(w.f)
@@ -538,6 +526,25 @@ type halfHeader struct {
 	h                 int
 	epoch, seq, flags uint64
 	boot              string
+}
+
+// readHalves returns the valid headers of a log file whose halves are
+// halfLen long.
+func readHalves(f *os.File, halfLen int64) ([]halfHeader, error) {
+	if halfLen <= walHeader {
+		return nil, nil
+	}
+	var halves []halfHeader
+	for h := range 2 {
+		hd, ok, err := readHeader(f, h, halfLen)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			halves = append(halves, hd)
+		}
+	}
+	return halves, nil
 }
 
 // readHeader returns half h's header; ok is false for a half without a
@@ -772,21 +779,9 @@ func (s *Store) rewrite(key, p string, body []byte, replace bool) error {
 		}
 		return s.syncRestored(p)
 	}
-	// Create-only: writers that create a key take no lock (link(2) and
-	// renameat2 fail if it exists), so the check must be atomic too.
-	err = unwrapSyscall(s.renameNoReplaceFn(tmp, p))
-	if err == syscall.EINVAL || err == syscall.ENOSYS {
-		err = unwrapSyscall(s.linkFn(tmp, p))
-		if noHardLinks(err) {
-			// Neither: every writer checks and renames under the lock,
-			// which restore holds.
-			if _, serr := os.Lstat(p); serr == nil {
-				return nil
-			}
-			err = unwrapSyscall(s.renameFn(tmp, p))
-		}
-	}
-	if err == syscall.EEXIST {
+	// Create-only, as a Put with IfNoneMatch, under the lock restore holds.
+	_, err = s.commit(context.Background(), tmp, key, store.PutOptions{IfNoneMatch: true}, true)
+	if errors.Is(err, store.ErrPrecondition) || errors.Is(err, syscall.EISDIR) {
 		return nil // created meanwhile: newer
 	}
 	if err != nil {
@@ -976,10 +971,7 @@ func (w *wal) close() error {
 		err = w.barrierOrBreak(gen)
 		w.mu.Lock()
 		if err == nil {
-			err = errors.Join(w.writeHeader(0, newEpoch(), w.nextSeq(), 0, w.boot), w.writeHeader(1, newEpoch(), w.nextSeq(), 0, w.boot))
-		}
-		if err == nil {
-			err = fdatasync(w.f)
+			err = w.empty()
 		}
 	}
 	w.broken = errClosed
@@ -1006,13 +998,8 @@ func (w *wal) settle() error {
 	if w.flagged {
 		return nil // broken again meanwhile: Close repairs
 	}
-	err := errors.Join(w.writeHeader(0, newEpoch(), w.nextSeq(), 0, w.boot), w.writeHeader(1, newEpoch(), w.nextSeq(), 0, w.boot))
-	if err == nil {
-		err = fdatasync(w.f)
-	}
-	if err == nil {
-		w.settled = true
-	}
+	err := w.empty()
+	w.settled = err == nil
 	return err
 }
 

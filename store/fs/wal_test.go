@@ -149,7 +149,7 @@ func TestLogRestoresAfterMachineCrash(t *testing.T) {
 	f, _ := os.OpenFile(filepath.Join(root, "rec/4"), os.O_WRONLY|os.O_APPEND, 0)
 	f.WriteString("\n+appended")
 	f.Close()
-	putString(t, s1x(t, root), "rec/3", "newer", store.PutOptions{})
+	putString(t, withoutLog(t, root), "rec/3", "newer", store.PutOptions{})
 
 	s2 := newLogStore(t, root, withBoot("boot-2"))
 	for key, want := range map[string]string{
@@ -176,9 +176,9 @@ func TestLogRestoresAfterMachineCrash(t *testing.T) {
 	}
 }
 
-// s1x opens root without a log, to change objects as another writer
+// withoutLog opens root without a log, to change objects as another writer
 // would.
-func s1x(t *testing.T, root string) *Store {
+func withoutLog(t *testing.T, root string) *Store {
 	return newTestStore(t, root, WithLog(false))
 }
 
