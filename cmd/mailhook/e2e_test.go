@@ -27,6 +27,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/mailhook/mailhook/event"
+	"github.com/mailhook/mailhook/store/fs"
 )
 
 // stripFirstHeader removes the corpus file's own Received header (the
@@ -738,4 +739,37 @@ func TestRoutedEventsHaveTheirOwnWebhookIDs(t *testing.T) {
 		t.Errorf("webhook-ids by recipient %v, want %s and %s-2", byRcpt, id, id)
 	}
 	srv.stop()
+}
+
+// TestStoreLogSetting: MAILHOOK_STORE_LOG decides whether the filesystem
+// store makes accepted messages durable through its log (.tmp/wal in the
+// store) or through a syncfs each.
+func TestStoreLogSetting(t *testing.T) {
+	probe := t.TempDir()
+	st, err := fs.New(probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if _, err := os.Stat(filepath.Join(probe, ".tmp", "wal")); err != nil {
+		t.Skipf("no log on this filesystem: %v", err)
+	}
+	for _, tc := range []struct {
+		value string
+		want  bool
+	}{{"", true}, {"true", true}, {"false", false}} {
+		t.Run("MAILHOOK_STORE_LOG="+tc.value, func(t *testing.T) {
+			data := t.TempDir()
+			env := map[string]string{}
+			if tc.value != "" {
+				env["MAILHOOK_STORE_LOG"] = tc.value
+			}
+			srv := startServer(t, data, env)
+			sendTo(t, srv, 1)
+			entries, _ := os.ReadDir(filepath.Join(data, ".tmp", "wal"))
+			if got := len(entries) > 0; got != tc.want {
+				t.Errorf("a log in the store: %t, want %t", got, tc.want)
+			}
+		})
+	}
 }
