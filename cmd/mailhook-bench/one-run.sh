@@ -9,16 +9,20 @@
 #
 # Default flags: -c 32 -n 0 -d 12s -size 2KB. EXTRA_ENV="K=V …" adds
 # environment to mailhook (MAILHOOK_STORE_COMMIT_DELAY=0s, GOGC=200, …).
-# The store is left in place; its path is printed to stderr, for removal
-# after a batch (removing it right away slows the next run on a disk
-# mounted with discard). Loopback only; mailhook is stopped by its PID.
+# STORE_PARENT (default /tmp) is where the store's directory is made. The
+# store is left in place; its path is printed to stderr. Remove stores
+# after a batch, never between runs to be compared: on ext4 without a
+# journal, files created in the minutes after many were deleted cost up
+# to ten times the CPU (BENCHMARKS.md, "Deleted files"). A fresh
+# filesystem of its own (a loop-mounted image) gives the steadiest
+# figures. Loopback only; mailhook is stopped by its PID.
 set -euo pipefail
 MAILHOOK=$1 BENCH=$2
 shift 2
 [ $# -gt 0 ] || set -- -c 32 -n 0 -d 12s -size 2KB
 SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
 SMTP_PORT=${SMTP_PORT:-25250} SINK_PORT=${SINK_PORT:-18099}
-store=$(mktemp -d /tmp/mhbench-store.XXXXXX)
+store=$(mktemp -d "${STORE_PARENT:-/tmp}/mhbench-store.XXXXXX")
 echo "store: $store" >&2
 # shellcheck disable=SC2086 # EXTRA_ENV is words
 env MAILHOOK_SMTP_ADDR=127.0.0.1:$SMTP_PORT MAILHOOK_HTTP_ADDR=127.0.0.1:0 \
