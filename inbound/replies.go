@@ -97,6 +97,7 @@ var (
 	replyUnknownRecipient  = reply{550, "5.1.1", "Recipient address rejected: user unknown"}
 	replyTooManyRecipients = reply{452, "4.5.3", "Too many recipients"}                             // RFC 5321 §4.5.3.1.10
 	replyTooLarge          = reply{552, "5.3.4", "Message size exceeds fixed maximum message size"} // RFC 1870 §6.1/§6.3
+	replyNoRoom            = reply{452, "4.3.1", "Insufficient system storage, try again later"}    // RFC 1870 §6.1, RFC 3463 X.3.1
 
 	// Data content.
 	replyBareNewline     = reply{550, "5.5.2", "Message refused: bare <LF>/<CR> not allowed, lines must end in <CR><LF> (RFC 5321 section 2.3.8)"}

@@ -104,6 +104,12 @@ type Config struct {
 	// Observer is told about sessions, commands and messages (metrics);
 	// nil means nobody.
 	Observer Observer
+	// Room, when set, is asked at MAIL whether the next stage has room for
+	// a message of size bytes (the SIZE parameter; 0 without one). False
+	// gets 452 4.3.1 (RFC 5321 §4.2.2, RFC 1870 §6.1, RFC 3463 X.3.1): the
+	// client keeps the message and retries later, instead of sending all
+	// of it to hear 451 at the end.
+	Room func(size int64) bool
 }
 
 func (c Config) withDefaults() Config {

@@ -549,6 +549,7 @@ func (s *session) mail(cmd command) {
 		return
 	}
 	tx := &transaction{from: p.addr}
+	var size int64 // SIZE, 0 when not given
 	// Parameters are taken after HELO too: service extensions belong to
 	// EHLO sessions (RFC 5321 §2.2), but clients that fell back to HELO
 	// still send SIZE and BODY=8BITMIME, and Postfix and Exim take them.
@@ -564,6 +565,7 @@ func (s *session) mail(cmd command) {
 				s.reply(replyTooLarge) // RFC 1870 §6.1: 552 at MAIL
 				return
 			}
+			size = int64(n)
 		case "BODY": // RFC 6152 §2, RFC 3030 §3
 			v := strings.ToUpper(pa.value)
 			if v != "7BIT" && v != "8BITMIME" && v != "BINARYMIME" {
@@ -586,6 +588,10 @@ func (s *session) mail(cmd command) {
 	}
 	if p.nonASCII && !tx.smtputf8 {
 		s.reply(replyNonASCIIAddress) // RFC 6531 §3.5
+		return
+	}
+	if room := s.srv.cfg.Room; room != nil && !room(size) {
+		s.reply(replyNoRoom)
 		return
 	}
 	s.setTx(tx)

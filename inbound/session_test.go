@@ -9,8 +9,11 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
 )
 
 var ehlo = step{send: "EHLO client.test", code: 250, enh: "-"}
@@ -721,5 +724,55 @@ func TestCloseAfterErrorIsNoReset(t *testing.T) {
 	}
 	if b, err := r.ReadByte(); err != io.EOF {
 		t.Fatalf("after 421: %q, %v; want io.EOF (a close, not a reset)", b, err)
+	}
+}
+
+// TestRoomAtMail: a Config.Room that says no refuses MAIL with 452 4.3.1,
+// asked with the SIZE the client declared (0 without one), and the session
+// goes on; the next MAIL is asked again.
+func TestRoomAtMail(t *testing.T) {
+	var full atomic.Bool
+	var asked atomic.Int64
+	ts := startServer(t, Config{MaxMessageBytes: 1000, Room: func(size int64) bool {
+		asked.Store(size)
+		return !full.Load() && size <= 500
+	}}, policy{})
+	runScript(t, ts.addr, []step{
+		ehlo,
+		{send: "MAIL FROM:<a@example.org> SIZE=501", code: 452, enh: "4.3.1", text: "Insufficient system storage"},
+		{send: "RCPT TO:<b@example.com>", code: 503, enh: "5.5.1"},             // no transaction was started
+		{send: "MAIL FROM:<a@example.org> SIZE=1001", code: 552, enh: "5.3.4"}, // over the limit: permanent, Room not asked
+		{send: "MAIL FROM:<a@example.org> SIZE=500", code: 250, enh: "2.1.0"},
+		{send: "RSET", code: 250, enh: "2.0.0"},
+		{send: "MAIL FROM:<a@example.org>", code: 250, enh: "2.1.0"},
+		{send: "RCPT TO:<b@example.com>", code: 250, enh: "2.1.5"},
+		{send: "DATA", code: 354, enh: "2.0.0"},
+		{send: "Subject: hi\r\n\r\nhello\r\n.", code: 250, enh: "2.0.0"},
+	})
+	if got := asked.Load(); got != 0 {
+		t.Errorf("Room asked with %d for a MAIL without SIZE, want 0", got)
+	}
+
+	// A real client sees a temporary failure at MAIL, with SIZE or without.
+	full.Store(true)
+	c, err := gosmtp.Dial(ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	err = c.Mail("a@example.org", &gosmtp.MailOptions{Size: 200})
+	var se *gosmtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 452 || se.EnhancedCode != (gosmtp.EnhancedCode{4, 3, 1}) {
+		t.Fatalf("go-smtp Mail with SIZE=200 on a full store: %v, want 452 4.3.1", err)
+	}
+	if got := asked.Load(); got != 200 {
+		t.Errorf("Room asked with %d, want the declared SIZE 200", got)
+	}
+	if err := c.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	full.Store(false)
+	if err := c.Mail("a@example.org", &gosmtp.MailOptions{Size: 200}); err != nil {
+		t.Fatalf("MAIL once there is room again: %v", err)
 	}
 }

@@ -45,6 +45,10 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 	if err != nil {
 		return nil, err
 	}
+	var room func(int64) bool
+	if sr, ok := st.(spaceReporter); ok {
+		room = newRoomGate(sr, log).room
+	}
 	// The store is timed by a decorator that keeps io.Closer for shutdown.
 	mx := metrics.New(version)
 	st = metrics.InstrumentStore(st, mx)
@@ -136,6 +140,7 @@ func compose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, e
 		MaxLineLength:      cfg.MaxLineLength,
 		Observer:           mx.SMTPObserver(),
 		Logger:             log,
+		Room:               room,
 	}, inbound.AcceptorFunc(func(ctx context.Context, m *inbound.Message) error {
 		return a.queue.Accept(ctx, m.ID, m.ReceivedAt, m.Envelope, m.Body)
 	}), policy)
