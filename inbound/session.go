@@ -59,6 +59,12 @@ type session struct {
 	// counts toward refused: answered 4xx or 5xx (but 452, the
 	// recipient limit's flow control), or a recipient given again.
 	movedNothing bool
+	// deferred: the last MAIL was refused for want of room (452 4.3.1).
+	// The 503 its pipelined RCPT, DATA or BDAT get until the next MAIL,
+	// RSET, EHLO or HELO is no mistake of the client's (RFC 2920 lets it
+	// send them before the reply), so they do not count toward
+	// MaxBadCommands; they still count as commands that move no mail.
+	deferred bool
 
 	obsCmd cmdState // the command awaiting its reply, for Config.Observer
 
@@ -173,7 +179,13 @@ func (s *session) reply(r reply) {
 	switch r.code {
 	// Failed commands count toward MaxBadCommands; anything positive
 	// resets the count.
-	case 500, 501, 502, 503, 504, 553, 555:
+	case 503:
+		if s.deferred {
+			break
+		}
+		s.bad++
+		s.log.Debug("smtp: command refused", "code", r.code, "enhanced", r.enh, "in_a_row", s.bad)
+	case 500, 501, 502, 504, 553, 555:
 		s.bad++
 		s.log.Debug("smtp: command refused", "code", r.code, "enhanced", r.enh, "in_a_row", s.bad)
 	default:
@@ -406,6 +418,7 @@ func (s *session) dispatch(cmd command) bool {
 	case "MAIL", "RCPT":
 		s.movedNothing = false
 		if cmd.verb == "MAIL" {
+			s.deferred = false
 			s.mail(cmd)
 		} else {
 			s.rcpt(cmd)
@@ -431,6 +444,7 @@ func (s *session) dispatch(cmd command) bool {
 		}
 		// RFC 5321 §4.1.1.5: abort the transaction, keep the greeting.
 		s.setTx(nil)
+		s.deferred = false
 		s.reply(replyOK)
 	case "NOOP":
 		s.reply(replyOK) // RFC 5321 §4.1.1.9: any argument is ignored
@@ -472,6 +486,7 @@ func (s *session) dispatch(cmd command) bool {
 
 // hello handles EHLO and HELO (RFC 5321 §4.1.1.1).
 func (s *session) hello(cmd command, esmtp bool) {
+	s.deferred = false
 	if !validHelo(cmd.args) {
 		if esmtp {
 			s.reply(replyEhloSyntax)
@@ -592,6 +607,8 @@ func (s *session) mail(cmd command) {
 	}
 	if room := s.srv.cfg.Room; room != nil && !room(size) {
 		s.reply(replyNoRoom)
+		s.movedNothing = true // 452, but no flow control: a client looping on it is bounded
+		s.deferred = true
 		return
 	}
 	s.setTx(tx)

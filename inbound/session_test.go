@@ -776,3 +776,65 @@ func TestRoomAtMail(t *testing.T) {
 		t.Fatalf("MAIL once there is room again: %v", err)
 	}
 }
+
+// TestRoomRefusalsBounded: MAILs refused for want of room count toward the
+// limit on refused commands (a client looping on them is closed), but the
+// 503s the RCPTs and DATA pipelined after one get are not the client's
+// mistakes and do not end the session as errors would.
+func TestRoomRefusalsBounded(t *testing.T) {
+	ts := startServer(t, Config{Room: func(int64) bool { return false }}, policy{})
+
+	t.Run("pipelined recipients after a refused MAIL", func(t *testing.T) {
+		steps := []step{ehlo}
+		var batch strings.Builder
+		batch.WriteString("MAIL FROM:<a@example.org>\r\n")
+		for i := range 15 {
+			fmt.Fprintf(&batch, "RCPT TO:<r%d@example.com>\r\n", i)
+		}
+		batch.WriteString("DATA\r\n")
+		steps = append(steps, step{send: batch.String(), raw: true, code: 452, enh: "4.3.1"})
+		for range 15 {
+			steps = append(steps, step{code: 503, enh: "5.5.1"})
+		}
+		steps = append(steps, step{code: 503, enh: "5.5.1"}, // DATA
+			step{send: "NOOP", code: 250, enh: "2.0.0"})
+		runScript(t, ts.addr, steps)
+	})
+
+	t.Run("a loop on MAIL is closed", func(t *testing.T) {
+		c, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		r := bufio.NewReader(c)
+		fmt.Fprintf(c, "HELO client.test\r\n")
+		for range 2 { // banner, HELO
+			if _, err := r.ReadString('\n'); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const n = 3 * maxRefusedCommands
+		go func() {
+			w := bufio.NewWriter(c)
+			for range n {
+				w.WriteString("MAIL FROM:<a@example.org>\r\n")
+			}
+			w.Flush()
+		}()
+		for i := range n {
+			l, err := r.ReadString('\n')
+			if err != nil || strings.HasPrefix(l, "421") {
+				if i < maxRefusedCommands {
+					t.Fatalf("closed after %d refused MAILs (%q, %v), want %d", i, l, err, maxRefusedCommands)
+				}
+				return
+			}
+			if !strings.HasPrefix(l, "452 4.3.1") {
+				t.Fatalf("reply %d: %q, want 452 4.3.1", i, l)
+			}
+		}
+		t.Fatalf("%d MAILs refused for want of room and the session is still open", n)
+	})
+}

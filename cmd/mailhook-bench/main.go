@@ -88,7 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		problems = append(problems, "-c must be 1…10000")
 	}
 	if count < 0 || count > maxCount {
-		problems = append(problems, fmt.Sprintf("-n must be 0…%d", maxCount))
+		problems = append(problems, fmt.Sprintf("-n must be 0…%d", int64(maxCount)))
 	}
 	o.load.Count = uint64(max(count, 0))
 	if o.load.Duration < 0 {

@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -38,5 +39,29 @@ func TestSpace(t *testing.T) {
 	os.RemoveAll(dir)
 	if _, _, err := s.Space(); err == nil {
 		t.Error("no error for a store root that no longer exists")
+	}
+}
+
+func TestSpaceOf(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		st            syscall.Statfs_t
+		bytes, inodes int64
+		ok            bool
+	}{
+		{"ext4", syscall.Statfs_t{Blocks: 1000, Bavail: 10, Frsize: 4096, Bsize: 4096, Files: 100, Ffree: 7}, 40960, 7, true},
+		{"fragment size rules", syscall.Statfs_t{Blocks: 1000, Bavail: 10, Frsize: 1024, Bsize: 4096, Files: 100, Ffree: 7}, 10240, 7, true},
+		{"no fragment size", syscall.Statfs_t{Blocks: 1000, Bavail: 10, Bsize: 512, Files: 100, Ffree: 7}, 5120, 7, true},
+		{"no fixed inode count (Btrfs)", syscall.Statfs_t{Blocks: 1000, Bavail: 1, Frsize: 4096, Files: 0, Ffree: 0}, 4096, -1, true},
+		{"full", syscall.Statfs_t{Blocks: 1000, Bavail: 0, Frsize: 4096, Files: 100, Ffree: 0}, 0, 0, true},
+		{"no size (ramfs, tmpfs size=0)", syscall.Statfs_t{Blocks: 0, Bavail: 0, Frsize: 4096, Files: 0, Ffree: 0}, 0, 0, false},
+		{"absurdly large", syscall.Statfs_t{Blocks: 1 << 62, Bavail: 1 << 62, Frsize: 1 << 20, Files: 1, Ffree: 1}, math.MaxInt64, 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, i, ok := spaceOf(&tc.st)
+			if b != tc.bytes || i != tc.inodes || ok != tc.ok {
+				t.Errorf("spaceOf = %d bytes, %d inodes, %v; want %d, %d, %v", b, i, ok, tc.bytes, tc.inodes, tc.ok)
+			}
+		})
 	}
 }

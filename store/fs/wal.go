@@ -1030,19 +1030,6 @@ func (w *wal) breakLog(err error) {
 	fdatasync(w.f)
 }
 
-// fdatasync makes f's data durable.
-func fdatasync(f *os.File) error {
-	for {
-		err := syscall.Fdatasync(int(f.Fd()))
-		if err != syscall.EINTR {
-			if err != nil {
-				return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
-			}
-			return nil
-		}
-	}
-}
-
 // capture is a Put body that keeps a copy of what it reads, up to
 // walMaxBatch bytes shared by a batch (*left); past that it drops its copy.
 type capture struct {
