@@ -438,7 +438,26 @@ func (b *builder) windows1252(n *node, p *enmime.Part) {
 		b.cp1252[p] = &enmime.Error{Name: enmime.ErrorCharsetDeclaration,
 			Detail: "no charset declared and the text is not UTF-8: read as windows-1252"}
 		p.Errors = append(p.Errors, b.cp1252[p])
+	case unknownCharset(p) && !utf8.Valid(p.Content):
+		// "unknown-8bit" (RFC 1428), "x-unknown", a typo: enmime found
+		// no reader and kept the bytes as transfer-decoded. Read as
+		// windows-1252, as with no charset at all, instead of losing
+		// each run of 8-bit characters to one U+FFFD.
+		p.Content = cp1252.append(make([]byte, 0, cp1252.size(p.Content)), p.Content)
+		b.cp1252[p] = &enmime.Error{Name: enmime.ErrorCharsetDeclaration,
+			Detail: fmt.Sprintf("unknown charset %q and the text is not UTF-8: read as windows-1252", declaredCharset(p))}
+		p.Errors = append(p.Errors, b.cp1252[p])
 	}
+}
+
+// unknownCharset reports whether the text part p declares a charset no
+// decoder is known for (enmime then converts nothing).
+func unknownCharset(p *enmime.Part) bool {
+	if p.ContentType != "text/plain" && p.ContentType != "text/html" {
+		return false
+	}
+	cs := declaredCharset(p)
+	return cs != "" && lookupCharset(cs) == nil && !strings.EqualFold(cs, "utf-7") && !strings.EqualFold(cs, "utf7")
 }
 
 // windows1252Label is the warning on a part labelled charset, an

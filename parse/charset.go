@@ -43,8 +43,8 @@ func lookupCharset(name string) encoding.Encoding {
 }
 
 // wordDecoder decodes RFC 2047 encoded words. It never fails on a charset:
-// words in an unknown charset are passed through as UTF-8 (invalid bytes
-// replaced) and the charset is remembered so the caller can warn.
+// words in an unknown charset are read as UTF-8 when they are, else as
+// windows-1252, and the charset is remembered so the caller can warn.
 type wordDecoder struct {
 	dec     mime.WordDecoder
 	unknown []string // in order met, each once
@@ -72,7 +72,14 @@ func (wd *wordDecoder) charsetReader(charset string, in io.Reader) (io.Reader, e
 		wd.seen[charset] = true
 		wd.unknown = append(wd.unknown, charset)
 	}
-	return in, nil
+	// UTF-8 if it is ("x-unknown" over UTF-8 text), else windows-1252, as
+	// 8-bit header bytes are read (from8bit): not a U+FFFD for each run
+	// of 8-bit characters.
+	b, err := io.ReadAll(in) // an encoded word: short
+	if !utf8.Valid(b) {
+		b = singleByte["windows-1252"].append(nil, b)
+	}
+	return bytes.NewReader(b), err
 }
 
 // decode returns s with its encoded words decoded, as valid UTF-8, and the
@@ -96,7 +103,7 @@ func (wd *wordDecoder) decodeMode(s string, quoteNames bool) (string, []string) 
 	out := wd.decodeWords(s, quoteNames)
 	var problems []string
 	for _, cs := range wd.unknown {
-		problems = append(problems, "unknown charset "+quote(cs)+" in encoded word, bytes kept as UTF-8")
+		problems = append(problems, "unknown charset "+quote(cs)+" in encoded word: read as UTF-8, or as windows-1252 where not UTF-8")
 	}
 	if !utf8.ValidString(out) {
 		out = strings.ToValidUTF8(out, "\uFFFD")

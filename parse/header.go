@@ -601,7 +601,7 @@ func lenientAddress(entry string) (name, addr string, ok bool) {
 			name = uq
 		}
 	} else {
-		addr = s
+		name, addr = nameBeforeBare(s)
 	}
 	addr = strings.Join(strings.Fields(addr), "")
 	if strings.HasPrefix(addr, "@") {
@@ -615,6 +615,29 @@ func lenientAddress(entry string) (name, addr string, ok bool) {
 		return "", "", false
 	}
 	return name, addr, true
+}
+
+// nameBeforeBare splits a display name written before a bare address,
+// without the angle brackets ("José jose@example.com", encoded words
+// before the address), as mail clients read it: the last word is the
+// address if it is one and no word before it has an "@". A local part
+// written with spaces around its dots ("john . doe@example.com", obsolete
+// syntax) or quoted stays whole: name "", and s as the address.
+func nameBeforeBare(s string) (name, addr string) {
+	f := strings.Fields(s)
+	if len(f) < 2 || strings.ContainsRune(s, '"') {
+		return "", s
+	}
+	last := f[len(f)-1]
+	if at := strings.LastIndexByte(last, '@'); at <= 0 || at == len(last)-1 || last[0] == '.' {
+		return "", s
+	}
+	for _, w := range f[:len(f)-1] {
+		if strings.ContainsRune(w, '@') || strings.HasSuffix(w, ".") || strings.HasPrefix(w, ".") {
+			return "", s
+		}
+	}
+	return strings.Join(f[:len(f)-1], " "), last
 }
 
 // withoutComments returns s with its comments (outside quoted strings)

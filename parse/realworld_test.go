@@ -174,3 +174,49 @@ func TestManyMediaTypeParams(t *testing.T) {
 		t.Errorf("text %s, warnings %q; want hello, and both headers cut", quote(d.Text), d.Warnings)
 	}
 }
+
+// Shapes from the test messages of other parsers (mailparser, enmime)
+// and the SpamAssassin ham corpus that were read wrongly.
+func TestRealWorldShapesOthers(t *testing.T) {
+	t.Run("unknown charset: windows-1252 where not UTF-8", func(t *testing.T) {
+		d := parseCRLF(t, "Subject: =?unknown-8bit?Q?Gr=FC=DFe_aus_K=F6ln?=\nMIME-Version: 1.0\n"+
+			"Content-Type: text/plain; charset=unknown-8bit\nContent-Transfer-Encoding: 8bit\n\n"+
+			"Gr\xfc\xdfe aus K\xf6ln, \xe9t\xe9\n")
+		if d.Subject != "Grüße aus Köln" {
+			t.Errorf("subject %q", d.Subject)
+		}
+		if d.Text != "Grüße aus Köln, été\r\n" {
+			t.Errorf("text %q", d.Text)
+		}
+		if countContaining(d.Warnings, `unknown charset "unknown-8bit" and the text is not UTF-8: read as windows-1252`) != 1 {
+			t.Errorf("warnings %q", d.Warnings)
+		}
+	})
+	t.Run("unknown charset on an HTML part in base64", func(t *testing.T) {
+		d := parseCRLF(t, "Subject: x\nMIME-Version: 1.0\nContent-Type: text/html; charset=bad-encoding\n"+
+			"Content-Transfer-Encoding: base64\n\n1cTW3A==\n")
+		if d.HTML != "ÕÄÖÜ" {
+			t.Errorf("html %q", d.HTML)
+		}
+	})
+	t.Run("unknown charset over UTF-8 stays UTF-8", func(t *testing.T) {
+		d := parseCRLF(t, "Subject: =?x-foo?Q?caf=C3=A9?=\nMIME-Version: 1.0\nContent-Type: text/plain; charset=x-foo\n\ncaf\xc3\xa9\n")
+		if d.Subject != "café" || d.Text != "café\r\n" {
+			t.Errorf("subject %q, text %q", d.Subject, d.Text)
+		}
+	})
+	t.Run("display name before a bare address", func(t *testing.T) {
+		d := parseCRLF(t, "From: =?UTF-8?B?Sm9zw6k=?= jose@example.com\nTo: John Doe john@example.com, b@example.org\n"+
+			"Cc: john . doe@example.com\nSubject: x\n\nhi\n")
+		if len(d.From) != 1 || d.From[0].Name != "José" || d.From[0].Address != "jose@example.com" {
+			t.Errorf("from %+v", d.From)
+		}
+		if len(d.To) != 2 || d.To[0].Name != "John Doe" || d.To[0].Address != "john@example.com" || d.To[1].Address != "b@example.org" {
+			t.Errorf("to %+v", d.To)
+		}
+		// Obsolete spaces around the dots of a local part: one address.
+		if len(d.Cc) != 1 || d.Cc[0].Address != "john.doe@example.com" || d.Cc[0].Name != "" {
+			t.Errorf("cc %+v", d.Cc)
+		}
+	})
+}
