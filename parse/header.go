@@ -300,14 +300,18 @@ func mboxFromLine(line []byte) bool {
 
 // lastFieldLine returns where the last field line (fieldLine) of the
 // header block starts, looking from offset from up to the block's first
-// empty line; -1 if there is none.
+// empty line, or up to a line that starts with "--", a MIME boundary:
+// the body has begun there even if its preamble followed the header
+// without an empty line (Thunderbird has sent such messages), and the
+// part headers after the boundary are not this header's. -1 if there is
+// none.
 func lastFieldLine(raw []byte, from int) int {
 	last := -1
 	for pos := from; pos < len(raw); {
 		start := pos
 		var line []byte
 		line, pos = headerLine(raw, pos)
-		if len(line) == 0 {
+		if len(line) == 0 || bytes.HasPrefix(line, []byte("--")) {
 			break
 		}
 		if fieldLine(line, bytes.IndexByte(line, ':')) {

@@ -220,3 +220,24 @@ func TestRealWorldShapesOthers(t *testing.T) {
 		}
 	})
 }
+
+// A header that runs into a multipart's preamble without an empty line
+// (Thunderbird; enmime's testdata qp-utf8-header-no-break.raw): the body
+// starts at the preamble, and the parts are read.
+func TestNoBreakBeforeMultipartBody(t *testing.T) {
+	for name, msg := range map[string]string{
+		"preamble": "MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=\"B\"\nThis is a multi-part message in MIME format.\n",
+		"boundary": "MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=\"B\"\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := parseCRLF(t, msg+"--B\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n\n"+
+				"Caf=C3=A9 soft=\nbreak\n--B\nContent-Type: text/html; charset=utf-8\n\n<p>Café</p>\n--B--\n")
+			if d.Text != "Café softbreak" || d.HTML != "<p>Café</p>" {
+				t.Errorf("text %q, html %q; want both parts read", d.Text, d.HTML)
+			}
+			if countContaining(d.Warnings, "no empty line before the body") != 1 {
+				t.Errorf("warnings %q", d.Warnings)
+			}
+		})
+	}
+}
