@@ -124,6 +124,9 @@ func parseBody(d *event.Data, raw []byte, hb headerBlock, opts Options, w *warni
 		}
 		metaConverted = !multipart && root.ContentType == "text/html" && env.HTML != string(root.Content) && utf8.ValidString(env.HTML)
 	}
+	if multipart {
+		d.HTML = continueHTML(root, d.HTML, body)
+	}
 	d.Text = validUTF8(d.Text)
 	d.HTML = validUTF8(d.HTML)
 	if d.Text == "" && d.HTML != "" {
@@ -995,6 +998,29 @@ func bodyParts(root *enmime.Part, env *enmime.Envelope, multipart bool) map[*enm
 		body[p] = true
 	}
 	return body
+}
+
+// continueHTML returns html, the content of the message's first HTML part
+// (enmime's choice, marked in body), followed by that of the HTML parts
+// that continue it: its later siblings in a multipart/mixed that are HTML
+// bodies naming no file. Apple Mail writes a message with a file put in
+// its middle so (the HTML, the file, the rest of the HTML), and mail
+// clients show the parts one after the other; without this the rest would
+// be a nameless inline attachment and missing from the text. The parts
+// joined are marked in body. A footer a mailing list adds after a
+// multipart/alternative is not joined: its parent is the alternative's.
+func continueHTML(root *enmime.Part, html string, body map[*enmime.Part]bool) string {
+	first := root.DepthMatchFirst(isHTMLBody)
+	if first == nil || !body[first] || first.Parent == nil || first.Parent.ContentType != "multipart/mixed" {
+		return html
+	}
+	for p := first.NextSibling; p != nil; p = p.NextSibling {
+		if isHTMLBody(p) && p.FileName == "" && p.FirstChild == nil {
+			html += contentString(p)
+			body[p] = true
+		}
+	}
+	return html
 }
 
 // isTextBody and isHTMLBody match the parts enmime takes a message's Text

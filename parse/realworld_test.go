@@ -241,3 +241,35 @@ func TestNoBreakBeforeMultipartBody(t *testing.T) {
 		})
 	}
 }
+
+// HTML with a file put in its middle (Apple Mail): the HTML parts after
+// the file continue the first one, in html and in the text made from it;
+// the file stays an attachment.
+func TestHTMLAroundAFile(t *testing.T) {
+	pdf := "Content-Type: application/pdf; name=r.pdf\nContent-Disposition: inline; filename=r.pdf\nContent-Transfer-Encoding: base64\n\nJVBERg=="
+	t.Run("mixed", func(t *testing.T) {
+		d := parseCRLF(t, mixed("Content-Type: text/html; charset=utf-8\n\n<p>Hello, see the file:</p>", pdf,
+			"Content-Type: text/html; charset=utf-8\n\n<p>Regards, Bob</p>"))
+		if d.HTML != "<p>Hello, see the file:</p><p>Regards, Bob</p>" {
+			t.Errorf("html %q", d.HTML)
+		}
+		if !strings.Contains(d.Text, "Hello, see the file:") || !strings.Contains(d.Text, "Regards, Bob") {
+			t.Errorf("text %q, want both pieces", d.Text)
+		}
+		if len(d.Attachments) != 1 || d.Attachments[0].Filename != "r.pdf" {
+			t.Errorf("attachments %+v, want the PDF alone", d.Attachments)
+		}
+	})
+	t.Run("inside an alternative", func(t *testing.T) {
+		d := parseCRLF(t, "Subject: t\nMIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=ALT\n\n"+
+			"--ALT\nContent-Type: text/plain\n\nHello, see the file:\n\nRegards, Bob\n"+
+			"--ALT\nContent-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/html\n\n<p>Hello</p>\n--B\n"+pdf+
+			"\n--B\nContent-Type: text/html\n\n<p>Regards</p>\n--B--\n--ALT--\n")
+		if d.HTML != "<p>Hello</p><p>Regards</p>" || d.Text != "Hello, see the file:\r\n\r\nRegards, Bob" {
+			t.Errorf("html %q, text %q", d.HTML, d.Text)
+		}
+		if len(d.Attachments) != 1 {
+			t.Errorf("%d attachments, want the PDF alone", len(d.Attachments))
+		}
+	})
+}
