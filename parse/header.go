@@ -300,18 +300,18 @@ func mboxFromLine(line []byte) bool {
 
 // lastFieldLine returns where the last field line (fieldLine) of the
 // header block starts, looking from offset from up to the block's first
-// empty line, or up to a line that starts with "--", a MIME boundary:
-// the body has begun there even if its preamble followed the header
-// without an empty line (Thunderbird has sent such messages), and the
-// part headers after the boundary are not this header's. -1 if there is
-// none.
+// empty line, or up to the delimiter of a boundary the header declared
+// before from: the body has begun there even if its preamble followed the
+// header without an empty line (Thunderbird has sent such messages), and
+// the part headers after the delimiter are not this header's. -1 if there
+// is none.
 func lastFieldLine(raw []byte, from int) int {
 	last := -1
 	for pos := from; pos < len(raw); {
 		start := pos
 		var line []byte
 		line, pos = headerLine(raw, pos)
-		if len(line) == 0 || bytes.HasPrefix(line, []byte("--")) {
+		if len(line) == 0 || delimiterOf(raw[:from], line) {
 			break
 		}
 		if fieldLine(line, bytes.IndexByte(line, ':')) {
@@ -319,6 +319,21 @@ func lastFieldLine(raw []byte, from int) int {
 		}
 	}
 	return last
+}
+
+// delimiterOf reports whether line is the delimiter ("--" boundary,
+// "--" after it for the last one) of a boundary that header declares.
+func delimiterOf(header, line []byte) bool {
+	b, ok := bytes.CutPrefix(bytes.TrimRight(line, " \t\r"), []byte("--"))
+	if !ok {
+		return false
+	}
+	b = bytes.TrimSuffix(b, []byte("--"))
+	if len(b) == 0 {
+		return false
+	}
+	i := bytes.Index(bytes.ToLower(header), []byte("boundary"))
+	return i >= 0 && bytes.Contains(header[i:], b)
 }
 
 // validFieldName reports whether name is an RFC 5322 §2.2 field name:

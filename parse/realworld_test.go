@@ -240,6 +240,12 @@ func TestNoBreakBeforeMultipartBody(t *testing.T) {
 			}
 		})
 	}
+	// A line that starts with "--" but is no declared boundary's
+	// delimiter does not cut the header: the fields after it stay.
+	d := parseCRLF(t, "Subject: x\n-- not a boundary\nFrom: a@example.org\nContent-Type: text/plain\n\nbody\n")
+	if len(d.From) != 1 || d.From[0].Address != "a@example.org" || d.Text != "body\r\n" {
+		t.Errorf("from %+v, text %q; want the fields after the line kept", d.From, d.Text)
+	}
 }
 
 // HTML with a file put in its middle (Apple Mail): the HTML parts after
