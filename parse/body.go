@@ -441,6 +441,15 @@ func (b *builder) windows1252(n *node, p *enmime.Part) {
 		b.cp1252[p] = &enmime.Error{Name: enmime.ErrorCharsetDeclaration,
 			Detail: "no charset declared and the text is not UTF-8: read as windows-1252"}
 		p.Errors = append(p.Errors, b.cp1252[p])
+	case noReader(p) && lookupCharset(declaredCharset(p)) != nil && !utf8.Valid(p.Content):
+		// A label enmime has no reader for and lookupCharset has
+		// (charsetAliases: cp949, cp950, …): convert as declared.
+		out, err := lookupCharset(declaredCharset(p)).NewDecoder().Bytes(p.Content)
+		if err != nil {
+			return
+		}
+		p.Content, p.Charset = out, declaredCharset(p)
+		p.Errors = slices.DeleteFunc(p.Errors, isNoReader)
 	case unknownCharset(p) && !utf8.Valid(p.Content):
 		// "unknown-8bit" (RFC 1428), "x-unknown", a typo: enmime found
 		// no reader and kept the bytes as transfer-decoded. Read as
@@ -451,6 +460,16 @@ func (b *builder) windows1252(n *node, p *enmime.Part) {
 			Detail: fmt.Sprintf("unknown charset %q and the text is not UTF-8: read as windows-1252", declaredCharset(p))}
 		p.Errors = append(p.Errors, b.cp1252[p])
 	}
+}
+
+// noReader reports whether enmime found no decoder for the text part p's
+// charset, and so kept its bytes as transfer-decoded.
+func noReader(p *enmime.Part) bool {
+	return (p.ContentType == "text/plain" || p.ContentType == "text/html") && slices.ContainsFunc(p.Errors, isNoReader)
+}
+
+func isNoReader(e *enmime.Error) bool {
+	return e.Name == enmime.ErrorCharsetConversion && strings.Contains(e.Detail, "failed to get reader")
 }
 
 // unknownCharset reports whether the text part p declares a charset no

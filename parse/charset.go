@@ -31,6 +31,9 @@ func lookupCharset(name string) encoding.Encoding {
 	if name == "" {
 		return nil
 	}
+	if alias, ok := charsetAliases[name]; ok {
+		name = alias
+	}
 	if enc, err := htmlindex.Get(name); err == nil {
 		return enc
 	}
@@ -40,6 +43,17 @@ func lookupCharset(name string) encoding.Encoding {
 		}
 	}
 	return nil
+}
+
+// charsetAliases are labels mail uses that neither index knows, for the
+// charsets they name (Windows code page numbers, as Outlook writes them).
+var charsetAliases = map[string]string{
+	"cp932":    "shift_jis", // Windows-31J, which WHATWG's Shift_JIS decoder reads
+	"cp936":    "gbk",
+	"cp949":    "euc-kr", // Unified Hangul Code, which WHATWG's EUC-KR decoder reads
+	"cp950":    "big5",
+	"x-ibm850": "ibm850",
+	"x-ibm437": "ibm437",
 }
 
 // wordDecoder decodes RFC 2047 encoded words. It never fails on a charset:

@@ -1,6 +1,7 @@
 package parse
 
 import (
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"testing"
@@ -278,4 +279,31 @@ func TestHTMLAroundAFile(t *testing.T) {
 			t.Errorf("%d attachments, want the PDF alone", len(d.Attachments))
 		}
 	})
+}
+
+// Windows code page labels neither charset index knows (Outlook writes
+// them) are read as the charsets they name.
+func TestCodePageLabels(t *testing.T) {
+	for label, want := range map[string]string{
+		"cp932":    "日本語",
+		"cp949":    "한국어",
+		"cp936":    "中文",
+		"cp950":    "中文",
+		"x-ibm850": "café",
+	} {
+		enc := lookupCharset(label)
+		if enc == nil {
+			t.Errorf("%s: no decoder", label)
+			continue
+		}
+		b, err := enc.NewEncoder().Bytes([]byte(want))
+		if err != nil {
+			t.Fatalf("%s: %v", label, err)
+		}
+		d := parseCRLF(t, "Subject: =?"+label+"?B?"+base64.StdEncoding.EncodeToString(b)+"?=\nMIME-Version: 1.0\n"+
+			"Content-Type: text/plain; charset="+label+"\nContent-Transfer-Encoding: base64\n\n"+base64.StdEncoding.EncodeToString(b)+"\n")
+		if d.Subject != want || d.Text != want {
+			t.Errorf("%s: subject %q, text %q; want %q", label, d.Subject, d.Text, want)
+		}
+	}
 }
