@@ -307,12 +307,22 @@ func mboxFromLine(line []byte) bool {
 // is none.
 func lastFieldLine(raw []byte, from int) int {
 	last := -1
+	var boundaries [][]byte // declared before from; read at the first "--" line
+	read := false
 	for pos := from; pos < len(raw); {
 		start := pos
 		var line []byte
 		line, pos = headerLine(raw, pos)
-		if len(line) == 0 || delimiterOf(raw[:from], line) {
+		if len(line) == 0 {
 			break
+		}
+		if bytes.HasPrefix(line, []byte("--")) {
+			if !read {
+				boundaries, read = declaredBoundaries(raw[:from]), true
+			}
+			if delimiterOf(boundaries, line) {
+				break
+			}
 		}
 		if fieldLine(line, bytes.IndexByte(line, ':')) {
 			last = start
@@ -322,18 +332,58 @@ func lastFieldLine(raw []byte, from int) int {
 }
 
 // delimiterOf reports whether line is the delimiter ("--" boundary,
-// "--" after it for the last one) of a boundary that header declares.
-func delimiterOf(header, line []byte) bool {
+// "--" after it for the last one, white space allowed at its end) of one
+// of boundaries.
+func delimiterOf(boundaries [][]byte, line []byte) bool {
 	b, ok := bytes.CutPrefix(bytes.TrimRight(line, " \t\r"), []byte("--"))
 	if !ok {
 		return false
 	}
-	b = bytes.TrimSuffix(b, []byte("--"))
-	if len(b) == 0 {
-		return false
+	for _, want := range boundaries {
+		if bytes.Equal(b, want) || bytes.Equal(bytes.TrimSuffix(b, []byte("--")), want) {
+			return true
+		}
 	}
-	i := bytes.Index(bytes.ToLower(header), []byte("boundary"))
-	return i >= 0 && bytes.Contains(header[i:], b)
+	return false
+}
+
+// maxDeclaredBoundaries bounds the boundary parameters declaredBoundaries
+// returns: a header declares one.
+const maxDeclaredBoundaries = 4
+
+// declaredBoundaries returns the values of the boundary parameters written
+// in header (quotes removed), at most maxDeclaredBoundaries of them. It
+// reads the raw text, not the parsed Content-Type: the header it looks at
+// may not have ended where it should.
+func declaredBoundaries(header []byte) [][]byte {
+	var out [][]byte
+	const name = "boundary"
+	for i := 0; i+len(name) <= len(header) && len(out) < maxDeclaredBoundaries; i++ {
+		if !bytes.EqualFold(header[i:i+len(name)], []byte(name)) {
+			continue
+		}
+		rest := bytes.TrimLeft(header[i+len(name):], " \t")
+		if len(rest) == 0 || rest[0] != '=' {
+			continue
+		}
+		rest = bytes.TrimLeft(rest[1:], " \t")
+		var v []byte
+		if len(rest) > 0 && rest[0] == '"' {
+			v = rest[1:]
+			if end := bytes.IndexByte(v, '"'); end >= 0 {
+				v = v[:end]
+			}
+		} else {
+			v = rest
+			if end := bytes.IndexAny(v, " \t\r\n;"); end >= 0 {
+				v = v[:end]
+			}
+		}
+		if len(v) > 0 {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // validFieldName reports whether name is an RFC 5322 §2.2 field name:

@@ -187,3 +187,25 @@ func FuzzAddresses(f *testing.F) {
 		}
 	})
 }
+
+func TestDeclaredBoundaries(t *testing.T) {
+	h := []byte("Content-Type: multipart/mixed; BOUNDARY = \"a b\"\r\nX: boundary=tok;x\r\nY: boundary\r\nZ: boundary=\"unclosed")
+	got := declaredBoundaries(h)
+	want := []string{"a b", "tok", "unclosed"}
+	if len(got) != len(want) {
+		t.Fatalf("declaredBoundaries = %q, want %q", got, want)
+	}
+	for i := range want {
+		if string(got[i]) != want[i] {
+			t.Errorf("boundary %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+	for line, is := range map[string]bool{
+		"--a b": true, "--a b--": true, "--tok  \r": true, "--tok--": true,
+		"--tokx": false, "-- a b": false, "--": false, "a b": false, "----tok": false,
+	} {
+		if delimiterOf(got, []byte(line)) != is {
+			t.Errorf("delimiterOf(%q) = %v, want %v", line, !is, is)
+		}
+	}
+}
