@@ -609,6 +609,12 @@ func (hr *headerReader) parseEntry(name string, p *mail.AddressParser, entry str
 	if alt, err := enmime.ParseAddressList(entry); err == nil {
 		return alt
 	}
+	if dn, local, ok := localOnlyAddress(entry); ok {
+		hr.w.addf("header %s: address %s has no domain: kept as written", name, quote(local))
+		a := &mail.Address{Name: dn, Address: local}
+		asWritten[a] = true
+		return []*mail.Address{a}
+	}
 	found := addrSpecRE.FindAllString(entry, -1)
 	hr.w.addf("header %s: %s not readable as an address: %d address(es) recovered without names", name, quote(strings.TrimSpace(entry)), len(found))
 	out := make([]*mail.Address, 0, len(found))
@@ -684,6 +690,40 @@ func lenientAddress(entry string) (name, addr string, ok bool) {
 		return "", "", false
 	}
 	return name, addr, true
+}
+
+// localOnlyAddress reads an entry whose address has no domain, as cron
+// and scripts on hosts without a mail domain write the sender ("Cron
+// Daemon <root>", "root (Cron Daemon)", "MAILER-DAEMON"), and as mail
+// clients show it: the address is the local part alone (a dot-atom), the
+// name the phrase before the angle brackets, or else a comment.
+func localOnlyAddress(entry string) (name, local string, ok bool) {
+	s := withoutComments(entry)
+	if open := lastUnquoted(s, '<'); open >= 0 {
+		end := strings.IndexByte(s[open:], '>')
+		if end < 0 || strings.TrimSpace(s[open+end+1:]) != "" {
+			return "", "", false
+		}
+		name, local = strings.TrimSpace(s[:open]), strings.TrimSpace(s[open+1:open+end])
+		if uq, err := strconv.Unquote(name); err == nil && strings.HasPrefix(name, `"`) {
+			name = uq
+		}
+	} else {
+		f := strings.Fields(s)
+		if len(f) != 1 {
+			return "", "", false
+		}
+		local = f[0]
+		if i := strings.IndexByte(entry, '('); i >= 0 {
+			if j := strings.LastIndexByte(entry, ')'); j > i {
+				name = strings.TrimSpace(entry[i+1 : j])
+			}
+		}
+	}
+	if !dotAtom(local) || strings.ContainsAny(name, "<>@") {
+		return "", "", false
+	}
+	return name, local, true
 }
 
 // nameBeforeBare splits a display name written before a bare address,

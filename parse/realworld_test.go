@@ -307,3 +307,34 @@ func TestCodePageLabels(t *testing.T) {
 		}
 	}
 }
+
+// Senders without a domain, as cron and scripts on hosts without a mail
+// domain write them: kept, local part alone, with the name, and a
+// warning; a phrase of several words is still no address.
+func TestLocalOnlyAddresses(t *testing.T) {
+	for in, want := range map[string][]event.Address{
+		"Cron Daemon <root>":       {{Name: "Cron Daemon", Address: "root"}},
+		"root (Cron Daemon)":       {{Name: "Cron Daemon", Address: "root"}},
+		"MAILER-DAEMON":            {{Address: "MAILER-DAEMON"}},
+		`"Joe" <joe>`:              {{Name: "Joe", Address: "joe"}},
+		"a@example.org, root":      {{Address: "a@example.org"}, {Address: "root"}},
+		"foo bar":                  {},
+		"Joe <j o>":                {},
+		"undisclosed-recipients:;": {},
+	} {
+		d := parseCRLF(t, "From: "+in+"\nSubject: x\n\nhi\n")
+		if len(d.From) != len(want) {
+			t.Errorf("%q: from %+v, want %+v", in, d.From, want)
+			continue
+		}
+		for i := range want {
+			if d.From[i] != want[i] {
+				t.Errorf("%q: from %+v, want %+v", in, d.From, want)
+			}
+		}
+		if len(want) > 0 && want[len(want)-1].Address != "a@example.org" &&
+			countContaining(d.Warnings, "has no domain: kept as written") != 1 {
+			t.Errorf("%q: warnings %q", in, d.Warnings)
+		}
+	}
+}
