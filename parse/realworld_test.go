@@ -338,3 +338,33 @@ func TestLocalOnlyAddresses(t *testing.T) {
 		}
 	}
 }
+
+// A stray byte inside a line of base64 content that needs no padding is
+// a damaged line, not a mailing list's footer: the content is decoded
+// whole, the byte skipped (RFC 2045 §6.8), as mail clients do.
+func TestStrayByteInUnpaddedBase64(t *testing.T) {
+	data := make([]byte, 117) // a multiple of three: no padding
+	for i := range data {
+		data[i] = byte(i)
+	}
+	enc := base64.StdEncoding.EncodeToString(data)
+	for name, body := range map[string]string{
+		"short last line":  enc[:76] + "\n" + enc[76:114] + "\xa7" + enc[114:152] + "\n" + enc[152:] + "\n",
+		"stray at the end": enc[:76] + "\n" + enc[76:152] + "\xa7\n" + enc[152:] + "\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := parseCRLF(t, mixed("Content-Type: text/plain\n\nhi",
+				"Content-Type: application/octet-stream; name=a.bin\nContent-Disposition: attachment; filename=a.bin\n"+
+					"Content-Transfer-Encoding: base64\n\n"+body))
+			if len(d.Attachments) != 1 || d.Attachments[0].Size != int64(len(data)) {
+				t.Fatalf("attachments %+v, want a.bin of %d bytes", d.Attachments, len(data))
+			}
+		})
+	}
+	// A real footer after unpadded content is still cut off.
+	d := parseCRLF(t, mixed("Content-Type: application/octet-stream; name=a.bin\nContent-Transfer-Encoding: base64\n\n"+
+		enc[:76]+"\n"+enc[76:]+"\n_______________________________________________\nlist mailing list\nlist@example.org\n"))
+	if len(d.Attachments) != 1 || d.Attachments[0].Size != int64(len(data)) || countContaining(d.Warnings, "after the base64 content ignored") != 1 {
+		t.Errorf("attachments %+v, warnings %q; want the content without the footer, and a warning", d.Attachments, d.Warnings)
+	}
+}

@@ -176,8 +176,16 @@ func unpaddedFooter(body []byte) (cut int, ok bool) {
 			if lines == 0 || digits%4 != 0 || !bytes.ContainsFunc(line, notBase64Text) {
 				return 0, false // white space alone may be a broken encoder's
 			}
+			if corruptedBase64Line(line) {
+				return 0, false // a stray byte in a line of the content, not a footer
+			}
 			for _, rest := range bytes.Split(body[end:], []byte("\n")) {
-				if rest = bytes.TrimRight(rest, " \t\r"); len(rest) >= 40 && allBase64Digits(rest) {
+				rest = bytes.TrimRight(rest, " \t\r")
+				if len(rest) >= 40 && allBase64Digits(rest) {
+					return 0, false
+				}
+				// The padded last line of the content.
+				if digits := bytes.TrimRight(rest, "="); len(digits) < len(rest) && len(rest)%4 == 0 && len(rest)-len(digits) <= 2 && allBase64Digits(digits) {
 					return 0, false
 				}
 			}
@@ -186,6 +194,26 @@ func unpaddedFooter(body []byte) (cut int, ok bool) {
 		i = end + 1
 	}
 	return 0, false
+}
+
+// corruptedBase64Line reports whether line, which has bytes outside the
+// base64 alphabet, is rather a line of base64 content with a stray byte or
+// two (a transfer that damaged it) than text: at least 20 bytes, no white
+// space, at most two bytes that are not base64 digits. A footer's line is
+// words, a rule ("____") or a URL, each with more.
+func corruptedBase64Line(line []byte) bool {
+	if len(line) < 20 || bytes.ContainsAny(line, " \t") {
+		return false
+	}
+	other := 0
+	for _, c := range line {
+		if !base64Digit(c) {
+			if other++; other > 2 {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // notBase64Text reports whether r can stand in no base64 body, broken or
