@@ -181,7 +181,7 @@ func mimeHeader(fields []field, w *warnings, label, defaultType string) []byte {
 				value = v
 			}
 			if name == "Content-Type" {
-				value = withSubtype(value, w, label)
+				value = repairMediaType(withSubtype(value, w, label), w, label)
 			}
 			if name == "Content-Type" || name == "Content-Disposition" {
 				value = fewParams(value, w, label, name)
@@ -231,6 +231,96 @@ func withSubtype(v string, w *warnings, label string) string {
 		return "text/plain"
 	}
 	return "text/plain;" + params
+}
+
+// repairMediaType reads a Content-Type value that does not parse as a
+// media type even leniently as mail clients read it: its leading
+// type/subtype, with the attribute=value pairs after it that lack their
+// ";" ("text/html charset=utf-8", a bug of PHP mailers), or else that type
+// alone; with a warning. With no type/subtype to read it is text/plain
+// (RFC 2045 §5.2). Without this the part would have no type at all, and
+// its text would become a nameless application/octet-stream attachment.
+func repairMediaType(v string, w *warnings, label string) string {
+	if validMediaType(v) {
+		return v
+	}
+	out := "text/plain"
+	if mtype, rest, ok := leadingMediaType(v); ok {
+		out = mtype
+		if withParams := mtype + looseParams(rest); withParams != mtype && validMediaType(withParams) {
+			out = withParams
+		}
+		if !validMediaType(out) {
+			out = "text/plain"
+		}
+	}
+	w.addf("%s: Content-Type %q is not a valid media type: read as %q", label, v, out)
+	return out
+}
+
+// validMediaType reports whether parseMediaType reads v: without an
+// error, and not as the application/octet-stream enmime's parser falls
+// back to when it cannot.
+func validMediaType(v string) bool {
+	mtype, _, _, err := parseMediaType(v)
+	if err != nil {
+		return false
+	}
+	const fallback = "application/octet-stream"
+	return mtype != fallback || strings.HasPrefix(strings.ToLower(strings.TrimSpace(v)), fallback)
+}
+
+// leadingMediaType returns the type/subtype v starts with (RFC 2045
+// tokens), lower-cased, and the rest of v.
+func leadingMediaType(v string) (mtype, rest string, ok bool) {
+	v = strings.TrimLeft(v, " \t")
+	typ := tokenLen(v)
+	if typ == 0 || typ >= len(v) || v[typ] != '/' {
+		return "", "", false
+	}
+	sub := tokenLen(v[typ+1:])
+	if sub == 0 {
+		return "", "", false
+	}
+	end := typ + 1 + sub
+	return strings.ToLower(v[:end]), v[end:], true
+}
+
+// looseParams returns the attribute=value pairs of s, separated by white
+// space, ";" or ",", as "; attribute=value" each (values as written:
+// tokens or quoted strings), up to the first thing that is not one.
+func looseParams(s string) string {
+	var b strings.Builder
+	for {
+		s = strings.TrimLeft(s, " \t;,")
+		n := tokenLen(s)
+		if n == 0 || n >= len(s) || s[n] != '=' {
+			return b.String()
+		}
+		attr, val := s[:n], s[n+1:]
+		var m int
+		if strings.HasPrefix(val, `"`) {
+			end := strings.IndexByte(val[1:], '"')
+			if end < 0 {
+				return b.String()
+			}
+			m = end + 2
+		} else if m = tokenLen(val); m == 0 {
+			return b.String()
+		}
+		b.WriteString("; " + attr + "=" + val[:m])
+		s = val[m:]
+	}
+}
+
+// tokenLen returns the length of the RFC 2045 token s starts with.
+func tokenLen(s string) int {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
+			return i
+		}
+	}
+	return len(s)
 }
 
 // headerLine returns the line of raw starting at pos, without its line

@@ -368,3 +368,25 @@ func TestStrayByteInUnpaddedBase64(t *testing.T) {
 		t.Errorf("attachments %+v, warnings %q; want the content without the footer, and a warning", d.Attachments, d.Warnings)
 	}
 }
+
+// A Content-Type whose parameters lack their ";" (a bug of PHP mailers)
+// is read as mail clients read it, with a warning, instead of leaving the
+// part without a type (a nameless application/octet-stream attachment).
+func TestContentTypeWithoutSemicolons(t *testing.T) {
+	d := parseCRLF(t, "From: a@example.com\nSubject: x\nContent-Type: text/html charset=utf-8\n\n<p>Hello</p>\n")
+	if d.HTML != "<p>Hello</p>\r\n" || len(d.Attachments) != 0 {
+		t.Errorf("html %q, attachments %+v; want the HTML", d.HTML, d.Attachments)
+	}
+	if countContaining(d.Warnings, `read as "text/html; charset=utf-8"`) != 1 {
+		t.Errorf("warnings %q", d.Warnings)
+	}
+	d = parseCRLF(t, "Subject: x\nContent-Type: multipart/mixed boundary=X\n\n--X\nContent-Type: text/plain\n\npart\n--X--\n")
+	if d.Text != "part" || len(d.Attachments) != 0 {
+		t.Errorf("text %q, attachments %+v; want the multipart read", d.Text, d.Attachments)
+	}
+	// A real application/octet-stream is left alone.
+	d = parseCRLF(t, "Subject: x\nContent-Type: Application/Octet-Stream; name=x.bin\n\nabc\n")
+	if len(d.Attachments) != 1 || countContaining(d.Warnings, "not a valid media type") != 0 {
+		t.Errorf("attachments %+v, warnings %q", d.Attachments, d.Warnings)
+	}
+}
