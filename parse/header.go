@@ -262,6 +262,9 @@ func repairMediaType(v string, w *warnings, label string) string {
 // error, and not as the application/octet-stream enmime's parser falls
 // back to when it cannot.
 func validMediaType(v string) bool {
+	if plainMediaType(v) {
+		return true // RFC 2045's own form: no second parse for the common case
+	}
 	mtype, _, _, err := parseMediaType(v)
 	if err != nil {
 		return false
@@ -274,15 +277,14 @@ func validMediaType(v string) bool {
 // tokens), lower-cased, and the rest of v.
 func leadingMediaType(v string) (mtype, rest string, ok bool) {
 	v = strings.TrimLeft(v, " \t")
-	typ := tokenLen(v)
+	typ := tokenEnd(v, 0)
 	if typ == 0 || typ >= len(v) || v[typ] != '/' {
 		return "", "", false
 	}
-	sub := tokenLen(v[typ+1:])
-	if sub == 0 {
+	end := tokenEnd(v, typ+1)
+	if end == typ+1 {
 		return "", "", false
 	}
-	end := typ + 1 + sub
 	return strings.ToLower(v[:end]), v[end:], true
 }
 
@@ -293,7 +295,7 @@ func looseParams(s string) string {
 	var b strings.Builder
 	for {
 		s = strings.TrimLeft(s, " \t;,")
-		n := tokenLen(s)
+		n := tokenEnd(s, 0)
 		if n == 0 || n >= len(s) || s[n] != '=' {
 			return b.String()
 		}
@@ -305,22 +307,12 @@ func looseParams(s string) string {
 				return b.String()
 			}
 			m = end + 2
-		} else if m = tokenLen(val); m == 0 {
+		} else if m = tokenEnd(val, 0); m == 0 {
 			return b.String()
 		}
 		b.WriteString("; " + attr + "=" + val[:m])
 		s = val[m:]
 	}
-}
-
-// tokenLen returns the length of the RFC 2045 token s starts with.
-func tokenLen(s string) int {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
-			return i
-		}
-	}
-	return len(s)
 }
 
 // headerLine returns the line of raw starting at pos, without its line
