@@ -425,7 +425,6 @@ func (b *builder) enmimeLeaf(n *node) (*enmime.Part, error) {
 // windows-1252 as enmime reads the US-ASCII label, instead of losing
 // every 8-bit character to U+FFFD. Both with a warning.
 func (b *builder) windows1252(n *node, p *enmime.Part) {
-	cp1252 := singleByte["windows-1252"]
 	switch {
 	case latin1Label(p.Charset) && hasC1(p.Content):
 		raw, ok := b.transferDecoded(n)
@@ -437,29 +436,35 @@ func (b *builder) windows1252(n *node, p *enmime.Part) {
 		p.Errors = append(p.Errors, b.cp1252[p])
 	case p.ContentType == "text/plain" && p.Charset == "" && declaredCharset(p) == "" && !utf8.Valid(p.Content):
 		// enmime converted nothing: p.Content is as transfer-decoded.
-		p.Content = cp1252.append(make([]byte, 0, cp1252.size(p.Content)), p.Content)
-		b.cp1252[p] = &enmime.Error{Name: enmime.ErrorCharsetDeclaration,
-			Detail: "no charset declared and the text is not UTF-8: read as windows-1252"}
-		p.Errors = append(p.Errors, b.cp1252[p])
-	case noReader(p) && lookupCharset(declaredCharset(p)) != nil && !utf8.Valid(p.Content):
-		// A label enmime has no reader for and lookupCharset has
-		// (charsetAliases: cp949, cp950, …): convert as declared.
-		out, err := lookupCharset(declaredCharset(p)).NewDecoder().Bytes(p.Content)
-		if err != nil {
+		b.readAsCP1252(p, "no charset declared and the text is not UTF-8: read as windows-1252")
+	case noReader(p) && !utf8.Valid(p.Content):
+		// enmime found no reader for the label and kept the bytes as
+		// transfer-decoded.
+		cs := declaredCharset(p)
+		if enc := lookupCharset(cs); enc != nil {
+			// One lookupCharset has (charsetAliases: cp949, cp950, …):
+			// convert as declared.
+			if out, err := enc.NewDecoder().Bytes(p.Content); err == nil {
+				p.Content, p.Charset = out, cs
+				p.Errors = slices.DeleteFunc(p.Errors, isNoReader)
+			}
 			return
 		}
-		p.Content, p.Charset = out, declaredCharset(p)
-		p.Errors = slices.DeleteFunc(p.Errors, isNoReader)
-	case unknownCharset(p) && !utf8.Valid(p.Content):
-		// "unknown-8bit" (RFC 1428), "x-unknown", a typo: enmime found
-		// no reader and kept the bytes as transfer-decoded. Read as
-		// windows-1252, as with no charset at all, instead of losing
-		// each run of 8-bit characters to one U+FFFD.
-		p.Content = cp1252.append(make([]byte, 0, cp1252.size(p.Content)), p.Content)
-		b.cp1252[p] = &enmime.Error{Name: enmime.ErrorCharsetDeclaration,
-			Detail: fmt.Sprintf("unknown charset %q and the text is not UTF-8: read as windows-1252", declaredCharset(p))}
-		p.Errors = append(p.Errors, b.cp1252[p])
+		// "unknown-8bit" (RFC 1428), "x-unknown", a typo: read as with no
+		// charset at all, instead of losing each run of 8-bit characters
+		// to one U+FFFD.
+		b.readAsCP1252(p, fmt.Sprintf("unknown charset %q and the text is not UTF-8: read as windows-1252", cs))
 	}
+}
+
+// readAsCP1252 replaces the text part p's content, bytes as
+// transfer-decoded, with its windows-1252 reading, and notes it with a
+// warning of detail.
+func (b *builder) readAsCP1252(p *enmime.Part, detail string) {
+	cp1252 := singleByte["windows-1252"]
+	p.Content = cp1252.append(make([]byte, 0, cp1252.size(p.Content)), p.Content)
+	b.cp1252[p] = &enmime.Error{Name: enmime.ErrorCharsetDeclaration, Detail: detail}
+	p.Errors = append(p.Errors, b.cp1252[p])
 }
 
 // noReader reports whether enmime found no decoder for the text part p's
@@ -470,16 +475,6 @@ func noReader(p *enmime.Part) bool {
 
 func isNoReader(e *enmime.Error) bool {
 	return e.Name == enmime.ErrorCharsetConversion && strings.Contains(e.Detail, "failed to get reader")
-}
-
-// unknownCharset reports whether the text part p declares a charset no
-// decoder is known for (enmime then converts nothing).
-func unknownCharset(p *enmime.Part) bool {
-	if p.ContentType != "text/plain" && p.ContentType != "text/html" {
-		return false
-	}
-	cs := declaredCharset(p)
-	return cs != "" && lookupCharset(cs) == nil && !strings.EqualFold(cs, "utf-7") && !strings.EqualFold(cs, "utf7")
 }
 
 // windows1252Label is the warning on a part labelled charset, an

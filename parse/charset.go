@@ -86,14 +86,12 @@ func (wd *wordDecoder) charsetReader(charset string, in io.Reader) (io.Reader, e
 		wd.seen[charset] = true
 		wd.unknown = append(wd.unknown, charset)
 	}
-	// UTF-8 if it is ("x-unknown" over UTF-8 text), else windows-1252, as
-	// 8-bit header bytes are read (from8bit): not a U+FFFD for each run
-	// of 8-bit characters.
+	// Read as 8-bit header bytes are (from8bit): UTF-8 if it is ("x-unknown"
+	// over UTF-8 text), else windows-1252; not a U+FFFD for each run of
+	// 8-bit characters.
 	b, err := io.ReadAll(in) // an encoded word: short
-	if !utf8.Valid(b) {
-		b = singleByte["windows-1252"].append(nil, b)
-	}
-	return bytes.NewReader(b), err
+	text, _ := from8bit(string(b))
+	return strings.NewReader(text), err
 }
 
 // decode returns s with its encoded words decoded, as valid UTF-8, and the
