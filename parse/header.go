@@ -745,19 +745,11 @@ func addressEntries(v string) []string {
 // false when the entry is not such an address.
 func lenientAddress(entry string) (name, addr string, ok bool) {
 	s := withoutComments(entry)
-	if open := lastUnquoted(s, '<'); open >= 0 {
-		end := strings.IndexByte(s[open:], '>')
-		if end < 0 || strings.TrimSpace(s[open+end+1:]) != "" {
-			return "", "", false // unclosed, or more after it: not one address
-		}
-		name, addr = strings.TrimSpace(s[:open]), s[open+1:open+end]
-		if strings.ContainsAny(name, "<>") {
-			return "", "", false
-		}
-		if uq, err := strconv.Unquote(name); err == nil && strings.HasPrefix(name, `"`) {
-			name = uq
-		}
-	} else {
+	name, addr, angled := angleAddr(s)
+	switch {
+	case angled == angleBad || strings.ContainsAny(name, "<>"):
+		return "", "", false
+	case angled == angleNone:
 		name, addr = nameBeforeBare(s)
 	}
 	addr = strings.Join(strings.Fields(addr), "")
@@ -781,16 +773,13 @@ func lenientAddress(entry string) (name, addr string, ok bool) {
 // name the phrase before the angle brackets, or else a comment.
 func localOnlyAddress(entry string) (name, local string, ok bool) {
 	s := withoutComments(entry)
-	if open := lastUnquoted(s, '<'); open >= 0 {
-		end := strings.IndexByte(s[open:], '>')
-		if end < 0 || strings.TrimSpace(s[open+end+1:]) != "" {
-			return "", "", false
-		}
-		name, local = strings.TrimSpace(s[:open]), strings.TrimSpace(s[open+1:open+end])
-		if uq, err := strconv.Unquote(name); err == nil && strings.HasPrefix(name, `"`) {
-			name = uq
-		}
-	} else {
+	name, local, angled := angleAddr(s)
+	switch angled {
+	case angleBad:
+		return "", "", false
+	case angleFound:
+		local = strings.TrimSpace(local)
+	default:
 		f := strings.Fields(s)
 		if len(f) != 1 {
 			return "", "", false
@@ -829,6 +818,32 @@ func nameBeforeBare(s string) (name, addr string) {
 		}
 	}
 	return strings.Join(f[:len(f)-1], " "), last
+}
+
+// What angleAddr found.
+const (
+	angleNone  = iota // no "<"
+	angleFound        // a closed <…> ending the entry
+	angleBad          // unclosed, or text after the ">": not one address
+)
+
+// angleAddr splits s, an address list entry without its comments, at its
+// last unquoted "<…>": the name before it (trimmed, and unquoted if a
+// quoted string) and what the brackets hold.
+func angleAddr(s string) (name, inside string, found int) {
+	open := lastUnquoted(s, '<')
+	if open < 0 {
+		return "", "", angleNone
+	}
+	end := strings.IndexByte(s[open:], '>')
+	if end < 0 || strings.TrimSpace(s[open+end+1:]) != "" {
+		return "", "", angleBad
+	}
+	name = strings.TrimSpace(s[:open])
+	if uq, err := strconv.Unquote(name); err == nil && strings.HasPrefix(name, `"`) {
+		name = uq
+	}
+	return name, s[open+1 : open+end], angleFound
 }
 
 // withoutComments returns s with its comments (outside quoted strings)
