@@ -21,6 +21,7 @@ import (
 	"github.com/mailhook/mailhook/parse"
 	"github.com/mailhook/mailhook/queue"
 	"github.com/mailhook/mailhook/signing"
+	"golang.org/x/text/encoding/charmap"
 )
 
 // marshalEvent is encoding/json's encoding of ev, the bytes that
@@ -79,6 +80,25 @@ func bigMessage(n int) string {
 	}
 	b.WriteString(b64 + "\r\n--b1--\r\n")
 	return b.String()
+}
+
+// cyrillicText is about n bytes of Russian text lines (about n/2 in
+// windows-1251: above 4 MiB there, parse converts it only as the event
+// is written).
+func cyrillicText(n int) string {
+	const line = "Съешь же ещё этих мягких французских булок, да выпей чаю.\r\n"
+	return strings.Repeat(line, n/len(line)+1)
+}
+
+// cyrillicMessage is cyrillicText(n) as the 8-bit windows-1251 body of a
+// single-part message.
+func cyrillicMessage(n int) string {
+	body, err := charmap.Windows1251.NewEncoder().String(cyrillicText(n))
+	if err != nil {
+		panic(err)
+	}
+	return "From: a@example.org\r\nSubject: big\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: text/plain; charset=windows-1251\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + body
 }
 
 func eventOf(data *event.Data) *event.Event {
@@ -140,11 +160,14 @@ func TestStreamedDelivery(t *testing.T) {
 		msg       string
 		threshold int64
 		streamed  bool
+		text      string // data.text, if checked
 	}{
-		{"big", bigMessage(2 << 20), 0, true},
-		{"small, threshold 1", "Subject: hi <&>\r\n\r\nhello\r\n", 1, true},
-		{"small", "Subject: hi <&>\r\n\r\nhello\r\n", 0, false},
-		{"big, streaming off", bigMessage(2 << 20), -1, false},
+		{"big", bigMessage(2 << 20), 0, true, ""},
+		// Converted to UTF-8 only as the event is written (event.Body).
+		{"big windows-1251 text", cyrillicMessage(9 << 20), 0, true, cyrillicText(9 << 20)},
+		{"small, threshold 1", "Subject: hi <&>\r\n\r\nhello\r\n", 1, true, ""},
+		{"small", "Subject: hi <&>\r\n\r\nhello\r\n", 0, false, ""},
+		{"big, streaming off", bigMessage(2 << 20), -1, false, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var streamed bool
@@ -192,6 +215,12 @@ func TestStreamedDelivery(t *testing.T) {
 				ts, _ := strconv.ParseInt(r.ts, 10, 64)
 				if err := signing.Verify(secret, r.id, r.ts, r.sig, r.body, time.Unix(ts, 0), 0); err != nil {
 					t.Errorf("request %d: %v", i, err)
+				}
+			}
+			if tt.text != "" {
+				var ev event.Event
+				if err := json.Unmarshal(reqs[0].body, &ev); err != nil || ev.Data.Text != tt.text {
+					t.Errorf("data.text of %d bytes, want %d (%v)", len(ev.Data.Text), len(tt.text), err)
 				}
 			}
 			if streamed != tt.streamed {

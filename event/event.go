@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"io"
+	"strings"
 	"sync"
 	"time"
 )
@@ -64,6 +65,38 @@ type Data struct {
 	Attachments []Attachment `json:"attachments"`
 	Raw         Raw          `json:"raw"`
 	Warnings    []string     `json:"warnings"`
+
+	// TextBody and HTMLBody, when set, stand for Text and HTML, which are
+	// then empty: a large body in another charset, converted to UTF-8
+	// only as the event is written (AppendJSON, WriteJSON), so that it is
+	// never held converted as a whole. encoding/json does not see them.
+	TextBody Body `json:"-"`
+	HTMLBody Body `json:"-"`
+}
+
+// Resolve converts TextBody and HTMLBody into Text and HTML, and unsets
+// them: for encoders other than AppendJSON and WriteJSON (encoding/json).
+func (d *Data) Resolve() {
+	d.Text, d.TextBody = resolve(d.Text, d.TextBody)
+	d.HTML, d.HTMLBody = resolve(d.HTML, d.HTMLBody)
+}
+
+func resolve(s string, b Body) (string, Body) {
+	if b == nil {
+		return s, nil
+	}
+	var sb strings.Builder
+	b.Pieces(func(p []byte) { sb.Write(p) })
+	return sb.String(), nil
+}
+
+// A Body is a text or HTML body produced in UTF-8 as it is read
+// (Data.TextBody, Data.HTMLBody). It must be safe to read by several
+// goroutines at once, and give the same text every time.
+type Body interface {
+	// Pieces calls f with the body in UTF-8, in order, a piece at a time;
+	// each piece is whole runes and valid only during the call.
+	Pieces(f func([]byte))
 }
 
 // Address is a decoded mailbox.

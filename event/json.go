@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/mailhook/mailhook/internal/jsonenc"
 )
@@ -134,6 +135,24 @@ func (j *jsonWriter) field(name, value string) {
 	j.b = append(j.b, '"')
 }
 
+// body writes the text or HTML field: value, or from when it is set
+// (Data.TextBody), escaped a piece at a time.
+func (j *jsonWriter) body(name, value string, from Body) {
+	if from == nil {
+		j.field(name, value)
+		return
+	}
+	j.key(name)
+	j.b = append(j.b, '"')
+	from.Pieces(func(p []byte) {
+		j.b = jsonenc.Escaped(j.b, unsafe.String(unsafe.SliceData(p), len(p)), false)
+		if j.w != nil && len(j.b) >= flushAt {
+			j.flush()
+		}
+	})
+	j.b = append(j.b, '"')
+}
+
 // flushAt is how much WriteJSON holds before handing it to its writer.
 const flushAt = 64 << 10
 
@@ -180,8 +199,8 @@ func (j *jsonWriter) event(ev *Event) {
 	j.list("headers", d.Headers == nil, len(d.Headers), func(i int) {
 		j.named(d.Headers[i].Name, "value", d.Headers[i].Value)
 	})
-	j.field("text", d.Text)
-	j.field("html", d.HTML)
+	j.body("text", d.Text, d.TextBody)
+	j.body("html", d.HTML, d.HTMLBody)
 	j.list("attachments", d.Attachments == nil, len(d.Attachments), func(i int) {
 		j.attachment(&d.Attachments[i])
 	})

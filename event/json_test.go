@@ -3,6 +3,7 @@ package event
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +25,9 @@ func encodingJSON(v any) ([]byte, error) {
 // encodingJSON's bytes, or fail as it fails.
 func checkEventJSON(t *testing.T, ev *Event) {
 	t.Helper()
-	want, wantErr := encodingJSON(ev)
+	resolved := *ev
+	resolved.Data.Resolve()
+	want, wantErr := encodingJSON(&resolved)
 	got, err := ev.AppendJSON([]byte("prefix"))
 	if (err != nil) != (wantErr != nil) {
 		t.Fatalf("AppendJSON error %v, encoding/json error %v", err, wantErr)
@@ -66,6 +69,8 @@ func fullEvent() *Event {
 			InReplyTo: "<p@example.org>", References: []string{"<p@example.org>", "<q@example.org>"},
 			Headers: []Header{{Name: "Subject", Value: "Hi\t<there>"}},
 			Text:    "line\r\nünï \xff", HTML: "<p>&amp;</p>",
+			TextBody:    pieces{"line\r\n", "ünï ", "\xff", strings.Repeat("é\"", 40<<10)},
+			HTMLBody:    pieces{"<p>", "&amp;</p>"},
 			Attachments: []Attachment{att},
 			Raw:         Raw{Key: "raw/x.eml", Size: 2048, SHA256: "cd34"},
 			Warnings:    []string{"charset: unknown"},
@@ -168,6 +173,7 @@ func (w *largestWriter) Write(p []byte) (int, error) {
 // hands each to its writer before encoding the next.
 func TestWriteJSONLargeBodies(t *testing.T) {
 	ev := fullEvent()
+	ev.Data.TextBody, ev.Data.HTMLBody = nil, nil
 	ev.Data.Text = strings.Repeat("text line\r\n", 100_000) // 1.1 MB, 1.3 MB encoded
 	ev.Data.HTML = strings.Repeat("<p>html</p>\n", 100_000) // 1.2 MB, 1.3 MB encoded
 	if largest := writeJSONAsEncodingJSON(t, ev); largest > 400_000 {
@@ -183,7 +189,9 @@ func writeJSONAsEncodingJSON(t *testing.T, ev *Event) int {
 	if err := ev.WriteJSON(&w); err != nil {
 		t.Fatal(err)
 	}
-	want, err := encodingJSON(ev)
+	resolved := *ev
+	resolved.Data.Resolve()
+	want, err := encodingJSON(&resolved)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +199,27 @@ func writeJSONAsEncodingJSON(t *testing.T, ev *Event) int {
 		t.Error("WriteJSON differs from encoding/json")
 	}
 	return w.largest
+}
+
+// A Body is written as it gives its pieces, never held whole, and comes
+// out as its text would.
+func TestWriteJSONBody(t *testing.T) {
+	var text, html pieces
+	for i := range 20_000 {
+		text = append(text, fmt.Sprintf("line %d: ü€😀\u2028\"\\\x01\r\n", i))
+		html = append(html, fmt.Sprintf("<p>%d &amp; é</p>\n", i))
+	}
+	ev := fullEvent()
+	ev.Data.Text, ev.Data.HTML = "", ""
+	ev.Data.TextBody, ev.Data.HTMLBody = text, html
+	if largest := writeJSONAsEncodingJSON(t, ev); largest > 2*flushAt {
+		t.Errorf("largest write %d bytes, want pieces", largest)
+	}
+	checkEventJSON(t, ev)
+	ev.Data.Resolve()
+	if ev.Data.TextBody != nil || ev.Data.HTMLBody != nil || !strings.HasPrefix(ev.Data.Text, "line 0: ü€😀") || !strings.HasSuffix(ev.Data.HTML, "<p>19999 &amp; é</p>\n") {
+		t.Errorf("Resolve: bodies %v %v, text %.40q…, html …%q", ev.Data.TextBody != nil, ev.Data.HTMLBody != nil, ev.Data.Text, ev.Data.HTML[len(ev.Data.HTML)-30:])
+	}
 }
 
 // A large body goes out in pieces cut between runes: the JSON is the one
@@ -204,10 +233,19 @@ func TestWriteJSONLargeBodyPieces(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			ev := fullEvent()
-			ev.Data.Text = text
+			ev.Data.Text, ev.Data.TextBody = text, nil
 			if largest := writeJSONAsEncodingJSON(t, ev); largest > 8*flushAt {
 				t.Errorf("largest write %d bytes, want pieces", largest)
 			}
 		})
+	}
+}
+
+// pieces is an event.Body of the pieces given.
+type pieces []string
+
+func (ps pieces) Pieces(f func([]byte)) {
+	for _, p := range ps {
+		f([]byte(p))
 	}
 }

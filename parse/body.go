@@ -86,9 +86,17 @@ func parseBody(d *event.Data, raw []byte, hb headerBlock, opts Options, w *warni
 		// A single text part plainTextLeaf made: what EnvelopeFromPart
 		// would make of it (its parseTextOnlyBody), which takes only
 		// parts of enmime's parsers, without a copy of the body.
-		if root.ContentType == "text/html" {
+		html := root.ContentType == "text/html"
+		switch {
+		case b.deferred != nil && html:
+			d.HTMLBody = b.deferred
+			warnNoText(root)
+			w.addf("message: no text derived from HTML: %d bytes, more than %d", b.deferred.size, maxHTMLToText)
+		case b.deferred != nil:
+			d.TextBody = b.deferred
+		case html:
 			d.HTML = contentString(root)
-		} else {
+		default:
 			d.Text = contentString(root)
 		}
 		body = map[*enmime.Part]bool{root: true}
@@ -241,6 +249,9 @@ type builder struct {
 	// plainRoot: the message is one text part made by plainTextLeaf,
 	// not by enmime, so not for EnvelopeFromPart.
 	plainRoot bool
+	// deferred: that part's body, left to convert as the event is
+	// written (its Content is then nil; see deferAbove).
+	deferred *recoded
 	// maxDetect: text bodies larger are not run through charset
 	// detection (maxDetectBody).
 	maxDetect int
@@ -885,7 +896,23 @@ func (b *builder) plainTextLeaf(n *node) *enmime.Part {
 	default:
 		return nil
 	}
+	// The body of a single-part message may be left to convert as the
+	// event is written (deferAbove).
+	deferring := n.id == "" && !b.enmimeOnly
 	switch {
+	case enc != nil && deferring:
+		size, ok := decodedSize(cte, body, enc)
+		if !ok {
+			return nil
+		}
+		if size <= deferAbove {
+			p.Content, ok = decodePieces(cte, body, enc)
+			if !ok {
+				return nil
+			}
+			break
+		}
+		b.deferred = &recoded{cte: cte, body: body, enc: enc, size: size}
 	case enc != nil:
 		var ok bool
 		if p.Content, ok = decodePieces(cte, body, enc); !ok {
@@ -901,8 +928,12 @@ func (b *builder) plainTextLeaf(n *node) *enmime.Part {
 		}) {
 			return nil
 		}
-		p.Content = make([]byte, 0, size)
-		transferPieces(cte, body, func(piece []byte) { p.Content = table.append(p.Content, piece) })
+		if deferring && size > deferAbove {
+			b.deferred = &recoded{cte: cte, body: body, table: table, size: size}
+		} else {
+			p.Content = make([]byte, 0, size)
+			transferPieces(cte, body, func(piece []byte) { p.Content = table.append(p.Content, piece) })
+		}
 		if c1 && latin1Label(p.Charset) {
 			b.cp1252[p] = windows1252Label(p.Charset) // as enmimeLeaf
 			p.Errors = []*enmime.Error{b.cp1252[p]}

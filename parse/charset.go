@@ -409,6 +409,23 @@ var multiByte = func() map[string]encoding.Encoding {
 // (transferPieces) from enc to UTF-8, into a buffer of the exact size:
 // decoded twice, a piece at a time, to size the text and then to fill it.
 func decodePieces(cte string, body []byte, enc encoding.Encoding) ([]byte, bool) {
+	size, ok := decodedSize(cte, body, enc)
+	if !ok {
+		return nil, false
+	}
+	out := bytes.NewBuffer(make([]byte, 0, size))
+	w := transform.NewWriter(out, enc.NewDecoder())
+	transferPieces(cte, body, func(piece []byte) { _, _ = w.Write(piece) })
+	if w.Close() != nil || out.Len() != size {
+		return nil, false
+	}
+	return out.Bytes(), true
+}
+
+// decodedSize returns the length of the body of a part in transfer
+// encoding cte converted from enc to UTF-8, and false where the transfer
+// decoding or the conversion fails.
+func decodedSize(cte string, body []byte, enc encoding.Encoding) (int, bool) {
 	var size countingWriter
 	w := transform.NewWriter(&size, enc.NewDecoder())
 	var err error
@@ -418,15 +435,9 @@ func decodePieces(cte string, body []byte, enc encoding.Encoding) ([]byte, bool)
 		}
 	})
 	if !ok || err != nil || w.Close() != nil {
-		return nil, false
+		return 0, false
 	}
-	out := bytes.NewBuffer(make([]byte, 0, int(size)))
-	w = transform.NewWriter(out, enc.NewDecoder())
-	transferPieces(cte, body, func(piece []byte) { _, _ = w.Write(piece) })
-	if w.Close() != nil || out.Len() != int(size) {
-		return nil, false
-	}
-	return out.Bytes(), true
+	return int(size), true
 }
 
 // countingWriter counts what is written to it.

@@ -30,6 +30,7 @@ func parseBoth(t *testing.T, raw []byte, opts Options) (fast, slow []byte) {
 		if err != nil {
 			t.Fatalf("Parse: %v", err)
 		}
+		d.Resolve()
 		if out[i], err = json.Marshal(d); err != nil {
 			t.Fatalf("marshal: %v", err)
 		}
@@ -143,6 +144,16 @@ func TestLargeTextLikeEnmime(t *testing.T) {
 			}
 			if !bytes.Contains(fast, []byte(tc.want)) {
 				t.Errorf("%s as the %s: text not converted: %.300s", tc.name, shape, fast)
+			}
+			// Not UTF-8, the body of a single-part message is converted
+			// only as the event is written.
+			d, err := Parse(bytes.NewReader(raw), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			deferred := d.TextBody != nil || d.HTMLBody != nil
+			if want := shape == "message" && tc.charset != "utf-8"; deferred != want || deferred && d.Text+d.HTML != "" {
+				t.Errorf("%s as the %s: deferred %v, want %v (text %d bytes, HTML %d)", tc.name, shape, deferred, want, len(d.Text), len(d.HTML))
 			}
 		}
 	}
