@@ -752,7 +752,13 @@ func lenientAddress(entry string) (name, addr string, ok bool) {
 	case angled == angleNone:
 		name, addr = nameBeforeBare(s)
 	}
-	addr = strings.Join(strings.Fields(addr), "")
+	words := strings.Fields(addr)
+	for i := 1; i < len(words); i++ {
+		if !obsJoin(words[i-1], words[i]) {
+			return "", "", false // words, not an address: "b@example.com more text"
+		}
+	}
+	addr = strings.Join(words, "")
 	if strings.HasPrefix(addr, "@") {
 		if colon := strings.IndexByte(addr, ':'); colon >= 0 {
 			addr = addr[colon+1:] // @relay.example:user@example.com
@@ -764,6 +770,13 @@ func lenientAddress(entry string) (name, addr string, ok bool) {
 		return "", "", false
 	}
 	return name, addr, true
+}
+
+// obsJoin reports whether the words a and b, white space between them,
+// are one address in obsolete syntax, which allows the space only around
+// its dots and "@" (and the ":" and "," of a source route).
+func obsJoin(a, b string) bool {
+	return strings.ContainsRune(".@:,", rune(a[len(a)-1])) || strings.ContainsRune(".@", rune(b[0]))
 }
 
 // localOnlyAddress reads an entry whose address has no domain, as cron

@@ -334,6 +334,15 @@ func TestAddresses(t *testing.T) {
 			[]event.Address{addr("", "a@x"), addr("", "bad@@example.com")}, true},
 		{"encoded name beside a bad one", "=?UTF-8?Q?Zo=C3=AB?= <z@x>, Bad <b @ x>",
 			[]event.Address{addr("Zoë", "z@x"), addr("Bad", "b@x")}, true},
+		// Obsolete syntax allows space around dots and "@" only: words
+		// after an address are not part of it (a header line that lost
+		// its field name, taken as a continuation).
+		{"words after the address", "b@example.com this line has no colon",
+			[]event.Address{addr("", "b@example.com")}, true},
+		{"words inside the brackets", "Bob <bob@example.com extra>, c@x",
+			[]event.Address{addr("", "bob@example.com"), addr("", "c@x")}, true},
+		{"spaces around dots", "john . doe @ example . com",
+			[]event.Address{addr("", "john.doe@example.com")}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
