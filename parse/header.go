@@ -290,28 +290,38 @@ func leadingMediaType(v string) (mtype, rest string, ok bool) {
 
 // looseParams returns the attribute=value pairs of s, separated by white
 // space, ";" or ",", as "; attribute=value" each (values as written:
-// tokens or quoted strings), up to the first thing that is not one.
+// tokens or quoted strings), skipping the words between them that are not
+// one ("text/plain @ charset=koi8-r").
 func looseParams(s string) string {
 	var b strings.Builder
 	for {
 		s = strings.TrimLeft(s, " \t;,")
-		n := tokenEnd(s, 0)
-		if n == 0 || n >= len(s) || s[n] != '=' {
+		if s == "" {
 			return b.String()
 		}
-		attr, val := s[:n], s[n+1:]
+		n := tokenEnd(s, 0)
 		var m int
-		if strings.HasPrefix(val, `"`) {
-			end := strings.IndexByte(val[1:], '"')
+		if n > 0 && n < len(s) && s[n] == '=' {
+			val := s[n+1:]
+			if strings.HasPrefix(val, `"`) {
+				if end := strings.IndexByte(val[1:], '"'); end >= 0 {
+					m = end + 2
+				}
+			} else {
+				m = tokenEnd(val, 0)
+			}
+		}
+		if m == 0 {
+			// Not a pair: skip to the next separator.
+			end := strings.IndexAny(s, " \t;,")
 			if end < 0 {
 				return b.String()
 			}
-			m = end + 2
-		} else if m = tokenEnd(val, 0); m == 0 {
-			return b.String()
+			s = s[end:]
+			continue
 		}
-		b.WriteString("; " + attr + "=" + val[:m])
-		s = val[m:]
+		b.WriteString("; " + s[:n+1+m])
+		s = s[n+1+m:]
 	}
 }
 

@@ -380,6 +380,11 @@ func TestContentTypeWithoutSemicolons(t *testing.T) {
 	if countContaining(d.Warnings, `read as "text/html; charset=utf-8"`) != 1 {
 		t.Errorf("warnings %q", d.Warnings)
 	}
+	// Words that are not parameters are skipped (go-mail's tests).
+	d = parseCRLF(t, "Subject: x\nContent-Type: text/plain @ charset=koi8-r\n\n\xf0\xd2\xc9\xd7\xc5\xd4\n")
+	if d.Text != "Привет\r\n" || countContaining(d.Warnings, `read as "text/plain; charset=koi8-r"`) != 1 {
+		t.Errorf("text %q, warnings %q; want the KOI8-R text read", d.Text, d.Warnings)
+	}
 	d = parseCRLF(t, "Subject: x\nContent-Type: multipart/mixed boundary=X\n\n--X\nContent-Type: text/plain\n\npart\n--X--\n")
 	if d.Text != "part" || len(d.Attachments) != 0 {
 		t.Errorf("text %q, attachments %+v; want the multipart read", d.Text, d.Attachments)
