@@ -105,7 +105,7 @@ func (d *Dispatcher) process(ctx context.Context, it *item) {
 	d.mu.Lock()
 	endpoint := it.endpoint
 	rec := it.inMemory()
-	it.rec, it.again = nil, nil
+	it.rec, it.again, it.taken = nil, nil, true
 	d.mu.Unlock()
 	if ctx.Err() != nil {
 		d.done1(it, endpoint, true, it.at)
@@ -150,7 +150,9 @@ func (d *Dispatcher) process(ctx context.Context, it *item) {
 			d.done1(it, endpoint, true, later)
 			return
 		}
-		it.heldSince, it.heldWarned = time.Time{}, false
+		if it.held != nil {
+			it.held.since, it.held.warned = time.Time{}, false
+		}
 		if prev != nil {
 			d.takeovers.Add(1)
 			d.logTakeover(ctx, "lease taken over", prev)
@@ -297,7 +299,7 @@ func (d *Dispatcher) process(ctx context.Context, it *item) {
 		// and however many deliveries wait for it. The next attempt
 		// reads it again (one store read a retry).
 		d.mu.Lock()
-		it.endpoint = rec.Endpoint
+		it.endpoint = canonical(rec.Endpoint)
 		d.mu.Unlock()
 		d.done1(it, endpoint, true, next)
 	}
@@ -334,7 +336,7 @@ func (d *Dispatcher) load(ctx context.Context, it *item, endpoint string) (*queu
 func (d *Dispatcher) setEndpoint(it *item, endpoint string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	it.endpoint = endpoint
+	it.endpoint = canonical(endpoint)
 }
 
 // storeTrouble handles a failed store update: a lost race means another
@@ -537,12 +539,13 @@ const heldStuckTTLs = 10
 // lasted heldStuckTTLs lease TTLs.
 func (d *Dispatcher) heldElsewhere(ctx context.Context, it *item, what string) {
 	now := d.cfg.Now()
-	if it.heldSince.IsZero() {
-		it.heldSince = now
+	h := it.hold()
+	if h.since.IsZero() {
+		h.since = now
 		return
 	}
-	if waited := now.Sub(it.heldSince); !it.heldWarned && waited > heldStuckTTLs*d.cfg.LeaseTTL {
-		it.heldWarned = true
+	if waited := now.Sub(h.since); !h.warned && waited > heldStuckTTLs*d.cfg.LeaseTTL {
+		h.warned = true
 		d.log.LogAttrs(ctx, slog.LevelWarn, "delivery held by another process for long: check the replicas and deliveries/leases",
 			slog.String("id", it.id), slog.String("held_by", what), slog.Duration("waited", waited))
 	}

@@ -7,6 +7,7 @@ import (
 	"iter"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -145,23 +146,26 @@ func (it *item) inMemory() *queue.Delivery {
 	switch {
 	case it.again != nil && it.again.Replays > it.replays:
 		return it.again // a replay enqueued since
-	case it.rec == nil && it.again != nil && it.again.Replays == it.replays:
+	case it.rec == nil && it.again != nil && it.again.Replays == it.replays && !it.taken:
 		// Known from a listing (the start-up scan) before Accept handed
-		// over its record: that record is the current one, and with it
-		// the first attempt can go out under the claim it carries (or the
-		// claim be released at shutdown).
+		// over its record, and not taken up since: that record is the
+		// current one, and with it the first attempt can go out under the
+		// claim it carries (or the claim be released at shutdown).
 		return it.again
 	}
 	return it.rec
 }
 
 // add schedules it unless its delivery is already known. A known one
-// handed to Enqueue (it.rec set) is remembered as its newest version.
+// handed to Enqueue (it.rec set) is remembered as its newest version,
+// unless a worker has taken the delivery up since and the version is not
+// a later replay: it is then no newer than the one the worker had or
+// read (an Accept whose record a listing found first, handed over late).
 func (d *Dispatcher) add(it *item) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if cur, ok := d.known[it.id]; ok {
-		if it.rec != nil && !d.parkedPausedLocked(cur) {
+		if it.rec != nil && !d.parkedPausedLocked(cur) && (!cur.taken || it.rec.Replays > cur.replays) {
 			cur.again = it.rec
 		}
 		return false
@@ -514,8 +518,9 @@ func (d *Dispatcher) rescan(ctx context.Context) {
 			continue
 		}
 		// Keep only the schedule in memory; the record is read again
-		// before its attempt.
-		if d.add(newItem(id, rec, nil)) {
+		// before its attempt. The id is cut from a listed key: a copy
+		// lets the key go.
+		if d.add(newItem(strings.Clone(id), rec, nil)) {
 			added++
 		}
 	}

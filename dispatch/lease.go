@@ -93,7 +93,7 @@ func (d *Dispatcher) claim(ctx context.Context, it *item, retry time.Time) (l, p
 	ttl := d.cfg.LeaseTTL
 	var cur *queue.Lease
 	// Seen held last time: read it before trying a write bound to fail.
-	readFirst := it.leaseETag != ""
+	readFirst := it.leaseETag() != ""
 	for try := 0; try < 3 && cur == nil; try++ {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), persistTimeout)
 		if !readFirst {
@@ -101,7 +101,7 @@ func (d *Dispatcher) claim(ctx context.Context, it *item, retry time.Time) (l, p
 			l, err := d.q.ClaimLease(cctx, it.id, d.owner, now, ttl, nil)
 			if err == nil {
 				cancel()
-				it.leaseETag = ""
+				it.forgetLease()
 				return l, nil, sent, time.Time{}
 			}
 			if !errors.Is(err, store.ErrPrecondition) {
@@ -127,12 +127,13 @@ func (d *Dispatcher) claim(ctx context.Context, it *item, retry time.Time) (l, p
 	if cur == nil {
 		return nil, nil, time.Time{}, now.Add(d.renewEvery())
 	}
-	if cur.ETag() != it.leaseETag {
-		it.leaseETag, it.leaseSeen = cur.ETag(), now
+	h := it.hold()
+	if cur.ETag() != h.leaseETag {
+		h.leaseETag, h.leaseSeen = cur.ETag(), now
 	}
 	hold := max(cur.TTL(), ttl)
 	stealAt := cur.ExpiresAt.Add(d.leaseSkew())
-	if seen := it.leaseSeen.Add(hold); seen.After(stealAt) {
+	if seen := h.leaseSeen.Add(hold); seen.After(stealAt) {
 		stealAt = seen
 	}
 	if at, ok := d.ownerGoneAt(cur.Proc); ok {
@@ -158,14 +159,14 @@ func (d *Dispatcher) claim(ctx context.Context, it *item, retry time.Time) (l, p
 	l, err := d.q.ClaimLease(cctx, it.id, d.owner, now, ttl, cur)
 	cancel()
 	if err != nil {
-		it.leaseETag = ""
+		h.leaseETag = ""
 		if !errors.Is(err, store.ErrPrecondition) {
 			d.log.LogAttrs(ctx, slog.LevelWarn, "taking over lease failed", slog.String("id", it.id), slog.String("error", err.Error()))
 			return nil, nil, time.Time{}, retry
 		}
 		return nil, nil, time.Time{}, now.Add(ttl) // another replica was quicker
 	}
-	it.leaseETag = ""
+	h.leaseETag = ""
 	return l, cur, sent, time.Time{}
 }
 
@@ -246,11 +247,12 @@ func (d *Dispatcher) claimHeld(it *item, c *queue.Claim) (time.Time, bool) {
 	// dead owner often leaves both, and with one tracker each check
 	// restarted the other's wait, so neither ever ran out.
 	tag := c.Owner + " " + c.ExpiresAt.Format(time.RFC3339Nano)
-	if it.claimTag != tag {
-		it.claimTag, it.claimSeen = tag, now
+	h := it.hold()
+	if h.claimTag != tag {
+		h.claimTag, h.claimSeen = tag, now
 	}
 	stealAt := c.ExpiresAt.Add(d.leaseSkew())
-	if seen := it.claimSeen.Add(d.cfg.LeaseTTL); seen.After(stealAt) {
+	if seen := h.claimSeen.Add(d.cfg.LeaseTTL); seen.After(stealAt) {
 		stealAt = seen
 	}
 	if !now.Before(stealAt) {

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"container/heap"
 	"time"
+	"unique"
 
 	"github.com/mailhook/mailhook/queue"
 )
@@ -10,8 +11,13 @@ import (
 // newItem is the item of the pending delivery id, scheduled as rec says;
 // cached, when not nil, is the record to keep until its first attempt.
 func newItem(id string, rec, cached *queue.Delivery) *item {
-	return &item{id: id, endpoint: rec.Endpoint, at: rec.NextAttemptAt, receivedAt: rec.ReceivedAt, windowStart: rec.RetryWindowStart(), rec: cached}
+	return &item{id: id, endpoint: canonical(rec.Endpoint), at: rec.NextAttemptAt, receivedAt: rec.ReceivedAt, windowStart: rec.RetryWindowStart(), rec: cached}
 }
+
+// canonical returns the one copy of endpoint that the items share: a
+// backlog of deliveries to a few endpoints holds a few strings, not one
+// an item.
+func canonical(endpoint string) string { return unique.Make(endpoint).Value() }
 
 // item is one pending delivery known to the dispatcher. Only its
 // scheduling facts are kept in memory; the record itself is cached only
@@ -32,6 +38,21 @@ type item struct {
 	// (replayed while its failing attempt was being recorded); an
 	// Enqueue that lost a race with a rescan is ignored.
 	again *queue.Delivery
+	// held: what was seen of other processes' hold on the delivery, nil
+	// until any was (most deliveries never meet one: kept apart, a
+	// backlog of them costs less memory).
+	held *held
+	// slot: the item holds one of its endpoint's PerEndpointConcurrency
+	// slots (from take until its request is answered).
+	slot bool
+	// taken: a worker has taken it up (process) since it became known,
+	// working from the version it had or reading the store's.
+	taken bool
+	index int // in the heap, -1 when not in it
+}
+
+// held tracks another process's claim or lease on a delivery.
+type held struct {
 	// leaseETag is the version of another replica's lease on the delivery
 	// seen first at leaseSeen (this dispatcher's clock): a lease may be
 	// taken over only once it has stood unchanged for a whole TTL.
@@ -41,15 +62,35 @@ type item struct {
 	// the record (claimHeld), apart from the lease's.
 	claimTag  string
 	claimSeen time.Time
-	// heldSince: since when another process's claim or lease has kept
-	// the delivery from being attempted (zero when not); heldWarned: the
-	// long wait was logged (heldElsewhere).
-	heldSince  time.Time
-	heldWarned bool
-	// slot: the item holds one of its endpoint's PerEndpointConcurrency
-	// slots (from take until its request is answered).
-	slot  bool
-	index int // in the heap, -1 when not in it
+	// since: since when another process's claim or lease has kept the
+	// delivery from being attempted (zero when not); warned: the long
+	// wait was logged (heldElsewhere).
+	since  time.Time
+	warned bool
+}
+
+// hold returns it.held, made if it is nil.
+func (it *item) hold() *held {
+	if it.held == nil {
+		it.held = &held{}
+	}
+	return it.held
+}
+
+// leaseETag returns the version of another replica's lease last seen on
+// it ("" when none).
+func (it *item) leaseETag() string {
+	if it.held == nil {
+		return ""
+	}
+	return it.held.leaseETag
+}
+
+// forgetLease forgets the lease seen on it.
+func (it *item) forgetLease() {
+	if it.held != nil {
+		it.held.leaseETag = ""
+	}
 }
 
 // schedule is a min-heap of items by (at, id).
