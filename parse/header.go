@@ -90,7 +90,7 @@ func splitHeader(raw []byte, w *warnings, label string) headerBlock {
 		indented := line[0] == ' ' || line[0] == '\t' || line[0] == '\r'
 		colon := bytes.IndexByte(line, ':')
 		if (last < 0 || !indented) && !fieldLine(line, colon) && bodyAfter(start) &&
-			(last < 0 || !lostIndent(lastValue(spans[last].folded, raw[spans[last].value[0]:spans[last].value[1]]), line)) {
+			(last < 0 || !lostIndent(raw[spans[last].name[0]:spans[last].name[1]], lastValue(spans[last].folded, raw[spans[last].value[0]:spans[last].value[1]]), line)) {
 			w.addf("%sno empty line before the body: it starts at line %s, which is not a header field", label, quoteBytes(line))
 			bodyAt = start
 			break
@@ -357,17 +357,23 @@ func lastValue(folded, written []byte) []byte {
 }
 
 // lostIndent reports whether line, not a field, reads as the continuation
-// of a field whose value so far is value but whose fold lost its indent,
-// as some mailers write: a value ending in ";" or "," asks for more
-// (parameters, addresses), and a line starting with a parameter
-// ("name=…", "filename*0*=…") gives one. Such a line stays a continuation
-// even after the last field.
-func lostIndent(value, line []byte) bool {
+// of the field name whose value so far is value but whose fold lost its
+// indent, as some mailers write: a value ending in ";" or "," asks for
+// more (parameters, addresses), and for Content-Type and
+// Content-Disposition a line starting with a parameter ("name=…",
+// "filename*0*=…") gives one. Such a line stays a continuation even after
+// the last field. Other "name=value" lines after the header are its body,
+// which lacks the empty line before it: a script's "status=CRITICAL", a
+// quoted-printable "caf=C3=A9", a delimiter "------=_Part_1".
+func lostIndent(field, value, line []byte) bool {
 	if v := bytes.TrimRight(value, " \t"); len(v) > 0 && (v[len(v)-1] == ';' || v[len(v)-1] == ',') {
 		return true
 	}
+	if !nameIs(string(field), "content-type") && !nameIs(string(field), "content-disposition") {
+		return false
+	}
 	name, _, ok := bytes.Cut(line, []byte("="))
-	if !ok || len(name) == 0 {
+	if !ok || len(name) == 0 || !(name[0] >= 'a' && name[0] <= 'z' || name[0] >= 'A' && name[0] <= 'Z') {
 		return false
 	}
 	for _, c := range name {

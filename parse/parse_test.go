@@ -576,6 +576,18 @@ func TestHeaderWithoutEmptyLine(t *testing.T) {
 	}{
 		{"no header", received + "Hello world\r\nsecond line\r\n", "no empty line before the body", "", "", "Hello world\r\nsecond line", "", 1},
 		{"no empty line", received + "Subject: hi\r\nHello there, Bob\r\n", "no empty line before the body", "hi", "", "Hello there, Bob", "", 2},
+		// A body line that looks like a parameter is a parameter only
+		// after Content-Type or Content-Disposition, and only when it
+		// starts with a letter (not a delimiter).
+		{"name=value after Subject", received + "Subject: alert\r\nstatus=CRITICAL host=db1\r\nload is high\r\n",
+			"no empty line before the body", "alert", "", "status=CRITICAL host=db1\r\nload is high", "", 2},
+		{"quoted-printable after its encoding", received + "Subject: qp\r\nContent-Transfer-Encoding: quoted-printable\r\ncaf=C3=A9\r\n",
+			"no empty line before the body", "qp", "", "café", "", 3},
+		{
+			"delimiter after Content-Type", received + "Subject: t\r\nContent-Type: multipart/mixed; boundary=\"----=_Part_1\"\r\n" +
+				"------=_Part_1\r\nContent-Type: text/plain\r\n\r\nhello world\r\n------=_Part_1--\r\n",
+			"no empty line before the body", "t", "", "hello world", "", 3,
+		},
 		{
 			"mbox From line", received + "From bob@example.com  Thu Aug 22 12:36:23 2002\r\nFrom: Bob <bob@example.com>\r\nSubject: hi\r\n\r\nbody\r\n",
 			`an mbox "From " separator`, "hi", "bob@example.com", "body", "", 3,
