@@ -180,6 +180,12 @@ func mimeHeader(fields []field, w *warnings, label, defaultType string) []byte {
 				}
 				value = v
 			}
+			if name == "Content-Type" || name == "Content-Disposition" {
+				if tidy := tidyParams(value); tidy != value {
+					w.addf("%s: %s %q read as %q: a quoted value was followed by a comment or by text without \";\"", label, name, value, tidy)
+					value = tidy
+				}
+			}
 			if name == "Content-Type" {
 				value = repairMediaType(withSubtype(value, w, label), w, label)
 			}

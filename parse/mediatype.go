@@ -307,3 +307,146 @@ func percentEncode(s string) string {
 	}
 	return b.String()
 }
+
+// tidyParams returns v, a Content-Type or Content-Disposition value, with
+// what follows a quoted parameter value before the next ";" made into
+// what mail clients read there: an RFC 822 comment dropped
+// (`charset="koi8-r" (Cyrillic)`; also one right after the type), a
+// missing ";" put in (`boundary="b" type="text/html"`, or a "," in its
+// place), anything else dropped (a next field glued on by a broken
+// relay: `boundary="b" Message-Id: <…>`). enmime's parser keeps such text
+// in the value, so the boundary was never found, the filename had the
+// comment in it, and the charset was unknown.
+func tidyParams(v string) string {
+	if !strings.ContainsAny(v, `"(`) {
+		return v
+	}
+	var b strings.Builder
+	i := tokenEnd(v, 0)
+	if i < len(v) && v[i] == '/' {
+		i = tokenEnd(v, i+1)
+	}
+	b.WriteString(v[:i])
+	if k := afterComments(v, i); k != i {
+		if j := skipWSP(v, k); j == len(v) || v[j] == ';' {
+			i = k // comments only, between the type and its parameters
+		}
+	}
+	for i < len(v) {
+		c := v[i]
+		if c == '(' {
+			end := commentEnd(v, i)
+			if end < 0 {
+				break // unclosed: left as it is
+			}
+			b.WriteString(v[i:end]) // a comment's "=" is no parameter's
+			i = end
+			continue
+		}
+		b.WriteByte(c)
+		i++
+		if c != '=' {
+			continue
+		}
+		j := skipWSP(v, i)
+		if j == len(v) || v[j] != '"' {
+			continue
+		}
+		end := quotedEnd(v, j)
+		if end < 0 {
+			break // unclosed: left as it is
+		}
+		b.WriteString(v[i:end])
+		i = afterQuoted(v, end, &b)
+	}
+	b.WriteString(v[i:])
+	return b.String()
+}
+
+// afterComments returns where the first thing after i that is not white
+// space or a comment starts, or i if there is none before the end or a
+// ";" (what is there is left as it is).
+func afterComments(v string, i int) int {
+	for j := skipWSP(v, i); j < len(v) && v[j] == '('; j = skipWSP(v, j) {
+		end := commentEnd(v, j)
+		if end < 0 {
+			return i
+		}
+		i, j = end, end
+	}
+	return i
+}
+
+// afterQuoted writes to b what replaces the text from i, just after a
+// quoted value, up to the next ";" (tidyParams), and returns where to go
+// on from.
+func afterQuoted(v string, i int, b *strings.Builder) int {
+	i = afterComments(v, i)
+	j := skipWSP(v, i)
+	switch {
+	case j == len(v) || v[j] == ';':
+		return i
+	case v[j] == ',':
+		b.WriteByte(';')
+		return j + 1
+	}
+	if t := tokenEnd(v, j); t > j && t < len(v) && v[t] == '=' {
+		b.WriteString("; ")
+		return j
+	}
+	return nextSemicolon(v, j)
+}
+
+// nextSemicolon returns the index of the first ";" in v from i that is in
+// no quoted string or comment, or len(v).
+func nextSemicolon(v string, i int) int {
+	for i < len(v) {
+		end := i + 1
+		switch v[i] {
+		case ';':
+			return i
+		case '"':
+			end = quotedEnd(v, i)
+		case '(':
+			end = commentEnd(v, i)
+		}
+		if end < 0 {
+			return len(v)
+		}
+		i = end
+	}
+	return len(v)
+}
+
+// quotedEnd returns the index after the quoted string starting at v[i]
+// (a '"'), or -1 when it is not closed.
+func quotedEnd(v string, i int) int {
+	for j := i + 1; j < len(v); j++ {
+		switch v[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return -1
+}
+
+// commentEnd returns the index after the comment starting at v[i] (a
+// '('), comments nested, or -1 when it is not closed.
+func commentEnd(v string, i int) int {
+	depth := 0
+	for j := i; j < len(v); j++ {
+		switch v[j] {
+		case '\\':
+			j++
+		case '(':
+			depth++
+		case ')':
+			if depth--; depth == 0 {
+				return j + 1
+			}
+		}
+	}
+	return -1
+}

@@ -3,6 +3,7 @@ package parse
 import (
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/jhillyerd/enmime/v2/mediatype"
@@ -132,4 +133,53 @@ func TestExtendedParamsInOtherCharsets(t *testing.T) {
 			t.Errorf("utf8Extended(%q) = %q, want it unchanged", v, got)
 		}
 	}
+}
+
+// What follows a quoted value up to the next ";" is read as mail clients
+// read it: comments dropped, a missing ";" put in, other text dropped;
+// values without quotes or comments are left alone.
+func TestTidyParams(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{`multipart/mixed; boundary="abc" (comment)`, `multipart/mixed; boundary="abc"`},
+		{`multipart/mixed; boundary="abc"(a (nested) one); charset=x`, `multipart/mixed; boundary="abc"; charset=x`},
+		{`multipart/report; boundary="40F1/x.uk" Message-Id: <1@x.uk>`, `multipart/report; boundary="40F1/x.uk"`},
+		{`multipart/mixed; boundary="abc" type="text/html"`, `multipart/mixed; boundary="abc"; type="text/html"`},
+		{`multipart/mixed; boundary="abc", charset=utf-8`, `multipart/mixed; boundary="abc"; charset=utf-8`},
+		{`multipart/mixed; boundary="abc"x; charset=utf-8`, `multipart/mixed; boundary="abc"; charset=utf-8`},
+		{`attachment; filename="a b.pdf" (comment)`, `attachment; filename="a b.pdf"`},
+		{`attachment; filename="a \"b\" (c).pdf" size=12`, `attachment; filename="a \"b\" (c).pdf"; size=12`},
+		{`text/plain (plain text); charset="koi8-r" (Cyrillic)`, `text/plain; charset="koi8-r"`},
+		// Left alone.
+		{`text/plain; charset="utf-8"`, `text/plain; charset="utf-8"`},
+		{`text/plain; charset="utf-8" ; format=flowed`, `text/plain; charset="utf-8" ; format=flowed`},
+		{`attachment; filename=file(1).pdf`, `attachment; filename=file(1).pdf`},
+		{`attachment; filename="unclosed (x)`, `attachment; filename="unclosed (x)`},
+		{`text/plain (unclosed; charset=x`, `text/plain (unclosed; charset=x`},
+		{`text/html charset=utf-8`, `text/html charset=utf-8`},
+	} {
+		if got := tidyParams(tt.in); got != tt.want {
+			t.Errorf("tidyParams(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// FuzzTidyParams: tidyParams never grows a value by more than one "; " a
+// quoted value, leaves a value without quotes or parentheses unchanged,
+// and is idempotent.
+func FuzzTidyParams(f *testing.F) {
+	for _, s := range []string{`multipart/mixed; boundary="abc" (c)`, `a; b="c" d=e`, `a; b="c\"" , d`, `x (y (z)); q="r`, `text/plain`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		got := tidyParams(v)
+		if !strings.ContainsAny(v, `"(`) && got != v {
+			t.Fatalf("tidyParams(%q) = %q: changed a value without quotes or comments", v, got)
+		}
+		if len(got) > len(v)+2*strings.Count(v, `"`) {
+			t.Fatalf("tidyParams(%q) = %q: grew", v, got)
+		}
+		if again := tidyParams(got); again != got {
+			t.Fatalf("tidyParams not idempotent: %q -> %q -> %q", v, got, again)
+		}
+	})
 }

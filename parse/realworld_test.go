@@ -395,3 +395,25 @@ func TestContentTypeWithoutSemicolons(t *testing.T) {
 		t.Errorf("attachments %+v, warnings %q", d.Attachments, d.Warnings)
 	}
 }
+
+// Text after a quoted parameter value does not end up in the value: a
+// Postfix bounce whose next field was glued onto its boundary, a
+// filename with a comment after it, a charset with one.
+func TestQuotedValueFollowedByText(t *testing.T) {
+	d := parseCRLF(t, "From: MAILER-DAEMON@example.org\nSubject: bounce\nMIME-Version: 1.0\n"+
+		"Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"40F1.1312/admin1.example.co.uk\" Message-Id: <2011@admin1.example.co.uk>\n\n"+
+		"--40F1.1312/admin1.example.co.uk\nContent-Type: text/plain\n\nbounce text\n"+
+		"--40F1.1312/admin1.example.co.uk\nContent-Type: text/plain; charset=\"koi8-r\" (Cyrillic)\n"+
+		"Content-Disposition: attachment; filename=\"a b.txt\" (comment)\n\n\xf0\xd2\xc9\xd7\xc5\xd4\n"+
+		"--40F1.1312/admin1.example.co.uk--\n")
+	if d.Text != "bounce text" || len(d.Attachments) != 1 || d.Attachments[0].Filename != "a b.txt" || string(d.Attachments[0].Content) != "\xf0\xd2\xc9\xd7\xc5\xd4" {
+		t.Errorf("text %q, attachments %+v; want the report's parts", d.Text, d.Attachments)
+	}
+	if n := countContaining(d.Warnings, "a quoted value was followed by"); n != 3 {
+		t.Errorf("warnings %q, want 3 about quoted values", d.Warnings)
+	}
+	d = parseCRLF(t, "Subject: x\nContent-Type: text/plain; charset=\"koi8-r\" (Cyrillic)\n\n\xf0\xd2\xc9\xd7\xc5\xd4\n")
+	if d.Text != "Привет\r\n" {
+		t.Errorf("text %q, want the KOI8-R text read", d.Text)
+	}
+}
