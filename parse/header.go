@@ -719,6 +719,12 @@ func (hr *headerReader) parseEntry(name string, p *mail.AddressParser, entry str
 		asWritten[a] = true
 		return []*mail.Address{a}
 	}
+	if phrase, ok := nameOnly(entry); ok {
+		hr.w.addf("header %s: %s has no address: kept as a name", name, quote(strings.TrimSpace(entry)))
+		a := &mail.Address{Name: phrase, Address: nullAddress}
+		asWritten[a] = true
+		return []*mail.Address{a}
+	}
 	found := addrSpecRE.FindAllString(entry, -1)
 	hr.w.addf("header %s: %s not readable as an address: %d address(es) recovered without names", name, quote(strings.TrimSpace(entry)), len(found))
 	out := make([]*mail.Address, 0, len(found))
@@ -826,10 +832,28 @@ func localOnlyAddress(entry string) (name, local string, ok bool) {
 			}
 		}
 	}
-	if !dotAtom(local) || strings.ContainsAny(name, "<>@") {
+	quoted := angled == angleFound && strings.HasPrefix(strings.TrimSpace(s), `"`) // angleAddr unquoted it
+	if !dotAtom(local) || looksEncoded(local) || strings.ContainsAny(name, "<>") || strings.Contains(name, "@") && !quoted {
 		return "", "", false
 	}
 	return name, local, true
+}
+
+// looksEncoded reports whether s is shaped like an RFC 2047 encoded word,
+// which dotAtom would take for a local part.
+func looksEncoded(s string) bool {
+	return len(s) > 4 && strings.HasPrefix(s, "=?") && strings.HasSuffix(s, "?=")
+}
+
+// nameOnly reads an entry that holds no address at all, only a phrase
+// ("John Doe", an encoded word: spam and hand-written headers), as mail
+// clients show it: the phrase, comments dropped, is the name.
+func nameOnly(entry string) (name string, ok bool) {
+	if strings.ContainsAny(entry, "@<>") {
+		return "", false
+	}
+	name = strings.Join(strings.Fields(withoutComments(entry)), " ")
+	return name, name != ""
 }
 
 // nameBeforeBare splits a display name written before a bare address,
