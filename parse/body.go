@@ -541,21 +541,24 @@ func (b *builder) enmimeLeafAsIs(n *node) (*enmime.Part, error) {
 		return p, err
 	}
 	declared := strings.ToLower(p.Charset) // as declared: no detection in this parse
-	switch declared {
-	case "utf-7", "utf7", "unicode-1-1-utf-7":
+	switch {
+	case utf7Label(declared):
 		// enmime's UTF-7 decoder stops at the first bad sequence (a
-		// PGP signature's "+" in a UTF-7 text) and the rest is lost.
+		// PGP signature's "+" in a UTF-7 text) and the rest is lost;
+		// it has none for "unicode-1-1-utf-7" (IIS's bounces).
 		if raw, ok := b.transferDecoded(n); ok {
 			out, bad := decodeUTF7(raw)
 			p.Content, p.Charset = []byte(out), "utf-7"
-			p.Errors = slices.DeleteFunc(p.Errors, func(e *enmime.Error) bool { return strings.Contains(e.Detail, "utf7") })
+			p.Errors = slices.DeleteFunc(p.Errors, func(e *enmime.Error) bool {
+				return strings.Contains(e.Detail, "utf7") || strings.Contains(e.Detail, declared)
+			})
 			if bad > 0 {
 				p.Errors = append(p.Errors, &enmime.Error{Name: enmime.ErrorCharsetConversion,
 					Detail: fmt.Sprintf("%d invalid UTF-7 sequences replaced with U+FFFD", bad)})
 			}
 			return p, nil
 		}
-	case "utf-16", "utf16":
+	case declared == "utf-16" || declared == "utf16":
 		// enmime reads "utf-16" as little-endian and keeps a byte order
 		// mark as a character; RFC 2781 §4.3 has the mark decide.
 		if raw, ok := b.transferDecoded(n); ok {
@@ -565,7 +568,7 @@ func (b *builder) enmimeLeafAsIs(n *node) (*enmime.Part, error) {
 				return p, nil
 			}
 		}
-	case "", "us-ascii", "ascii":
+	case declared == "" || declared == "us-ascii" || declared == "ascii":
 		// No charset, or ASCII, but 8-bit bytes that are valid UTF-8:
 		// UTF-8 it is (what mailers that omit MIME headers send), at any
 		// length; detection needs 100 characters to say so.

@@ -79,6 +79,11 @@ func (wd *wordDecoder) charsetReader(charset string, in io.Reader) (io.Reader, e
 	if enc := lookupCharset(charset); enc != nil {
 		return enc.NewDecoder().Reader(in), nil
 	}
+	if utf7Label(charset) {
+		b, err := io.ReadAll(in) // an encoded word: short
+		text, _ := decodeUTF7(b)
+		return strings.NewReader(text), err
+	}
 	if !wd.seen[charset] && len(wd.unknown) < maxWarnings {
 		if wd.seen == nil {
 			wd.seen = make(map[string]bool)
@@ -260,6 +265,16 @@ func validUTF8(s string) string {
 		return s
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// utf7Label reports whether charset names UTF-7, which golang.org/x/text
+// does not decode (decodeUTF7 does).
+func utf7Label(charset string) bool {
+	switch strings.ToLower(charset) {
+	case "utf-7", "utf7", "unicode-1-1-utf-7":
+		return true
+	}
+	return false
 }
 
 // decodeUTF7 decodes UTF-7 (RFC 2152) as a reader would, going on after a

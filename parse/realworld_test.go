@@ -127,6 +127,12 @@ func TestRealWorldShapes(t *testing.T) {
 			t.Errorf("text %q, warnings %q; want all of it, the bad run replaced, with a warning", d.Text, d.Warnings)
 		}
 	})
+	t.Run("UTF-7 in encoded words and under IIS's label", func(t *testing.T) {
+		d := parseCRLF(t, "Subject: =?utf-7?Q?Hi_+AOk-?=\nMIME-Version: 1.0\nContent-Type: text/plain; charset=unicode-1-1-utf-7\n\nHi +AOk- there\n")
+		if d.Subject != "Hi é" || d.Text != "Hi é there\r\n" || len(d.Warnings) != 0 {
+			t.Errorf("subject %q, text %q, warnings %q; want both decoded, no warning", d.Subject, d.Text, d.Warnings)
+		}
+	})
 }
 
 func TestDecodeUTF7(t *testing.T) {
