@@ -143,7 +143,10 @@ var tokenByte = func() (t [256]bool) {
 // enmime calls, decodes only those two charsets and drops the others
 // (filename*=iso-8859-1”r%E9sum%E9.pdf gave no filename at all), and
 // ASCII text under a label it does not know (boundary*=ansi-x3.4-1968”…
-// lost the boundary). Values it cannot convert are left as they are.
+// lost the boundary), nor a value with no charset (filename*=”b%C3%A9.pdf,
+// which RFC 2231 allows). Values in no charset or one no table knows are
+// read as UTF-8 if they are, else as windows-1252; values it cannot
+// convert are left as they are.
 func utf8Extended(v string) string {
 	if !strings.Contains(v, "*=") {
 		return v // no extended section
@@ -187,10 +190,12 @@ func utf8Extended(v string) string {
 			continue
 		}
 		switch strings.ToLower(charset) {
-		case "utf-8", "us-ascii", "":
+		case "utf-8", "us-ascii":
 			continue
 		}
-		enc := lookupCharset(charset) // nil: only ASCII text can be taken
+		// nil for no charset (RFC 2231 allows it; mime.ParseMediaType
+		// drops the value) and labels no table knows.
+		enc := lookupCharset(charset)
 		var raw []byte
 		good := true
 		for i, sec := range secs {
@@ -226,10 +231,11 @@ func utf8Extended(v string) string {
 				continue
 			}
 			converted[base] = string(out)
-		case isASCII(raw):
-			// A label no table knows ("ansi-x3.4-1968"), on text that
-			// reads the same in every charset mail uses: a boundary.
-			converted[base] = string(raw)
+		default:
+			// Read as 8-bit header bytes are (from8bit): ASCII under a
+			// label no table knows ("ansi-x3.4-1968": a boundary) as
+			// it is, UTF-8 if it is, else windows-1252.
+			converted[base], _ = from8bit(string(raw))
 		}
 	}
 	if len(converted) == 0 {

@@ -102,9 +102,9 @@ func TestPlainMediaType(t *testing.T) {
 	}
 }
 
-// RFC 2231 values in charsets other than UTF-8 and US-ASCII, which
-// mime.ParseMediaType drops, come through converted to UTF-8, sections
-// joined; what cannot be converted is left to the parser as it was.
+// RFC 2231 values in charsets other than UTF-8 and US-ASCII, or in none,
+// which mime.ParseMediaType drops, come through converted to UTF-8,
+// sections joined; what cannot be decoded is left to the parser as it was.
 func TestExtendedParamsInOtherCharsets(t *testing.T) {
 	for _, tc := range []struct{ v, param, want string }{
 		{"attachment; filename*=iso-8859-1'fr'r%E9sum%E9%20final.pdf", "filename", "résumé final.pdf"},
@@ -115,7 +115,12 @@ func TestExtendedParamsInOtherCharsets(t *testing.T) {
 		{"attachment; filename*=shift_jis''%93%FA%96%7B.txt", "filename", "日本.txt"},
 		{"attachment; filename*=utf-8''%C3%A9.txt", "filename", "é.txt"},
 		{"attachment; filename*=x-unknown''abc.txt", "filename", "abc.txt"},
-		{"attachment; filename*=x-unknown''%E9.txt", "filename", ""},
+		// No charset (RFC 2231 allows it), or one no table knows: UTF-8
+		// if the bytes are, else windows-1252.
+		{"attachment; filename*=x-unknown''%E9.txt", "filename", "é.txt"},
+		{"attachment; filename*=x-mac-unknown''r%E9sum%E9.pdf", "filename", "résumé.pdf"},
+		{"attachment; filename*=''b%C3%A9.pdf", "filename", "bé.pdf"},
+		{"attachment; filename*0*=''b%C3%A9; filename*1=.pdf", "filename", "bé.pdf"},
 		{"multipart/mixed; boundary*=ansi-x3.4-1968''XYZ", "boundary", "XYZ"},
 		{`multipart/signed; boundary*="ansi-x3.4-1968''EeQfGwPcQSOJBaQU"; protocol="application/pgp-signature"`, "boundary", "EeQfGwPcQSOJBaQU"},
 		{`attachment; filename*="iso-8859-1''%E9t%E9.txt"`, "filename", "été.txt"},
@@ -128,7 +133,7 @@ func TestExtendedParamsInOtherCharsets(t *testing.T) {
 			t.Errorf("parseMediaType(%q)[%s] = %q (%v), want %q", tc.v, tc.param, params[tc.param], err, tc.want)
 		}
 	}
-	for _, v := range []string{"text/plain; charset=utf-8", "attachment; filename*=utf-8''a.txt", "attachment; filename*=x-unknown''%E9"} {
+	for _, v := range []string{"text/plain; charset=utf-8", "attachment; filename*=utf-8''a.txt", "attachment; filename*=us-ascii''a.txt"} {
 		if got := utf8Extended(v); got != v {
 			t.Errorf("utf8Extended(%q) = %q, want it unchanged", v, got)
 		}
