@@ -258,6 +258,22 @@ func from8bit(s string) (string, bool) {
 	return out, true
 }
 
+// fromJIS decodes s if it holds raw ISO-2022-JP (7-bit JIS: escape
+// sequences switching to JIS X 0208), as older Japanese mailers wrote
+// header fields instead of encoded words, and reports whether it did.
+// Left as they are, the escapes came out in the subject, and the bytes
+// between them, which include "@", ":" and ";", were read as addresses.
+func fromJIS(s string) (string, bool) {
+	if !strings.Contains(s, "\x1b$B") && !strings.Contains(s, "\x1b$@") {
+		return s, false
+	}
+	out, err := japanese.ISO2022JP.NewDecoder().String(s)
+	if err != nil || !utf8.ValidString(out) {
+		return s, false
+	}
+	return out, true
+}
+
 // validUTF8 replaces invalid UTF-8 sequences with U+FFFD, so that the JSON
 // encoder never has to and the output is the same on every path.
 func validUTF8(s string) string {

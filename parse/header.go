@@ -180,6 +180,12 @@ func mimeHeader(fields []field, w *warnings, label, defaultType string) []byte {
 				}
 				value = v
 			}
+			if v, jis := fromJIS(value); jis {
+				if label != "message" {
+					w.addf("%s: %s header is raw ISO-2022-JP, not in encoded words: decoded", label, f.name)
+				}
+				value = v
+			}
 			if name == "Content-Type" || name == "Content-Disposition" {
 				if tidy := tidyParams(value); tidy != value {
 					w.addf("%s: %s %q read as %q: a quoted value was followed by a comment or by text without \";\"", label, name, value, tidy)
@@ -538,6 +544,10 @@ func newHeaderReader(hb headerBlock, dec *wordDecoder, w *warnings) *headerReade
 		value, was8bit := from8bit(value)
 		if was8bit {
 			w.addf("header %s is neither ASCII nor UTF-8: read as windows-1252", f.name)
+		}
+		if v, jis := fromJIS(value); jis {
+			w.addf("header %s is raw ISO-2022-JP, not in encoded words: decoded", f.name)
+			value = v
 		}
 		decode := dec.decode
 		if addressField(f.name) {

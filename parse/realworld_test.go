@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/mailhook/mailhook/event"
+	"golang.org/x/text/encoding/japanese"
 )
 
 // parseCRLF parses msg, written with LF line ends, as sent (CRLF), and
@@ -428,5 +429,29 @@ func TestQuotedValueFollowedByText(t *testing.T) {
 	d = parseCRLF(t, "Subject: x\nContent-Type: text/plain; charset=\"koi8-r\" (Cyrillic)\n\n\xf0\xd2\xc9\xd7\xc5\xd4\n")
 	if d.Text != "Привет\r\n" {
 		t.Errorf("text %q, want the KOI8-R text read", d.Text)
+	}
+}
+
+// Header fields in raw ISO-2022-JP, as older Japanese mailers wrote them
+// instead of encoded words, are decoded, addresses and filenames too.
+func TestRawISO2022JPHeaders(t *testing.T) {
+	jis := func(s string) string {
+		b, err := japanese.ISO2022JP.NewEncoder().String(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	d := parseCRLF(t, "From: "+jis("山田太郎")+" <taro@example.jp>\nSubject: "+jis("日本語の件名")+"\nMIME-Version: 1.0\n"+
+		"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nhi\n"+
+		"--b\nContent-Type: application/pdf\nContent-Disposition: attachment; filename=\""+jis("資料")+".pdf\"\n\n%PDF\n--b--\n")
+	if d.Subject != "日本語の件名" || len(d.From) != 1 || d.From[0] != (event.Address{Name: "山田太郎", Address: "taro@example.jp"}) {
+		t.Errorf("subject %q, from %+v; want them decoded", d.Subject, d.From)
+	}
+	if len(d.Attachments) != 1 || d.Attachments[0].Filename != "資料.pdf" {
+		t.Errorf("attachments %+v, want 資料.pdf", d.Attachments)
+	}
+	if n := countContaining(d.Warnings, "raw ISO-2022-JP"); n != 3 {
+		t.Errorf("warnings %q, want 3 about raw ISO-2022-JP", d.Warnings)
 	}
 }
