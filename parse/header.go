@@ -188,7 +188,7 @@ func mimeHeader(fields []field, w *warnings, label, defaultType string) []byte {
 			}
 			if name == "Content-Type" || name == "Content-Disposition" {
 				if tidy := tidyParams(value); tidy != value {
-					w.addf("%s: %s %q read as %q: a quoted value was followed by a comment or by text without \";\"", label, name, value, tidy)
+					w.addf("%s: %s %q read as %q: comments, or text after a parameter without its \";\"", label, name, value, tidy)
 					value = tidy
 				}
 			}
@@ -863,6 +863,9 @@ func nameOnly(entry string) (name string, ok bool) {
 		return "", false
 	}
 	name = strings.Join(strings.Fields(withoutComments(entry)), " ")
+	if uq, err := strconv.Unquote(name); err == nil && strings.HasPrefix(name, `"`) {
+		name = strings.TrimSpace(uq) // `"John Doe"`
+	}
 	return name, name != ""
 }
 
@@ -873,6 +876,17 @@ func nameOnly(entry string) (name string, ok bool) {
 // written with spaces around its dots ("john . doe@example.com", obsolete
 // syntax) or quoted stays whole: name "", and s as the address.
 func nameBeforeBare(s string) (name, addr string) {
+	if t := strings.TrimSpace(s); strings.HasPrefix(t, `"`) {
+		// A quoted name: `"Bob" b@example.com`.
+		if end := quotedEnd(t, 0); end > 0 {
+			rest := strings.TrimSpace(t[end:])
+			if uq, err := strconv.Unquote(t[:end]); err == nil && rest != "" && !strings.ContainsAny(rest, " \t\"") {
+				if at := strings.LastIndexByte(rest, '@'); at > 0 && at < len(rest)-1 {
+					return uq, rest
+				}
+			}
+		}
+	}
 	f := strings.Fields(s)
 	if len(f) < 2 || strings.ContainsRune(s, '"') {
 		return "", s

@@ -315,24 +315,34 @@ func percentEncode(s string) string {
 }
 
 // tidyParams returns v, a Content-Type or Content-Disposition value, with
-// what follows a quoted parameter value before the next ";" made into
-// what mail clients read there: an RFC 822 comment dropped
-// (`charset="koi8-r" (Cyrillic)`; also one right after the type), a
-// missing ";" put in (`boundary="b" type="text/html"`, or a "," in its
-// place), anything else dropped (a next field glued on by a broken
-// relay: `boundary="b" Message-Id: <…>`). enmime's parser keeps such text
-// in the value, so the boundary was never found, the filename had the
-// comment in it, and the charset was unknown.
+// what follows a parameter value before the next ";" made into what mail
+// clients read there: an RFC 822 comment dropped
+// (`charset="koi8-r" (Cyrillic)`, `charset=koi8-r (Cyrillic)`; also one
+// before or after the type), a missing ";" put in before a next parameter
+// (`boundary="b" type="text/html"`, `boundary=b type=x`, or a "," in its
+// place after a quoted value), and after a quoted value anything else
+// dropped (a next field glued on by a broken relay: `boundary="b"
+// Message-Id: <…>`). enmime's parser keeps such text in the value, so the
+// boundary was never found, the filename had the comment in it, and the
+// charset was unknown. Words after an unquoted value are kept: they are
+// more often the rest of an unquoted filename (`filename=my file.pdf`).
 func tidyParams(v string) string {
-	if !strings.ContainsAny(v, `"(`) {
+	if !strings.ContainsAny(v, `"(`) && !paramAfterSpace(v) {
 		return v
 	}
 	var b strings.Builder
-	i := tokenEnd(v, 0)
-	if i < len(v) && v[i] == '/' {
-		i = tokenEnd(v, i+1)
+	i := 0
+	if k := afterComments(v, 0); k != 0 {
+		if j := skipWSP(v, k); j < len(v) && v[j] != ';' {
+			i = j // comments before the type
+		}
 	}
-	b.WriteString(v[:i])
+	t := tokenEnd(v, i)
+	if t < len(v) && v[t] == '/' {
+		t = tokenEnd(v, t+1)
+	}
+	b.WriteString(v[i:t])
+	i = t
 	if k := afterComments(v, i); k != i {
 		if j := skipWSP(v, k); j == len(v) || v[j] == ';' {
 			i = k // comments only, between the type and its parameters
@@ -345,7 +355,9 @@ func tidyParams(v string) string {
 			if end < 0 {
 				break // unclosed: left as it is
 			}
-			b.WriteString(v[i:end]) // a comment's "=" is no parameter's
+			if !strings.HasSuffix(strings.TrimRight(b.String(), " \t"), ";") {
+				b.WriteString(v[i:end]) // a comment's "=" is no parameter's
+			} // else before a parameter: dropped
 			i = end
 			continue
 		}
@@ -356,6 +368,12 @@ func tidyParams(v string) string {
 		}
 		j := skipWSP(v, i)
 		if j == len(v) || v[j] != '"' {
+			end := j
+			for end < len(v) && v[end] != ' ' && v[end] != '\t' && v[end] != ';' && v[end] != '(' {
+				end++
+			}
+			b.WriteString(v[i:end])
+			i = afterUnquoted(v, end, &b)
 			continue
 		}
 		end := quotedEnd(v, j)
@@ -367,6 +385,42 @@ func tidyParams(v string) string {
 	}
 	b.WriteString(v[i:])
 	return b.String()
+}
+
+// afterUnquoted writes to b what replaces the text from i, just after an
+// unquoted value, and returns where to go on from: comments dropped when
+// only a ";", the end or a next parameter follows them, and a ";" put in
+// before a next parameter (tidyParams); anything else is left.
+func afterUnquoted(v string, i int, b *strings.Builder) int {
+	k := afterComments(v, i)
+	j := skipWSP(v, k)
+	switch {
+	case j == len(v) || v[j] == ';':
+		return k
+	case nextParam(v, j) && (k != i || j != i):
+		b.WriteString("; ")
+		return j
+	}
+	return i
+}
+
+// paramAfterSpace reports whether a "name=" follows white space that does
+// not follow a ";" in v: a parameter whose ";" is missing.
+func paramAfterSpace(v string) bool {
+	for i := 1; i < len(v); i++ {
+		if (v[i] == ' ' || v[i] == '\t') && v[i-1] != ' ' && v[i-1] != '\t' && v[i-1] != ';' {
+			if j := skipWSP(v, i); nextParam(v, j) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// nextParam reports whether a "name=" starts at v[j].
+func nextParam(v string, j int) bool {
+	t := tokenEnd(v, j)
+	return t > j && t < len(v) && v[t] == '='
 }
 
 // afterComments returns where the first thing after i that is not white
@@ -396,7 +450,7 @@ func afterQuoted(v string, i int, b *strings.Builder) int {
 		b.WriteByte(';')
 		return j + 1
 	}
-	if t := tokenEnd(v, j); t > j && t < len(v) && v[t] == '=' {
+	if nextParam(v, j) {
 		b.WriteString("; ")
 		return j
 	}

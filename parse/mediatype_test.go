@@ -154,6 +154,16 @@ func TestTidyParams(t *testing.T) {
 		{`attachment; filename="a b.pdf" (comment)`, `attachment; filename="a b.pdf"`},
 		{`attachment; filename="a \"b\" (c).pdf" size=12`, `attachment; filename="a \"b\" (c).pdf"; size=12`},
 		{`text/plain (plain text); charset="koi8-r" (Cyrillic)`, `text/plain; charset="koi8-r"`},
+		// Unquoted values: comments dropped, a missing ";" put in, other
+		// words kept (an unquoted filename with spaces).
+		{`text/plain; charset=koi8-r (Cyrillic)`, `text/plain; charset=koi8-r`},
+		{`text/plain; (d) charset=koi8-r`, `text/plain;  charset=koi8-r`},
+		{`multipart/mixed; boundary=b1 (comment)`, `multipart/mixed; boundary=b1`},
+		{`multipart/mixed; boundary=b1 type=x`, `multipart/mixed; boundary=b1; type=x`},
+		{`attachment; filename=a.pdf (comment); size=3`, `attachment; filename=a.pdf; size=3`},
+		{`attachment; filename=my file.pdf`, `attachment; filename=my file.pdf`},
+		{`attachment; filename=file (1).pdf`, `attachment; filename=file (1).pdf`},
+		{`(c) attachment; filename="a.pdf"`, `attachment; filename="a.pdf"`},
 		// Left alone.
 		{`text/plain; charset="utf-8"`, `text/plain; charset="utf-8"`},
 		{`text/plain; charset="utf-8" ; format=flowed`, `text/plain; charset="utf-8" ; format=flowed`},
@@ -169,18 +179,18 @@ func TestTidyParams(t *testing.T) {
 }
 
 // FuzzTidyParams: tidyParams never grows a value by more than one "; " a
-// quoted value, leaves a value without quotes or parentheses unchanged,
-// and is idempotent.
+// parameter, leaves a value without quotes, parentheses or a missing ";"
+// unchanged, and is idempotent.
 func FuzzTidyParams(f *testing.F) {
 	for _, s := range []string{`multipart/mixed; boundary="abc" (c)`, `a; b="c" d=e`, `a; b="c\"" , d`, `x (y (z)); q="r`, `text/plain`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, v string) {
 		got := tidyParams(v)
-		if !strings.ContainsAny(v, `"(`) && got != v {
-			t.Fatalf("tidyParams(%q) = %q: changed a value without quotes or comments", v, got)
+		if !strings.ContainsAny(v, `"(`) && !paramAfterSpace(v) && got != v {
+			t.Fatalf("tidyParams(%q) = %q: changed a value without quotes, comments or a missing \";\"", v, got)
 		}
-		if len(got) > len(v)+2*strings.Count(v, `"`) {
+		if len(got) > len(v)+2*strings.Count(v, "=") {
 			t.Fatalf("tidyParams(%q) = %q: grew", v, got)
 		}
 		if again := tidyParams(got); again != got {

@@ -341,6 +341,8 @@ func TestAddresses(t *testing.T) {
 			[]event.Address{addr("", "b@example.com")}, true},
 		{"words inside the brackets", "Bob <bob@example.com extra>, c@x",
 			[]event.Address{addr("", "bob@example.com"), addr("", "c@x")}, true},
+		{"quoted name before a bare address", `"Bob" b@example.com`,
+			[]event.Address{addr("Bob", "b@example.com")}, true},
 		{"spaces around dots", "john . doe @ example . com",
 			[]event.Address{addr("", "john.doe@example.com")}, true},
 	}

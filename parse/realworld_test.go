@@ -329,6 +329,8 @@ func TestLocalOnlyAddresses(t *testing.T) {
 		"a@example.org, root": {{Address: "a@example.org"}, {Address: "root"}},
 		`"x@y" <matmail>`:     {{Name: "x@y", Address: "matmail"}},
 		"foo  bar (comment)":  {{Name: "foo bar"}},
+		`"John Doe"`:          {{Name: "John Doe"}},
+		`""`:                  {},
 		"=?koi8-r?B?8sXL0sXB1MnXzs/FIMHHxc7U09TXzw==?=": {{Name: "Рекреативное агентство"}},
 		"Joe <j o>":                {},
 		"undisclosed-recipients:;": {},
@@ -423,7 +425,7 @@ func TestQuotedValueFollowedByText(t *testing.T) {
 	if d.Text != "bounce text" || len(d.Attachments) != 1 || d.Attachments[0].Filename != "a b.txt" || string(d.Attachments[0].Content) != "\xf0\xd2\xc9\xd7\xc5\xd4" {
 		t.Errorf("text %q, attachments %+v; want the report's parts", d.Text, d.Attachments)
 	}
-	if n := countContaining(d.Warnings, "a quoted value was followed by"); n != 3 {
+	if n := countContaining(d.Warnings, "comments, or text after a parameter"); n != 3 {
 		t.Errorf("warnings %q, want 3 about quoted values", d.Warnings)
 	}
 	d = parseCRLF(t, "Subject: x\nContent-Type: text/plain; charset=\"koi8-r\" (Cyrillic)\n\n\xf0\xd2\xc9\xd7\xc5\xd4\n")
