@@ -1,6 +1,7 @@
 package parse
 
 import (
+	"bytes"
 	"mime"
 	"net/url"
 	"slices"
@@ -330,7 +331,8 @@ func tidyParams(v string) string {
 	if !strings.ContainsAny(v, `"(`) && !paramAfterSpace(v) {
 		return v
 	}
-	var b strings.Builder
+	var buf [256]byte // most values fit: no allocation unless one changes
+	b := buf[:0]
 	i := 0
 	if k := afterComments(v, 0); k != 0 {
 		if j := skipWSP(v, k); j < len(v) && v[j] != ';' {
@@ -341,7 +343,7 @@ func tidyParams(v string) string {
 	if t < len(v) && v[t] == '/' {
 		t = tokenEnd(v, t+1)
 	}
-	b.WriteString(v[i:t])
+	b = append(b, v[i:t]...)
 	i = t
 	if k := afterComments(v, i); k != i {
 		if j := skipWSP(v, k); j == len(v) || v[j] == ';' {
@@ -355,13 +357,13 @@ func tidyParams(v string) string {
 			if end < 0 {
 				break // unclosed: left as it is
 			}
-			if !strings.HasSuffix(strings.TrimRight(b.String(), " \t"), ";") {
-				b.WriteString(v[i:end]) // a comment's "=" is no parameter's
+			if !bytes.HasSuffix(bytes.TrimRight(b, " \t"), []byte(";")) {
+				b = append(b, v[i:end]...) // a comment's "=" is no parameter's
 			} // else before a parameter: dropped
 			i = end
 			continue
 		}
-		b.WriteByte(c)
+		b = append(b, c)
 		i++
 		if c != '=' {
 			continue
@@ -372,36 +374,42 @@ func tidyParams(v string) string {
 			for end < len(v) && v[end] != ' ' && v[end] != '\t' && v[end] != ';' && v[end] != '(' {
 				end++
 			}
-			b.WriteString(v[i:end])
-			i = afterUnquoted(v, end, &b)
+			b = append(b, v[i:end]...)
+			var put string
+			i, put = afterUnquoted(v, end)
+			b = append(b, put...)
 			continue
 		}
 		end := quotedEnd(v, j)
 		if end < 0 {
 			break // unclosed: left as it is
 		}
-		b.WriteString(v[i:end])
-		i = afterQuoted(v, end, &b)
+		b = append(b, v[i:end]...)
+		var put string
+		i, put = afterQuoted(v, end)
+		b = append(b, put...)
 	}
-	b.WriteString(v[i:])
-	return b.String()
+	b = append(b, v[i:]...)
+	if string(b) == v {
+		return v
+	}
+	return string(b)
 }
 
-// afterUnquoted writes to b what replaces the text from i, just after an
-// unquoted value, and returns where to go on from: comments dropped when
-// only a ";", the end or a next parameter follows them, and a ";" put in
-// before a next parameter (tidyParams); anything else is left.
-func afterUnquoted(v string, i int, b *strings.Builder) int {
+// afterUnquoted returns where to go on from after an unquoted value
+// ending at i, and what to put in for the text skipped: comments dropped
+// when only a ";", the end or a next parameter follows them, and a ";"
+// put in before a next parameter (tidyParams); anything else is left.
+func afterUnquoted(v string, i int) (next int, put string) {
 	k := afterComments(v, i)
 	j := skipWSP(v, k)
 	switch {
 	case j == len(v) || v[j] == ';':
-		return k
+		return k, ""
 	case nextParam(v, j) && (k != i || j != i):
-		b.WriteString("; ")
-		return j
+		return j, "; "
 	}
-	return i
+	return i, ""
 }
 
 // paramAfterSpace reports whether a "name=" follows white space that does
@@ -437,24 +445,21 @@ func afterComments(v string, i int) int {
 	return i
 }
 
-// afterQuoted writes to b what replaces the text from i, just after a
-// quoted value, up to the next ";" (tidyParams), and returns where to go
-// on from.
-func afterQuoted(v string, i int, b *strings.Builder) int {
+// afterQuoted returns where to go on from after a quoted value ending at
+// i, and what to put in for the text skipped up to the next ";"
+// (tidyParams).
+func afterQuoted(v string, i int) (next int, put string) {
 	i = afterComments(v, i)
 	j := skipWSP(v, i)
 	switch {
 	case j == len(v) || v[j] == ';':
-		return i
+		return i, ""
 	case v[j] == ',':
-		b.WriteByte(';')
-		return j + 1
+		return j + 1, ";"
+	case nextParam(v, j):
+		return j, "; "
 	}
-	if nextParam(v, j) {
-		b.WriteString("; ")
-		return j
-	}
-	return nextSemicolon(v, j)
+	return nextSemicolon(v, j), ""
 }
 
 // nextSemicolon returns the index of the first ";" in v from i that is in
