@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"math"
+	"runtime/debug"
 
 	"golang.org/x/sync/semaphore"
 )
@@ -58,5 +59,23 @@ func (d *Dispatcher) takeMemory(ctx context.Context, rawSize int64) (release fun
 	if err := d.mem.Acquire(ctx, w); err != nil {
 		return nil, err
 	}
-	return func() { d.mem.Release(w) }, nil
+	return func() {
+		d.mem.Release(w)
+		if rawSize >= freeAfterBytes {
+			freeMemory()
+		}
+	}, nil
 }
+
+// freeAfterBytes is the raw size from which a message's attempt, once
+// answered, has the memory its render held collected and handed back to
+// the system at once (freeMemory). Left to the collector's pacing, the
+// next large message is read in while the heap's goal still counts the
+// last one's buffers: three 24 MB messages in a row took peak RSS to 88
+// MB where one takes 63; collected after each, 64 MB. A collection of
+// what is left costs a few milliseconds, next to the hundreds a message
+// of that size takes.
+const freeAfterBytes = 8 << 20
+
+// freeMemory is debug.FreeOSMemory; tests count its calls.
+var freeMemory = debug.FreeOSMemory

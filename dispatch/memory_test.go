@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,4 +95,28 @@ func TestRenderWeight(t *testing.T) {
 	if u.mem != nil {
 		t.Error("RenderMemory < 0 still bounds")
 	}
+}
+
+// An attempt at a message of freeAfterBytes or more, once answered, has
+// the memory its render held collected and returned (freeMemory); one at
+// a smaller message does not.
+func TestLargeAttemptFreesMemory(t *testing.T) {
+	var calls atomic.Int64
+	defer func(f func()) { freeMemory = f }(freeMemory)
+	freeMemory = func() { calls.Add(1) }
+	rc := newReceiver(t, statuses(200))
+	h := newHarness(t, newMemStore(), rc.srv.URL, defaultTestConfig())
+	h.start(t)
+	small := h.accept(t, t0, "a@example.com")
+	h.waitState(t, small+"-1", queue.StateDelivered)
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("%d collections after a small message, want 0", n)
+	}
+	id := event.NewID(t0)
+	env := event.Envelope{MailFrom: "s@example.org", RcptTo: []string{"a@example.com"}}
+	if err := h.q.Accept(context.Background(), id, t0, env, strings.NewReader(bigMessage(freeAfterBytes))); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState(t, id+"-1", queue.StateDelivered)
+	waitFor(t, "the collection after the large message", func() bool { return calls.Load() == 1 })
 }
