@@ -930,6 +930,65 @@ func (q *Queue) ReplayEndpoint(d *Delivery, endpoint string) (string, error) {
 	return endpoint, nil
 }
 
+// PendingEndpoint is where ReplayPending would send the pending delivery
+// d: endpoint if not empty, else the one endpoint its recipients route
+// to now (which the configuration may have changed since the message was
+// accepted). The error wraps ErrNoEndpoint when there is none (or
+// several).
+func (q *Queue) PendingEndpoint(d *Delivery, endpoint string) (string, error) {
+	if endpoint != "" {
+		return endpoint, nil
+	}
+	return q.reroute(d.Envelope.RcptTo)
+}
+
+// ReplayPending makes the pending delivery recID due now, to endpoint (or
+// where PendingEndpoint says), as a replay: the same webhook-id, a fresh
+// retry window. It is how deliveries queued for an endpoint that was
+// mistyped, or has moved, go to the right one without waiting for their
+// retries to run out. A claim or lease on the delivery stays, so no two
+// processes attempt it at once: an attempt under way finishes, and if it
+// succeeds the delivery is delivered (to the endpoint it was made to);
+// if not, its retry cannot be recorded over this version, which the next
+// attempt reads. It returns the endpoint written; the error wraps
+// store.ErrNotFound when the delivery is no longer pending.
+func (q *Queue) ReplayPending(ctx context.Context, recID, endpoint string) (string, error) {
+	if !ValidRecordID(recID) {
+		return "", fmt.Errorf("queue: replay %s: invalid record id: %w", recID, store.ErrNotFound)
+	}
+	for try := 0; ; try++ {
+		d, err := q.loadPending(ctx, recID)
+		if err == nil && d.State != StatePending {
+			err = store.ErrNotFound // settled while it was read
+		}
+		if err != nil {
+			return "", fmt.Errorf("queue: replay %s: %w", recID, err)
+		}
+		to, err := q.PendingEndpoint(d, endpoint)
+		if err != nil {
+			return "", fmt.Errorf("queue: replay %s: %w", recID, err)
+		}
+		now := q.now().UTC()
+		nd := d.clone()
+		nd.Endpoint = to
+		nd.NextAttemptAt = now
+		nd.ReplayedAt = now
+		nd.Replays++
+		err = q.put(ctx, RecordKey(StatePending, recID), nd, store.PutOptions{IfMatch: d.etag})
+		if errors.Is(err, store.ErrPrecondition) && try < 4 {
+			continue // updated by an attempt meanwhile: read it again
+		}
+		if err != nil {
+			return "", fmt.Errorf("queue: replay %s: %w", recID, err)
+		}
+		q.log.LogAttrs(ctx, slog.LevelInfo, "pending delivery replayed", slog.String("id", recID), slog.Int("replays", nd.Replays))
+		if q.onEnqueue != nil {
+			q.onEnqueue(nd)
+		}
+		return to, nil
+	}
+}
+
 // reroute finds the one endpoint the recipients route to now.
 func (q *Queue) reroute(rcpts []string) (string, error) {
 	gs := q.group(rcpts)

@@ -636,6 +636,69 @@ func TestReplayReroutes(t *testing.T) {
 	}
 }
 
+// A pending delivery replayed goes to the endpoint given, or where its
+// recipients route now, due at once, as a replay (same event, a fresh
+// retry window, its attempts kept); an attempt under way that fails
+// cannot record its retry over it, and a settled delivery is no longer
+// pending.
+func TestReplayPending(t *testing.T) {
+	backends(t, func(t *testing.T, s store.Store) {
+		ctx := t.Context()
+		r := routes{"a@x": "http://one"}
+		f := newFixture(t, s, r)
+		id := f.accept(t, "a@x")
+		d := f.enqueued[0]
+		if err := f.q.BeginAttempt(ctx, d, t0, t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		stale := *d
+
+		f.now = t0.Add(10 * time.Minute)
+		r["a@x"] = "http://moved" // the configuration changed since
+		to, err := f.q.ReplayPending(ctx, d.ID, "")
+		if err != nil || to != "http://moved" {
+			t.Fatalf("ReplayPending = %q, %v", to, err)
+		}
+		got, err := f.q.Load(ctx, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != queue.StatePending || got.EventID != id || got.Endpoint != "http://moved" || len(got.Attempts) != 1 ||
+			!got.NextAttemptAt.Equal(f.now) || got.Replays != 1 || !got.RetryWindowStart().Equal(f.now) {
+			t.Errorf("replayed = %+v", got)
+		}
+		if to, err := f.q.ReplayPending(ctx, d.ID, "http://given"); err != nil || to != "http://given" {
+			t.Errorf("ReplayPending to an endpoint given = %q, %v", to, err)
+		}
+		if got, _ := f.q.Load(ctx, d.ID); got == nil || got.Endpoint != "http://given" || got.Replays != 2 {
+			t.Errorf("replayed again = %+v", got)
+		}
+		if err := f.q.RecordAttempt(ctx, &stale, queue.Attempt{At: f.now, Status: 503}, f.now.Add(time.Hour)); !errors.Is(err, store.ErrPrecondition) {
+			t.Errorf("an attempt's retry recorded on the version before the replay = %v, want ErrPrecondition", err)
+		}
+		cur, err := f.q.Load(ctx, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.q.MarkDelivered(ctx, cur, queue.Attempt{At: f.now, Status: 204}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.q.ReplayPending(ctx, d.ID, ""); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("ReplayPending of a delivered one = %v, want ErrNotFound", err)
+		}
+		// Recipients that route to several endpoints now: one must be given.
+		r["b@x"], r["c@x"] = "http://bc", "http://bc"
+		other := queue.RecordID(f.accept(t, "b@x", "c@x"), 1)
+		r["b@x"], r["c@x"] = "http://b", "http://c"
+		if _, err := f.q.ReplayPending(ctx, other, ""); !errors.Is(err, queue.ErrNoEndpoint) {
+			t.Errorf("ReplayPending to recipients routed apart = %v, want ErrNoEndpoint", err)
+		}
+		if to, err := f.q.ReplayPending(ctx, other, "http://bc2"); err != nil || to != "http://bc2" {
+			t.Errorf("ReplayPending to an endpoint given = %q, %v", to, err)
+		}
+	})
+}
+
 func TestValidRecordID(t *testing.T) {
 	id := event.NewID(t0)
 	tests := []struct {

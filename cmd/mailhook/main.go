@@ -50,6 +50,8 @@ commands:
   replay     put finally-failed deliveries back on the queue:
              replay --failed | --id EVENT_ID | --since DURATION_OR_RFC3339
                     [--endpoint URL] [--dry-run] [--rate PER_SECOND]
+             with --pending, send pending deliveries now instead, to
+             --endpoint or where their recipients route now
   config     print the effective configuration (secrets redacted);
              config --help-env prints the table of every variable
   healthcheck  exit 0 if the local server answers /healthz (--ready: /readyz)

@@ -18,9 +18,11 @@ import (
 	"github.com/mailhook/mailhook/store"
 )
 
-// replay puts failed deliveries back to pending. It talks only to the store,
-// so it works while servers run: they pick the deliveries up at their next
-// rescan of the pending queue.
+// replay puts failed deliveries back to pending, or with --pending makes
+// pending ones due now, perhaps to another endpoint. It talks only to the
+// store, so it works while servers run: they pick the deliveries up at
+// their next rescan of the pending queue, or read the new version before
+// their next attempt.
 // minReplayRate and maxReplayRate bound --rate: a ticker's interval is at
 // least a nanosecond and fits a time.Duration.
 const (
@@ -32,6 +34,7 @@ func replay(ctx context.Context, args []string, lookup func(string) (string, boo
 	fl := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	all := fl.Bool("failed", false, "replay every failed delivery")
+	pending := fl.Bool("pending", false, "replay pending deliveries instead of failed ones: send them now, to --endpoint or where their recipients route now (every one, or those --id or --since choose)")
 	id := fl.String("id", "", "replay the failed deliveries of this event id (or one delivery record id, EVENTID-N)")
 	since := fl.String("since", "", "replay failed deliveries of mail received since this duration ago (24h) or RFC 3339 time")
 	endpoint := fl.String("endpoint", "", "send to this URL instead of the recorded endpoint")
@@ -46,8 +49,11 @@ func replay(ctx context.Context, args []string, lookup func(string) (string, boo
 	if fl.NArg() > 0 {
 		return usagef("replay: unexpected argument %q", fl.Arg(0))
 	}
-	if !*all && *id == "" && *since == "" {
-		return usagef("replay: say what to replay: --failed, --id EVENT_ID or --since DURATION_OR_RFC3339")
+	if !*all && !*pending && *id == "" && *since == "" {
+		return usagef("replay: say what to replay: --failed, --pending, --id EVENT_ID or --since DURATION_OR_RFC3339")
+	}
+	if *all && *pending {
+		return usagef("replay: --failed and --pending: give one (failed deliveries are replayed by default)")
 	}
 	if *id != "" && !event.ValidID(*id) && !queue.ValidRecordID(*id) {
 		return usagef("replay: --id %q is not an event id", *id)
@@ -91,9 +97,13 @@ func replay(ctx context.Context, args []string, lookup func(string) (string, boo
 		defer t.Stop()
 		pace = t.C
 	}
+	state, records := "failed", q.Failed(ctx)
+	if *pending {
+		state, records = "pending", q.Pending(ctx)
+	}
 	var n, failed int
 	var stopped error // the context's, when interrupted
-	for d, err := range q.Failed(ctx) {
+	for d, err := range records {
 		if err != nil {
 			// A record that cannot be read (the iteration goes on), or
 			// the listing failing (it ends).
@@ -108,6 +118,9 @@ func replay(ctx context.Context, args []string, lookup func(string) (string, boo
 			continue
 		}
 		to, err := q.ReplayEndpoint(d, *endpoint)
+		if *pending {
+			to, err = q.PendingEndpoint(d, *endpoint)
+		}
 		if *dryRun {
 			if err != nil {
 				// What the replay itself would report.
@@ -115,7 +128,7 @@ func replay(ctx context.Context, args []string, lookup func(string) (string, boo
 				failed++
 				continue
 			}
-			fmt.Fprintf(stdout, "would replay %s event %s to %s (last error: %s)\n", d.ID, d.EventID, route.RedactURL(to), d.LastError)
+			fmt.Fprintf(stdout, "would replay %s%s event %s to %s (last error: %s)\n", pendingWord(*pending), d.ID, d.EventID, route.RedactURL(to), d.LastError)
 			n++
 			continue
 		}
@@ -128,20 +141,25 @@ func replay(ctx context.Context, args []string, lookup func(string) (string, boo
 		if stopped = ctx.Err(); stopped != nil {
 			break
 		}
-		if err := q.Replay(ctx, d.ID, *endpoint); err != nil {
+		if *pending {
+			to, err = q.ReplayPending(ctx, d.ID, *endpoint)
+		} else {
+			err = q.Replay(ctx, d.ID, *endpoint)
+		}
+		if err != nil {
 			if stopped = ctx.Err(); stopped != nil {
 				break
 			}
 			if errors.Is(err, store.ErrNotFound) {
 				// Listed, then replayed (or settled) by another process.
-				fmt.Fprintf(stderr, "mailhook: replay %s: no longer failed (replayed elsewhere)\n", d.ID)
+				fmt.Fprintf(stderr, "mailhook: replay %s: no longer %s (settled or replayed elsewhere)\n", d.ID, state)
 				continue
 			}
 			fmt.Fprintf(stderr, "mailhook: replay %s: %v\n", d.ID, err)
 			failed++
 			continue
 		}
-		fmt.Fprintf(stdout, "replayed %s event %s to %s\n", d.ID, d.EventID, route.RedactURL(to))
+		fmt.Fprintf(stdout, "replayed %s%s event %s to %s\n", pendingWord(*pending), d.ID, d.EventID, route.RedactURL(to))
 		n++
 	}
 	verb := "replayed"
@@ -156,7 +174,15 @@ func replay(ctx context.Context, args []string, lookup func(string) (string, boo
 		return fmt.Errorf("%d deliveries could not be replayed", failed)
 	}
 	if n == 0 && *id != "" {
-		return fmt.Errorf("replay: no failed delivery with id %s", *id)
+		return fmt.Errorf("replay: no %s delivery with id %s", state, *id)
 	}
 	return nil
+}
+
+// pendingWord says "pending " before a pending delivery's id.
+func pendingWord(pending bool) string {
+	if pending {
+		return "pending "
+	}
+	return ""
 }

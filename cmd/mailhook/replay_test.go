@@ -132,3 +132,59 @@ func TestReplayRate(t *testing.T) {
 		}
 	}
 }
+
+// replay --pending sends pending deliveries now, to where their
+// recipients route in the configuration of the run (the webhook URL was
+// mistyped when the mail came in), or to --endpoint; --failed with it is
+// bad usage.
+func TestReplayPending(t *testing.T) {
+	dir := t.TempDir()
+	st, err := fs.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := queue.New(queue.Options{Store: st, Router: queue.RouterFunc(func(string) string { return "https://typo.example.com/in" })})
+	id := event.NewID(time.Now())
+	env := event.Envelope{MailFrom: "a@example.org", RcptTo: []string{"b@example.com"}, Helo: "c.example.org"}
+	if err := q.Accept(t.Context(), id, time.Now(), env, strings.NewReader("Subject: x\r\n\r\nx\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	replay := func(args ...string) (string, string, error) {
+		vars := map[string]string{"MAILHOOK_STORE": "file://" + dir, "MAILHOOK_WEBHOOK_URL": "https://hooks.example.com/in"}
+		lookup := func(name string) (string, bool) { v, ok := vars[name]; return v, ok }
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), append([]string{"replay"}, args...), lookup, &stdout, &stderr, func() {})
+		return stdout.String(), stderr.String(), err
+	}
+	endpoint := func() string {
+		st, err := fs.New(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		d, err := queue.New(queue.Options{Store: st}).Load(t.Context(), id+"-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Endpoint
+	}
+	if _, _, err := replay("--failed", "--pending"); exitCode(err, &bytes.Buffer{}) != 2 {
+		t.Errorf("--failed --pending: %v, want bad usage", err)
+	}
+	out, errOut, err := replay("--pending", "--dry-run")
+	if err != nil || !strings.Contains(out, "would replay pending "+id+"-1 event "+id+" to https://hooks.example.com/in") || endpoint() != "https://typo.example.com/in" {
+		t.Errorf("dry run: %v\n%s%s", err, out, errOut)
+	}
+	out, errOut, err = replay("--pending", "--rate", "0")
+	if err != nil || !strings.Contains(out, "replayed pending "+id+"-1") || !strings.Contains(out, "replayed 1 deliveries") || endpoint() != "https://hooks.example.com/in" {
+		t.Errorf("replay --pending: %v\n%s%s", err, out, errOut)
+	}
+	out, errOut, err = replay("--pending", "--id", id, "--endpoint", "https://other.example.com/in")
+	if err != nil || !strings.Contains(out, "to https://other.example.com/in") || endpoint() != "https://other.example.com/in" {
+		t.Errorf("replay --pending --id --endpoint: %v\n%s%s", err, out, errOut)
+	}
+	if _, _, err := replay("--failed", "--id", id); err == nil {
+		t.Error("replay --failed --id of a pending delivery: no error")
+	}
+}
