@@ -31,7 +31,7 @@ type Config struct {
 	Recipients string `env:"RECIPIENTS" help:"comma-separated accepted recipients: user@example.com, *@example.com, *@*.example.com; empty accepts any (warned at start)"`
 
 	WebhookURL    string   `env:"WEBHOOK_URL" redact:"url" help:"default webhook endpoint for every accepted recipient; empty: events are stored and can be replayed later"`
-	WebhookSecret []string `env:"WEBHOOK_SECRET" envSeparator:"," secret:"true" help:"whsec_… signing secret(s), comma-separated for rotation (each signs)"`
+	WebhookSecret []string `env:"WEBHOOK_SECRET" envSeparator:"," secret:"true" help:"whsec_… signing secret(s), comma-separated for rotation (each signs); the whsec_ prefix may be left out"`
 	Routes        string   `env:"ROUTES" redact:"routes" help:"per-recipient endpoints: pattern=url pairs separated by ';', first match wins, before the default"`
 
 	Store              string        `env:"STORE" envDefault:"file://./data" help:"where mail and delivery state live: file:///path or s3://bucket/optional/prefix"`
