@@ -120,7 +120,7 @@ func (j *jsonWriter) field(name, value string) {
 	// cut between runes, so that it is never held escaped as a whole
 	// (24 MB of text took 230 MB of buffers growing to hold it).
 	j.b = append(j.b, '"')
-	for len(value) > 0 {
+	for len(value) > 0 && j.err == nil { // after a write error nothing more is kept
 		n := min(len(value), flushAt)
 		for n < len(value) && n > 0 && !utf8.RuneStart(value[n]) {
 			n--
@@ -145,6 +145,9 @@ func (j *jsonWriter) body(name, value string, from Body) {
 	j.key(name)
 	j.b = append(j.b, '"')
 	from.Pieces(func(p []byte) {
+		if j.err != nil {
+			return // the writer failed: nothing more is kept
+		}
 		j.b = jsonenc.Escaped(j.b, unsafe.String(unsafe.SliceData(p), len(p)), false)
 		if j.w != nil && len(j.b) >= flushAt {
 			j.flush()

@@ -3,7 +3,9 @@ package event
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -247,5 +249,49 @@ type pieces []string
 func (ps pieces) Pieces(f func([]byte)) {
 	for _, p := range ps {
 		f([]byte(p))
+	}
+}
+
+// failingWriter fails every write after the first n bytes.
+type failingWriter struct{ n int }
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if w.n -= len(p); w.n < 0 {
+		return 0, errors.New("connection reset")
+	}
+	return len(p), nil
+}
+
+// Once its writer fails, WriteJSON stops encoding large bodies into its
+// buffer (a request cut short must not go on holding the text).
+func TestWriteJSONStopsAfterWriteError(t *testing.T) {
+	piece := []byte(strings.Repeat("é", 10_000))
+	text := make(bytePieces, 2000) // 40 MB in all
+	for i := range text {
+		text[i] = piece
+	}
+	for name, ev := range map[string]*Event{
+		"body":   {Data: Data{TextBody: text}},
+		"string": {Data: Data{HTML: strings.Repeat("é", 10<<20)}},
+	} {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		if err := ev.WriteJSON(&failingWriter{n: 1 << 20}); err == nil {
+			t.Fatalf("%s: WriteJSON to a failing writer: no error", name)
+		}
+		runtime.ReadMemStats(&after)
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+			t.Errorf("%s: %d MB allocated after the writer failed, want the rest dropped", name, grew>>20)
+		}
+	}
+}
+
+// bytePieces is an event.Body of the pieces given, handed over as they are.
+type bytePieces [][]byte
+
+func (ps bytePieces) Pieces(f func([]byte)) {
+	for _, p := range ps {
+		f(p)
 	}
 }
