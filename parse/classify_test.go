@@ -24,7 +24,7 @@ func FuzzPlainFields(f *testing.F) {
 				fields = append(fields, field{name: mimeFields[i], value: v})
 			}
 		}
-		header := mimeHeader(fields, &warnings{}, "part 1", "")
+		header, _ := mimeHeader(fields, &warnings{}, "part 1", "")
 		pt, pc, ok := plainFields(header)
 		if !ok {
 			return

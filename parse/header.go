@@ -160,7 +160,7 @@ const (
 // multipart/digest: message/rfc822, RFC 2046 §5.1.5); a Content-Type
 // without a subtype is read as text/plain, its parameters kept (RFC 2045
 // §5.2: an invalid type is text/plain), with a warning.
-func mimeHeader(fields []field, w *warnings, label, defaultType string) []byte {
+func mimeHeader(fields []field, w *warnings, label, defaultType string) (header []byte, read int) {
 	var b bytes.Buffer
 	for _, name := range mimeFields {
 		found := false
@@ -170,6 +170,7 @@ func mimeHeader(fields []field, w *warnings, label, defaultType string) []byte {
 			}
 			found = true
 			value := strings.TrimSpace(strings.ReplaceAll(f.value, "\r", " "))
+			read += len(name) + len(value) + 4
 			if len(value) > maxMIMEFieldBytes {
 				w.addf("%s: %s header ignored: %d bytes, more than %d", label, f.name, len(value), maxMIMEFieldBytes)
 				break
@@ -188,7 +189,7 @@ func mimeHeader(fields []field, w *warnings, label, defaultType string) []byte {
 			}
 			if name == "Content-Type" || name == "Content-Disposition" {
 				if tidy := tidyParams(value); tidy != value {
-					w.addf("%s: %s %q read as %q: comments, or text after a parameter without its \";\"", label, name, value, tidy)
+					w.addf("%s: %s %s read as %s: comments, or text after a parameter without its \";\"", label, name, quote(value), quote(tidy))
 					value = tidy
 				}
 			}
@@ -206,7 +207,7 @@ func mimeHeader(fields []field, w *warnings, label, defaultType string) []byte {
 		}
 	}
 	b.WriteString("\r\n")
-	return b.Bytes()
+	return b.Bytes(), read
 }
 
 // maxMIMEParams bounds the parameters of a Content-Type or

@@ -1,7 +1,6 @@
 package parse
 
 import (
-	"bytes"
 	"mime"
 	"net/url"
 	"slices"
@@ -333,6 +332,16 @@ func tidyParams(v string) string {
 	}
 	var buf [256]byte // most values fit: no allocation unless one changes
 	b := buf[:0]
+	// last is the last byte of b that is not white space: a comment
+	// right after a ";" is dropped (looked up here, not in b: values of
+	// spaces and comments would make that quadratic).
+	var last byte
+	put := func(s string) {
+		b = append(b, s...)
+		if t := strings.TrimRight(s, " \t"); t != "" {
+			last = t[len(t)-1]
+		}
+	}
 	i := 0
 	if k := afterComments(v, 0); k != 0 {
 		if j := skipWSP(v, k); j < len(v) && v[j] != ';' {
@@ -343,7 +352,7 @@ func tidyParams(v string) string {
 	if t < len(v) && v[t] == '/' {
 		t = tokenEnd(v, t+1)
 	}
-	b = append(b, v[i:t]...)
+	put(v[i:t])
 	i = t
 	if k := afterComments(v, i); k != i {
 		if j := skipWSP(v, k); j == len(v) || v[j] == ';' {
@@ -357,13 +366,13 @@ func tidyParams(v string) string {
 			if end < 0 {
 				break // unclosed: left as it is
 			}
-			if !bytes.HasSuffix(bytes.TrimRight(b, " \t"), []byte(";")) {
-				b = append(b, v[i:end]...) // a comment's "=" is no parameter's
+			if last != ';' {
+				put(v[i:end]) // a comment's "=" is no parameter's
 			} // else before a parameter: dropped
 			i = end
 			continue
 		}
-		b = append(b, c)
+		put(v[i : i+1])
 		i++
 		if c != '=' {
 			continue
@@ -374,22 +383,22 @@ func tidyParams(v string) string {
 			for end < len(v) && v[end] != ' ' && v[end] != '\t' && v[end] != ';' && v[end] != '(' {
 				end++
 			}
-			b = append(b, v[i:end]...)
-			var put string
-			i, put = afterUnquoted(v, end)
-			b = append(b, put...)
+			put(v[i:end])
+			var more string
+			i, more = afterUnquoted(v, end)
+			put(more)
 			continue
 		}
 		end := quotedEnd(v, j)
 		if end < 0 {
 			break // unclosed: left as it is
 		}
-		b = append(b, v[i:end]...)
-		var put string
-		i, put = afterQuoted(v, end)
-		b = append(b, put...)
+		put(v[i:end])
+		var more string
+		i, more = afterQuoted(v, end)
+		put(more)
 	}
-	b = append(b, v[i:]...)
+	put(v[i:])
 	if string(b) == v {
 		return v
 	}

@@ -457,3 +457,28 @@ func TestRawISO2022JPHeaders(t *testing.T) {
 		t.Errorf("warnings %q, want 3 about raw ISO-2022-JP", d.Warnings)
 	}
 }
+
+// MIME headers repaired shorter still count at their size as read
+// against the budget of MIME header bytes, and the repair's warnings
+// quote them short: 80 parts whose Content-Type is 16 KB of spaces and
+// comments stop parsing at the budget, with a few KB of warnings.
+func TestRepairedHeadersCountAsRead(t *testing.T) {
+	ctype := "text/plain;" + strings.Repeat(" ", 8000) + strings.Repeat("(a)", 2700)
+	var b strings.Builder
+	b.WriteString("Subject: x\nContent-Type: multipart/mixed; boundary=b\n\n")
+	for range 80 {
+		b.WriteString("--b\nContent-Type: " + ctype + "\n\nhi\n")
+	}
+	b.WriteString("--b--\n")
+	d := parseCRLF(t, b.String())
+	if countContaining(d.Warnings, "MIME part headers over") != 1 {
+		t.Errorf("no warning that the budget of MIME header bytes ran out: %d warnings", len(d.Warnings))
+	}
+	size := 0
+	for _, w := range d.Warnings {
+		size += len(w)
+	}
+	if size > 32<<10 {
+		t.Errorf("%d bytes of warnings, want the values quoted short", size)
+	}
+}

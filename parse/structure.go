@@ -54,8 +54,9 @@ func split(raw []byte, hb headerBlock, maxDepth, maxParts int, w *warnings) tree
 	root := &node{start: 0, bodyStart: hb.bodyStart, end: len(raw)}
 	t := tree{root: root}
 	budget := mimeHeaderBudget
-	root.header = mimeHeader(hb.fields, w, "message", "")
-	budget -= len(root.header)
+	var read int
+	root.header, read = mimeHeader(hb.fields, w, "message", "")
+	budget -= max(len(root.header), read) // what was read, even if repaired shorter
 	root.mtype, root.cte, root.boundary, root.plain = classify(root.header, w, "message")
 	if root.boundary == "" {
 		return t
@@ -81,8 +82,9 @@ func split(raw []byte, hb headerBlock, maxDepth, maxParts int, w *warnings) tree
 		if stack[len(stack)-1].mtype == "multipart/digest" {
 			defaultType = "message/rfc822"
 		}
-		cur.header = mimeHeader(hb.fields, w, label, defaultType)
-		budget -= len(cur.header)
+		var read int
+		cur.header, read = mimeHeader(hb.fields, w, label, defaultType)
+		budget -= max(len(cur.header), read)
 		cur.mtype, cur.cte, cur.boundary, cur.plain = classify(cur.header, w, label)
 		if cur.boundary == "" {
 			return

@@ -23,7 +23,7 @@ func textLeaf(ctype, cte string, body []byte) (*builder, *node) {
 		fields = append(fields, field{name: "Content-Transfer-Encoding", value: cte})
 	}
 	w := &warnings{}
-	header := mimeHeader(fields, w, "part 1", "")
+	header, _ := mimeHeader(fields, w, "part 1", "")
 	raw := append(append([]byte{}, header...), body...)
 	n := &node{id: "1", header: header, bodyStart: len(header), end: len(raw)}
 	n.mtype, n.cte, n.boundary, n.plain = classify(header, w, "part 1")
