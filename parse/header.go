@@ -864,7 +864,7 @@ func nameOnly(entry string) (name string, ok bool) {
 		return "", false
 	}
 	name = strings.Join(strings.Fields(withoutComments(entry)), " ")
-	if uq, err := strconv.Unquote(name); err == nil && strings.HasPrefix(name, `"`) {
+	if uq, ok := wholeQuoted(name); ok {
 		name = strings.TrimSpace(uq) // `"John Doe"`
 	}
 	return name, name != ""
@@ -881,7 +881,7 @@ func nameBeforeBare(s string) (name, addr string) {
 		// A quoted name: `"Bob" b@example.com`.
 		if end := quotedEnd(t, 0); end > 0 {
 			rest := strings.TrimSpace(t[end:])
-			if uq, err := strconv.Unquote(t[:end]); err == nil && rest != "" && !strings.ContainsAny(rest, " \t\"") {
+			if uq := unquote(t[:end]); rest != "" && !strings.ContainsAny(rest, " \t\"") {
 				if at := strings.LastIndexByte(rest, '@'); at > 0 && at < len(rest)-1 {
 					return uq, rest
 				}
@@ -904,6 +904,16 @@ func nameBeforeBare(s string) (name, addr string) {
 	return strings.Join(f[:len(f)-1], " "), last
 }
 
+// wholeQuoted returns the content of s if s is one quoted string (RFC
+// 5322 §3.2.4: a backslash quotes the next character, whatever it is),
+// and whether it is.
+func wholeQuoted(s string) (string, bool) {
+	if !strings.HasPrefix(s, `"`) || quotedEnd(s, 0) != len(s) {
+		return s, false
+	}
+	return unquote(s), true
+}
+
 // What angleAddr found.
 const (
 	angleNone  = iota // no "<"
@@ -924,7 +934,7 @@ func angleAddr(s string) (name, inside string, found int) {
 		return "", "", angleBad
 	}
 	name = strings.TrimSpace(s[:open])
-	if uq, err := strconv.Unquote(name); err == nil && strings.HasPrefix(name, `"`) {
+	if uq, ok := wholeQuoted(name); ok {
 		name = uq
 	}
 	return name, s[open+1 : open+end], angleFound

@@ -343,6 +343,10 @@ func TestAddresses(t *testing.T) {
 			[]event.Address{addr("", "bob@example.com"), addr("", "c@x")}, true},
 		{"quoted name before a bare address", `"Bob" b@example.com`,
 			[]event.Address{addr("Bob", "b@example.com")}, true},
+		// Quoted strings are read by RFC 5322's rules, not Go's: a
+		// backslash quotes the next character, whatever it is.
+		{"backslash escapes in a quoted name", `"Evil\r\nBcc: v@x.example" a@b.example`,
+			[]event.Address{addr("EvilrnBcc: v@x.example", "a@b.example")}, true},
 		{"spaces around dots", "john . doe @ example . com",
 			[]event.Address{addr("", "john.doe@example.com")}, true},
 	}

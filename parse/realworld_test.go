@@ -330,6 +330,7 @@ func TestLocalOnlyAddresses(t *testing.T) {
 		`"x@y" <matmail>`:     {{Name: "x@y", Address: "matmail"}},
 		"foo  bar (comment)":  {{Name: "foo bar"}},
 		`"John Doe"`:          {{Name: "John Doe"}},
+		`"O\'Brien" <ob>`:     {{Name: "O'Brien", Address: "ob"}},
 		`""`:                  {},
 		"=?koi8-r?B?8sXL0sXB1MnXzs/FIMHHxc7U09TXzw==?=": {{Name: "Рекреативное агентство"}},
 		"Joe <j o>":                {},
