@@ -264,8 +264,8 @@ func from8bit(s string) (string, bool) {
 // Left as they are, the escapes came out in the subject, and the bytes
 // between them, which include "@", ":" and ";", were read as addresses.
 func fromJIS(s string) (string, bool) {
-	if !strings.Contains(s, "\x1b$B") && !strings.Contains(s, "\x1b$@") {
-		return s, false
+	if !strings.Contains(s, "\x1b$B") && !strings.Contains(s, "\x1b$@") || !isASCII([]byte(s)) {
+		return s, false // JIS is 7-bit: beside 8-bit text it is something else
 	}
 	out, err := japanese.ISO2022JP.NewDecoder().String(s)
 	if err != nil || !utf8.ValidString(out) {

@@ -359,8 +359,12 @@ func tidyParams(v string) string {
 			i = k // comments only, between the type and its parameters
 		}
 	}
+	attrAt := i // where the parameter being read starts
 	for i < len(v) {
 		c := v[i]
+		if c == ';' {
+			attrAt = i + 1
+		}
 		if c == '(' {
 			end := commentEnd(v, i)
 			if end < 0 {
@@ -377,16 +381,22 @@ func tidyParams(v string) string {
 		if c != '=' {
 			continue
 		}
+		eq := i - 1
 		j := skipWSP(v, i)
 		if j == len(v) || v[j] != '"' {
 			end := j
-			for end < len(v) && v[end] != ' ' && v[end] != '\t' && v[end] != ';' && v[end] != '(' {
+			for end < len(v) && v[end] != ' ' && v[end] != '\t' && v[end] != ';' {
 				end++
 			}
 			put(v[i:end])
-			var more string
-			i, more = afterUnquoted(v, end)
-			put(more)
+			i = end
+			if !fileParam(v[attrAt:eq]) {
+				// A filename's words and parentheses are its own
+				// ("Document (2)", "Q1 results=final.pdf").
+				var more string
+				i, more = afterUnquoted(v, end)
+				put(more)
+			}
 			continue
 		}
 		end := quotedEnd(v, j)
@@ -403,6 +413,13 @@ func tidyParams(v string) string {
 		return v
 	}
 	return string(b)
+}
+
+// fileParam reports whether attr (perhaps with white space around it, or
+// an RFC 2231 section: "filename*0*") is name or filename.
+func fileParam(attr string) bool {
+	base, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(attr)), "*")
+	return base == "name" || base == "filename"
 }
 
 // afterUnquoted returns where to go on from after an unquoted value

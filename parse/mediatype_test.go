@@ -160,9 +160,15 @@ func TestTidyParams(t *testing.T) {
 		{`text/plain; (d) charset=koi8-r`, `text/plain;  charset=koi8-r`},
 		{`multipart/mixed; boundary=b1 (comment)`, `multipart/mixed; boundary=b1`},
 		{`multipart/mixed; boundary=b1 type=x`, `multipart/mixed; boundary=b1; type=x`},
-		{`attachment; filename=a.pdf (comment); size=3`, `attachment; filename=a.pdf; size=3`},
 		{`attachment; filename=my file.pdf`, `attachment; filename=my file.pdf`},
 		{`attachment; filename=file (1).pdf`, `attachment; filename=file (1).pdf`},
+		// An unquoted name or filename keeps its words and parentheses,
+		// and parentheses inside an unquoted value are part of it.
+		{`attachment; filename=Document (2)`, `attachment; filename=Document (2)`},
+		{`attachment; filename=Q1 results=final.pdf`, `attachment; filename=Q1 results=final.pdf`},
+		{`attachment; filename*0=a (1).pdf`, `attachment; filename*0=a (1).pdf`},
+		{`multipart/mixed; boundary=b(c)`, `multipart/mixed; boundary=b(c)`},
+		{`multipart/mixed; boundary=(x)`, `multipart/mixed; boundary=(x)`},
 		{`(c) attachment; filename="a.pdf"`, `attachment; filename="a.pdf"`},
 		// Left alone.
 		{`text/plain; charset="utf-8"`, `text/plain; charset="utf-8"`},

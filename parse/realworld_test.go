@@ -457,6 +457,12 @@ func TestRawISO2022JPHeaders(t *testing.T) {
 	if n := countContaining(d.Warnings, "raw ISO-2022-JP"); n != 3 {
 		t.Errorf("warnings %q, want 3 about raw ISO-2022-JP", d.Warnings)
 	}
+	// Beside 8-bit bytes, escapes are not JIS: the field is read as
+	// 8-bit fields are, the rest of it kept.
+	d = parseCRLF(t, "Subject: caf\xe9 "+jis("日本")+"\n\nhi\n")
+	if !strings.HasPrefix(d.Subject, "café ") || countContaining(d.Warnings, "raw ISO-2022-JP") != 0 {
+		t.Errorf("subject %q, warnings %q; want café kept, no JIS decoding", d.Subject, d.Warnings)
+	}
 }
 
 // MIME headers repaired shorter still count at their size as read
