@@ -511,7 +511,10 @@ func (q *Queue) loadPending(ctx context.Context, recID string) (*Delivery, error
 		if err != nil {
 			return nil, err
 		}
-		if twin.EventID == d.EventID && len(twin.Attempts) >= len(d.Attempts) {
+		// A failed twin of an earlier replay is not this version's
+		// outcome: the delivery was replayed (ReplayPending) while the
+		// attempt that failed it ran, and the replay goes on.
+		if twin.EventID == d.EventID && len(twin.Attempts) >= len(d.Attempts) && (s == StateDelivered || twin.Replays >= d.Replays) {
 			// Only the version read: a replay may have just put a new one.
 			if err := store.DeleteIfMatch(ctx, q.store, RecordKey(StatePending, recID), d.etag); err != nil {
 				return nil, err // ErrPrecondition: read it again
@@ -751,7 +754,14 @@ func (q *Queue) move(ctx context.Context, nd *Delivery) error {
 	// Lazy: a crash of the machine that undoes the move leaves the record
 	// pending, and the delivery is made again (at least once, same
 	// webhook-id); nothing is lost.
-	obj, err := store.MoveAppend(ctx, q.store, from, to, tail, store.MoveOptions{Lazy: true})
+	opts := store.MoveOptions{Lazy: true}
+	if nd.State == StateFailed {
+		// Only the version the failure follows: a delivery replayed
+		// while its attempt ran (ReplayPending) stays pending for the
+		// replay. A success settles it whatever happened since.
+		opts.IfMatch = fromETag
+	}
+	obj, err := store.MoveAppend(ctx, q.store, from, to, tail, opts)
 	switch {
 	case err == nil:
 		nd.etag = obj.ETag
@@ -949,8 +959,8 @@ func (q *Queue) PendingEndpoint(d *Delivery, endpoint string) (string, error) {
 // retries to run out. A claim or lease on the delivery stays, so no two
 // processes attempt it at once: an attempt under way finishes, and if it
 // succeeds the delivery is delivered (to the endpoint it was made to);
-// if not, its retry cannot be recorded over this version, which the next
-// attempt reads. It returns the endpoint written; the error wraps
+// if not, neither its retry nor its failure can be recorded over this
+// version, which the next attempt reads. It returns the endpoint written; the error wraps
 // store.ErrNotFound when the delivery is no longer pending.
 func (q *Queue) ReplayPending(ctx context.Context, recID, endpoint string) (string, error) {
 	if !ValidRecordID(recID) {

@@ -676,6 +676,13 @@ func TestReplayPending(t *testing.T) {
 		if err := f.q.RecordAttempt(ctx, &stale, queue.Attempt{At: f.now, Status: 503}, f.now.Add(time.Hour)); !errors.Is(err, store.ErrPrecondition) {
 			t.Errorf("an attempt's retry recorded on the version before the replay = %v, want ErrPrecondition", err)
 		}
+		// Its final failure does not undo the replay either: refused
+		// where moves are conditional, left beside it elsewhere.
+		failedStale := stale
+		_ = f.q.MarkFailed(ctx, &failedStale, queue.Attempt{At: f.now, Status: 410}, "HTTP 410")
+		if got, err := f.q.Load(ctx, d.ID); err != nil || got.State != queue.StatePending || got.Endpoint != "http://given" {
+			t.Fatalf("after the stale failure: %+v, %v; want the replay still pending", got, err)
+		}
 		cur, err := f.q.Load(ctx, d.ID)
 		if err != nil {
 			t.Fatal(err)

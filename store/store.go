@@ -133,6 +133,10 @@ type MoveOptions struct {
 	// move (the object is then at from again), never leave it at both
 	// keys or neither.
 	Lazy bool
+	// IfMatch, if not empty, moves the object only if its current ETag is
+	// this; otherwise the move fails with ErrPrecondition and changes
+	// nothing.
+	IfMatch string
 }
 
 // Appender is implemented by stores that can append to an object in place

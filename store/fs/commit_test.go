@@ -303,6 +303,30 @@ func TestMoveOntoDirectory(t *testing.T) {
 	}
 }
 
+// A move with IfMatch moves only the version it names: another, or a
+// stale ETag, fails with ErrPrecondition and leaves both keys as they were.
+func TestMoveIfMatch(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t, t.TempDir())
+	old := putString(t, s, "m/a", "v1", store.PutOptions{})
+	cur := putString(t, s, "m/a", "v2", store.PutOptions{IfMatch: old.ETag})
+	if _, err := s.MoveAppend(ctx, "m/a", "d/a", []byte("+"), store.MoveOptions{IfMatch: old.ETag}); !errors.Is(err, store.ErrPrecondition) {
+		t.Fatalf("move of a stale version = %v, want ErrPrecondition", err)
+	}
+	if got := readKey(t, s, "m/a"); got != "v2" {
+		t.Errorf("m/a = %q after the refused move, want v2 untouched", got)
+	}
+	if _, _, err := s.Get(ctx, "d/a"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("d/a after the refused move: %v, want ErrNotFound", err)
+	}
+	if _, err := s.MoveAppend(ctx, "m/a", "d/a", []byte("+"), store.MoveOptions{IfMatch: cur.ETag}); err != nil {
+		t.Fatalf("move of the current version: %v", err)
+	}
+	if got := readKey(t, s, "d/a"); got != "v2+" {
+		t.Errorf("d/a = %q, want v2+", got)
+	}
+}
+
 // TestPutAllUnordered: without the log, a batch of create-only Unordered
 // requests costs one syncfs, started after its last name was placed; a batch with any request
 // ordered, or an Unordered one that is not create-only, still makes the

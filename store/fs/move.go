@@ -46,7 +46,7 @@ func (s *Store) MoveAppend(ctx context.Context, from, to string, tail []byte, op
 	if err != nil {
 		return store.Object{}, s.moveErr(from, to, err)
 	}
-	obj, err := s.moveLocked(ctx, from, to, tail)
+	obj, err := s.moveLocked(ctx, from, to, tail, opts.IfMatch)
 	unlock()
 	if err != nil {
 		return store.Object{}, err
@@ -61,7 +61,7 @@ func (s *Store) MoveAppend(ctx context.Context, from, to string, tail []byte, op
 	return obj, nil
 }
 
-func (s *Store) moveLocked(ctx context.Context, from, to string, tail []byte) (store.Object, error) {
+func (s *Store) moveLocked(ctx context.Context, from, to string, tail []byte, ifMatch string) (store.Object, error) {
 	src := s.path(from)
 	f, fi, err := openAppend(src)
 	switch {
@@ -71,6 +71,9 @@ func (s *Store) moveLocked(ctx context.Context, from, to string, tail []byte) (s
 		return store.Object{}, s.moveErr(from, to, err)
 	}
 	defer f.Close()
+	if ifMatch != "" && etag(fi) != ifMatch {
+		return store.Object{}, fmt.Errorf("fs: move %s: %w", from, store.ErrPrecondition)
+	}
 	if len(tail) > 0 {
 		if _, err := f.Write(tail); err != nil {
 			// Best effort: take a partial tail back off (a full disk), so
