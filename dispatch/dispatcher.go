@@ -419,7 +419,7 @@ func (d *Dispatcher) done1(it *item, endpoint string, keep bool, next time.Time)
 	case it.again != nil && !keep:
 		// Finished, but a newer version was enqueued meanwhile (a replay).
 		it.rec, it.again = it.again, nil
-		it.endpoint, it.at, it.windowStart = it.rec.Endpoint, it.rec.NextAttemptAt, it.rec.RetryWindowStart()
+		it.endpoint, it.at, it.windowStart = canonical(it.rec.Endpoint), it.rec.NextAttemptAt, it.rec.RetryWindowStart()
 		heap.Push(&d.sched, it)
 	case keep:
 		if it.again != nil {

@@ -2,8 +2,9 @@ package dispatch
 
 import (
 	"container/heap"
+	"strings"
+	"sync"
 	"time"
-	"unique"
 
 	"github.com/mailhook/mailhook/queue"
 )
@@ -17,7 +18,18 @@ func newItem(id string, rec, cached *queue.Delivery) *item {
 // canonical returns the one copy of endpoint that the items share: a
 // backlog of deliveries to a few endpoints holds a few strings, not one
 // an item.
-func canonical(endpoint string) string { return unique.Make(endpoint).Value() }
+func canonical(endpoint string) string {
+	if v, ok := endpointNames.Load(endpoint); ok {
+		return v.(string)
+	}
+	c := strings.Clone(endpoint) // not a slice of a record being decoded
+	v, _ := endpointNames.LoadOrStore(c, c)
+	return v.(string)
+}
+
+// endpointNames holds the one copy of every endpoint met. Endpoints are
+// few: the configuration's, and those replays name.
+var endpointNames sync.Map
 
 // item is one pending delivery known to the dispatcher. Only its
 // scheduling facts are kept in memory; the record itself is cached only
