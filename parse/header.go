@@ -267,7 +267,7 @@ func repairMediaType(v string, w *warnings, label string) string {
 			out = "text/plain"
 		}
 	}
-	w.addf("%s: Content-Type %q is not a valid media type: read as %q", label, v, out)
+	w.addf("%s: Content-Type %s is not a valid media type: read as %s", label, quote(v), quote(out))
 	return out
 }
 

@@ -390,7 +390,7 @@ func tidyParams(v string) string {
 			}
 			put(v[i:end])
 			i = end
-			if !fileParam(v[attrAt:eq]) {
+			if !fileParam(v[attrStart(v, attrAt, eq):eq]) {
 				// A filename's words and parentheses are its own
 				// ("Document (2)", "Q1 results=final.pdf").
 				var more string
@@ -413,6 +413,18 @@ func tidyParams(v string) string {
 		return v
 	}
 	return string(b)
+}
+
+// attrStart returns where the attribute ending at v[eq] (its "=")
+// starts: after the white space or separator before it, at from at the
+// earliest. Only the attribute's own bytes are read, so that a value
+// without ";" stays linear.
+func attrStart(v string, from, eq int) int {
+	t := eq
+	for t > from && (tokenByte[v[t-1]] || v[t-1] == '*') {
+		t--
+	}
+	return t
 }
 
 // fileParam reports whether attr (perhaps with white space around it, or

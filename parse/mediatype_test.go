@@ -204,3 +204,22 @@ func FuzzTidyParams(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkTidyParams: values tidyParams repairs, and hostile ones (16
+// KiB fields, as mimeHeader allows) that must cost time linear in their
+// size.
+func BenchmarkTidyParams(b *testing.B) {
+	for name, v := range map[string]string{
+		"bounce":             `multipart/report; report-type=delivery-status; boundary="40F1/x.uk" Message-Id: <1@x.uk>`,
+		"missing semicolons": "text/plain" + strings.Repeat(" x=y", 4<<10),
+		"spaces, comments":   "text/plain;" + strings.Repeat(" ", 8000) + strings.Repeat("(a)", 2700),
+		"quoted, comments":   "text/plain; " + strings.Repeat(`a="b" (c) `, 1600),
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(v)))
+			for b.Loop() {
+				tidyParams(v)
+			}
+		})
+	}
+}
