@@ -464,8 +464,11 @@ func (q *Queue) Load(ctx context.Context, recID string) (*Delivery, error) {
 	if !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("queue: load %s: %w", recID, err)
 	}
-	// Failed first: a replayed delivery may briefly exist as both.
-	for _, s := range []State{StateFailed, StateDelivered} {
+	// Delivered first: nothing moves a delivery out of delivered, so a
+	// failed record beside it is stale (one an interrupted cleanup left:
+	// a replayed delivery's old dead letter, or a failure recorded on the
+	// version before a replay --pending, on a store without moves).
+	for _, s := range []State{StateDelivered, StateFailed} {
 		d, err := q.get(ctx, RecordKey(s, recID))
 		if err == nil {
 			return d, nil
@@ -884,6 +887,13 @@ func (q *Queue) Replay(ctx context.Context, recID string, endpoint string) error
 	d, err := q.get(ctx, failedKey)
 	if err != nil {
 		return fmt.Errorf("queue: replay %s: %w", recID, err)
+	}
+	if _, err := q.get(ctx, RecordKey(StateDelivered, recID)); err == nil {
+		// Delivered since: the dead letter is a stale one a cleanup left.
+		if err := store.DeleteIfMatch(ctx, q.store, failedKey, d.etag); err != nil && !errors.Is(err, store.ErrPrecondition) {
+			return fmt.Errorf("queue: replay %s: %w", recID, err)
+		}
+		return fmt.Errorf("queue: replay %s: delivered already: %w", recID, store.ErrNotFound)
 	}
 	if endpoint, err = q.ReplayEndpoint(d, endpoint); err != nil {
 		return fmt.Errorf("queue: replay %s: %w", recID, err)

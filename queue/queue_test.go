@@ -706,6 +706,32 @@ func TestReplayPending(t *testing.T) {
 	})
 }
 
+// A failed record beside a delivered one is stale (a cleanup that did
+// not happen): Load says delivered, and Replay removes it instead of
+// sending the delivery again.
+func TestStaleFailedBesideDelivered(t *testing.T) {
+	backends(t, func(t *testing.T, s store.Store) {
+		ctx := t.Context()
+		f, _, d := attempted(t, s)
+		putRecordCopy(t, s, "deliveries/failed/"+d.ID+".json", "deliveries/pending/"+d.ID+".json", func(m map[string]any) {
+			m["state"] = "failed"
+			m["last_error"] = "HTTP 410"
+		})
+		if err := f.q.MarkDelivered(ctx, d, queue.Attempt{At: t0, Status: 204}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := f.q.Load(ctx, d.ID); err != nil || got.State != queue.StateDelivered {
+			t.Fatalf("Load = %+v, %v; want delivered", got, err)
+		}
+		if err := f.q.Replay(ctx, d.ID, ""); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Replay of the stale dead letter = %v, want ErrNotFound", err)
+		}
+		if want := []string{"deliveries/delivered/" + d.ID + ".json"}; !slices.Equal(keys(t, s, "deliveries/"), want) {
+			t.Errorf("keys = %q, want %q", keys(t, s, "deliveries/"), want)
+		}
+	})
+}
+
 func TestValidRecordID(t *testing.T) {
 	id := event.NewID(t0)
 	tests := []struct {
