@@ -909,7 +909,7 @@ func (b *builder) plainTextLeaf(n *node) *enmime.Part {
 			return nil
 		}
 		if size <= deferAbove {
-			p.Content, ok = decodePieces(cte, body, enc)
+			p.Content, ok = decodeSized(cte, body, enc, size)
 			if !ok {
 				return nil
 			}

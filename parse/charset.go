@@ -444,6 +444,11 @@ func decodePieces(cte string, body []byte, enc encoding.Encoding) ([]byte, bool)
 	if !ok {
 		return nil, false
 	}
+	return decodeSized(cte, body, enc, size)
+}
+
+// decodeSized is decodePieces once decodedSize has given the size.
+func decodeSized(cte string, body []byte, enc encoding.Encoding, size int) ([]byte, bool) {
 	out := bytes.NewBuffer(make([]byte, 0, size))
 	w := transform.NewWriter(out, enc.NewDecoder())
 	transferPieces(cte, body, func(piece []byte) { _, _ = w.Write(piece) })
