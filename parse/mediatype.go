@@ -359,12 +359,8 @@ func tidyParams(v string) string {
 			i = k // comments only, between the type and its parameters
 		}
 	}
-	attrAt := i // where the parameter being read starts
 	for i < len(v) {
 		c := v[i]
-		if c == ';' {
-			attrAt = i + 1
-		}
 		if c == '(' {
 			end := commentEnd(v, i)
 			if end < 0 {
@@ -390,7 +386,7 @@ func tidyParams(v string) string {
 			}
 			put(v[i:end])
 			i = end
-			if !fileParam(v[attrStart(v, attrAt, eq):eq]) {
+			if !fileParam(v[attrStart(v, eq):eq]) {
 				// A filename's words and parentheses are its own
 				// ("Document (2)", "Q1 results=final.pdf").
 				var more string
@@ -416,21 +412,21 @@ func tidyParams(v string) string {
 }
 
 // attrStart returns where the attribute ending at v[eq] (its "=")
-// starts: after the white space or separator before it, at from at the
-// earliest. Only the attribute's own bytes are read, so that a value
-// without ";" stays linear.
-func attrStart(v string, from, eq int) int {
+// starts: after the white space or separator before it. Only the
+// attribute's own bytes are read, so that a value without ";" stays
+// linear.
+func attrStart(v string, eq int) int {
 	t := eq
-	for t > from && (tokenByte[v[t-1]] || v[t-1] == '*') {
+	for t > 0 && tokenByte[v[t-1]] {
 		t--
 	}
 	return t
 }
 
-// fileParam reports whether attr (perhaps with white space around it, or
-// an RFC 2231 section: "filename*0*") is name or filename.
+// fileParam reports whether attr (perhaps an RFC 2231 section:
+// "filename*0*") is name or filename.
 func fileParam(attr string) bool {
-	base, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(attr)), "*")
+	base, _, _ := strings.Cut(strings.ToLower(attr), "*")
 	return base == "name" || base == "filename"
 }
 
