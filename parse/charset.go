@@ -258,6 +258,19 @@ func from8bit(s string) (string, bool) {
 	return out, true
 }
 
+// rawText returns a header field's value as text when its bytes are not
+// plain UTF-8 (raw ISO-2022-JP, fromJIS; other 8-bit bytes, from8bit) and
+// what was done, for a warning ("" when nothing was).
+func rawText(value string) (text, how string) {
+	if v, jis := fromJIS(value); jis {
+		return v, "is raw ISO-2022-JP, not in encoded words: decoded"
+	}
+	if v, was8bit := from8bit(value); was8bit {
+		return v, "is neither ASCII nor UTF-8: read as windows-1252"
+	}
+	return value, ""
+}
+
 // fromJIS decodes s if it holds raw ISO-2022-JP (7-bit JIS: escape
 // sequences switching to JIS X 0208), as older Japanese mailers wrote
 // header fields instead of encoded words, and reports whether it did.

@@ -175,15 +175,9 @@ func mimeHeader(fields []field, w *warnings, label, defaultType string) (header 
 				w.addf("%s: %s header ignored: %d bytes, more than %d", label, f.name, len(value), maxMIMEFieldBytes)
 				break
 			}
-			if v, jis := fromJIS(value); jis {
+			if v, how := rawText(value); how != "" {
 				if label != "message" { // top-level fields are reported by newHeaderReader
-					w.addf("%s: %s header is raw ISO-2022-JP, not in encoded words: decoded", label, f.name)
-				}
-				value = v
-			}
-			if v, was8bit := from8bit(value); was8bit {
-				if label != "message" {
-					w.addf("%s: %s header is neither ASCII nor UTF-8: read as windows-1252", label, f.name)
+					w.addf("%s: %s header %s", label, f.name, how)
 				}
 				value = v
 			}
@@ -542,13 +536,9 @@ func newHeaderReader(hb headerBlock, dec *wordDecoder, w *warnings) *headerReade
 	hr.raw = make([]string, 0, len(fields))
 	for _, f := range fields {
 		value := strings.TrimSpace(strings.ReplaceAll(f.value, "\r", " ")) // stray CR from a bare-CR line end
-		if v, jis := fromJIS(value); jis {
-			w.addf("header %s is raw ISO-2022-JP, not in encoded words: decoded", f.name)
-			value = v
-		}
-		value, was8bit := from8bit(value)
-		if was8bit {
-			w.addf("header %s is neither ASCII nor UTF-8: read as windows-1252", f.name)
+		value, how := rawText(value)
+		if how != "" {
+			w.addf("header %s %s", f.name, how)
 		}
 		decode := dec.decode
 		if addressField(f.name) {
