@@ -97,9 +97,9 @@ func replay(ctx context.Context, args []string, lookup func(string) (string, boo
 		defer t.Stop()
 		pace = t.C
 	}
-	state, records := "failed", q.Failed(ctx)
+	state, records, whereTo := "failed", q.Failed(ctx), q.ReplayEndpoint
 	if *pending {
-		state, records = "pending", q.Pending(ctx)
+		state, records, whereTo = "pending", q.Pending(ctx), q.PendingEndpoint
 	}
 	var n, failed int
 	var stopped error // the context's, when interrupted
@@ -117,10 +117,7 @@ func replay(ctx context.Context, args []string, lookup func(string) (string, boo
 		if !from.IsZero() && d.ReceivedAt.Before(from) {
 			continue
 		}
-		to, err := q.ReplayEndpoint(d, *endpoint)
-		if *pending {
-			to, err = q.PendingEndpoint(d, *endpoint)
-		}
+		to, err := whereTo(d, *endpoint)
 		if *dryRun {
 			if err != nil {
 				// What the replay itself would report.
